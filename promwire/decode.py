@@ -1,0 +1,360 @@
+"""Decoding: protobuf bytes to promwire message objects.
+
+``decode(cls, data)`` works for every message class in :data:`promwire.schema.SCHEMAS`.
+Two kinds of decoder sit behind it:
+
+* a generic one that walks a message's field table (all messages; cold paths);
+* hand-written hot paths for what dominates remote-write traffic: ``TimeSeries``
+  (its label block and its samples) and ``Label``. They produce exactly what the
+  generic decoder produces (the tests hold them to it) and fall back to it for
+  anything unusual.
+
+Every decoder walks one ``bytes`` buffer with an integer cursor ``pos`` and the
+end of the current (sub-)message ``end``: no sub-message is sliced out.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from . import messages as m
+from .errors import DecodeError
+from .schema import SCHEMAS, WIRE_TYPE, FieldSpec, Kind
+from .wire import (
+    INT64_MAX,
+    LEN,
+    MASK32,
+    read_varint,
+    skip_field,
+    to_int32,
+    to_int64,
+    unpack_double,
+    zigzag_decode,
+)
+
+__all__ = ["cache_info", "clear_caches", "decode", "set_cache_limits"]
+
+T = TypeVar("T")
+Decoder = Callable[[bytes, int, int], Any]
+
+# ------------------------------------------------------------------------------ caches
+#
+# Label pairs repeat massively within a request, and Prometheus resends the same
+# series every scrape. Two caches exploit that, keyed by raw wire bytes (so a hit
+# is exactly the object a fresh decode would build):
+#   _pairs:  bytes of one Label message          -> Label (frozen, shareable)
+#   _blocks: bytes of a series' run of labels    -> tuple[Label, ...]
+# Both are bounded: when one is full it is emptied and refills with what is hot.
+# dict get/set are atomic under the GIL, so concurrent handlers need no lock.
+
+_pairs: dict[bytes, m.Label] = {}
+_blocks: dict[bytes, tuple[m.Label, ...]] = {}
+_limits = {"pairs": 200_000, "blocks": 50_000}
+
+
+def set_cache_limits(*, pairs: int = 200_000, blocks: int = 50_000) -> None:
+    """Bound the label caches (entries). ``0`` disables a cache."""
+    _limits["pairs"] = pairs
+    _limits["blocks"] = blocks
+    clear_caches()
+
+
+def clear_caches() -> None:
+    """Empty the label caches (a cold start, e.g. for benchmarks)."""
+    _pairs.clear()
+    _blocks.clear()
+
+
+def cache_info() -> dict[str, int]:
+    """Current sizes and limits of the label caches."""
+    return {
+        "pairs": len(_pairs),
+        "pairs_limit": _limits["pairs"],
+        "blocks": len(_blocks),
+        "blocks_limit": _limits["blocks"],
+    }
+
+
+# ------------------------------------------------------------------ the generic decoder
+
+_DECODERS: dict[type[Any], Decoder] = {}
+
+
+def _decoder_for(cls: type[Any]) -> Decoder:
+    fn = _DECODERS.get(cls)
+    if fn is None:
+        if cls not in SCHEMAS:
+            raise TypeError(f"{cls!r} is not a promwire message class")
+        fn = _make_generic(cls)
+        _DECODERS[cls] = fn
+    return fn
+
+
+def _read_scalar(spec: FieldSpec, buf: bytes, pos: int, end: int) -> tuple[Any, int]:
+    """Read one element of a non-message field at ``pos``."""
+    kind = spec.kind
+    if kind == Kind.DOUBLE:
+        if pos + 8 > end:
+            raise DecodeError(f"{spec.name}: truncated double")
+        return unpack_double(buf, pos)[0], pos + 8
+    if kind == Kind.STRING or kind == Kind.BYTES:
+        n, pos = read_varint(buf, pos)
+        stop = pos + n
+        if stop > end:
+            raise DecodeError(f"{spec.name}: length {n} runs past the end of its message")
+        if kind == Kind.BYTES:
+            return buf[pos:stop], stop
+        try:
+            return buf[pos:stop].decode("utf-8"), stop
+        except UnicodeDecodeError:
+            raise DecodeError(f"{spec.name}: string is not valid UTF-8") from None
+    v, pos = read_varint(buf, pos)
+    if kind == Kind.INT64:
+        return to_int64(v), pos
+    if kind == Kind.UINT64:
+        return v, pos
+    if kind == Kind.UINT32:
+        return v & MASK32, pos
+    if kind == Kind.SINT64:
+        return zigzag_decode(v), pos
+    if kind == Kind.SINT32:
+        return zigzag_decode(v & MASK32), pos
+    if kind == Kind.BOOL:
+        return v != 0, pos
+    # ENUM: int32 on the wire; a number this version does not know stays an int.
+    n32 = to_int32(v)
+    try:
+        return spec.enum(n32), pos
+    except ValueError:
+        return n32, pos
+
+
+def _make_generic(cls: type[Any]) -> Decoder:
+    """Build a decoder for ``cls`` driven by its field table."""
+    fields = SCHEMAS[cls]
+    # tag value -> (spec, packed?) ; repeated scalars accept both encodings.
+    by_tag: dict[int, tuple[FieldSpec, bool]] = {}
+    for spec in fields:
+        wt = WIRE_TYPE[spec.kind]
+        by_tag[(spec.number << 3) | wt] = (spec, False)
+        if spec.packed:
+            by_tag[(spec.number << 3) | LEN] = (spec, True)
+    siblings = {
+        spec.name: tuple(o.name for o in fields if o.oneof == spec.oneof and o is not spec)
+        for spec in fields
+        if spec.oneof
+    }
+    submessage = {spec.name: spec.message for spec in fields if spec.kind == Kind.MESSAGE}
+
+    def decode_generic(buf: bytes, pos: int, end: int) -> Any:
+        kw: dict[str, Any] = {}
+        singular_msgs: dict[str, list[tuple[int, int]]] = {}
+        while pos < end:
+            t = buf[pos]
+            if t < 0x80:
+                pos += 1
+            else:
+                t, pos = read_varint(buf, pos)
+            entry = by_tag.get(t)
+            if entry is None:
+                if t >> 3 == 0:
+                    raise DecodeError(f"{cls.__name__}: field number 0")
+                pos = skip_field(buf, pos, end, t & 7)
+                continue
+            spec, packed = entry
+            name = spec.name
+            if spec.kind == Kind.MESSAGE:
+                n, pos = read_varint(buf, pos)
+                stop = pos + n
+                if stop > end:
+                    raise DecodeError(f"{cls.__name__}.{name}: length runs past the end")
+                if spec.repeated:
+                    value = _decoder_for(submessage[name])(buf, pos, stop)
+                    lst = kw.get(name)
+                    if lst is None:
+                        kw[name] = [value]
+                    else:
+                        lst.append(value)
+                else:
+                    # A singular sub-message seen twice is merged, which is what
+                    # parsing the concatenation of both occurrences gives.
+                    singular_msgs.setdefault(name, []).append((pos, stop))
+                pos = stop
+            elif packed:
+                n, pos = read_varint(buf, pos)
+                stop = pos + n
+                if stop > end:
+                    raise DecodeError(f"{cls.__name__}.{name}: length runs past the end")
+                lst = kw.setdefault(name, [])
+                while pos < stop:
+                    value, pos = _read_scalar(spec, buf, pos, stop)
+                    lst.append(value)
+                if pos != stop:
+                    raise DecodeError(f"{cls.__name__}.{name}: packed element runs past its record")
+            else:
+                value, pos = _read_scalar(spec, buf, pos, end)
+                if spec.repeated:
+                    kw.setdefault(name, []).append(value)
+                else:
+                    kw[name] = value
+                    if spec.oneof:
+                        for other in siblings[name]:
+                            kw.pop(other, None)
+        if pos != end:
+            raise DecodeError(f"{cls.__name__}: last field runs past the end of the message")
+        for name, ranges in singular_msgs.items():
+            sub = _decoder_for(submessage[name])
+            if len(ranges) == 1:
+                kw[name] = sub(buf, ranges[0][0], ranges[0][1])
+            else:
+                joined = b"".join(buf[a:b] for a, b in ranges)
+                kw[name] = sub(joined, 0, len(joined))
+        return cls(**kw)
+
+    decode_generic.__name__ = f"decode_{cls.__name__}"
+    return decode_generic
+
+
+# ---------------------------------------------------------------------- the hot paths
+
+_generic_label = _make_generic(m.Label)
+_generic_sample = _make_generic(m.Sample)
+Sample = m.Sample
+
+
+def _label(buf: bytes, pos: int, end: int) -> m.Label:
+    """Decode one Label, through the pair cache."""
+    key = buf[pos:end]
+    label = _pairs.get(key)
+    if label is None:
+        label = _generic_label(buf, pos, end)
+        if len(_pairs) >= _limits["pairs"]:
+            _pairs.clear()
+            if not _limits["pairs"]:
+                return label
+        _pairs[key] = label
+    return label
+
+
+def _label_block(buf: bytes, pos: int, end: int) -> tuple[m.Label, ...]:
+    """Decode a run of ``0a``-tagged Label records filling ``[pos, end)``."""
+    out = []
+    while pos < end:
+        pos += 1  # the 0a tag, checked by the caller's scan
+        n = buf[pos]
+        if n < 0x80:
+            pos += 1
+        else:
+            n, pos = read_varint(buf, pos)
+        stop = pos + n
+        out.append(_label(buf, pos, stop))
+        pos = stop
+    return tuple(out)
+
+
+def _timeseries(buf: bytes, pos: int, end: int) -> m.TimeSeries:
+    """Decode a TimeSeries; the label block and plain samples take fast paths."""
+    labels: list[m.Label] = []
+    samples: list[m.Sample] = []
+    exemplars: list[m.Exemplar] = []
+    histograms: list[m.Histogram] = []
+
+    # Labels come first and together (Prometheus always sends them so): find
+    # the run of 0a records and look the whole block up by its bytes.
+    if pos < end and buf[pos] == 0x0A:
+        p = pos
+        while p < end and buf[p] == 0x0A:
+            n = buf[p + 1]
+            # 1-byte length fast path (labels are almost always < 128 bytes)
+            if n < 0x80:
+                p += 2 + n
+            else:
+                n, p = read_varint(buf, p + 1)
+                p += n
+        if p > end:
+            raise DecodeError("TimeSeries.labels: length runs past the end")
+        key = buf[pos:p]
+        block = _blocks.get(key)
+        if block is None:
+            block = _label_block(buf, pos, p)
+            if len(_blocks) >= _limits["blocks"]:
+                _blocks.clear()
+            if _limits["blocks"]:
+                _blocks[key] = block
+        labels = list(block)
+        pos = p
+
+    while pos < end:
+        t = buf[pos]
+        pos += 1
+        if t == 0x12 or t == 0x0A or t == 0x1A or t == 0x22:
+            n = buf[pos]
+            if n < 0x80:
+                pos += 1
+            else:
+                n, pos = read_varint(buf, pos)
+            stop = pos + n
+            if stop > end:
+                raise DecodeError("TimeSeries: length runs past the end")
+            if t == 0x12:
+                # Fast path for the shape every sender uses:
+                #   09 <8-byte double> 10 <varint timestamp>
+                if n >= 11 and buf[pos] == 0x09 and buf[pos + 9] == 0x10:
+                    p = pos + 10
+                    b = buf[p]
+                    ts = b & 0x7F
+                    shift = 7
+                    p += 1
+                    while b >= 0x80 and shift < 70:
+                        b = buf[p]
+                        ts |= (b & 0x7F) << shift
+                        shift += 7
+                        p += 1
+                    if p == stop and b < 0x80:
+                        if ts > INT64_MAX:
+                            ts = to_int64(ts & ((1 << 64) - 1))
+                        samples.append(Sample(unpack_double(buf, pos + 1)[0], ts))
+                        pos = stop
+                        continue
+                samples.append(_generic_sample(buf, pos, stop))
+            elif t == 0x0A:
+                labels.append(_label(buf, pos, stop))
+            elif t == 0x1A:
+                exemplars.append(_decoder_for(m.Exemplar)(buf, pos, stop))
+            else:
+                histograms.append(_decoder_for(m.Histogram)(buf, pos, stop))
+            pos = stop
+        else:
+            if t >= 0x80:
+                t, pos = read_varint(buf, pos - 1)
+            if t >> 3 == 0:
+                raise DecodeError("TimeSeries: field number 0")
+            pos = skip_field(buf, pos, end, t & 7)
+    if pos != end:
+        raise DecodeError("TimeSeries: last field runs past the end of the message")
+    return m.TimeSeries(labels, samples, exemplars, histograms)
+
+
+_DECODERS[m.Label] = _label
+_DECODERS[m.TimeSeries] = _timeseries
+
+
+# ------------------------------------------------------------------------ public entry
+
+
+def decode(cls: type[T], data: bytes | bytearray | memoryview) -> T:
+    """Decode ``data`` (uncompressed protobuf) as a message of class ``cls``.
+
+    Raises :class:`~promwire.errors.DecodeError` for anything that is not a
+    valid encoding: truncation, over-long varints, lengths past the end, wire
+    types 3/4/6/7, field number 0, invalid UTF-8. Unknown fields are skipped.
+    """
+    buf = data if type(data) is bytes else bytes(data)
+    fn = _decoder_for(cls)
+    try:
+        result: T = fn(buf, 0, len(buf))
+    except (IndexError, struct.error):
+        raise DecodeError(f"{cls.__name__}: truncated message") from None
+    return result
