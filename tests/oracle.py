@@ -232,7 +232,9 @@ CORTEX = _build(
 )
 
 #: promwire class -> oracle class.
-ORACLE: dict[type[Any], Any] = {cls: CLASSES[cls.__name__] for cls in SCHEMAS if cls.__module__ == m.__name__}
+ORACLE: dict[type[Any], Any] = {
+    cls: CLASSES[cls.__name__] for cls in SCHEMAS if cls.__module__ == m.__name__
+}
 
 
 def fill(pb: Any, msg: Any) -> Any:
