@@ -59,8 +59,8 @@ D_1_5 = "000000000000f83f"  # 1.5 = 0x3ff8000000000000
 D_2 = "0000000000000040"  # 2.0 = 0x4000000000000000
 D_0 = "0000000000000000"
 D_NEG_ZERO = "0000000000000080"
-D_STALE = "02000000" "0000f07f"  # 0x7ff0000000000002
-D_PROM_NAN = "01000000" "0000f87f"  # 0x7ff8000000000001
+D_STALE = "020000000000f07f"  # 0x7ff0000000000002
+D_PROM_NAN = "010000000000f87f"  # 0x7ff8000000000001
 D_INF = "000000000000f07f"
 
 NEG1_VARINT = "ffffffffffffffffff01"  # -1 as int64/int32-enum: 64 one bits -> 10 bytes
@@ -172,8 +172,14 @@ CASES: list[Case] = [
         Histogram(negative_counts=[1.0, 0.0]),
         f"52 10 {D_1} {D_0}",
     ),
-    Case("histogram_packed_positive_counts_nan", Histogram(positive_counts=[STALE_NAN]), f"6a 08 {D_STALE}"),
-    Case("histogram_custom_values_field16_82_01", Histogram(custom_values=[0.5]), f"82 01 08 {D_0_5}"),
+    Case(
+        "histogram_packed_positive_counts_nan",
+        Histogram(positive_counts=[STALE_NAN]),
+        f"6a 08 {D_STALE}",
+    ),
+    Case(
+        "histogram_custom_values_field16_82_01", Histogram(custom_values=[0.5]), f"82 01 08 {D_0_5}"
+    ),
     Case("histogram_reset_hint_gauge", Histogram(reset_hint=ResetHint.GAUGE), "70 03"),
     Case("histogram_reset_hint_unknown_number", Histogram(reset_hint=9), "70 09"),
     Case("histogram_negative_timestamp", Histogram(timestamp=-1), f"78 {NEG1_VARINT}"),
@@ -297,9 +303,7 @@ CASES: list[Case] = [
     ),
     Case(
         "read_response_one_series",
-        ReadResponse(
-            results=[QueryResult([TimeSeries([Label("a", "")], [Sample(1.0, 1)])])]
-        ),
+        ReadResponse(results=[QueryResult([TimeSeries([Label("a", "")], [Sample(1.0, 1)])])]),
         f"0a 14 0a 12 0a 03 0a 01 61 12 0b 09 {D_1} 10 01",
     ),
     # ------------------------------------------------------------------ chunks
@@ -319,7 +323,11 @@ CASES: list[Case] = [
         "0a 06 0a 01 61 12 01 62 12 02 18 01",
     ),
     Case("chunked_read_response_query_index", ChunkedReadResponse([], 3), "10 03"),
-    Case("chunked_read_response_index_zero_omitted", ChunkedReadResponse([ChunkedSeries()], 0), "0a 00"),
+    Case(
+        "chunked_read_response_index_zero_omitted",
+        ChunkedReadResponse([ChunkedSeries()], 0),
+        "0a 00",
+    ),
     Case(
         "chunked_read_response_negative_index",
         ChunkedReadResponse([], -2),

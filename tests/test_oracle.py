@@ -94,7 +94,7 @@ def test_unpacked_histogram_bytes_differ_from_packed() -> None:
     h = m.Histogram(positive_deltas=[1, -1], custom_values=[0.5])
     packed = encode(h)
     unpacked = to_oracle(h, UNPACKED).SerializeToString()
-    assert unpacked == bytes.fromhex("6002" "6001" "8101" "000000000000e03f")
+    assert unpacked == bytes.fromhex("600260018101000000000000e03f")
     assert packed != unpacked
     assert canonical(decode(m.Histogram, unpacked)) == canonical(h)
 
