@@ -1,0 +1,188 @@
+"""Converting between remote write 2.0 ``Request`` and 1.0 ``WriteRequest``.
+
+:func:`to_v1` gives a storage the same view of a v2 request it gets from a v1
+one: label sets resolved into ``Label`` objects, samples, exemplars with
+labels, v1 histograms and ``MetricMetadata`` per metric family. What v1
+cannot carry is dropped:
+
+* ``Sample.start_timestamp`` and ``Histogram.start_timestamp`` (v1 has no
+  field for them);
+* per-series metadata beyond one entry per metric family: v1 keys metadata by
+  ``__name__``, so the first non-empty metadata seen for a name wins and
+  series without ``__name__`` contribute none; an empty or absent metadata
+  contributes nothing;
+* the symbol table's order and any unused symbols.
+
+:func:`from_v1` goes the other way, building the symbol table. Metadata is
+attached to every series whose ``__name__`` equals its
+``metric_family_name`` (exact match, no ``_total``/``_bucket`` suffix
+guessing); series without a match get an empty ``Metadata()``, as Prometheus
+sends. Metadata entries that match no series are lost: v2 has no
+metadata-only records (Prometheus' v1 sender ships metadata in separate
+requests with no series at all; those convert to an empty ``Request``).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TypeVar
+
+from .. import messages as v1
+from ..errors import DecodeError
+from . import messages as v2
+from .symbols import SymbolTable, series_error
+
+__all__ = ["from_v1", "histogram_to_v1", "histogram_to_v2", "to_v1"]
+
+E = TypeVar("E", bound=enum.IntEnum)
+
+
+def _enum(value: enum.IntEnum | int, target: type[E]) -> E | int:
+    """Carry an enum across packages by number; unknown numbers stay plain ``int``."""
+    n = int(value)
+    try:
+        return target(n)
+    except ValueError:
+        return n
+
+
+def histogram_to_v1(h: v2.Histogram) -> v1.Histogram:
+    """The v1 histogram with the same content (``start_timestamp`` is dropped)."""
+    return v1.Histogram(
+        count_int=h.count_int,
+        count_float=h.count_float,
+        sum=h.sum,
+        schema=h.schema,
+        zero_threshold=h.zero_threshold,
+        zero_count_int=h.zero_count_int,
+        zero_count_float=h.zero_count_float,
+        negative_spans=list(h.negative_spans),
+        negative_deltas=list(h.negative_deltas),
+        negative_counts=list(h.negative_counts),
+        positive_spans=list(h.positive_spans),
+        positive_deltas=list(h.positive_deltas),
+        positive_counts=list(h.positive_counts),
+        reset_hint=_enum(h.reset_hint, v1.ResetHint),
+        timestamp=h.timestamp,
+        custom_values=list(h.custom_values),
+    )
+
+
+def histogram_to_v2(h: v1.Histogram, *, start_timestamp: int = 0) -> v2.Histogram:
+    """The v2 histogram with the same content (``start_timestamp`` unset unless given)."""
+    return v2.Histogram(
+        count_int=h.count_int,
+        count_float=h.count_float,
+        sum=h.sum,
+        schema=h.schema,
+        zero_threshold=h.zero_threshold,
+        zero_count_int=h.zero_count_int,
+        zero_count_float=h.zero_count_float,
+        negative_spans=list(h.negative_spans),
+        negative_deltas=list(h.negative_deltas),
+        negative_counts=list(h.negative_counts),
+        positive_spans=list(h.positive_spans),
+        positive_deltas=list(h.positive_deltas),
+        positive_counts=list(h.positive_counts),
+        reset_hint=_enum(h.reset_hint, v2.ResetHint),
+        timestamp=h.timestamp,
+        custom_values=list(h.custom_values),
+        start_timestamp=start_timestamp,
+    )
+
+
+def to_v1(request: v2.Request, *, errors: list[str] | None = None) -> v1.WriteRequest:
+    """Resolve a v2 request into the equivalent v1 ``WriteRequest``.
+
+    Every series' refs are checked (see :func:`promwire.v2.symbols.series_error`).
+    Without ``errors``, the first bad series raises
+    :class:`~promwire.errors.DecodeError` naming it. With an ``errors`` list,
+    bad series are left out and their messages appended to it, so a receiver
+    can store the rest and answer 400 with a partial write, like Prometheus.
+    Series order is kept; metadata entries come in order of first appearance.
+    """
+    symbols = request.symbols
+    # One Label object per distinct (name_ref, value_ref) pair: label pairs
+    # repeat across the series of a request, and Label is frozen (shareable).
+    pairs: dict[tuple[int, int], v1.Label] = {}
+    Label = v1.Label
+    out_series: list[v1.TimeSeries] = []
+    metadata: dict[str, v1.MetricMetadata] = {}
+
+    def labels_of(refs: list[int]) -> list[v1.Label]:
+        out = []
+        for i in range(0, len(refs), 2):
+            key = (refs[i], refs[i + 1])
+            label = pairs.get(key)
+            if label is None:
+                label = pairs[key] = Label(symbols[key[0]], symbols[key[1]])
+            out.append(label)
+        return out
+
+    for index, series in enumerate(request.timeseries):
+        problem = series_error(symbols, series, index)
+        if problem is not None:
+            if errors is None:
+                raise DecodeError(problem)
+            errors.append(problem)
+            continue
+        labels = labels_of(series.labels_refs)
+        out_series.append(
+            v1.TimeSeries(
+                labels=labels,
+                samples=[v1.Sample(s.value, s.timestamp) for s in series.samples],
+                exemplars=[
+                    v1.Exemplar(labels_of(e.labels_refs), e.value, e.timestamp)
+                    for e in series.exemplars
+                ],
+                histograms=[histogram_to_v1(h) for h in series.histograms],
+            )
+        )
+        md = series.metadata
+        if md is not None and (md.type or md.help_ref or md.unit_ref):
+            name = next((lb.value for lb in labels if lb.name == "__name__"), "")
+            if name and name not in metadata:
+                metadata[name] = v1.MetricMetadata(
+                    type=_enum(md.type, v1.MetricType),
+                    metric_family_name=name,
+                    help=symbols[md.help_ref],
+                    unit=symbols[md.unit_ref],
+                )
+    return v1.WriteRequest(timeseries=out_series, metadata=list(metadata.values()))
+
+
+def from_v1(request: v1.WriteRequest) -> v2.Request:
+    """Build the v2 request carrying the series of a v1 ``WriteRequest``.
+
+    Label order is kept as given (senders sort by name). Symbols are
+    numbered in order of first use. See the module docstring for metadata.
+    """
+    table = SymbolTable()
+    ref = table.ref
+    refs = table.refs
+    by_name: dict[str, v1.MetricMetadata] = {}
+    for md in request.metadata:
+        by_name.setdefault(md.metric_family_name, md)
+    out: list[v2.TimeSeries] = []
+    for ts in request.timeseries:
+        labels_refs = refs(ts.labels)
+        name = next((lb.value for lb in ts.labels if lb.name == "__name__"), None)
+        known = by_name.get(name) if name is not None else None
+        if known is None:
+            metadata = v2.Metadata()
+        else:
+            metadata = v2.Metadata(
+                type=_enum(known.type, v2.MetricType),
+                help_ref=ref(known.help),
+                unit_ref=ref(known.unit),
+            )
+        out.append(
+            v2.TimeSeries(
+                labels_refs=labels_refs,
+                samples=[v2.Sample(s.value, s.timestamp) for s in ts.samples],
+                histograms=[histogram_to_v2(h) for h in ts.histograms],
+                exemplars=[v2.Exemplar(refs(e.labels), e.value, e.timestamp) for e in ts.exemplars],
+                metadata=metadata,
+            )
+        )
+    return v2.Request(symbols=table.symbols, timeseries=out)

@@ -1,0 +1,195 @@
+"""protobuf's own (upb) implementation of ``io.prometheus.write.v2``, built at runtime.
+
+The descriptors of ``prompb/io/prometheus/write/v2/types.proto`` are written
+out field by field with ``descriptor_pb2`` (names, numbers, types, oneofs,
+nested enums as in the .proto), added to a private descriptor pool and turned
+into classes by ``message_factory``: no protoc, no generated code.
+
+``CLASSES`` is the current schema; ``LEGACY`` is the same with the
+``int64 created_timestamp = 6`` that ``TimeSeries`` carried from Prometheus
+v2.54 to v3.8 (reserved since), to produce bytes of older senders.
+``to_oracle`` / ``from_oracle`` copy between promwire and oracle messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from promwire.v2 import messages as v2
+from tests.oracle import fill
+from tests.oracle import from_oracle as _from_oracle
+
+FDP = descriptor_pb2.FieldDescriptorProto
+PACKAGE = "io.prometheus.write.v2"
+
+T_INT64 = FDP.TYPE_INT64
+T_UINT64 = FDP.TYPE_UINT64
+T_UINT32 = FDP.TYPE_UINT32
+T_SINT32 = FDP.TYPE_SINT32
+T_SINT64 = FDP.TYPE_SINT64
+T_ENUM = FDP.TYPE_ENUM
+T_DOUBLE = FDP.TYPE_DOUBLE
+T_STRING = FDP.TYPE_STRING
+T_MSG = FDP.TYPE_MESSAGE
+
+OPT = "optional"
+REP = "repeated"
+
+# (name, number, type, label, type_name or None, oneof or None)
+Field = tuple[str, int, int, str, str | None, str | None]
+
+ENUMS: dict[str, list[tuple[str, int]]] = {
+    "Metadata.MetricType": [
+        ("METRIC_TYPE_UNSPECIFIED", 0),
+        ("METRIC_TYPE_COUNTER", 1),
+        ("METRIC_TYPE_GAUGE", 2),
+        ("METRIC_TYPE_HISTOGRAM", 3),
+        ("METRIC_TYPE_GAUGEHISTOGRAM", 4),
+        ("METRIC_TYPE_SUMMARY", 5),
+        ("METRIC_TYPE_INFO", 6),
+        ("METRIC_TYPE_STATESET", 7),
+    ],
+    "Histogram.ResetHint": [
+        ("RESET_HINT_UNSPECIFIED", 0),
+        ("RESET_HINT_YES", 1),
+        ("RESET_HINT_NO", 2),
+        ("RESET_HINT_GAUGE", 3),
+    ],
+}
+
+MESSAGES: dict[str, list[Field]] = {
+    "Request": [
+        ("symbols", 4, T_STRING, REP, None, None),
+        ("timeseries", 5, T_MSG, REP, "TimeSeries", None),
+    ],
+    "TimeSeries": [
+        ("labels_refs", 1, T_UINT32, REP, None, None),
+        ("samples", 2, T_MSG, REP, "Sample", None),
+        ("histograms", 3, T_MSG, REP, "Histogram", None),
+        ("exemplars", 4, T_MSG, REP, "Exemplar", None),
+        ("metadata", 5, T_MSG, OPT, "Metadata", None),
+    ],
+    "Exemplar": [
+        ("labels_refs", 1, T_UINT32, REP, None, None),
+        ("value", 2, T_DOUBLE, OPT, None, None),
+        ("timestamp", 3, T_INT64, OPT, None, None),
+    ],
+    "Sample": [
+        ("value", 1, T_DOUBLE, OPT, None, None),
+        ("timestamp", 2, T_INT64, OPT, None, None),
+        ("start_timestamp", 3, T_INT64, OPT, None, None),
+    ],
+    "Metadata": [
+        ("type", 1, T_ENUM, OPT, "Metadata.MetricType", None),
+        ("help_ref", 3, T_UINT32, OPT, None, None),
+        ("unit_ref", 4, T_UINT32, OPT, None, None),
+    ],
+    "Histogram": [
+        ("count_int", 1, T_UINT64, OPT, None, "count"),
+        ("count_float", 2, T_DOUBLE, OPT, None, "count"),
+        ("sum", 3, T_DOUBLE, OPT, None, None),
+        ("schema", 4, T_SINT32, OPT, None, None),
+        ("zero_threshold", 5, T_DOUBLE, OPT, None, None),
+        ("zero_count_int", 6, T_UINT64, OPT, None, "zero_count"),
+        ("zero_count_float", 7, T_DOUBLE, OPT, None, "zero_count"),
+        ("negative_spans", 8, T_MSG, REP, "BucketSpan", None),
+        ("negative_deltas", 9, T_SINT64, REP, None, None),
+        ("negative_counts", 10, T_DOUBLE, REP, None, None),
+        ("positive_spans", 11, T_MSG, REP, "BucketSpan", None),
+        ("positive_deltas", 12, T_SINT64, REP, None, None),
+        ("positive_counts", 13, T_DOUBLE, REP, None, None),
+        ("reset_hint", 14, T_ENUM, OPT, "Histogram.ResetHint", None),
+        ("timestamp", 15, T_INT64, OPT, None, None),
+        ("custom_values", 16, T_DOUBLE, REP, None, None),
+        ("start_timestamp", 17, T_INT64, OPT, None, None),
+    ],
+    "BucketSpan": [
+        ("offset", 1, T_SINT32, OPT, None, None),
+        ("length", 2, T_UINT32, OPT, None, None),
+    ],
+}
+
+#: Reserved ranges of the current .proto (kept in the descriptor for fidelity).
+RESERVED: dict[str, list[tuple[int, int]]] = {"Request": [(1, 4)], "TimeSeries": [(6, 7)]}
+
+
+def _file(
+    package: str, messages: dict[str, list[Field]], reserved: dict[str, list[tuple[int, int]]]
+) -> descriptor_pb2.FileDescriptorProto:
+    fd = descriptor_pb2.FileDescriptorProto(
+        name=f"{package.replace('.', '/')}/types.proto", package=package, syntax="proto3"
+    )
+    for msg_name, fields in messages.items():
+        mp = fd.message_type.add(name=msg_name)
+        oneofs: list[str] = []
+        for name, number, ftype, label, type_name, oneof in fields:
+            f = mp.field.add(name=name, number=number, type=ftype)  # type: ignore[arg-type]
+            f.label = FDP.LABEL_REPEATED if label == REP else FDP.LABEL_OPTIONAL
+            if type_name is not None:
+                f.type_name = f".{package}.{type_name}"
+            if oneof is not None:
+                if oneof not in oneofs:
+                    oneofs.append(oneof)
+                    mp.oneof_decl.add(name=oneof)
+                f.oneof_index = oneofs.index(oneof)
+        for start, end in reserved.get(msg_name, []):
+            mp.reserved_range.add(start=start, end=end)
+        for enum_name, values in ENUMS.items():
+            owner, _, short = enum_name.partition(".")
+            if owner == msg_name:
+                ep = mp.enum_type.add(name=short)
+                for vname, vnum in values:
+                    ep.value.add(name=vname, number=vnum)
+    return fd
+
+
+def _build(fd: descriptor_pb2.FileDescriptorProto) -> dict[str, Any]:
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fd)
+    find = pool.FindMessageTypeByName
+    return {
+        mp.name: message_factory.GetMessageClass(find(f"{fd.package}.{mp.name}"))
+        for mp in fd.message_type
+    }
+
+
+#: Oracle classes of the current v2 schema, by message name.
+CLASSES = _build(_file(PACKAGE, MESSAGES, RESERVED))
+
+#: The schema of Prometheus v2.54-v3.8: TimeSeries had ``int64 created_timestamp = 6``.
+LEGACY = _build(
+    _file(
+        "legacy." + PACKAGE,
+        {
+            **MESSAGES,
+            "TimeSeries": [
+                *MESSAGES["TimeSeries"],
+                ("created_timestamp", 6, T_INT64, OPT, None, None),
+            ],
+        },
+        {},
+    )
+)
+
+#: promwire v2 class -> oracle class.
+ORACLE: dict[type[Any], Any] = {
+    v2.Request: CLASSES["Request"],
+    v2.TimeSeries: CLASSES["TimeSeries"],
+    v2.Exemplar: CLASSES["Exemplar"],
+    v2.Sample: CLASSES["Sample"],
+    v2.Metadata: CLASSES["Metadata"],
+    v2.Histogram: CLASSES["Histogram"],
+    v2.BucketSpan: CLASSES["BucketSpan"],
+}
+
+
+def to_oracle(msg: Any, classes: dict[str, Any] | None = None) -> Any:
+    """The oracle message with the same content as promwire v2 message ``msg``."""
+    return fill((classes or CLASSES)[type(msg).__name__](), msg)
+
+
+def from_oracle(cls: type[Any], pb: Any) -> Any:
+    """The promwire message of class ``cls`` with the content of oracle message ``pb``."""
+    return _from_oracle(cls, pb)
