@@ -184,21 +184,32 @@ def _emit_copy(out: bytearray, offset: int, length: int) -> None:
 def _match_length(src: bytes, i: int, j: int, end: int) -> int:
     """How many bytes from ``src[i:end]`` equal those from ``src[j:]`` (``j < i``)."""
     start = i
-    step = 16
-    grow = True
-    # Compare growing slices while they match, then halve down to one byte
-    # to find the first difference: O(log n) slice compares, not O(n) bytes.
-    while True:
-        if i + step <= end and src[i : i + step] == src[j : j + step]:
-            i += step
-            j += step
-            if grow and step < 4096:
-                step <<= 1
-        elif step > 1:
-            grow = False
-            step >>= 1
-        else:
-            return i - start
+    step = 32
+    # XOR two little-endian integers read from equal-length slices: the
+    # lowest set bit of the result sits in the first differing byte, so one
+    # C-level step finds the mismatch within a whole chunk.
+    while i < end:
+        k = min(step, end - i)
+        diff = int.from_bytes(src[i : i + k], "little") ^ int.from_bytes(src[j : j + k], "little")
+        if diff:
+            return i - start + ((diff & -diff).bit_length() - 1) // 8
+        i += k
+        j += k
+        if step < 4096:
+            step <<= 1
+    return i - start
+
+
+def _words(src: bytes) -> list[int]:
+    """The little-endian 32-bit word at every offset of ``src`` (``len - 3`` of them)."""
+    n = len(src) - 3
+    words = [0] * n
+    # Four C-level unpacks of aligned runs (offsets r, r+4, r+8, ...) woven
+    # together by slice assignment: far cheaper than one unpack per offset.
+    for r in range(4):
+        count = (n - r + 3) // 4
+        words[r::4] = struct.unpack_from(f"<{count}I", src, r)
+    return words
 
 
 def _compress_block(out: bytearray, src: bytes) -> None:
@@ -209,12 +220,12 @@ def _compress_block(out: bytearray, src: bytes) -> None:
         table_size <<= 1
         shift -= 1
     table = [0] * table_size
-    u32_at = _u32_at
+    words = _words(src)
     mul = _HASH_MUL
     limit = n - _INPUT_MARGIN
     next_emit = 0
     s = 1
-    next_hash = ((_u32_at(src, s)[0] * mul) & 0xFFFFFFFF) >> shift
+    next_hash = ((words[s] * mul) & 0xFFFFFFFF) >> shift
     while True:
         # Look for a 4-byte match, skipping faster the longer none is found
         # (one more byte of stride every 32 misses): incompressible input
@@ -232,28 +243,32 @@ def _compress_block(out: bytearray, src: bytes) -> None:
                 return
             candidate = table[next_hash]
             table[next_hash] = s
-            next_hash = ((u32_at(src, next_s)[0] * mul) & 0xFFFFFFFF) >> shift
-            if src[s : s + 4] == src[candidate : candidate + 4]:
+            next_hash = ((words[next_s] * mul) & 0xFFFFFFFF) >> shift
+            if words[s] == words[candidate]:
                 break
         _emit_literal(out, src, next_emit, s)
         # Emit copies as long as the byte right after a match starts another.
         while True:
-            base = s
+            offset = s - candidate
             matched = 4 + _match_length(src, s + 4, candidate + 4, n)
             s += matched
-            _emit_copy(out, base - candidate, matched)
+            if matched < 12 and offset < 2048:  # the common case, inlined
+                out.append(((offset >> 8) << 5) | ((matched - 4) << 2) | 1)
+                out.append(offset & 0xFF)
+            else:
+                _emit_copy(out, offset, matched)
             next_emit = s
             if s >= limit:
                 if next_emit < n:
                     _emit_literal(out, src, next_emit, n)
                 return
             # Index the last byte of the match, then try the next position.
-            table[((u32_at(src, s - 1)[0] * mul) & 0xFFFFFFFF) >> shift] = s - 1
-            cur = u32_at(src, s)[0]
+            table[((words[s - 1] * mul) & 0xFFFFFFFF) >> shift] = s - 1
+            cur = words[s]
             cur_hash = ((cur * mul) & 0xFFFFFFFF) >> shift
             candidate = table[cur_hash]
             table[cur_hash] = s
-            if cur != u32_at(src, candidate)[0]:
-                next_hash = ((u32_at(src, s + 1)[0] * mul) & 0xFFFFFFFF) >> shift
+            if cur != words[candidate]:
+                next_hash = ((words[s + 1] * mul) & 0xFFFFFFFF) >> shift
                 s += 1
                 break
