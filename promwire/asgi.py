@@ -1,0 +1,211 @@
+"""An ASGI application serving remote write and remote read over a storage.
+
+    from promwire.asgi import RemoteStorageApp
+    app = RemoteStorageApp(SQLiteStorage("metrics.db"))
+    # uvicorn module:app --host 127.0.0.1 --port 9201
+
+* ``POST write_path`` -> :func:`promwire.handlers.handle_write_async`,
+  ``POST read_path`` -> :func:`promwire.handlers.handle_read_async`;
+  another method on those paths is a 405 (with ``Allow: POST``), any other
+  path a 404.
+* The body is read message by message until ``more_body`` is false; the size
+  cap is enforced while reading: a declared ``Content-Length`` over the limit
+  is refused before reading anything, a body that grows past it is refused as
+  soon as it does (413), without buffering the rest.
+* A sync storage runs in a worker thread; an async one on the event loop.
+* A response body that is an iterable of ``bytes`` is streamed chunk by chunk
+  (pulled in a worker thread, since producing a chunk may block); an async
+  iterable is streamed from the loop.
+* ``lifespan`` events are acknowledged, so servers that send them are happy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, MutableMapping
+from typing import Any
+
+from .handlers import (
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_DECOMPRESSED_SIZE,
+    DEFAULT_MAX_READ_SAMPLES,
+    DEFAULT_MAX_SAMPLES,
+    DEFAULT_MAX_SERIES,
+    Response,
+    handle_read_async,
+    handle_write_async,
+    text_response,
+)
+from .storage import RequestContext
+
+__all__ = ["RemoteStorageApp"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def _next_or_none(it: Iterator[bytes]) -> bytes | None:
+    return next(it, None)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class RemoteStorageApp:
+    """ASGI 3 application for a :class:`~promwire.storage.RemoteStorage` or
+    :class:`~promwire.storage.AsyncRemoteStorage`.
+
+    Keyword limits are those of the handlers: ``max_body_size`` (also enforced
+    while reading the body), ``max_decompressed_size``, ``max_series``,
+    ``max_samples`` (write) and ``max_read_samples`` (read). Set ``read_path``
+    or ``write_path`` to ``None`` to disable that endpoint.
+    """
+
+    def __init__(
+        self,
+        storage: Any,
+        write_path: str | None = "/api/v1/write",
+        read_path: str | None = "/api/v1/read",
+        *,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
+        max_series: int = DEFAULT_MAX_SERIES,
+        max_samples: int = DEFAULT_MAX_SAMPLES,
+        max_read_samples: int = DEFAULT_MAX_READ_SAMPLES,
+    ) -> None:
+        self.storage = storage
+        self.write_path = write_path
+        self.read_path = read_path
+        self.max_body_size = max_body_size
+        self.max_decompressed_size = max_decompressed_size
+        self.max_series = max_series
+        self.max_samples = max_samples
+        self.max_read_samples = max_read_samples
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return  # websockets etc.: not ours; returning closes the connection
+        try:
+            response = await self._respond(scope, receive)
+        except _Disconnected:
+            return
+        await _send_response(send, response)
+
+    async def _respond(self, scope: Scope, receive: Receive) -> Response:
+        path = scope.get("path", "")
+        if path not in (self.write_path, self.read_path):
+            return text_response(404, f"not found: {path}")
+        if scope.get("method") != "POST":
+            return text_response(
+                405, f"method {scope.get('method')} not allowed: use POST", [("Allow", "POST")]
+            )
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            body = await _read_body(receive, headers, self.max_body_size)
+        except _BodyTooLarge:
+            return text_response(
+                413, f"request body is over the limit of {self.max_body_size} bytes"
+            )
+        client = scope.get("client")
+        ctx = RequestContext(
+            headers=headers,
+            method="POST",
+            path=path,
+            client=f"{client[0]}:{client[1]}" if client else None,
+            raw=scope,
+        )
+        if path == self.write_path:
+            return await handle_write_async(
+                body,
+                headers,
+                self.storage,
+                ctx,
+                max_body_size=self.max_body_size,
+                max_decompressed_size=self.max_decompressed_size,
+                max_series=self.max_series,
+                max_samples=self.max_samples,
+            )
+        return await handle_read_async(
+            body,
+            headers,
+            self.storage,
+            ctx,
+            max_body_size=self.max_body_size,
+            max_decompressed_size=self.max_decompressed_size,
+            max_read_samples=self.max_read_samples,
+        )
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _BodyTooLarge
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _send_response(send: Send, response: Response) -> None:
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    body = response.body
+    if isinstance(body, bytes | bytearray | memoryview):
+        data = bytes(body) if response.status != 204 else b""  # never a body on 204
+        if response.status != 204:
+            headers.append((b"content-length", str(len(data)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+        return
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    async for chunk in _aiter(body):
+        if chunk:
+            await send({"type": "http.response.body", "body": bytes(chunk), "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _aiter(body: Iterable[bytes] | AsyncIterable[bytes]) -> AsyncIterable[bytes]:
+    if isinstance(body, AsyncIterable):
+        async for piece in body:
+            yield piece
+        return
+    it: Iterator[bytes] = iter(body)
+    try:
+        while True:
+            # next() may do blocking work (a storage cursor): keep it off the loop.
+            chunk: bytes | None = await asyncio.to_thread(_next_or_none, it)
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
