@@ -246,6 +246,7 @@ _SAMPLE18_RUN = re.compile(rb"(?:\x12\x10\x09.{8}\x10[\x80-\xff]{5}[\x00-\x7f]){
 _generic_label = _make_generic(m.Label)
 _generic_sample = _make_generic(m.Sample)
 Sample = m.Sample
+TimeSeries = m.TimeSeries
 
 
 _new = object.__new__
@@ -310,30 +311,6 @@ def _timeseries(buf: bytes, pos: int, end: int) -> m.TimeSeries:
     samples: list[m.Sample] = []
     exemplars: list[m.Exemplar] = []
     histograms: list[m.Histogram] = []
-
-    # Prometheus sends one sample per series, last, in 18 bytes:
-    #   12 10 | 09 <8-byte double> | 10 <6-byte varint timestamp>
-    # If the bytes before it are a label block we have seen, that block is the
-    # whole label run (a cached block is a complete run of Label records), so
-    # the series is decoded without scanning its labels at all.
-    s0 = end - 18
-    if (
-        s0 > pos
-        and buf[s0] == 0x12
-        and buf[s0 + 1] == 0x10
-        and buf[s0 + 2] == 0x09
-        and buf[s0 + 11] == 0x10
-        and buf[end - 1] < 0x80
-    ):
-        block = _blocks.get(buf[pos:s0])
-        if block is not None:
-            v, a, b, c = _unpack_sample18(buf, s0)
-            # continuation bit set on the first five varint bytes, clear on the sixth
-            if (a & b & 0x8080) == 0x8080 and (c & 0x8080) == 0x0080:
-                t14 = _pair_table or _varint_pairs()
-                return m.TimeSeries(
-                    list(block), [Sample(v, t14[a] | t14[b] << 14 | t14[c] << 28)], [], []
-                )
 
     # Labels come first and together (Prometheus always sends them so): find
     # the run of 0a records and look the whole block up by its bytes.
@@ -435,11 +412,34 @@ def _write_request(buf: bytes, pos: int, end: int) -> m.WriteRequest:
         n = buf[pos + 1]
         if n < 0x80:
             pos += 2
+        elif buf[pos + 2] < 0x80:  # series of 128 bytes to 16 KiB: a 2-byte length
+            n = (n & 0x7F) | (buf[pos + 2] << 7)
+            pos += 3
         else:
             n, pos = read_varint(buf, pos + 1)
         stop = pos + n
         if stop > end:
             raise DecodeError("WriteRequest.timeseries: length runs past the end")
+        # Prometheus sends one sample per series, last, in 18 bytes:
+        #   12 10 | 09 <8-byte double> | 10 <6-byte varint timestamp>
+        # If the bytes before it are a label block we have seen, that block is
+        # the whole label run (a cached block is a complete run of Label
+        # records), so the series is decoded without scanning its labels.
+        s0 = stop - 18
+        if s0 > pos and buf[s0] == 0x12 and buf[s0 + 1] == 0x10:
+            block = _blocks.get(buf[pos:s0])
+            if block is not None and buf[s0 + 2] == 0x09 and buf[s0 + 11] == 0x10:
+                v, a, b, c = _unpack_sample18(buf, s0)
+                # continuation bit set on the first five varint bytes, clear on the sixth
+                if (a & b & 0x8080) == 0x8080 and (c & 0x8080) == 0x0080:
+                    t14 = _pair_table or _varint_pairs()
+                    series.append(
+                        TimeSeries(
+                            list(block), [Sample(v, t14[a] | t14[b] << 14 | t14[c] << 28)], [], []
+                        )
+                    )
+                    pos = stop
+                    continue
         series.append(_timeseries(buf, pos, stop))
         pos = stop
     if pos == end:
