@@ -42,7 +42,9 @@ def write_request(target_bytes: int, seed: int = 42) -> bytes:
     rng = random.Random(seed)
     jobs = ["node", "api", "db", "cache"]
     metrics = [f"http_requests_{k}_total" for k in ("get", "post", "put")] + [
-        "node_cpu_seconds_total", "process_resident_memory_bytes", "go_goroutines",
+        "node_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "go_goroutines",
     ]
     series: list[TimeSeries] = []
     size = 0
