@@ -484,23 +484,25 @@ def _points(ts: TimeSeries) -> int:
     return len(ts.samples) + len(ts.histograms) + len(ts.exemplars)
 
 
-def _split(ts: TimeSeries, max_points: int) -> Iterator[TimeSeries]:
-    """``ts`` cut into pieces of at most ``max_points`` points, in time order."""
-    if _points(ts) <= max_points:
-        yield ts
-        return
+def _take(ts: TimeSeries, k: int) -> tuple[TimeSeries, TimeSeries | None]:
+    """The first ``k`` points of ``ts`` (samples, then histograms, then
+    exemplars) as one piece with the same labels, and the rest (or None)."""
+    if k >= _points(ts):
+        return ts, None
+    head = TimeSeries(labels=ts.labels)
+    rest = TimeSeries(labels=ts.labels)
     for kind in ("samples", "histograms", "exemplars"):
         items = getattr(ts, kind)
-        for i in range(0, len(items), max_points):
-            piece = TimeSeries(labels=ts.labels)
-            setattr(piece, kind, items[i : i + max_points])
-            yield piece
+        n = min(k, len(items))
+        setattr(head, kind, items[:n])
+        setattr(rest, kind, items[n:])
+        k -= n
+    return head, rest
 
 
 def _size(ts: TimeSeries) -> int:
-    # Size of the series as a WriteRequest field: its bytes plus tag and length.
-    n = len(encode(WriteRequest(timeseries=[ts])))
-    return n
+    """Bytes ``ts`` adds to a WriteRequest (its record: tag, length, message)."""
+    return len(encode(WriteRequest(timeseries=[ts])))
 
 
 def batch_series(
@@ -513,8 +515,9 @@ def batch_series(
     points (samples + histograms + exemplars) and ``max_bytes`` uncompressed
     protobuf bytes.
 
-    A series with more points than fit is cut into consecutive pieces that
-    repeat its labels, so per-series time order is kept across requests.
+    A series that does not fit in what is left of a request is cut: its first
+    points fill the request, the rest (same labels) starts the next one, so
+    per-series time order is kept and requests are as full as allowed.
     Raises :class:`~promwire.errors.LimitExceeded` if a single point does not
     fit in ``max_bytes``.
     """
@@ -522,25 +525,34 @@ def batch_series(
         raise ValueError("max_samples_per_send and max_bytes must be >= 1")
     batch: list[TimeSeries] = []
     points = size = 0
-    for ts in series:
-        pending = list(_split(ts, max_samples_per_send))
-        while pending:
-            piece = pending.pop(0)
-            n, b = _points(piece), _size(piece)
-            if b > max_bytes:
-                if n <= 1:
-                    raise LimitExceeded(
-                        f"one point of series {_name(piece)} encodes to {b} bytes, "
-                        f"over max_bytes={max_bytes}"
-                    )
-                pending[:0] = list(_split(piece, (n + 1) // 2))
-                continue
-            if batch and (points + n > max_samples_per_send or size + b > max_bytes):
+    for whole in series:
+        rest: TimeSeries | None = whole
+        while rest is not None:
+            room = max_samples_per_send - points
+            if room <= 0:
                 yield WriteRequest(timeseries=batch)
                 batch, points, size = [], 0, 0
-            batch.append(piece)
-            points += n
+                continue
+            n = max(1, min(room, _points(rest)))
+            head, tail = _take(rest, n)
+            b = _size(head)
+            while size + b > max_bytes and n > 1:
+                n = (n + 1) // 2  # halve until the piece fits the bytes left
+                head, tail = _take(rest, n)
+                b = _size(head)
+            if size + b > max_bytes:
+                if batch:
+                    yield WriteRequest(timeseries=batch)
+                    batch, points, size = [], 0, 0
+                    continue
+                raise LimitExceeded(
+                    f"one point of series {_name(head)} encodes to {b} bytes, "
+                    f"over max_bytes={max_bytes}"
+                )
+            batch.append(head)
+            points += _points(head)
             size += b
+            rest = tail
     if batch:
         yield WriteRequest(timeseries=batch)
 
