@@ -261,10 +261,14 @@ class SQLiteStorage(BaseStorage):
                     ],
                 )
                 conn.execute("COMMIT")
-            except (sqlite3.Error, OverflowError) as exc:
+            except BaseException as exc:
+                # Whatever failed (SQLite, an unencodable histogram, a cancelled
+                # thread), nothing of this request may stay half-written.
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                raise StorageError(f"sqlite write failed: {exc}") from exc
+                if isinstance(exc, sqlite3.Error | OverflowError):
+                    raise StorageError(f"sqlite write failed: {exc}") from exc
+                raise
             # Only now are the new series ids real: a rolled-back id must never be cached.
             self._series_ids.update(new_ids)
 
