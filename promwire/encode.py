@@ -205,14 +205,49 @@ def _sample(s: m.Sample) -> bytes:
 
 
 _generic_sample = _make_generic(m.Sample)
-_generic_ts = _make_generic(m.TimeSeries)
+
+# A sample of a current millisecond timestamp (2**35 <= t < 2**42: a 6-byte
+# varint) and a non-zero value is always the same 18-byte record
+#   12 10 | 09 <double> | 10 <6-byte varint>
+# which one struct.pack call writes, the varint as three little-endian uint16
+# taken from tables that map 14 payload bits to two varint bytes (with and
+# without the continuation bit on the second byte). Tables built on first use.
+_PACK_SAMPLE18 = struct.Struct("<BBBdBHHH").pack
+_pair_more: list[int] = []  # 14 bits -> 2 varint bytes, more bytes follow
+_pair_last: list[int] = []  # 14 bits -> 2 varint bytes, the varint ends here
+_T6_MIN = 1 << 35
+_T6_END = 1 << 42
+
+
+def _build_pair_tables() -> None:
+    _pair_last.extend((x & 0x7F | 0x80) | ((x >> 7) << 8) for x in range(1 << 14))
+    _pair_more.extend((x & 0x7F | 0x80) | (((x >> 7) | 0x80) << 8) for x in range(1 << 14))
+
+
+def _sample_records(samples: list[m.Sample], out: list[bytes]) -> None:
+    """Append the ``12 <len> <Sample>`` record of every sample to ``out``."""
+    if not _pair_more:
+        _build_pair_tables()
+    more = _pair_more
+    last = _pair_last
+    for s in samples:
+        v = s.value
+        t = s.timestamp
+        # `v` truthy: non-zero or NaN (a zero, even -0.0, takes the general path)
+        if _T6_MIN <= t < _T6_END and v and type(v) is float:
+            out.append(
+                _PACK_SAMPLE18(
+                    0x12, 0x10, 0x09, v, 0x10, more[t & 0x3FFF], more[(t >> 14) & 0x3FFF], last[t >> 28]
+                )
+            )
+        else:
+            body = _sample(s)
+            out.append(b"\x12" + varint(len(body)) + body)
 
 
 def _timeseries(ts: m.TimeSeries) -> bytes:
     out = [_label_record(label) for label in ts.labels]
-    for s in ts.samples:
-        body = _sample(s)
-        out.append(b"\x12" + varint(len(body)) + body)
+    _sample_records(ts.samples, out)
     if ts.exemplars:
         ex = _encoder_for(m.Exemplar)
         for e in ts.exemplars:
