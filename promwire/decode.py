@@ -292,6 +292,7 @@ def _label(buf: bytes, pos: int, end: int) -> m.Label:
 def _label_block(buf: bytes, pos: int, end: int) -> tuple[m.Label, ...]:
     """Decode a run of ``0a``-tagged Label records filling ``[pos, end)``."""
     out = []
+    pairs = _pairs
     while pos < end:
         pos += 1  # the 0a tag, checked by the caller's scan
         n = buf[pos]
@@ -300,7 +301,11 @@ def _label_block(buf: bytes, pos: int, end: int) -> tuple[m.Label, ...]:
         else:
             n, pos = read_varint(buf, pos)
         stop = pos + n
-        out.append(_label(buf, pos, stop))
+        # the pair cache lookup of _label(), inlined: this loop runs per label
+        label = pairs.get(buf[pos:stop])
+        if label is None:
+            label = _label(buf, pos, stop)
+        out.append(label)
         pos = stop
     return tuple(out)
 
@@ -364,7 +369,14 @@ def _timeseries(buf: bytes, pos: int, end: int) -> m.TimeSeries:
                         )
                         pos = run.end()
                         continue
-                # Fast path for the shape every sender uses:
+                if n == 16 and buf[pos] == 0x09 and buf[pos + 9] == 0x10:
+                    v, a, b, c = _unpack_sample18(buf, pos - 2)
+                    if (a & b & 0x8080) == 0x8080 and (c & 0x8080) == 0x0080:
+                        t14 = _pair_table or _varint_pairs()
+                        samples.append(Sample(v, t14[a] | t14[b] << 14 | t14[c] << 28))
+                        pos = stop
+                        continue
+                # Fast path for the shape every sender uses, any varint length:
                 #   09 <8-byte double> 10 <varint timestamp>
                 if n >= 11 and buf[pos] == 0x09 and buf[pos + 9] == 0x10:
                     p = pos + 10
