@@ -242,8 +242,7 @@ def _check_write_counts(request: WriteRequest, max_series: int, max_samples: int
     points = sum(len(s.samples) + len(s.histograms) + len(s.exemplars) for s in request.timeseries)
     if points > max_samples:
         raise LimitExceeded(
-            f"request holds {points} samples/histograms/exemplars, "
-            f"over the limit of {max_samples}",
+            f"request holds {points} samples/histograms/exemplars, over the limit of {max_samples}",
             status=400,
         )
 

@@ -118,13 +118,17 @@ def test_retried_batch_adds_no_duplicates(store: SQLiteStorage) -> None:
     before = store.counts()
     store.write(None, batch)
     store.write(None, batch)
-    assert store.counts() == before == {
-        "series": 2,
-        "samples": 3,
-        "histograms": 1,
-        "exemplars": 1,
-        "metadata": 1,
-    }
+    assert (
+        store.counts()
+        == before
+        == {
+            "series": 2,
+            "samples": 3,
+            "histograms": 1,
+            "exemplars": 1,
+            "metadata": 1,
+        }
+    )
     # First write wins for a timestamp that already has a value.
     store.write(None, WriteRequest([ts({"__name__": "b"}, (1, 99.0))]))
     (b,) = store.process_query(None, query((EQ, "__name__", "b"))).timeseries
@@ -304,9 +308,7 @@ def test_concurrent_writers_and_readers(store: SQLiteStorage) -> None:
 @settings(max_examples=40, deadline=None)
 @given(
     batches=st.lists(
-        st.lists(
-            st.tuples(st.integers(-(2**40), 2**40), st.integers(0, 2**64 - 1)), max_size=8
-        ),
+        st.lists(st.tuples(st.integers(-(2**40), 2**40), st.integers(0, 2**64 - 1)), max_size=8),
         max_size=5,
     ),
     matcher_value=st.sampled_from(["a", "b", "", "a|b", ".*", "[ab]"]),
