@@ -51,12 +51,13 @@ __all__ = [
     "Workload",
     "canonical",
     "captures",
+    "difference",
     "generate",
+    "high_cardinality",
     "label_heavy",
     "sample_heavy",
-    "high_cardinality",
-    "with_exemplars_and_histograms",
     "standard_workloads",
+    "with_exemplars_and_histograms",
 ]
 
 SEED = 20240601
@@ -236,12 +237,44 @@ def _histogram(rng: random.Random, ts: int) -> tuple[Any, ...]:
         pos_deltas = tuple(rng.randrange(-20, 30) for _ in range(n_pos))
         neg_deltas = tuple(rng.randrange(-5, 5) for _ in range(n_neg))
         count = rng.randrange(0, 100_000)
-        return (count, None, rng.random() * 1e4, schema, 1e-128, rng.randrange(0, 10), None,
-                neg_spans, neg_deltas, (), pos_spans, pos_deltas, (), rng.randrange(0, 4), ts, ())
+        return (
+            count,
+            None,
+            rng.random() * 1e4,
+            schema,
+            1e-128,
+            rng.randrange(0, 10),
+            None,
+            neg_spans,
+            neg_deltas,
+            (),
+            pos_spans,
+            pos_deltas,
+            (),
+            rng.randrange(0, 4),
+            ts,
+            (),
+        )
     pos_counts = tuple(float(rng.randrange(0, 500)) for _ in range(n_pos))
     neg_counts = tuple(float(rng.randrange(0, 50)) for _ in range(n_neg))
-    return (None, float(sum(pos_counts) + sum(neg_counts)), rng.random() * 1e4, schema, 0.0,
-            None, 0.0, neg_spans, (), neg_counts, pos_spans, (), pos_counts, 3, ts, ())
+    return (
+        None,
+        float(sum(pos_counts) + sum(neg_counts)),
+        rng.random() * 1e4,
+        schema,
+        0.0,
+        None,
+        0.0,
+        neg_spans,
+        (),
+        neg_counts,
+        pos_spans,
+        (),
+        pos_counts,
+        3,
+        ts,
+        (),
+    )
 
 
 def with_exemplars_and_histograms(
@@ -268,7 +301,8 @@ def high_cardinality(n_series: int, *, seed: int = SEED) -> Content:
         labels = {
             "__name__": f"app_event_{rng.getrandbits(24):06x}_total",
             "job": f"job-{rng.getrandbits(16):04x}",
-            "instance": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}:{rng.randrange(1024, 65535)}",
+            "instance": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
+            f":{rng.randrange(1024, 65535)}",
             "pod": f"svc-{rng.getrandbits(40):010x}",
             "request_id": f"{rng.getrandbits(128):032x}",
             "user": f"user{rng.randrange(10**9)}",
@@ -284,19 +318,41 @@ def high_cardinality(n_series: int, *, seed: int = SEED) -> Content:
 # ------------------------------------------------------------------- canonical
 
 
-def _canon(x: Any) -> Any:
+def _canon(x: Any, payloads: bool) -> Any:
     if isinstance(x, float):
+        if x != x and not payloads:
+            return ("f64", "nan")
         return ("f64", struct.unpack("<Q", struct.pack("<d", x))[0])
     if isinstance(x, (tuple, list)):
-        return tuple(_canon(v) for v in x)
+        return tuple(_canon(v, payloads) for v in x)
     if isinstance(x, int):  # IntEnum members included
         return int(x)
     return x
 
 
-def canonical(content: Content) -> Any:
-    """``content`` with every float replaced by its bit pattern (for equality checks)."""
-    return _canon(content)
+def canonical(content: Content, *, nan_payloads: bool = True) -> Any:
+    """``content`` with every float replaced by its bit pattern (for equality checks).
+
+    ``nan_payloads=False`` maps every NaN to one value, to tell a peer that
+    only loses NaN payloads (Prometheus' stale marker is a NaN payload) from
+    one that gets the content wrong.
+    """
+    return _canon(content, nan_payloads)
+
+
+def difference(got: Content, want: Content) -> str:
+    """``""`` when equal (floats by bits), else a short description of how they differ."""
+    if canonical(got) == canonical(want):
+        return ""
+    if canonical(got, nan_payloads=False) == canonical(want, nan_payloads=False):
+        return "NaN payloads lost (the stale marker 0x7ff0000000000002 is not kept)"
+    gs, ws = canonical(got[0]), canonical(want[0])
+    if len(gs) != len(ws):
+        return f"{len(gs)} series instead of {len(ws)}"
+    for i, (a, b) in enumerate(zip(gs, ws, strict=True)):
+        if a != b:
+            return f"series {i} differs: {str(a)[:120]} != {str(b)[:120]}"
+    return "metadata differs"
 
 
 # -------------------------------------------------------------------- assembly
@@ -321,9 +377,7 @@ def generate(scale: float = 1.0) -> list[Workload]:
             f"W1 + 1 exemplar/series + native histograms on 1 series in 10 ({n(2000)} series)",
             [with_exemplars_and_histograms(n(2000))],
         ),
-        Workload(
-            "W5", f"{n(2000)} series, high-cardinality labels", [high_cardinality(n(2000))]
-        ),
+        Workload("W5", f"{n(2000)} series, high-cardinality labels", [high_cardinality(n(2000))]),
     ]
 
 

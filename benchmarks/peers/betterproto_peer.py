@@ -1,3 +1,5 @@
+# ruff: noqa: RUF009, UP006, UP035
+# (betterproto declares fields as dataclass defaults and 1.x reads typing.List hints)
 """Peer: betterproto, with message classes declared by hand (no protoc).
 
 Works with betterproto 1.2.x and the 2.0 betas (same declaration API). The
@@ -8,7 +10,7 @@ field annotations itself and wants real types.
 """
 
 from dataclasses import dataclass
-from typing import Any, List, Tuple  # noqa: UP035 - betterproto 1.x reads these hints
+from typing import Any, List, Tuple
 
 import betterproto
 import cramjam
@@ -50,7 +52,7 @@ class Sample(betterproto.Message):
 
 @dataclass(eq=False, repr=False)
 class Exemplar(betterproto.Message):
-    labels: List[Label] = betterproto.message_field(1)  # noqa: UP006
+    labels: List[Label] = betterproto.message_field(1)
     value: float = betterproto.double_field(2)
     timestamp: int = betterproto.int64_field(3)
 
@@ -70,23 +72,23 @@ class Histogram(betterproto.Message):
     zero_threshold: float = betterproto.double_field(5)
     zero_count_int: int = betterproto.uint64_field(6, group="zero_count")
     zero_count_float: float = betterproto.double_field(7, group="zero_count")
-    negative_spans: List[BucketSpan] = betterproto.message_field(8)  # noqa: UP006
-    negative_deltas: List[int] = betterproto.sint64_field(9)  # noqa: UP006
-    negative_counts: List[float] = betterproto.double_field(10)  # noqa: UP006
-    positive_spans: List[BucketSpan] = betterproto.message_field(11)  # noqa: UP006
-    positive_deltas: List[int] = betterproto.sint64_field(12)  # noqa: UP006
-    positive_counts: List[float] = betterproto.double_field(13)  # noqa: UP006
+    negative_spans: List[BucketSpan] = betterproto.message_field(8)
+    negative_deltas: List[int] = betterproto.sint64_field(9)
+    negative_counts: List[float] = betterproto.double_field(10)
+    positive_spans: List[BucketSpan] = betterproto.message_field(11)
+    positive_deltas: List[int] = betterproto.sint64_field(12)
+    positive_counts: List[float] = betterproto.double_field(13)
     reset_hint: ResetHint = betterproto.enum_field(14)
     timestamp: int = betterproto.int64_field(15)
-    custom_values: List[float] = betterproto.double_field(16)  # noqa: UP006
+    custom_values: List[float] = betterproto.double_field(16)
 
 
 @dataclass(eq=False, repr=False)
 class TimeSeries(betterproto.Message):
-    labels: List[Label] = betterproto.message_field(1)  # noqa: UP006
-    samples: List[Sample] = betterproto.message_field(2)  # noqa: UP006
-    exemplars: List[Exemplar] = betterproto.message_field(3)  # noqa: UP006
-    histograms: List[Histogram] = betterproto.message_field(4)  # noqa: UP006
+    labels: List[Label] = betterproto.message_field(1)
+    samples: List[Sample] = betterproto.message_field(2)
+    exemplars: List[Exemplar] = betterproto.message_field(3)
+    histograms: List[Histogram] = betterproto.message_field(4)
 
 
 @dataclass(eq=False, repr=False)
@@ -99,8 +101,8 @@ class MetricMetadata(betterproto.Message):
 
 @dataclass(eq=False, repr=False)
 class WriteRequest(betterproto.Message):
-    timeseries: List[TimeSeries] = betterproto.message_field(1)  # noqa: UP006
-    metadata: List[MetricMetadata] = betterproto.message_field(3)  # noqa: UP006
+    timeseries: List[TimeSeries] = betterproto.message_field(1)
+    metadata: List[MetricMetadata] = betterproto.message_field(3)
 
 
 # ------------------------------------------------------------------ peer interface
@@ -116,7 +118,7 @@ def decode(body: bytes) -> WriteRequest:
     return WriteRequest().parse(bytes(_decompress(body)))
 
 
-def _oneof(h: Histogram, group: str, int_name: str, float_name: str) -> Tuple[Any, Any]:  # noqa: UP006
+def _oneof(h: Histogram, group: str, int_name: str, float_name: str) -> Tuple[Any, Any]:
     which, value = betterproto.which_one_of(h, group)
     return (value if which == int_name else None, value if which == float_name else None)
 
@@ -165,11 +167,11 @@ def walk(req: WriteRequest) -> int:
     return n
 
 
-def _labels(labels: List[Label]) -> Tuple[Tuple[str, str], ...]:  # noqa: UP006
+def _labels(labels: List[Label]) -> Tuple[Tuple[str, str], ...]:
     return tuple((lb.name, lb.value) for lb in labels)
 
 
-def content(req: WriteRequest) -> Tuple[Any, Any]:  # noqa: UP006
+def content(req: WriteRequest) -> Tuple[Any, Any]:
     series = []
     for ts in req.timeseries:
         hists = []
@@ -177,12 +179,24 @@ def content(req: WriteRequest) -> Tuple[Any, Any]:  # noqa: UP006
             ci, cf = _oneof(h, "count", "count_int", "count_float")
             zi, zf = _oneof(h, "zero_count", "zero_count_int", "zero_count_float")
             hists.append(
-                (ci, cf, h.sum, h.schema, h.zero_threshold, zi, zf,
-                 tuple((s.offset, s.length) for s in h.negative_spans),
-                 tuple(h.negative_deltas), tuple(h.negative_counts),
-                 tuple((s.offset, s.length) for s in h.positive_spans),
-                 tuple(h.positive_deltas), tuple(h.positive_counts),
-                 int(h.reset_hint), h.timestamp, tuple(h.custom_values))
+                (
+                    ci,
+                    cf,
+                    h.sum,
+                    h.schema,
+                    h.zero_threshold,
+                    zi,
+                    zf,
+                    tuple((s.offset, s.length) for s in h.negative_spans),
+                    tuple(h.negative_deltas),
+                    tuple(h.negative_counts),
+                    tuple((s.offset, s.length) for s in h.positive_spans),
+                    tuple(h.positive_deltas),
+                    tuple(h.positive_counts),
+                    int(h.reset_hint),
+                    h.timestamp,
+                    tuple(h.custom_values),
+                )
             )
         series.append(
             (
@@ -196,7 +210,7 @@ def content(req: WriteRequest) -> Tuple[Any, Any]:  # noqa: UP006
     return tuple(series), meta
 
 
-def _histogram(h: Tuple[Any, ...]) -> Histogram:  # noqa: UP006
+def _histogram(h: Tuple[Any, ...]) -> Histogram:
     (ci, cf, sum_, schema, zt, zi, zf, nsp, nd, nc, psp, pd, pc, rh, ts, cv) = h
     kw: dict[str, Any] = {}
     # betterproto marks a oneof member as chosen when it is passed at all.
@@ -225,7 +239,7 @@ def _histogram(h: Tuple[Any, ...]) -> Histogram:  # noqa: UP006
     )
 
 
-def build(plain: Tuple[Any, Any]) -> WriteRequest:  # noqa: UP006
+def build(plain: Tuple[Any, Any]) -> WriteRequest:
     series, metadata = plain
     return WriteRequest(
         timeseries=[

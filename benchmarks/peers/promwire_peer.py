@@ -92,13 +92,24 @@ def content(req: WriteRequest) -> tuple[Any, Any]:
     series = []
     for ts in req.timeseries:
         hists = tuple(
-            (h.count_int, h.count_float, h.sum, h.schema, h.zero_threshold,
-             h.zero_count_int, h.zero_count_float,
-             tuple((s.offset, s.length) for s in h.negative_spans),
-             tuple(h.negative_deltas), tuple(h.negative_counts),
-             tuple((s.offset, s.length) for s in h.positive_spans),
-             tuple(h.positive_deltas), tuple(h.positive_counts),
-             int(h.reset_hint), h.timestamp, tuple(h.custom_values))
+            (
+                h.count_int,
+                h.count_float,
+                h.sum,
+                h.schema,
+                h.zero_threshold,
+                h.zero_count_int,
+                h.zero_count_float,
+                tuple((s.offset, s.length) for s in h.negative_spans),
+                tuple(h.negative_deltas),
+                tuple(h.negative_counts),
+                tuple((s.offset, s.length) for s in h.positive_spans),
+                tuple(h.positive_deltas),
+                tuple(h.positive_counts),
+                int(h.reset_hint),
+                h.timestamp,
+                tuple(h.custom_values),
+            )
             for h in ts.histograms
         )
         series.append(

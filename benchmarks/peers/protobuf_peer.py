@@ -53,7 +53,7 @@ def _message(
         for vname, number in values:
             e.value.add(name=vname, number=number)
     oneof_names: list[str] = []
-    for fname, group in (oneofs or {}).items():
+    for group in (oneofs or {}).values():
         if group not in oneof_names:
             oneof_names.append(group)
             msg.oneof_decl.add(name=group)
@@ -92,8 +92,14 @@ def _files() -> list[descriptor_pb2.FileDescriptorProto]:
         ],
         enums={
             "MetricType": [
-                ("UNKNOWN", 0), ("COUNTER", 1), ("GAUGE", 2), ("HISTOGRAM", 3),
-                ("GAUGEHISTOGRAM", 4), ("SUMMARY", 5), ("INFO", 6), ("STATESET", 7),
+                ("UNKNOWN", 0),
+                ("COUNTER", 1),
+                ("GAUGE", 2),
+                ("HISTOGRAM", 3),
+                ("GAUGEHISTOGRAM", 4),
+                ("SUMMARY", 5),
+                ("INFO", 6),
+                ("STATESET", 7),
             ]
         },
     )
@@ -183,8 +189,13 @@ def _files() -> list[descriptor_pb2.FileDescriptorProto]:
         ],
         enums={
             "Encoding": [
-                ("UNKNOWN", 0), ("XOR", 1), ("HISTOGRAM", 2), ("FLOAT_HISTOGRAM", 3),
-                ("XOR2", 4), ("HISTOGRAM_ST", 5), ("FLOAT_HISTOGRAM_ST", 6),
+                ("UNKNOWN", 0),
+                ("XOR", 1),
+                ("HISTOGRAM", 2),
+                ("FLOAT_HISTOGRAM", 3),
+                ("XOR2", 4),
+                ("HISTOGRAM_ST", 5),
+                ("FLOAT_HISTOGRAM_ST", 6),
             ]
         },
     )
@@ -246,9 +257,23 @@ def _build_classes() -> dict[str, Any]:
     for fdp in _files():
         pool.Add(fdp)
     names = [
-        "MetricMetadata", "Sample", "Exemplar", "Histogram", "BucketSpan", "TimeSeries",
-        "Label", "Labels", "LabelMatcher", "ReadHints", "Chunk", "ChunkedSeries",
-        "WriteRequest", "ReadRequest", "ReadResponse", "Query", "QueryResult",
+        "MetricMetadata",
+        "Sample",
+        "Exemplar",
+        "Histogram",
+        "BucketSpan",
+        "TimeSeries",
+        "Label",
+        "Labels",
+        "LabelMatcher",
+        "ReadHints",
+        "Chunk",
+        "ChunkedSeries",
+        "WriteRequest",
+        "ReadRequest",
+        "ReadResponse",
+        "Query",
+        "QueryResult",
         "ChunkedReadResponse",
     ]
     return {
@@ -354,12 +379,24 @@ def content(req: Any) -> tuple[Any, Any]:
             ci, cf = _oneof(h, "count", "count_int", "count_float")
             zi, zf = _oneof(h, "zero_count", "zero_count_int", "zero_count_float")
             hists.append(
-                (ci, cf, h.sum, h.schema, h.zero_threshold, zi, zf,
-                 tuple((s.offset, s.length) for s in h.negative_spans),
-                 tuple(h.negative_deltas), tuple(h.negative_counts),
-                 tuple((s.offset, s.length) for s in h.positive_spans),
-                 tuple(h.positive_deltas), tuple(h.positive_counts),
-                 h.reset_hint, h.timestamp, tuple(h.custom_values))
+                (
+                    ci,
+                    cf,
+                    h.sum,
+                    h.schema,
+                    h.zero_threshold,
+                    zi,
+                    zf,
+                    tuple((s.offset, s.length) for s in h.negative_spans),
+                    tuple(h.negative_deltas),
+                    tuple(h.negative_counts),
+                    tuple((s.offset, s.length) for s in h.positive_spans),
+                    tuple(h.positive_deltas),
+                    tuple(h.positive_counts),
+                    h.reset_hint,
+                    h.timestamp,
+                    tuple(h.custom_values),
+                )
             )
         series.append(
             (

@@ -1,3 +1,5 @@
+# ruff: noqa: RUF009, UP006, UP035, UP045
+# (pure-protobuf reads these exact typing forms at class creation)
 """Peer: pure-protobuf 3.x, with message classes declared by hand.
 
 Types follow the proto: ``double`` (a bare ``float`` would be a 32-bit float
@@ -11,7 +13,7 @@ No ``from __future__ import annotations``: pure-protobuf reads the
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Annotated, Any, ClassVar, List, Optional, Tuple  # noqa: UP035
+from typing import Annotated, Any, ClassVar, List, Optional, Tuple
 
 import cramjam
 from pure_protobuf.annotations import Field, ZigZagInt, double, uint
@@ -55,7 +57,7 @@ class Sample(BaseMessage):
 
 @dataclass
 class Exemplar(BaseMessage):
-    labels: Annotated[List[Label], Field(1)] = field(default_factory=list)  # noqa: UP006
+    labels: Annotated[List[Label], Field(1)] = field(default_factory=list)
     value: Annotated[double, Field(2)] = double(0.0)
     timestamp: Annotated[int, Field(3)] = 0
 
@@ -73,30 +75,30 @@ class Histogram(BaseMessage):
     which_count = count.which_one_of_getter()
     which_zero_count = zero_count.which_one_of_getter()
 
-    count_int: Annotated[Optional[uint], Field(1, one_of=count)] = None  # noqa: UP007
-    count_float: Annotated[Optional[double], Field(2, one_of=count)] = None  # noqa: UP007
+    count_int: Annotated[Optional[uint], Field(1, one_of=count)] = None
+    count_float: Annotated[Optional[double], Field(2, one_of=count)] = None
     sum: Annotated[double, Field(3)] = double(0.0)
     schema: Annotated[ZigZagInt, Field(4)] = ZigZagInt(0)
     zero_threshold: Annotated[double, Field(5)] = double(0.0)
-    zero_count_int: Annotated[Optional[uint], Field(6, one_of=zero_count)] = None  # noqa: UP007
-    zero_count_float: Annotated[Optional[double], Field(7, one_of=zero_count)] = None  # noqa: UP007
-    negative_spans: Annotated[List[BucketSpan], Field(8)] = field(default_factory=list)  # noqa: UP006
-    negative_deltas: Annotated[List[ZigZagInt], Field(9)] = field(default_factory=list)  # noqa: UP006
-    negative_counts: Annotated[List[double], Field(10)] = field(default_factory=list)  # noqa: UP006
-    positive_spans: Annotated[List[BucketSpan], Field(11)] = field(default_factory=list)  # noqa: UP006
-    positive_deltas: Annotated[List[ZigZagInt], Field(12)] = field(default_factory=list)  # noqa: UP006
-    positive_counts: Annotated[List[double], Field(13)] = field(default_factory=list)  # noqa: UP006
+    zero_count_int: Annotated[Optional[uint], Field(6, one_of=zero_count)] = None
+    zero_count_float: Annotated[Optional[double], Field(7, one_of=zero_count)] = None
+    negative_spans: Annotated[List[BucketSpan], Field(8)] = field(default_factory=list)
+    negative_deltas: Annotated[List[ZigZagInt], Field(9)] = field(default_factory=list)
+    negative_counts: Annotated[List[double], Field(10)] = field(default_factory=list)
+    positive_spans: Annotated[List[BucketSpan], Field(11)] = field(default_factory=list)
+    positive_deltas: Annotated[List[ZigZagInt], Field(12)] = field(default_factory=list)
+    positive_counts: Annotated[List[double], Field(13)] = field(default_factory=list)
     reset_hint: Annotated[ResetHint, Field(14)] = ResetHint.UNKNOWN
     timestamp: Annotated[int, Field(15)] = 0
-    custom_values: Annotated[List[double], Field(16)] = field(default_factory=list)  # noqa: UP006
+    custom_values: Annotated[List[double], Field(16)] = field(default_factory=list)
 
 
 @dataclass
 class TimeSeries(BaseMessage):
-    labels: Annotated[List[Label], Field(1)] = field(default_factory=list)  # noqa: UP006
-    samples: Annotated[List[Sample], Field(2)] = field(default_factory=list)  # noqa: UP006
-    exemplars: Annotated[List[Exemplar], Field(3)] = field(default_factory=list)  # noqa: UP006
-    histograms: Annotated[List[Histogram], Field(4)] = field(default_factory=list)  # noqa: UP006
+    labels: Annotated[List[Label], Field(1)] = field(default_factory=list)
+    samples: Annotated[List[Sample], Field(2)] = field(default_factory=list)
+    exemplars: Annotated[List[Exemplar], Field(3)] = field(default_factory=list)
+    histograms: Annotated[List[Histogram], Field(4)] = field(default_factory=list)
 
 
 @dataclass
@@ -109,8 +111,8 @@ class MetricMetadata(BaseMessage):
 
 @dataclass
 class WriteRequest(BaseMessage):
-    timeseries: Annotated[List[TimeSeries], Field(1)] = field(default_factory=list)  # noqa: UP006
-    metadata: Annotated[List[MetricMetadata], Field(3)] = field(default_factory=list)  # noqa: UP006
+    timeseries: Annotated[List[TimeSeries], Field(1)] = field(default_factory=list)
+    metadata: Annotated[List[MetricMetadata], Field(3)] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ peer interface
@@ -172,21 +174,32 @@ def walk(req: WriteRequest) -> int:
     return n
 
 
-def _labels(labels: List[Label]) -> Tuple[Tuple[str, str], ...]:  # noqa: UP006
+def _labels(labels: List[Label]) -> Tuple[Tuple[str, str], ...]:
     return tuple((lb.name, lb.value) for lb in labels)
 
 
-def content(req: WriteRequest) -> Tuple[Any, Any]:  # noqa: UP006
+def content(req: WriteRequest) -> Tuple[Any, Any]:
     series = []
     for ts in req.timeseries:
         hists = tuple(
-            (h.count_int, h.count_float, h.sum, h.schema, h.zero_threshold,
-             h.zero_count_int, h.zero_count_float,
-             tuple((s.offset, s.length) for s in h.negative_spans),
-             tuple(h.negative_deltas), tuple(h.negative_counts),
-             tuple((s.offset, s.length) for s in h.positive_spans),
-             tuple(h.positive_deltas), tuple(h.positive_counts),
-             int(h.reset_hint), h.timestamp, tuple(h.custom_values))
+            (
+                h.count_int,
+                h.count_float,
+                h.sum,
+                h.schema,
+                h.zero_threshold,
+                h.zero_count_int,
+                h.zero_count_float,
+                tuple((s.offset, s.length) for s in h.negative_spans),
+                tuple(h.negative_deltas),
+                tuple(h.negative_counts),
+                tuple((s.offset, s.length) for s in h.positive_spans),
+                tuple(h.positive_deltas),
+                tuple(h.positive_counts),
+                int(h.reset_hint),
+                h.timestamp,
+                tuple(h.custom_values),
+            )
             for h in ts.histograms
         )
         series.append(
@@ -201,7 +214,7 @@ def content(req: WriteRequest) -> Tuple[Any, Any]:  # noqa: UP006
     return tuple(series), meta
 
 
-def _histogram(h: Tuple[Any, ...]) -> Histogram:  # noqa: UP006
+def _histogram(h: Tuple[Any, ...]) -> Histogram:
     (ci, cf, sum_, schema, zt, zi, zf, nsp, nd, nc, psp, pd, pc, rh, ts, cv) = h
     return Histogram(
         count_int=ci,
@@ -223,7 +236,7 @@ def _histogram(h: Tuple[Any, ...]) -> Histogram:  # noqa: UP006
     )
 
 
-def build(plain: Tuple[Any, Any]) -> WriteRequest:  # noqa: UP006
+def build(plain: Tuple[Any, Any]) -> WriteRequest:
     series, metadata = plain
     return WriteRequest(
         timeseries=[
