@@ -73,16 +73,7 @@ def crc32c_update_pure(crc: int, data: bytes | bytearray | memoryview) -> int:
         u0, u1, u2, u3, u4, u5, u6, u7 = _wide_tables()
         for q, h2, h3, h4, h5, h6, h7 in _STEP.iter_unpack(mv[:head]):
             q ^= crc
-            crc = (
-                u7[q & 0xFFFF]
-                ^ u6[q >> 16]
-                ^ u5[h2]
-                ^ u4[h3]
-                ^ u3[h4]
-                ^ u2[h5]
-                ^ u1[h6]
-                ^ u0[h7]
-            )
+            crc = u7[q & 0xFFFF] ^ u6[q >> 16] ^ u5[h2] ^ u4[h3] ^ u3[h4] ^ u2[h5] ^ u1[h6] ^ u0[h7]
     t0 = _T0
     for b in mv[head:]:
         crc = (crc >> 8) ^ t0[(crc ^ b) & 0xFF]

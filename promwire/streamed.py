@@ -275,9 +275,7 @@ def _to_timeseries(
     end_ms: int | None,
     on_unsupported: OnUnsupported,
 ) -> m.TimeSeries:
-    ts, vs = decode_series(
-        series, start_ms=start_ms, end_ms=end_ms, on_unsupported=on_unsupported
-    )
+    ts, vs = decode_series(series, start_ms=start_ms, end_ms=end_ms, on_unsupported=on_unsupported)
     sample = m.Sample
     return m.TimeSeries(labels=list(series.labels), samples=list(map(sample, vs, ts)))
 
