@@ -37,6 +37,7 @@ import ssl
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Literal
 
 from . import snappy
 from .client import ERROR_BODY_LIMIT, ClientError, _auth_header, _check_headers, _Endpoint
@@ -310,6 +311,11 @@ class RemoteReadClient:
         largest declared decompressed SAMPLES answer (512 MiB).
     ``max_frame_size``
         largest declared streamed frame (50 000 000, Prometheus' default).
+    ``on_unsupported``
+        a streamed answer with chunks promwire cannot decode to samples
+        (native histogram chunks): ``"raise"`` (default,
+        :class:`~promwire.errors.UnsupportedChunkEncoding`) or ``"skip"``
+        them. A SAMPLES answer carries histograms as messages instead.
 
     One connection per request: a streamed answer is consumed lazily, so the
     client cannot share a connection between concurrently iterated queries.
@@ -330,6 +336,7 @@ class RemoteReadClient:
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        on_unsupported: Literal["raise", "skip"] = "raise",
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if timeout <= 0:
@@ -343,6 +350,7 @@ class RemoteReadClient:
         self.max_response_size = max_response_size
         self.max_decompressed_size = max_decompressed_size
         self.max_frame_size = max_frame_size
+        self.on_unsupported = on_unsupported
         self.ssl_context = ssl_context
         self._extra = _check_headers(headers)
         self._auth = _auth_header(basic_auth, bearer_token)
@@ -401,8 +409,9 @@ class RemoteReadClient:
         """Send any ReadRequest; yields ``(query_index, series)`` in answer order."""
         body = snappy.compress(encode(request))
         answer = self._post(body)
+        ranges = [(q.start_timestamp_ms, q.end_timestamp_ms) for q in request.queries]
         try:
-            yield from self._series(answer, len(request.queries))
+            yield from self._series(answer, ranges)
         finally:
             answer.conn.close()
 
@@ -443,7 +452,9 @@ class RemoteReadClient:
         lname = name.lower()
         return next((v for k, v in answer.headers.items() if k.lower() == lname), "")
 
-    def _series(self, answer: _Answer, n_queries: int) -> Iterator[tuple[int, TimeSeries]]:
+    def _series(
+        self, answer: _Answer, ranges: list[tuple[int, int]]
+    ) -> Iterator[tuple[int, TimeSeries]]:
         resp = answer.response
         if answer.status != 200:
             # Status first: an error answer is plain text, not snappy.
@@ -460,9 +471,9 @@ class RemoteReadClient:
         self.last_content_type = content_type
         media = content_type.split(";", 1)[0].strip().lower()
         if media == "application/x-streamed-protobuf":
-            yield from self._streamed(answer, content_type)
+            yield from self._streamed(answer, content_type, ranges)
         elif media in ("application/x-protobuf", ""):
-            yield from self._samples(answer, n_queries)
+            yield from self._samples(answer, len(ranges))
         else:
             raise UnsupportedMediaType(
                 f"{self.url}: remote read answered Content-Type {content_type!r}; expected "
@@ -508,7 +519,9 @@ class RemoteReadClient:
             for series in result.timeseries:
                 yield index, series
 
-    def _streamed(self, answer: _Answer, content_type: str) -> Iterator[tuple[int, TimeSeries]]:
+    def _streamed(
+        self, answer: _Answer, content_type: str, ranges: list[tuple[int, int]]
+    ) -> Iterator[tuple[int, TimeSeries]]:
         try:
             # Imported by name: promwire.streamed is optional for this module.
             streamed = importlib.import_module("promwire.streamed")
@@ -519,5 +532,17 @@ class RemoteReadClient:
             ) from exc
         chunks: Iterable[bytes] = self._chunks(answer.response)
         reader = streamed.read_streamed_response
-        for index, series in reader(chunks, max_frame_size=self.max_frame_size):
+        frames = reader(
+            chunks, max_frame_size=self.max_frame_size, on_unsupported=self.on_unsupported
+        )
+        for index, series in frames:
+            if not 0 <= index < len(ranges):
+                raise DecodeError(
+                    f"{self.url}: streamed frame for query {index}, but only "
+                    f"{len(ranges)} were asked"
+                )
+            # Whole chunks travel, so they may reach outside the query's
+            # range: keep only [start, end] (inclusive, like Prometheus).
+            start, end = ranges[index]
+            series.samples = [s for s in series.samples if start <= s.timestamp <= end]
             yield int(index), series
