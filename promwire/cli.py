@@ -233,7 +233,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
         kind = "chunked"
     if kind == "chunked":
         doc = _frames_json(data, samples=args.samples, max_frame_size=args.max_frame_size)
-        _say(f"{name}: streamed remote-read response, {len(doc.get('frames', []))} frames")
+        if args.samples:
+            n = sum(len(r.get("timeseries", [])) for r in doc.get("results", []))
+            _say(f"{name}: streamed remote-read response, {n} series")
+        else:
+            _say(f"{name}: streamed remote-read response, {len(doc['frames'])} frames")
         _print_json(doc)
         return EXIT_OK
     if args.raw:
@@ -268,10 +272,26 @@ def _print_json(doc: Any) -> None:
 # ------------------------------------------------------------------------ encode
 
 
+def _encode_frames(doc: Any) -> bytes:
+    """``{"frames": [ChunkedReadResponse JSON, ...]}`` (what decode prints) to a stream."""
+    try:
+        frames = importlib.import_module("promwire.frames")
+    except ImportError as exc:
+        raise CliError(
+            f"encoding a chunked stream needs promwire.frames ({exc})", EXIT_MISSING
+        ) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("frames"), list):
+        raise CliError('a chunked stream is {"frames": [...]}', EXIT_INPUT)
+    parts = [frames.encode_frame(encode(from_dict(ChunkedReadResponse, f))) for f in doc["frames"]]
+    return b"".join(parts)
+
+
 def _kind_of_json(doc: Any) -> str:
     if not isinstance(doc, dict):
         raise CliError("expected a JSON object", EXIT_INPUT)
     keys = set(doc)
+    if "frames" in keys:
+        return "chunked"
     if "symbols" in keys:
         return "write-v2"
     if keys & {"queries", "accepted_response_types"}:
@@ -291,14 +311,14 @@ def _load_json(data: bytes) -> Any:
 def cmd_encode(args: argparse.Namespace) -> int:
     doc = _load_json(_read_input(args.file))
     kind = args.type or _kind_of_json(doc)
-    if kind == "chunked":
-        raise CliError("encoding chunked streams is not supported", EXIT_USAGE)
     try:
-        msg = from_dict(_class_for(kind), doc)
-        body = encode(msg)
+        if kind == "chunked":
+            body = _encode_frames(doc)
+        else:
+            body = encode(from_dict(_class_for(kind), doc))
     except PromwireError as exc:
         raise CliError(f"cannot encode as {kind}: {exc}", EXIT_INPUT) from None
-    if not args.raw:
+    if not args.raw and kind != "chunked":  # a stream of frames is never snappy
         body = snappy.compress(body)
     out: BinaryIO
     if args.output and args.output != "-":
@@ -310,7 +330,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
             raise CliError("refusing to write binary to a terminal: use -o FILE", EXIT_USAGE)
         out.write(body)
         out.flush()
-    _say(f"{kind}: {len(body)} bytes ({'uncompressed' if args.raw else 'snappy'})")
+    how = "frames" if kind == "chunked" else "uncompressed" if args.raw else "snappy"
+    _say(f"{kind}: {len(body)} bytes ({how})")
     return EXIT_OK
 
 
@@ -527,6 +548,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.serve(db=args.db, listen=args.listen)
     except KeyboardInterrupt:
         return EXIT_OK
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    except OSError as exc:  # e.g. address in use, database not writable
+        raise CliError(f"cannot serve on {args.listen}: {exc}", EXIT_REMOTE) from None
     return EXIT_OK
 
 
@@ -563,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--type",
         "-t",
-        choices=[t for t in TYPES if t != "chunked"],
+        choices=TYPES,
         help="message type (default: from the JSON keys)",
     )
     p.add_argument("--raw", action="store_true", help="write uncompressed protobuf")
@@ -607,6 +632,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         _say(str(exc))
         return exc.code
+    except PromwireError as exc:  # bad bytes met while decoding input
+        _say(f"invalid input: {exc}")
+        return EXIT_INPUT
     except BrokenPipeError:
         # stdout closed early (e.g. `| head`): not an error worth a traceback.
         with contextlib.suppress(OSError):
