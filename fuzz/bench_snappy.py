@@ -16,6 +16,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -70,6 +71,14 @@ def write_request(target_bytes: int, seed: int = 42) -> bytes:
     return promwire.encode(WriteRequest(timeseries=series))
 
 
+def _compress_all(payloads: list[bytes]) -> list[bytes]:
+    return [snappy.compress(p) for p in payloads]
+
+
+def _decompress_all(blocks: list[bytes]) -> list[bytes]:
+    return [snappy.decompress(b) for b in blocks]
+
+
 def best(fn: Callable[[], object], repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -97,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 blocks = [snappy.compress(p) for p in payloads]
                 ratio = raw / sum(len(b) for b in blocks)
-                tc = best(lambda ps=payloads: [snappy.compress(p) for p in ps], args.repeat)
-                td = best(lambda bs=blocks: [snappy.decompress(b) for b in bs], args.repeat)
+                tc = best(partial(_compress_all, payloads), args.repeat)
+                td = best(partial(_decompress_all, blocks), args.repeat)
             finally:
                 snappy._use_backend(previous)
             print(
