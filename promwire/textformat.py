@@ -163,7 +163,7 @@ class _Line:
 
     def label_value(self, name: str, add: Callable[[str, str], None]) -> None:
         self.ws()
-        if self.peek() != "=":
+        if self.peek() != "=" or self.text[self.pos + 1 : self.pos + 2] == "~":
             raise self.fail("expected '=' (only equality in the text form)")
         self.pos += 1
         self.ws()
