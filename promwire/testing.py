@@ -284,7 +284,7 @@ def write_requests(max_size: int = 3) -> st.SearchStrategy[m.WriteRequest]:
     """``WriteRequest`` with up to ``max_size`` series and metadata entries."""
     return st.builds(
         m.WriteRequest,
-        timeseries=_lists(timeseries(), max_size),
+        timeseries=_lists(timeseries(2), max_size),
         metadata=_lists(metric_metadata(), max_size),
     )
 
@@ -330,7 +330,7 @@ def read_requests(max_size: int = 3) -> st.SearchStrategy[m.ReadRequest]:
 
 def query_results(max_size: int = 3) -> st.SearchStrategy[m.QueryResult]:
     """``QueryResult`` (possibly empty: an answer to a query that matched nothing)."""
-    return st.builds(m.QueryResult, timeseries=_lists(timeseries(), max_size))
+    return st.builds(m.QueryResult, timeseries=_lists(timeseries(2), max_size))
 
 
 def read_responses(max_size: int = 3) -> st.SearchStrategy[m.ReadResponse]:
@@ -362,7 +362,7 @@ def chunked_read_responses(max_size: int = 3) -> st.SearchStrategy[m.ChunkedRead
     """``ChunkedReadResponse`` with any ``int64`` query index."""
     return st.builds(
         m.ChunkedReadResponse,
-        chunked_series=_lists(chunked_series(), max_size),
+        chunked_series=_lists(chunked_series(2), max_size),
         query_index=int64s(),
     )
 

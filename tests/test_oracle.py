@@ -39,7 +39,7 @@ def test_oracle_covers_every_message_class() -> None:
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_encode_equals_upb(cls: type[Any], data: st.DataObject) -> None:
     msg = data.draw(messages(cls))
@@ -48,7 +48,7 @@ def test_encode_equals_upb(cls: type[Any], data: st.DataObject) -> None:
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_decode_of_upb_bytes(cls: type[Any], data: st.DataObject) -> None:
     msg = data.draw(messages(cls))
@@ -115,7 +115,7 @@ def test_concatenation_merges_like_upb(a: m.TimeSeries, b: m.TimeSeries) -> None
     assert canonical(decode(m.TimeSeries, raw)) == canonical(from_oracle(m.TimeSeries, pb))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(a=messages(m.Histogram), b=messages(m.Histogram))
 def test_histogram_merge_oneof_last_wins_like_upb(a: m.Histogram, b: m.Histogram) -> None:
     raw = encode(a) + encode(b)
@@ -123,7 +123,7 @@ def test_histogram_merge_oneof_last_wins_like_upb(a: m.Histogram, b: m.Histogram
     assert canonical(decode(m.Histogram, raw)) == canonical(from_oracle(m.Histogram, pb))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(a=messages(m.Query), b=messages(m.Query))
 def test_query_hints_merge_like_upb(a: m.Query, b: m.Query) -> None:
     raw = encode(a) + encode(b)
