@@ -146,9 +146,12 @@ class ClientError(PromwireError):
 class RemoteWriteError(ClientError):
     """A remote write failed (after any retries).
 
-    ``data_kept`` is ``False`` for every HTTP answer that is not 2xx: a 4xx or
-    5xx means the receiver did not keep the request (a remote write 2.0
-    receiver may have kept *part* of a 4xx request; see ``written``). It is
+    ``status`` is the status the server answered (0: none arrived).
+    ``data_kept`` is ``False`` whenever an answer arrived: a 4xx or 5xx means
+    the receiver did not keep the request (a remote write 2.0 receiver may
+    have kept *part* of a 4xx request; see ``written``), and the one failing
+    2xx - a v2 request answered without Written headers by a 1.0-only
+    receiver - means it parsed the body as an empty v1 request. It is
     ``None`` when no answer arrived: the data may or may not have been kept.
     """
 
@@ -434,7 +437,7 @@ class _Base:
                     f"{self.url}: {status} without X-Prometheus-Remote-Write-*-Written "
                     "headers for a remote write 2.0 request: the receiver probably "
                     "only speaks remote write 1.0 and dropped the data",
-                    status=415,
+                    status=status,
                     attempts=attempt,
                     headers=headers,
                 )

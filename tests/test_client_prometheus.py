@@ -218,3 +218,31 @@ def test_read_client_error_status(prom: PrometheusProcess) -> None:
         list(reader.query('pw_e2e_x{job=~"("}', 0, _now_ms()))
     assert info.value.status >= 400
     assert b"error parsing regexp" in info.value.body
+
+
+def test_async_client_and_v2_fallback_detection(prom: PrometheusProcess) -> None:
+    import asyncio
+
+    from promwire.client import AsyncRemoteWriteClient
+
+    t = _now_ms() - 20_000
+    req = WriteRequest(
+        timeseries=[TimeSeries([Label("__name__", "pw_e2e_async")], [Sample(3.5, t)])]
+    )
+
+    async def run() -> RemoteWriteError:
+        async with AsyncRemoteWriteClient(prom.url + "/api/v1/write") as client:
+            assert (await client.send(req)).status == 204
+        # Prometheus 2.42 only speaks remote write 1.0: it ignores the v2
+        # Content-Type, reads the body as an empty v1 request and answers 204
+        # with no Written headers. The client must not call that a success.
+        async with AsyncRemoteWriteClient(prom.url + "/api/v1/write", protocol="v2") as client:
+            with pytest.raises(RemoteWriteError) as info:
+                await client.send(req)
+            return info.value
+
+    err = asyncio.run(run())
+    assert err.status == 204 and err.data_kept is False and "1.0" in str(err)
+    assert _raw_range(prom, "pw_e2e_async", t + 1, "1m") == {
+        (("__name__", "pw_e2e_async"),): [(t, 3.5)]
+    }

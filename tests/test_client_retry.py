@@ -346,7 +346,7 @@ def test_v2_protocol(server: tuple[str, Script]) -> None:
         # A 2xx without Written headers: a 1.0-only receiver dropped the data.
         with pytest.raises(RemoteWriteError, match=r"1\.0") as info:
             c.send(_request(3))
-        assert info.value.data_kept is False
+        assert info.value.data_kept is False and info.value.status == 204
     first = script.seen[0]
     assert first.headers["Content-Type"] == (
         "application/x-protobuf;proto=io.prometheus.write.v2.Request"
