@@ -360,3 +360,14 @@ def test_serve_write_read(served: str) -> None:
 def test_serve_bad_listen() -> None:
     proc = run("serve", "--listen", "nonsense")
     assert proc.returncode == EXIT_USAGE and b"host:port" in proc.stderr
+
+
+def test_serve_without_server_module() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['promwire.server'] = None\n"  # as if the module did not exist
+        "from promwire.cli import main\n"
+        "sys.exit(main(['serve']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=REPO, timeout=30)
+    assert proc.returncode == 4 and b"needs promwire.server" in proc.stderr

@@ -380,3 +380,22 @@ def test_async_client(server: tuple[str, Script]) -> None:
     assert [s.headers.get("Retry-Attempt") for s in script.seen] == [None, "1", "2", None]
     assert script.seen[0].headers["User-Agent"] == f"promwire/{__version__}"
     assert decode(WriteRequest, snappy.decompress(script.seen[0].body)) == _request(2)
+
+
+def test_async_client_without_aiohttp() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, asyncio\n"
+        "sys.modules['aiohttp'] = None\n"  # makes `import aiohttp` fail
+        "from promwire.client import AsyncRemoteWriteClient\n"
+        "from promwire import WriteRequest, PromwireError\n"
+        "c = AsyncRemoteWriteClient('http://127.0.0.1:1/w')\n"
+        "try:\n"
+        "    asyncio.run(c.send(WriteRequest()))\n"
+        "except PromwireError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30)
+    assert b"pip install aiohttp" in out.stdout, out.stderr
