@@ -355,3 +355,19 @@ def test_env_var_with_unknown_value_fails_loudly() -> None:
     proc = run_python("import promwire", "zstd")
     assert proc.returncode != 0
     assert "PROMWIRE_SNAPPY" in proc.stderr
+
+
+def test_python_backend_checks_the_limit_itself() -> None:
+    # promwire.snappy checks the declared size first; the pure-Python
+    # decompressor, used on its own, refuses it as well before inflating.
+    from promwire import _snappy_py
+
+    bomb = snappy_bomb()
+    with pytest.raises(LimitExceeded):
+        _snappy_py.decompress(bomb, max_size=snappy.DEFAULT_MAX_DECOMPRESSED_SIZE)
+    block = _snappy_py.compress(b"abc" * 100)
+    assert _snappy_py.decompress(block, max_size=300) == b"abc" * 100
+    with pytest.raises(LimitExceeded):
+        _snappy_py.decompress(block, max_size=299)
+    with pytest.raises(SnappyError):
+        _snappy_py.decompress(b"\xff\xff\xff\xff\xff\x01", max_size=1 << 40)
