@@ -1,0 +1,479 @@
+"""End to end with the real Prometheus (2.42) and ``python -m promwire.server``.
+
+One Prometheus scrapes itself and a small protobuf target (a counter with an
+exemplar, a native histogram) every second and remote-writes to two
+receivers at once: ``promwire serve`` in a subprocess, and an in-process
+uvicorn whose storage fails 40% of the writes (half before, half after
+committing). Both stores must end up holding exactly Prometheus' own samples.
+A second Prometheus remote-reads data only promwire holds. Bad inputs are
+thrown at ``promwire serve`` under both of its servers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import uvicorn
+
+from promwire import (
+    STALE_NAN_BITS,
+    BucketSpan,
+    Histogram,
+    LabelMatcher,
+    MatchType,
+    MetricType,
+    Query,
+    QueryResult,
+    StorageError,
+    WriteRequest,
+)
+from promwire.asgi import RemoteStorageApp
+from promwire.sqlite_store import SQLiteStorage
+from promwire.storage import BaseStorage
+from promwire.wire import I64, LEN, VARINT, double_bits, pack_double, tag, varint, zigzag_encode
+from tests.support.prometheus import PrometheusProcess, free_port
+
+pytestmark = pytest.mark.prometheus
+
+REPO = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+# ------------------------------------------------------------------ promwire serve
+
+
+@contextmanager
+def promwire_serve(db: Path, server: str = "auto") -> Iterator[tuple[int, list[str]]]:
+    """``python -m promwire.server`` on a free port; yields (port, its output lines)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "promwire.server"),
+            *("--db", str(db), "--listen", f"127.0.0.1:{port}", "--server", server),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, f"promwire serve exited: {lines}"
+            assert time.monotonic() < deadline, "promwire serve did not start listening"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield port, lines
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        reader.join(5)
+
+
+def eventually(check: Callable[[], T], timeout: float, what: str) -> T:
+    """Poll ``check`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
+# -------------------------------------------------------- a protobuf scrape target
+
+
+def _len(field: int, payload: bytes) -> bytes:
+    return tag(field, LEN) + varint(len(payload)) + payload
+
+
+def _str(field: int, text: str) -> bytes:
+    return _len(field, text.encode())
+
+
+def _uint(field: int, value: int) -> bytes:
+    return tag(field, VARINT) + varint(value)
+
+
+def _double(field: int, value: float) -> bytes:
+    return tag(field, I64) + pack_double(value)
+
+
+EXEMPLAR_MS = int(time.time() * 1000) - 1000
+DEMO_HISTOGRAM = Histogram(
+    count_int=6,
+    sum=3.5,
+    schema=0,
+    zero_threshold=0.001,
+    zero_count_int=1,
+    positive_spans=[BucketSpan(-1, 2)],
+    positive_deltas=[2, 1],
+)
+
+
+def demo_exposition(requests: int) -> bytes:
+    """io.prometheus.client.MetricFamily messages, varint-delimited (client_model).
+
+    A counter with an exemplar (field numbers from client_model's metrics.proto:
+    MetricFamily 1 name, 2 help, 3 type, 4 metric; Metric 3 counter, 7 histogram;
+    Counter 1 value, 2 exemplar; Exemplar 1 label, 2 value, 3 timestamp) and a
+    native histogram (Histogram 1 count, 2 sum, 5 schema, 6 zero_threshold,
+    7 zero_count, 12 positive_span, 13 positive_delta packed sint64).
+    """
+    exemplar = (
+        _len(1, _str(1, "trace_id") + _str(2, "abc123"))
+        + _double(2, 0.25)
+        + _len(3, _uint(1, EXEMPLAR_MS // 1000) + _uint(2, (EXEMPLAR_MS % 1000) * 1_000_000))
+    )
+    counter = _len(3, _double(1, float(requests)) + _len(2, exemplar))
+    h = DEMO_HISTOGRAM
+    spans = b"".join(
+        _len(12, _uint(1, zigzag_encode(s.offset)) + _uint(2, s.length)) for s in h.positive_spans
+    )
+    deltas = b"".join(varint(zigzag_encode(d)) for d in h.positive_deltas)
+    histogram = _len(
+        7,
+        _uint(1, h.count_int or 0)
+        + _double(2, h.sum)
+        + _uint(5, zigzag_encode(h.schema))
+        + _double(6, h.zero_threshold)
+        + _uint(7, h.zero_count_int or 0)
+        + spans
+        + _len(13, deltas),
+    )
+    families = [
+        _str(1, "promwire_demo_requests_total") + _str(2, "Demo requests.") + _len(4, counter),
+        _str(1, "promwire_demo_latency_seconds")
+        + _str(2, "Demo latency.")
+        + _uint(3, 4)  # HISTOGRAM
+        + _len(4, histogram),
+    ]
+    return b"".join(varint(len(f)) + f for f in families)
+
+
+@contextmanager
+def demo_target() -> Iterator[int]:
+    scrapes = Counter[str]()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            scrapes["n"] += 1
+            body = demo_exposition(scrapes["n"])
+            self.send_response(200)
+            self.send_header(
+                "Content-Type",
+                "application/vnd.google.protobuf; "
+                "proto=io.prometheus.client.MetricFamily; encoding=delimited",
+            )
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --------------------------------------------------------- the failing receiver
+
+
+class FlakyStorage(BaseStorage):
+    """Fails ``rate`` of the writes with a 500: half before and half after the
+    inner store committed (a lost response), so Prometheus resends committed data."""
+
+    def __init__(self, inner: SQLiteStorage, rate: float, seed: int = 7) -> None:
+        self.inner = inner
+        self.rate = rate
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.failed_before = 0
+        self.failed_after = 0
+        self.delivered = Counter[tuple[tuple[tuple[str, str], ...], int]]()
+
+    def write(self, ctx: Any, request: WriteRequest) -> None:
+        with self.lock:
+            roll = self.rng.random()
+        if roll < self.rate / 2:
+            with self.lock:
+                self.failed_before += 1
+            raise StorageError("injected failure before writing")
+        self.inner.write(ctx, request)
+        with self.lock:
+            for ts in request.timeseries:
+                key = tuple((lb.name, lb.value) for lb in ts.labels)
+                self.delivered.update((key, s.timestamp) for s in ts.samples)
+            if roll < self.rate:
+                self.failed_after += 1
+                raise StorageError("injected failure after committing")
+
+    def process_query(self, ctx: Any, query: Query) -> QueryResult:
+        return self.inner.process_query(ctx, query)
+
+
+@contextmanager
+def uvicorn_thread(app: Any) -> Iterator[int]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    eventually(lambda: server.started, 10, "uvicorn")
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+# -------------------------------------------------------------- comparison helpers
+
+SeriesKey = tuple[tuple[str, str], ...]
+Raw = dict[SeriesKey, list[tuple[int, float]]]
+
+
+def prometheus_raw(prom: PrometheusProcess, selector: str, at_ms: int) -> Raw:
+    """Raw samples of ``selector[5m]`` at ``at_ms``, from Prometheus' own TSDB."""
+    data = prom.api("/api/v1/query", query=f"{selector}[5m]", time=f"{at_ms / 1000:.3f}")
+    return {
+        tuple(sorted(r["metric"].items())): [
+            (round(float(t) * 1000), float(v)) for t, v in r.get("values", [])
+        ]
+        for r in data["result"]
+        if r.get("values")
+    }
+
+
+def store_raw(store: SQLiteStorage, matchers: list[LabelMatcher], at_ms: int) -> Raw:
+    """The same from a promwire store; stale markers dropped, as a range vector does."""
+    result = store.process_query(None, Query(at_ms - 300_000, at_ms, matchers))
+    out: Raw = {}
+    for ts in result.timeseries:
+        points = [
+            (s.timestamp, s.value) for s in ts.samples if double_bits(s.value) != STALE_NAN_BITS
+        ]
+        if points:
+            out[tuple((lb.name, lb.value) for lb in ts.labels)] = points
+    return out
+
+
+def same(a: Raw, b: Raw) -> bool:
+    """Equal keys and samples; NaN equals NaN (Prometheus' JSON keeps no NaN payload)."""
+    if a.keys() != b.keys():
+        return False
+    for key, points in a.items():
+        other = b[key]
+        if len(points) != len(other):
+            return False
+        for (t1, v1), (t2, v2) in zip(points, other, strict=True):
+            if t1 != t2 or not (v1 == v2 or (math.isnan(v1) and math.isnan(v2))):
+                return False
+    return True
+
+
+def describe_diff(a: Raw, b: Raw) -> str:
+    missing = sorted(set(a) - set(b))[:3]
+    extra = sorted(set(b) - set(a))[:3]
+    differing = [k for k in set(a) & set(b) if not same({k: a[k]}, {k: b[k]})][:2]
+    return json.dumps(
+        {
+            "missing": missing,
+            "extra": extra,
+            "differing": [(k, a[k][-3:], b[k][-3:]) for k in differing],
+        },
+        default=str,
+    )[:3000]
+
+
+# ------------------------------------------------------------ remote write e2e
+
+
+@dataclass
+class SelfScrape:
+    prom: PrometheusProcess
+    serve_store: SQLiteStorage
+    flaky: FlakyStorage
+    serve_output: list[str]
+
+
+@pytest.fixture(scope="module")
+def self_scrape(
+    prometheus_bin: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SelfScrape]:
+    tmp = tmp_path_factory.mktemp("selfscrape")
+    queue = (
+        "    send_exemplars: true\n"
+        "    send_native_histograms: true\n"
+        "    queue_config: {max_samples_per_send: 100, batch_send_deadline: 1s,"
+        " min_backoff: 50ms, max_backoff: 1s}\n"
+        "    metadata_config: {send: true, send_interval: 2s}\n"
+    )
+    flaky = FlakyStorage(SQLiteStorage(tmp / "flaky.db", synchronous="NORMAL"), rate=0.4)
+    with (
+        promwire_serve(tmp / "serve.db") as (serve_port, output),
+        uvicorn_thread(RemoteStorageApp(flaky)) as flaky_port,
+        demo_target() as demo_port,
+    ):
+        config = (
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            "scrape_configs:\n"
+            "  - job_name: prometheus\n"
+            "    static_configs: [{targets: ['127.0.0.1:{PORT}']}]\n"
+            "  - job_name: demo\n"
+            f"    static_configs: [{{targets: ['127.0.0.1:{demo_port}']}}]\n"
+            "remote_write:\n"
+            f"  - url: http://127.0.0.1:{serve_port}/api/v1/write\n"
+            + queue
+            + f"  - url: http://127.0.0.1:{flaky_port}/api/v1/write\n"
+            + queue
+        )
+        # flush-deadline: on shutdown, stop waiting for the queues after 1 s.
+        flags = [
+            "--enable-feature=native-histograms,exemplar-storage",
+            "--storage.remote.flush-deadline=1s",
+        ]
+        with PrometheusProcess(config, tmp / "prom", flags=flags) as prom:
+            serve_store = SQLiteStorage(tmp / "serve.db")
+            try:
+                yield SelfScrape(prom, serve_store, flaky, output)
+            finally:
+                serve_store.close()
+                flaky.inner.close()
+
+
+UP = [LabelMatcher(MatchType.EQ, "__name__", "up"), LabelMatcher(MatchType.EQ, "job", "prometheus")]
+JOB = [LabelMatcher(MatchType.EQ, "job", "prometheus")]
+
+
+def settled_time(store: SQLiteStorage, scrapes: int) -> int:
+    """A timestamp (ms) after ``scrapes`` scrapes reached ``store``, 2 s in the past."""
+
+    def enough() -> int:
+        result = store.process_query(None, Query(0, 1 << 62, UP)).timeseries
+        return (
+            result[0].samples[scrapes - 1].timestamp
+            if result and len(result[0].samples) >= scrapes
+            else 0
+        )
+
+    eventually(enough, 40, f"{scrapes} scrapes of up to arrive")
+    return int(time.time() * 1000) - 2000
+
+
+def wait_same(store: SQLiteStorage, expected: Raw, at: int, timeout: float) -> Raw:
+    """Wait until ``store`` holds exactly ``expected`` up to ``at``; fail with a diff."""
+    got: Raw = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        got = store_raw(store, JOB, at)
+        if same(expected, got):
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(describe_diff(expected, got))
+        time.sleep(0.25)
+
+
+def test_remote_write_stores_exactly_what_prometheus_has(self_scrape: SelfScrape) -> None:
+    store, prom = self_scrape.serve_store, self_scrape.prom
+    at = settled_time(store, 4)
+    expected = prometheus_raw(prom, '{job="prometheus"}', at)
+    assert len(expected) > 100  # every series Prometheus has about itself
+    got = wait_same(store, expected, at, 10)
+    assert sum(map(len, got.values())) >= 2 * len(expected)
+    # The printed prometheus.yml snippet points at the server.
+    text = "".join(self_scrape.serve_output)
+    assert "remote_write:" in text
+    assert "/api/v1/write" in text
+    assert "/api/v1/read" in text
+
+
+def test_metadata_exemplars_and_native_histograms_arrive(self_scrape: SelfScrape) -> None:
+    store, prom = self_scrape.serve_store, self_scrape.prom
+    settled_time(store, 2)
+
+    def metadata() -> dict[str, Any]:
+        return {m.metric_family_name: m for m in store.metadata()}
+
+    names = ("prometheus_tsdb_head_series", "promwire_demo_latency_seconds")
+    md = eventually(
+        lambda: (lambda d: d if all(n in d for n in names) else None)(metadata()), 15, "metadata"
+    )
+    theirs = prom.api("/api/v1/metadata", metric="prometheus_tsdb_head_series")
+    (entry,) = theirs["prometheus_tsdb_head_series"]
+    ours = md["prometheus_tsdb_head_series"]
+    assert (ours.type, ours.help) == (MetricType.GAUGE, entry["help"])
+    assert md["promwire_demo_latency_seconds"].type == MetricType.HISTOGRAM
+    assert md["promwire_demo_requests_total"].help == "Demo requests."
+
+    demo = LabelMatcher(MatchType.EQ, "job", "demo")
+    (with_ex,) = eventually(
+        lambda: store.exemplars(
+            [demo, LabelMatcher(MatchType.EQ, "__name__", "promwire_demo_requests_total")]
+        ),
+        10,
+        "the exemplar",
+    )
+    assert {
+        (e.labels[0].name, e.labels[0].value, e.value, e.timestamp) for e in with_ex.exemplars
+    } == {("trace_id", "abc123", 0.25, EXEMPLAR_MS)}
+
+    hist = LabelMatcher(MatchType.EQ, "__name__", "promwire_demo_latency_seconds")
+    (series,) = store.process_query(None, Query(0, 1 << 62, [demo, hist])).timeseries
+    assert series.histograms
+    for h in series.histograms:
+        assert (h.count_int, h.sum, h.schema, h.zero_threshold, h.zero_count_int) == (
+            6,
+            3.5,
+            0,
+            0.001,
+            1,
+        )
+        assert (h.positive_spans, h.positive_deltas) == ([BucketSpan(-1, 2)], [2, 1])
+    # Prometheus has a native histogram at every timestamp we stored one.
+    at = series.histograms[-1].timestamp
+    theirs_h = prom.api(
+        "/api/v1/query", query="promwire_demo_latency_seconds[5m]", time=f"{at / 1000:.3f}"
+    )["result"][0]["histograms"]
+    assert [round(float(t) * 1000) for t, _ in theirs_h] == [h.timestamp for h in series.histograms]
+    assert all(float(v["sum"]) == 3.5 and v["count"] == "6" for _, v in theirs_h)
+
+
+def test_retried_writes_leave_nothing_missing_or_duplicated(self_scrape: SelfScrape) -> None:
+    flaky, prom = self_scrape.flaky, self_scrape.prom
+    at = settled_time(flaky.inner, 4)
+    expected = prometheus_raw(prom, '{job="prometheus"}', at)
+    wait_same(flaky.inner, expected, at, 20)
+    assert flaky.failed_before > 0 and flaky.failed_after > 0
+    # Committed batches were resent after a 500 and still stored once each.
+    resent = [k for k, n in flaky.delivered.items() if n > 1]
+    assert resent
+    assert flaky.inner.counts()["samples"] == len({(k, t) for k, t in flaky.delivered})
