@@ -552,6 +552,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError(str(exc), EXIT_USAGE) from None
     except OSError as exc:  # e.g. address in use, database not writable
         raise CliError(f"cannot serve on {args.listen}: {exc}", EXIT_REMOTE) from None
+    except SystemExit as exc:
+        # uvicorn exits (status 3) when it cannot bind; keep our own exit codes.
+        if exc.code not in (0, None):
+            raise CliError(
+                f"the server on {args.listen} stopped (status {exc.code}; reason above)",
+                EXIT_REMOTE,
+            ) from None
     return EXIT_OK
 
 

@@ -371,3 +371,10 @@ def test_serve_without_server_module() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=REPO, timeout=30)
     assert proc.returncode == 4 and b"needs promwire.server" in proc.stderr
+
+
+def test_serve_port_in_use(served: str) -> None:
+    # The port `served` holds: the second server cannot bind.
+    proc = run("serve", "--db", ":memory:", "--listen", served.removeprefix("http://"))
+    assert proc.returncode == EXIT_REMOTE
+    assert b"stopped" in proc.stderr or b"cannot serve" in proc.stderr
