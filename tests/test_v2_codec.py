@@ -217,7 +217,7 @@ def _damaged(draw: st.DrawFn) -> bytes:
     return bytes(buf)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(raw=st.one_of(_damaged(), st.binary(max_size=64)))
 def test_damaged_input_raises_only_decode_error(raw: bytes) -> None:
     try:

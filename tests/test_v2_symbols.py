@@ -139,5 +139,16 @@ def test_any_out_of_range_ref_is_caught(req: v2.Request, data: st.DataObject) ->
         ts.metadata = v2.Metadata(help_ref=bad)
     else:
         ts.metadata = v2.Metadata(unit_ref=bad)
-    with pytest.raises(DecodeError, match=rf"series #{i}\b.*\b{bad} out of range"):
+    with pytest.raises(DecodeError, match=rf"(?s)series #{i}\b.*\b{bad} out of range"):
         v2.validate(req)
+
+
+def test_series_description_quotes_odd_names_and_is_bounded() -> None:
+    symbols = ["", "__name__", "up", "a b", "\n", "v" * 1000]
+    ts = v2.TimeSeries(labels_refs=[1, 2, 3, 4, 4, 5])
+    text = v2.describe_series(symbols, ts, 7)
+    assert text.startswith("series #7 {__name__='up', 'a b'='\\n', '\\n'='vvv")
+    assert text.endswith("...}")
+    assert len(text) < 300
+    assert "\n" not in text
+    assert v2.describe_series(symbols, v2.TimeSeries(labels_refs=[1, 99]), 3) == "series #3"

@@ -101,13 +101,25 @@ def resolve_labels(symbols: Sequence[str], refs: Sequence[int]) -> list[Label]:
     return out
 
 
+#: Longest label text an error message quotes (a sender controls it).
+_DESCRIBE_LIMIT = 240
+
+
 def describe_series(symbols: Sequence[str], series: TimeSeries, index: int) -> str:
-    """How error messages name a series: ``{a="b", ...}`` when resolvable, else its index."""
+    """How error messages name a series: its index plus ``{name='value', ...}`` when resolvable.
+
+    Names that are not identifiers are quoted; the label text is cut at 240
+    characters.
+    """
     try:
         labels = resolve_labels(symbols, series.labels_refs)
     except DecodeError:
         return f"series #{index}"
-    inner = ", ".join(f"{lb.name}={lb.value!r}" for lb in labels)
+    inner = ", ".join(
+        f"{lb.name if lb.name.isidentifier() else repr(lb.name)}={lb.value!r}" for lb in labels
+    )
+    if len(inner) > _DESCRIBE_LIMIT:
+        inner = inner[:_DESCRIBE_LIMIT] + "..."
     return f"series #{index} {{{inner}}}"
 
 
