@@ -11,6 +11,7 @@ thrown at ``promwire serve`` under both of its servers.
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import random
@@ -34,13 +35,18 @@ from promwire import (
     STALE_NAN_BITS,
     BucketSpan,
     Histogram,
+    Label,
     LabelMatcher,
     MatchType,
     MetricType,
     Query,
     QueryResult,
+    Sample,
     StorageError,
+    TimeSeries,
     WriteRequest,
+    encode,
+    snappy,
 )
 from promwire.asgi import RemoteStorageApp
 from promwire.sqlite_store import SQLiteStorage
@@ -477,3 +483,128 @@ def test_retried_writes_leave_nothing_missing_or_duplicated(self_scrape: SelfScr
     resent = [k for k, n in flaky.delivered.items() if n > 1]
     assert resent
     assert flaky.inner.counts()["samples"] == len({(k, t) for k, t in flaky.delivered})
+
+
+# ---------------------------------------------------------------- remote read e2e
+
+
+def post(port: int, path: str, body: bytes, headers: dict[str, str], method: str = "POST") -> Any:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+RW = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
+
+
+def test_prometheus_remote_read_answers_from_promwire(prometheus_bin: str, tmp_path: Path) -> None:
+    now = int(time.time() * 1000)
+    values = {"a": [0.5, 1.25, -3.0, 1e-300, 7.0, 42.125], "b": [2.0, 2.0, 1e300, 0.1, -0.0, 3.0]}
+    written = {
+        src: [(now - 50_000 + 10_000 * i, v) for i, v in enumerate(vals)]
+        for src, vals in values.items()
+    }
+    req = WriteRequest(
+        [
+            TimeSeries(
+                [Label("__name__", "promwire_e2e_only"), Label("src", src)],
+                [Sample(v, t) for t, v in points],
+            )
+            for src, points in written.items()
+        ]
+    )
+    with promwire_serve(tmp_path / "r.db") as (port, _):
+        assert post(port, "/api/v1/write", snappy.compress(encode(req)), RW) == (204, "")
+        config = (
+            "global: {scrape_interval: 1m}\n"
+            "remote_read:\n"
+            f"  - url: http://127.0.0.1:{port}/api/v1/read\n"
+            "    read_recent: true\n"
+        )
+        with PrometheusProcess(config, tmp_path / "prom") as prom:
+            # A raw range vector: every written sample, exactly, through remote read.
+            got = prometheus_raw(prom, "promwire_e2e_only", now)
+            assert got == {
+                (("__name__", "promwire_e2e_only"), ("src", src)): points
+                for src, points in written.items()
+            }
+            # PromQL evaluated by Prometheus over data only promwire holds.
+            total = prom.api("/api/v1/query", query="sum(promwire_e2e_only)", time=now / 1000)
+            assert float(total["result"][0]["value"][1]) == 42.125 + 3.0
+            peak = prom.api(
+                "/api/v1/query",
+                query='max_over_time(promwire_e2e_only{src="b"}[2m])',
+                time=now / 1000,
+            )
+            assert float(peak["result"][0]["value"][1]) == 1e300
+
+
+# ------------------------------------------------------------------- bad inputs
+
+
+def oversized_status(port: int, size: int) -> tuple[int, str]:
+    """Send only the headers of a huge request: a capped server answers without the body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /api/v1/write HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\n"
+            + f"Content-Length: {size}\r\n\r\n".encode()
+        )
+        reader = sock.makefile("rb")
+        status = int(reader.readline().split()[1])
+        headers = {}
+        while (line := reader.readline().strip()) != b"":
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = reader.read(int(headers["content-length"]))
+    return status, body.decode()
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "wsgiref"])
+def test_bad_inputs_get_the_right_status_and_change_nothing(server: str, tmp_path: Path) -> None:
+    good = WriteRequest([TimeSeries([Label("__name__", "ok")], [Sample(1.0, 1000)])])
+    good_body = snappy.compress(encode(good))
+    bad: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
+        ("truncated", "POST", good_body[:-4], RW, 400, "snappy"),
+        ("framed snappy", "POST", b"\xff\x06\x00\x00sNaPpY" + b"\x00" * 8, RW, 400, "framed"),
+        ("uncompressed", "POST", encode(good), RW, 400, ""),
+        ("bad protobuf", "POST", snappy.compress(b"\x0a\xff"), RW, 400, ""),
+        (
+            "json",
+            "POST",
+            good_body,
+            {**RW, "Content-Type": "application/json"},
+            415,
+            "Content-Type",
+        ),
+        ("gzip", "POST", good_body, {**RW, "Content-Encoding": "gzip"}, 415, "Content-Encoding"),
+        (
+            "rw 2.0",
+            "POST",
+            good_body,
+            {**RW, "Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"},
+            415,
+            "io.prometheus.write.v2.Request",
+        ),
+        ("GET", "GET", b"", {}, 405, "POST"),
+        ("PUT", "PUT", good_body, RW, 405, "POST"),
+    ]
+    with promwire_serve(tmp_path / "b.db", server) as (port, _):
+        assert post(port, "/api/v1/write", good_body, RW) == (204, "")
+        with SQLiteStorage(tmp_path / "b.db") as store:
+            before = store.counts()
+            for name, method, body, headers, status, needle in bad:
+                got_status, message = post(port, "/api/v1/write", body, headers, method)
+                assert (name, got_status) == (name, status), message
+                assert needle in message
+                assert message.strip(), name
+            status, message = oversized_status(port, 33 * 1024 * 1024)
+            assert (status, "over the limit" in message) == (413, True)
+            assert post(port, "/api/v1/read", b"junk", RW)[0] == 400
+            assert post(port, "/nope", good_body, RW)[0] == 404
+            assert store.counts() == before
+            assert before["samples"] == 1
