@@ -109,15 +109,15 @@ def to_v1(request: v2.Request, *, errors: list[str] | None = None) -> v1.WriteRe
     out_series: list[v1.TimeSeries] = []
     metadata: dict[str, v1.MetricMetadata] = {}
 
+    def make(key: tuple[int, int]) -> v1.Label:
+        label = pairs[key] = Label(symbols[key[0]], symbols[key[1]])
+        return label
+
+    get = pairs.get
+
     def labels_of(refs: list[int]) -> list[v1.Label]:
-        out = []
-        for i in range(0, len(refs), 2):
-            key = (refs[i], refs[i + 1])
-            label = pairs.get(key)
-            if label is None:
-                label = pairs[key] = Label(symbols[key[0]], symbols[key[1]])
-            out.append(label)
-        return out
+        # zip of the even and odd slices walks the (name, value) pairs in C.
+        return [get(key) or make(key) for key in zip(refs[::2], refs[1::2])]
 
     for index, series in enumerate(request.timeseries):
         problem = series_error(symbols, series, index)
