@@ -117,7 +117,7 @@ def to_v1(request: v2.Request, *, errors: list[str] | None = None) -> v1.WriteRe
 
     def labels_of(refs: list[int]) -> list[v1.Label]:
         # zip of the even and odd slices walks the (name, value) pairs in C.
-        return [get(key) or make(key) for key in zip(refs[::2], refs[1::2])]
+        return [get(key) or make(key) for key in zip(refs[::2], refs[1::2], strict=True)]
 
     for index, series in enumerate(request.timeseries):
         problem = series_error(symbols, series, index)
