@@ -65,7 +65,7 @@ def test_streamed_read_matches_samples_read(prometheus_bin: str, tmp_path: Path)
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
             got = prom.api("/api/v1/query", query="count_over_time(up[1m])")["result"]
-            if got and int(got[0]["value"][1]) >= 3:
+            if got and int(got[0]["value"][1]) >= 4:
                 break
             time.sleep(0.3)
         else:
