@@ -252,8 +252,8 @@ TimeSeries = m.TimeSeries
 _new = object.__new__
 # Label is frozen: its __init__ goes through object.__setattr__ per field. The
 # slot descriptors set the fields directly, which is what a decoder needs.
-_set_name = m.Label.name.__set__  # type: ignore[attr-defined]
-_set_value = m.Label.value.__set__  # type: ignore[attr-defined]
+_set_name = m.Label.__dict__["name"].__set__
+_set_value = m.Label.__dict__["value"].__set__
 
 
 def _label_uncached(buf: bytes, pos: int, end: int) -> m.Label:

@@ -237,7 +237,14 @@ def _sample_records(samples: list[m.Sample], out: list[bytes]) -> None:
         if _T6_MIN <= t < _T6_END and v and type(v) is float:
             out.append(
                 _PACK_SAMPLE18(
-                    0x12, 0x10, 0x09, v, 0x10, more[t & 0x3FFF], more[(t >> 14) & 0x3FFF], last[t >> 28]
+                    0x12,
+                    0x10,
+                    0x09,
+                    v,
+                    0x10,
+                    more[t & 0x3FFF],
+                    more[(t >> 14) & 0x3FFF],
+                    last[t >> 28],
                 )
             )
         else:

@@ -108,6 +108,15 @@ class ResponseType(enum.IntEnum):
     STREAMED_XOR_CHUNKS = 1
 
 
+# Annotations inside the classes below would otherwise resolve to their nested
+# enum class attributes (``LabelMatcher.Type`` etc., protobuf-style access).
+_MetricType = MetricType
+_ResetHint = ResetHint
+_ChunkEncoding = ChunkEncoding
+_MatchType = MatchType
+_ResponseType = ResponseType
+
+
 @dataclass(frozen=True, slots=True)
 class Label:
     """One label pair (field 1 ``name``, field 2 ``value``)."""
@@ -165,7 +174,7 @@ class Histogram:
     positive_spans: list[BucketSpan] = field(default_factory=list)  # 11
     positive_deltas: list[int] = field(default_factory=list)  # 12 packed sint64
     positive_counts: list[float] = field(default_factory=list)  # 13 packed double
-    reset_hint: ResetHint | int = ResetHint.UNKNOWN  # 14 enum
+    reset_hint: _ResetHint | int = _ResetHint.UNKNOWN  # 14 enum
     timestamp: int = 0  # 15 int64
     custom_values: list[float] = field(default_factory=list)  # 16 packed double
 
@@ -191,7 +200,7 @@ class MetricMetadata:
 
     MetricType: ClassVar[type[MetricType]] = MetricType
 
-    type: MetricType | int = MetricType.UNKNOWN
+    type: _MetricType | int = _MetricType.UNKNOWN
     metric_family_name: str = ""
     help: str = ""
     unit: str = ""
@@ -214,7 +223,7 @@ class LabelMatcher:
 
     Type: ClassVar[type[MatchType]] = MatchType
 
-    type: MatchType | int = MatchType.EQ
+    type: _MatchType | int = _MatchType.EQ
     name: str = ""
     value: str = ""
 
@@ -249,7 +258,7 @@ class ReadRequest:
     ResponseType: ClassVar[type[ResponseType]] = ResponseType
 
     queries: list[Query] = field(default_factory=list)
-    accepted_response_types: list[ResponseType | int] = field(default_factory=list)
+    accepted_response_types: list[_ResponseType | int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -274,7 +283,7 @@ class Chunk:
 
     min_time_ms: int = 0
     max_time_ms: int = 0
-    type: ChunkEncoding | int = ChunkEncoding.UNKNOWN
+    type: _ChunkEncoding | int = _ChunkEncoding.UNKNOWN
     data: bytes = b""
 
 

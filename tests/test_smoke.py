@@ -8,5 +8,6 @@ def test_minimal_example_from_protocol() -> None:
         )
     )
     req = promwire.decode(promwire.WriteRequest, raw)
-    assert req.timeseries[0].labels == [promwire.Label("__name__", "up"), promwire.Label("job", "x")]
+    up, job = promwire.Label("__name__", "up"), promwire.Label("job", "x")
+    assert req.timeseries[0].labels == [up, job]
     assert promwire.encode(req) == raw

@@ -1,6 +1,7 @@
 """Run a real Prometheus (Debian's 2.42 package) on loopback for end-to-end tests.
 
-    with PrometheusProcess(config_yaml, tmp_path, flags=["--web.enable-remote-write-receiver"]) as prom:
+    flags = ["--web.enable-remote-write-receiver"]
+    with PrometheusProcess(config_yaml, tmp_path, flags=flags) as prom:
         prom.url  # "http://127.0.0.1:PORT"
 
 Tests that need it use the ``prometheus_bin`` fixture (tests/conftest.py), which
