@@ -267,3 +267,14 @@ def test_real_metadata_rides_on_matching_series(fixtures_dir: Path) -> None:
     assert {md.metric_family_name for md in expected} == set(got)
     for md in expected:
         assert got[md.metric_family_name] == md
+
+
+def test_to_v1_keeps_label_order_unless_asked_to_sort() -> None:
+    t = v2.SymbolTable()
+    refs = t.refs({"job": "x", "__name__": "up", "a": "1"})
+    req = v2.Request(symbols=t.symbols, timeseries=[v2.TimeSeries(refs, [v2.Sample(1.0, 1)])])
+    as_sent = [Label("job", "x"), Label("__name__", "up"), Label("a", "1")]
+    assert v2.to_v1(req).timeseries[0].labels == as_sent
+    assert v2.to_v1(req, sort_labels=True).timeseries[0].labels == sorted(
+        as_sent, key=lambda lb: lb.name
+    )

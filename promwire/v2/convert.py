@@ -25,6 +25,7 @@ requests with no series at all; those convert to an empty ``Request``).
 from __future__ import annotations
 
 import enum
+from operator import attrgetter
 from typing import TypeVar
 
 from .. import messages as v1
@@ -44,6 +45,9 @@ def _enum(value: enum.IntEnum | int, target: type[E]) -> E | int:
         return target(n)
     except ValueError:
         return n
+
+
+_by_name = attrgetter("name")
 
 
 def histogram_to_v1(h: v2.Histogram) -> v1.Histogram:
@@ -91,7 +95,9 @@ def histogram_to_v2(h: v1.Histogram, *, start_timestamp: int = 0) -> v2.Histogra
     )
 
 
-def to_v1(request: v2.Request, *, errors: list[str] | None = None) -> v1.WriteRequest:
+def to_v1(
+    request: v2.Request, *, errors: list[str] | None = None, sort_labels: bool = False
+) -> v1.WriteRequest:
     """Resolve a v2 request into the equivalent v1 ``WriteRequest``.
 
     Every series' refs are checked (see :func:`promwire.v2.symbols.series_error`).
@@ -100,6 +106,9 @@ def to_v1(request: v2.Request, *, errors: list[str] | None = None) -> v1.WriteRe
     bad series are left out and their messages appended to it, so a receiver
     can store the rest and answer 400 with a partial write, like Prometheus.
     Series order is kept; metadata entries come in order of first appearance.
+    Labels keep the sender's order (the spec asks senders to sort them by
+    name); ``sort_labels=True`` sorts each label set by name, as Prometheus
+    does after de-symbolising. Exemplar labels are left as sent.
     """
     symbols = request.symbols
     # One Label object per distinct (name_ref, value_ref) pair: label pairs
@@ -127,6 +136,8 @@ def to_v1(request: v2.Request, *, errors: list[str] | None = None) -> v1.WriteRe
             errors.append(problem)
             continue
         labels = labels_of(series.labels_refs)
+        if sort_labels:
+            labels.sort(key=_by_name)
         out_series.append(
             v1.TimeSeries(
                 labels=labels,
