@@ -111,7 +111,10 @@ def _encoder_for(cls: type[Any]) -> Encoder:
 
 def _make_generic(cls: type[Any]) -> Encoder:
     """Build an encoder for ``cls`` driven by its field table."""
-    plan = [(spec, tag(spec.number, LEN if spec.packed else WIRE_TYPE[spec.kind])) for spec in SCHEMAS[cls]]
+    plan = [
+        (spec, tag(spec.number, LEN if spec.packed else WIRE_TYPE[spec.kind]))
+        for spec in SCHEMAS[cls]
+    ]
     oneof_groups: dict[str, list[str]] = {}
     for spec in SCHEMAS[cls]:
         if spec.oneof:
@@ -195,10 +198,7 @@ def _sample(s: m.Sample) -> bytes:
     ts = s.timestamp
     if type(v) is not float or type(ts) is not int or not INT64_MIN <= ts <= INT64_MAX:
         return _generic_sample(s)
-    if v == 0.0 and math.copysign(1.0, v) > 0:
-        head = b""
-    else:
-        head = _pack_sample(0x09, v)
+    head = b"" if _is_default_double(v) else _pack_sample(0x09, v)
     if ts:
         return head + b"\x10" + varint(ts & MASK64)
     return head
