@@ -72,6 +72,8 @@ __all__ = [
     "messages",
     "metric_metadata",
     "mutated_encodings",
+    "mutations",
+    "prometheus_write_requests",
     "queries",
     "query_results",
     "read_hints",
@@ -82,6 +84,7 @@ __all__ = [
     "sint64s",
     "texts",
     "timeseries",
+    "timestamps_ms",
     "uint32s",
     "uint64s",
     "write_requests",
@@ -367,6 +370,54 @@ def chunked_read_responses(max_size: int = 3) -> st.SearchStrategy[m.ChunkedRead
     )
 
 
+# ------------------------------------------------------ realistic (Prometheus-shaped)
+
+_NAMES = ("__name__", "instance", "job", "le", "quantile", "code", "method", "replica")
+_VALUES = ("up", "http_requests_total", "127.0.0.1:9090", "prometheus", "+Inf", "0.5", "200", "")
+
+
+def timestamps_ms() -> st.SearchStrategy[int]:
+    """Timestamps as Prometheus sends them (ms since 1970: 6-byte varints), sometimes any int64."""
+    return st.one_of(
+        st.integers(1 << 35, (1 << 42) - 1), st.integers(1 << 35, (1 << 42) - 1), int64s()
+    )
+
+
+@st.composite
+def _label_set(draw: st.DrawFn) -> list[m.Label]:
+    names = draw(st.lists(st.one_of(st.sampled_from(_NAMES), texts(20)), max_size=6, unique=True))
+    values = st.one_of(st.sampled_from(_VALUES), texts(40))
+    return [m.Label(n, draw(values)) for n in sorted(names)]
+
+
+@st.composite
+def prometheus_write_requests(draw: st.DrawFn, max_series: int = 12) -> m.WriteRequest:
+    """``WriteRequest`` shaped like Prometheus' own: sorted label sets that repeat across
+    series, mostly one sample per series with a realistic timestamp, sometimes runs of
+    samples, an exemplar or a native histogram, and metadata-only requests.
+
+    This is the input decoders' fast paths are tuned for; :func:`write_requests`
+    covers the rest of what the wire allows.
+    """
+    if draw(st.integers(0, 9)) == 0:
+        return m.WriteRequest(metadata=draw(_lists(metric_metadata(), 4)))
+    pool = draw(st.lists(_label_set(), min_size=1, max_size=4))
+    series = []
+    for _ in range(draw(st.integers(0, max_series))):
+        labels = list(draw(st.sampled_from(pool)))
+        shape = draw(st.integers(0, 9))
+        sample = st.builds(m.Sample, value=doubles(), timestamp=timestamps_ms())
+        if shape < 6:
+            series.append(m.TimeSeries(labels, [draw(sample)]))
+        elif shape < 8:
+            series.append(m.TimeSeries(labels, draw(_lists(sample, 6))))
+        elif shape == 8:
+            series.append(m.TimeSeries(labels, exemplars=[draw(exemplars())]))
+        else:
+            series.append(m.TimeSeries(labels, histograms=[draw(histograms())]))
+    return m.WriteRequest(series)
+
+
 _BY_CLASS: dict[type[Any], Callable[[], st.SearchStrategy[Any]]] = {
     m.Label: labels,
     m.Sample: samples,
@@ -410,7 +461,8 @@ def encodings(cls: type[Any]) -> st.SearchStrategy[bytes]:
 
 
 @st.composite
-def _mutate(draw: st.DrawFn, data: bytes) -> bytes:
+def mutations(draw: st.DrawFn, data: bytes) -> bytes:
+    """``data`` damaged 1-3 times: a bit flipped, cut short, bytes inserted, deleted or set."""
     buf = bytearray(data)
     for _ in range(draw(st.integers(1, 3))):
         op = draw(st.sampled_from(("flip", "truncate", "insert", "delete", "set")))
@@ -436,7 +488,7 @@ def mutated_encodings(cls: type[Any]) -> st.SearchStrategy[bytes]:
     Most are invalid; some still decode (a flipped bit inside a double). Either
     way ``decode`` may only raise :class:`~promwire.errors.DecodeError`.
     """
-    return encodings(cls).flatmap(_mutate)
+    return encodings(cls).flatmap(mutations)
 
 
 # ------------------------------------------------------------------------- comparison

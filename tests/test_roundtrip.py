@@ -5,11 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from google.protobuf.message import DecodeError as ProtobufDecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from promwire import decode, encode
-from promwire.testing import MESSAGE_CLASSES, canonical, messages
+from promwire import DecodeError, decode, encode
+from promwire import messages as m
+from promwire.decode import cache_info, clear_caches, set_cache_limits
+from promwire.testing import (
+    MESSAGE_CLASSES,
+    canonical,
+    messages,
+    mutations,
+    prometheus_write_requests,
+)
+from tests.oracle import ORACLE, from_oracle, to_oracle
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=lambda c: c.__name__)
@@ -23,3 +33,107 @@ def test_decode_encode_round_trip(cls: type[Any], data: st.DataObject) -> None:
     assert canonical(back) == canonical(msg)
     # Encoding what was decoded gives the same bytes again.
     assert encode(back) == raw
+
+
+# ------------------------------------------------- the decoder's hand-written fast paths
+#
+# decode() has hand-written paths for WriteRequest, TimeSeries and Label, with
+# caches keyed by raw bytes. They must give exactly what protobuf's own parser
+# gives, with the caches cold, warm, or disabled.
+
+
+def _upb(cls: type[Any], raw: bytes) -> Any:
+    return canonical(from_oracle(cls, ORACLE[cls].FromString(raw)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(req=prometheus_write_requests())
+def test_prometheus_shaped_requests_decode_like_upb(req: m.WriteRequest) -> None:
+    raw = encode(req)
+    assert raw == to_oracle(req).SerializeToString()
+    assert canonical(decode(m.WriteRequest, raw)) == canonical(req)
+    # Again: now every label and label block is a cache hit.
+    assert canonical(decode(m.WriteRequest, raw)) == _upb(m.WriteRequest, raw)
+    for ts in req.timeseries:
+        one = encode(ts)
+        assert canonical(decode(m.TimeSeries, one)) == canonical(ts)
+
+
+@settings(max_examples=40, deadline=None)
+@given(req=prometheus_write_requests())
+def test_caches_disabled_give_the_same(req: m.WriteRequest) -> None:
+    raw = encode(req)
+    warm = canonical(decode(m.WriteRequest, raw))
+    try:
+        set_cache_limits(pairs=0, blocks=0)
+        assert canonical(decode(m.WriteRequest, raw)) == warm
+        assert cache_info()["pairs"] == 0 and cache_info()["blocks"] == 0
+        set_cache_limits(pairs=1, blocks=1)  # constant eviction
+        assert canonical(decode(m.WriteRequest, raw)) == warm
+        assert canonical(decode(m.WriteRequest, raw)) == warm
+    finally:
+        set_cache_limits()
+    clear_caches()
+    assert canonical(decode(m.WriteRequest, raw)) == warm
+
+
+@settings(max_examples=60, deadline=None)
+@given(req=prometheus_write_requests(), data=st.data())
+def test_damaged_prometheus_requests_decode_like_upb_or_fail(
+    req: m.WriteRequest, data: st.DataObject
+) -> None:
+    raw = encode(req)
+    decode(m.WriteRequest, raw)  # warm the caches with the intact labels
+    bad = data.draw(mutations(raw))
+    try:
+        got = decode(m.WriteRequest, bad)
+    except DecodeError:
+        return
+    try:
+        expected = _upb(m.WriteRequest, bad)
+    except ProtobufDecodeError:
+        # upb refuses tags wider than 32 bits, promwire skips them (see test_malformed)
+        return
+    assert canonical(got) == expected
+
+
+def test_fixed_shape_sample_runs() -> None:
+    """Runs of 18-byte samples (6-byte timestamps) interrupted by other shapes."""
+    t0 = 1_795_582_339_377
+    shapes = [
+        [m.Sample(float(i), t0 + i) for i in range(5)],
+        [m.Sample(1.0, t0), m.Sample(2.0, 1 << 42), m.Sample(3.0, t0 + 1), m.Sample(4.0, t0 + 2)],
+        [m.Sample(1.0, t0), m.Sample(0.0, t0 + 1), m.Sample(2.0, t0 + 2)],  # 0.0 not written
+        [
+            m.Sample(1.0, t0),
+            m.Sample(2.0, -t0),
+            m.Sample(3.0, (1 << 35) - 1),
+            m.Sample(4.0, 1 << 35),
+        ],
+        [m.Sample(-0.0, t0), m.Sample(float("inf"), t0 + 1)],
+    ]
+    for samples in shapes:
+        ts = m.TimeSeries([m.Label("__name__", "x")], samples)
+        raw = encode(ts)
+        assert canonical(decode(m.TimeSeries, raw)) == canonical(ts) == _upb(m.TimeSeries, raw)
+        req = encode(m.WriteRequest([ts, ts]))
+        assert canonical(decode(m.WriteRequest, req).timeseries) == [canonical(ts)] * 2
+
+
+def test_six_byte_varint_edges() -> None:
+    """Values at the edges of the 6-byte varint table path, incl. a non-minimal 6-byte varint."""
+    label = bytes.fromhex("0a 07 0a 01 61 12 02 6263".replace(" ", ""))
+    for ts_varint, expected in [
+        ("80 80 80 80 80 01", 1 << 35),
+        ("ff ff ff ff ff 7f", (1 << 42) - 1),
+        ("81 80 80 80 80 00", 1),  # non-minimal: same value
+        ("80 80 80 80 80 00", 0),
+    ]:
+        sample = bytes.fromhex(("12 10 09 000000000000f03f 10 " + ts_varint).replace(" ", ""))
+        series = label + sample
+        for _ in range(2):  # cold, then with the label block cached
+            req = decode(m.WriteRequest, bytes([0x0A, len(series)]) + series)
+            assert req.timeseries[0].samples == [m.Sample(1.0, expected)]
+            assert req.timeseries[0].labels == [m.Label("a", "bc")]
+        run = decode(m.TimeSeries, label + sample * 3)
+        assert run.samples == [m.Sample(1.0, expected)] * 3
