@@ -38,7 +38,7 @@ def test_oracle_is_upb_and_matches_the_field_tables() -> None:
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_encode_equals_upb(cls: type[Any], data: st.DataObject) -> None:
     msg = data.draw(messages(cls))
@@ -46,7 +46,7 @@ def test_encode_equals_upb(cls: type[Any], data: st.DataObject) -> None:
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_decode_of_upb_bytes(cls: type[Any], data: st.DataObject) -> None:
     msg = data.draw(messages(cls))
@@ -174,7 +174,7 @@ def test_uint32_refs_truncate_like_upb() -> None:
 # -------------------------------------------------------------------------- round trips
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(req=requests())
 def test_request_round_trip(req: v2.Request) -> None:
     raw = encode(req)
@@ -183,7 +183,7 @@ def test_request_round_trip(req: v2.Request) -> None:
     assert encode(back) == raw
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     ts=timeseries(),
     unknown=st.sampled_from([b"\x30\x05", b"\x3a\x01x", b"\x45abcd", b"\xf8\x7f\x01"]),

@@ -171,7 +171,7 @@ def _first_name(ts: m.TimeSeries) -> str | None:
     return next((lb.value for lb in ts.labels if lb.name == "__name__"), None)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(w=_v1_requests())
 def test_v1_to_v2_to_v1_round_trip(w: WriteRequest) -> None:
     req = v2.from_v1(w)
@@ -192,7 +192,7 @@ def _strip_start(req: v2.Request) -> v2.Request:
     return req
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(req=valid_requests())
 def test_v2_to_v1_to_v2_keeps_the_resolved_view(req: v2.Request) -> None:
     once = v2.to_v1(req)

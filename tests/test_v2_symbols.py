@@ -115,14 +115,14 @@ def test_resolve_labels_errors() -> None:
         v2.resolve_labels(["", "a"], [1, 2])
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(req=valid_requests())
 def test_valid_requests_validate(req: v2.Request) -> None:
     v2.validate(req)
     assert all(v2.series_error(req.symbols, ts, i) is None for i, ts in enumerate(req.timeseries))
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(req=valid_requests(), data=st.data())
 def test_any_out_of_range_ref_is_caught(req: v2.Request, data: st.DataObject) -> None:
     if not req.timeseries:
