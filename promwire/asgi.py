@@ -17,6 +17,8 @@
   (pulled in a worker thread, since producing a chunk may block); an async
   iterable is streamed from the loop.
 * ``lifespan`` events are acknowledged, so servers that send them are happy.
+* Paths are relative to the mount point (``root_path``), so the app can be
+  mounted under a prefix, e.g. ``starlette_app.mount("/prom", app)``.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class RemoteStorageApp:
         await _send_response(send, response)
 
     async def _respond(self, scope: Scope, receive: Receive) -> Response:
-        path = scope.get("path", "")
+        path = _route_path(scope)
         if path not in (self.write_path, self.read_path):
             return text_response(404, f"not found: {path}")
         if scope.get("method") != "POST":
@@ -144,6 +146,20 @@ class RemoteStorageApp:
             max_decompressed_size=self.max_decompressed_size,
             max_read_samples=self.max_read_samples,
         )
+
+
+def _route_path(scope: Scope) -> str:
+    """The request path relative to where the app is mounted.
+
+    Servers and frameworks disagree on whether ``path`` includes ``root_path``
+    (Starlette's ``Mount`` and uvicorn's ``--root-path`` now include it, older
+    ones did not): strip it when it is there.
+    """
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root + "/"):
+        return path[len(root) :]
+    return path
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

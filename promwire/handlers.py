@@ -84,7 +84,7 @@ DEFAULT_MAX_BODY_SIZE = 32 * 1024 * 1024
 #: Largest decoded size a snappy body may declare, as Prometheus: 32 MiB.
 DEFAULT_MAX_DECOMPRESSED_SIZE = snappy.DEFAULT_MAX_DECOMPRESSED_SIZE
 #: Most series one write request may hold. Prometheus sends at most
-#: ``max_samples_per_send`` (default 2000 in 2.x) series per request.
+#: ``max_samples_per_send`` series per request (default 2000; 500 in 2.42).
 DEFAULT_MAX_SERIES = 1_000_000
 #: Most data points (samples + histograms + exemplars) one write request may hold.
 DEFAULT_MAX_SAMPLES = 1_000_000

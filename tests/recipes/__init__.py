@@ -1,0 +1,1 @@
+"""The framework recipes of docs/guide.md, verbatim (tests/test_recipes.py checks both)."""
