@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from pathlib import Path
 from typing import Any
@@ -349,3 +350,32 @@ def test_async_handlers_run_sync_storage_in_a_worker_thread() -> None:
     failing = Recorder(fail=StorageOverloaded("later", retry_after=3))
     resp = asyncio.run(handle_write_async(write_body(), RW_HEADERS, failing))
     assert (resp.status, ("Retry-After", "3") in resp.headers) == (429, True)
+
+
+def test_async_handlers_decode_big_bodies_off_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    import promwire.handlers as handlers
+
+    threads: list[tuple[int, int]] = []
+    real = handlers.prepare_write
+
+    def spy(body: bytes, *args: Any, **kwargs: Any) -> WriteRequest:
+        threads.append((len(body), threading.get_ident()))
+        return real(body, *args, **kwargs)
+
+    monkeypatch.setattr(handlers, "prepare_write", spy)
+    rnd = random.Random(5)
+    big = write_body(
+        *(series("m", (i, rnd.random()), id=f"{rnd.getrandbits(64):x}") for i in range(3000))
+    )
+    small = write_body(series("m", (1, 1.0)))
+    assert len(big) >= 64 * 1024 > len(small)
+    store = AsyncRecorder()
+
+    async def run() -> int:
+        for body in (big, small):
+            assert (await handle_write_async(body, RW_HEADERS, store)).status == 204
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(run())
+    assert [(n, t == loop_thread) for n, t in threads] == [(len(big), False), (len(small), True)]
+    assert len(store.writes[0].timeseries) == 3000
