@@ -321,6 +321,11 @@ body = open({str(fixture)!r}, "rb").read()
 req = decode(WriteRequest, snappy.decompress(body))
 wire = promwire.encode(req)
 assert snappy.decompress(snappy.compress(wire)) == wire
+# Every module of the package imports without cramjam too.
+import importlib, pkgutil
+for module in pkgutil.walk_packages(promwire.__path__, "promwire."):
+    importlib.import_module(module.name)
+assert "cramjam" not in sys.modules
 print(json.dumps({{"backend": snappy.BACKEND, "request": to_dict(req)}}))
 """
     )
