@@ -32,9 +32,10 @@ Workloads:
 * W3 - sample heavy: 10 series x 10,000 samples;
 * W4 - W1 plus one exemplar per series and native histograms on some series;
 * W5 - high cardinality: 2,000 series whose label values hardly repeat;
-* captures - the real Prometheus 2.42 remote-write bodies in
-  ``/work/shared/fixtures/prometheus-2.42/rw_sender/*.bin`` (a set of small
-  requests, decoded one after the other as one unit).
+* captures / captures-meta - the real Prometheus 2.42 remote-write bodies in
+  ``/work/shared/fixtures/prometheus-2.42/rw_sender/*.bin``: those carrying
+  series, and the metadata-only ones (each set decoded body after body as
+  one unit).
 """
 
 from __future__ import annotations
@@ -381,24 +382,67 @@ def generate(scale: float = 1.0) -> list[Workload]:
     ]
 
 
-def captures(directory: Path = CAPTURES_DIR) -> Workload | None:
-    """The real Prometheus captures as one workload (content left empty: see attach)."""
+def _top_level_fields(body: bytes) -> set[int]:
+    """Field numbers present at the top of a snappy-compressed message (LEN/VARINT only)."""
+    import cramjam
+
+    raw = bytes(cramjam.snappy.decompress_raw(body))
+    pos, seen = 0, set()
+
+    def varint(pos: int) -> tuple[int, int]:
+        shift = value = 0
+        while True:
+            b = raw[pos]
+            value |= (b & 0x7F) << shift
+            pos += 1
+            if b < 0x80:
+                return value, pos
+            shift += 7
+
+    while pos < len(raw):
+        key, pos = varint(pos)
+        seen.add(key >> 3)
+        if key & 7 == 2:
+            n, pos = varint(pos)
+            pos += n
+        elif key & 7 == 0:
+            _, pos = varint(pos)
+        else:  # WriteRequest has no other wire types at the top level
+            break
+    return seen
+
+
+def captures(directory: Path = CAPTURES_DIR) -> list[Workload]:
+    """The real Prometheus captures as two workloads (content is attached later).
+
+    ``captures``: the bodies carrying series (labels, samples, exemplars,
+    native histograms); ``captures-meta``: the metadata-only bodies
+    Prometheus sends every ``send_interval``. Each is decoded body after body
+    as one unit.
+    """
     files = sorted(directory.glob("*.bin"))
-    if not files:
-        return None
-    return Workload(
-        "captures",
-        f"{len(files)} real Prometheus 2.42 remote-write bodies",
-        [],
-        [f.read_bytes() for f in files],
-    )
+    series = [f.read_bytes() for f in files]
+    meta = [b for b in series if 1 not in _top_level_fields(b)]
+    series = [b for b in series if b not in meta]
+    out = []
+    if series:
+        out.append(
+            Workload(
+                "captures", f"{len(series)} real Prometheus 2.42 bodies with series", [], series
+            )
+        )
+    if meta:
+        out.append(
+            Workload(
+                "captures-meta", f"{len(meta)} real Prometheus 2.42 metadata-only bodies", [], meta
+            )
+        )
+    return out
 
 
 def standard_workloads(scale: float = 1.0, *, with_captures: bool = True) -> list[Workload]:
     """Generated workloads plus (when present) the captures; bodies still to attach."""
     out = generate(scale)
     if with_captures:
-        cap = captures()
-        if cap is not None:
-            out.append(cap)
+        out += captures()
     return out

@@ -45,9 +45,7 @@ def tiny_workloads() -> list[Workload]:
         ((labels, ((STALE_NAN, 1_717_200_000_000),), (), ()), *out[0].contents[0][0][1:]),
         (),
     )
-    cap = workloads.captures()
-    if cap is not None:
-        out.append(cap)
+    out += workloads.captures()
     runner.attach_bodies(out, protobuf_peer)
     return out
 
@@ -104,6 +102,14 @@ def test_sample_heavy_and_histogram_shapes() -> None:
         assert (count_int is None) != (count_float is None)  # exactly one oneof member
         spans, deltas, counts = h[10], h[11], h[12]
         assert sum(length for _, length in spans) == len(deltas or counts)
+
+
+def test_captures_split_series_and_metadata_bodies() -> None:
+    caps = {w.name: w for w in workloads.captures()}
+    assert set(caps) == {"captures", "captures-meta"}
+    runner.attach_bodies(list(caps.values()), protobuf_peer)
+    assert all(c[0] and not c[1] for c in caps["captures"].contents)
+    assert all(c[1] and not c[0] for c in caps["captures-meta"].contents)
 
 
 def test_canonical_compares_floats_by_bits() -> None:
