@@ -33,6 +33,12 @@ computes with unbounded Python integers and reduces to int64 only where the
 result is observable, which gives the same bits (arithmetic mod 2**64 commutes
 with the reduction).
 
+Speed (CPython 3.11, one core, ``python3 benchmarks/bench_xor.py``; samples
+per CPU second, 120-sample chunks): decode 1.8-2.1 M/s for 15 s scrapes with
+millisecond jitter and changing values, ~3 M/s for exact 1 s scrapes of a
+counter, ~10 M/s for repeating values (runs of ``00`` are consumed in bulk);
+encode 1.7-3.7 M/s. That is 4-13x the bit-by-bit reference codec.
+
 Public API: :func:`encode_xor`, :func:`decode_xor`, :func:`decode_xor_bits`,
 :func:`iter_xor`, :func:`decode_chunk`, :func:`cut_chunks`. Errors are
 :class:`~promwire.errors.DecodeError` (corrupt or truncated chunk),
@@ -149,16 +155,22 @@ def decode_xor_bits(data: bytes | bytearray | memoryview) -> tuple[list[int], li
         return ts, vs
     delta, pos = read_varint(data, pos)
 
-    # Bit reader. The rest of the stream is cut into 256-bit words that start
-    # every 128 bits (consecutive words overlap by 128 bits), so any 128 bits
-    # starting at bit p sit inside words[p >> 7] and one shift + mask of a
-    # small int reads them: no big-int shifting of the whole stream, no
-    # per-read bounds checks. Zero padding at the end lets the reader run past
-    # the data; the truncation check happens once, after the loop.
-    rest = data[pos:] + bytes(48)
-    real_bits = (size - pos) * 8
+    # Sample 1 has no delta-of-delta block. Putting a virtual "0" bit (dod = 0)
+    # in front of its value block makes it decode like every later sample:
+    # with ``delta`` already set, "dod = 0" adds exactly that first delta.
+    nbytes = size - pos + 1
+    stream = (int.from_bytes(data[pos:], "big") << 7).to_bytes(nbytes, "big")
+    real_bits = (size - pos) * 8 + 1
+
+    # Bit reader. The stream is cut into 256-bit words that start every 128
+    # bits (consecutive words overlap by 128 bits), so the 128 bits starting
+    # at any bit p sit inside words[p >> 7] and one shift + mask of a small
+    # int reads them: no big-int shifting of the whole stream, no per-read
+    # bounds checks. Zero padding at the end lets the reader run past the
+    # data; the truncation check happens once, after the loop.
+    stream += bytes(48)
     from_bytes = int.from_bytes
-    words = [from_bytes(rest[i : i + 32], "big") for i in range(0, size - pos + 16, 16)]
+    words = [from_bytes(stream[i : i + 32], "big") for i in range(0, nbytes + 16, 16)]
     m128 = _M128
     ts_append = ts.append
     vs_append = vs.append
@@ -170,19 +182,16 @@ def decode_xor_bits(data: bytes | bytearray | memoryview) -> tuple[list[int], li
     trail = 0
     sig = 64
     sig_mask = MASK64
-    t += delta
-    p = 0  # bit position in the stream after sample 1's delta
-    left = count - 1  # samples still to decode (sample 1 included)
-    first = True  # sample 1 has no dod block
+    p = 0  # bit position in the stream
+    left = count - 1  # samples still to decode
     try:
         while left:
-            # Peek 128 bits at p.
+            # Peek 128 bits at p; ``top`` = its first 4 bits pick the dod block.
             w = (words[p >> 7] >> (128 - (p & 127))) & m128
-            if first:
-                first = False
-            elif w < 0x40000000000000000000000000000000:
-                # Top two bits 00: dod == 0 and value repeats. Count the run of
-                # zero bits in one go; every pair of zeros is a whole sample.
+            top = w >> 124
+            if top < 0b0100:
+                # "00": dod == 0 and the value repeats. Count the run of zero
+                # bits in one go; every pair of zeros is one whole sample.
                 run = (128 - w.bit_length()) >> 1
                 if run > left:
                     run = left
@@ -195,13 +204,11 @@ def decode_xor_bits(data: bytes | bytearray | memoryview) -> tuple[list[int], li
                 left -= run
                 p += run << 1
                 continue
-            elif w >> 127 == 0:
-                # "0" dod, value block follows.
+            if top < 0b1000:  # "0": dod == 0
                 w = (w << 1) & m128
                 p += 1
                 t += delta
             else:
-                top = w >> 124
                 if top < 0b1100:  # "10" + 14 bits
                     dod = (w >> 112) & 0x3FFF
                     if dod > 0x2000:
@@ -228,9 +235,10 @@ def decode_xor_bits(data: bytes | bytearray | memoryview) -> tuple[list[int], li
                 t += delta
 
             # Value block; w holds at least 104 valid bits here (>= 77 needed).
-            if w >> 127 == 0:  # "0": repeat
+            top = w >> 126
+            if top < 0b10:  # "0": repeat
                 p += 1
-            elif w >> 126 == 0b10:  # reuse window
+            elif top == 0b10:  # "10": reuse the window
                 v ^= ((w >> (126 - sig)) & sig_mask) << trail
                 p += 2 + sig
             else:  # "11": new window
