@@ -24,6 +24,13 @@ __all__ = ["from_dict", "to_dict"]
 T = TypeVar("T")
 
 _INT64_KINDS = (Kind.INT64, Kind.UINT64, Kind.SINT64)
+_INT_RANGES = {
+    Kind.INT64: (-(1 << 63), (1 << 63) - 1),
+    Kind.SINT64: (-(1 << 63), (1 << 63) - 1),
+    Kind.UINT64: (0, (1 << 64) - 1),
+    Kind.UINT32: (0, (1 << 32) - 1),
+    Kind.SINT32: (-(1 << 31), (1 << 31) - 1),
+}
 
 
 def _value_to_json(spec: FieldSpec, v: Any) -> Any:
@@ -91,7 +98,7 @@ def _value_from_json(spec: FieldSpec, v: Any) -> Any:
                 return spec.enum[v]
             except KeyError:
                 raise DecodeError(f"{spec.name}: unknown enum name {v!r}") from None
-        if not isinstance(v, int) or isinstance(v, bool):
+        if not isinstance(v, int) or isinstance(v, bool) or not -(1 << 31) <= v < 1 << 31:
             raise DecodeError(f"{spec.name}: {v!r} is not an enum value")
         try:
             return spec.enum(v)
@@ -110,10 +117,17 @@ def _value_from_json(spec: FieldSpec, v: Any) -> Any:
         if not isinstance(v, bool):
             raise DecodeError(f"{spec.name}: {v!r} is not a boolean")
         return v
+    # Like protobuf's parser: no bools, no fractions, and the field's range.
+    if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+        raise DecodeError(f"{spec.name}: {v!r} is not an integer")
     try:
-        return int(v)
-    except (TypeError, ValueError):
+        n = int(v)
+    except (TypeError, ValueError, OverflowError):
         raise DecodeError(f"{spec.name}: {v!r} is not an integer") from None
+    lo, hi = _INT_RANGES[kind]
+    if not lo <= n <= hi:
+        raise DecodeError(f"{spec.name}: {n} out of range for {kind.name.lower()}")
+    return n
 
 
 def from_dict(cls: type[T], data: Any) -> T:
