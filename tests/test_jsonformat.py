@@ -1,0 +1,191 @@
+"""to_dict / from_dict: proto3 JSON, checked against protobuf's own json_format."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from google.protobuf import json_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from promwire import DecodeError, from_dict, to_dict
+from promwire import messages as m
+from promwire.testing import MESSAGE_CLASSES, canonical, messages
+from tests.cases import CASES, Case
+from tests.oracle import ORACLE, from_oracle, to_oracle
+
+CLASS_IDS = [c.__name__ for c in MESSAGE_CLASSES]
+
+
+def _nan_blind(value: Any) -> Any:
+    """canonical() with every NaN the same: JSON has a single NaN."""
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == "double":
+        bits = value[1]
+        is_nan = (bits >> 52) & 0x7FF == 0x7FF and bits & ((1 << 52) - 1)
+        return ("double", "NaN") if is_nan else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_nan_blind(v) for v in value)
+    return value
+
+
+def _protobuf_dict(msg: Any) -> dict[str, Any]:
+    out: dict[str, Any] = json_format.MessageToDict(
+        to_oracle(msg), preserving_proto_field_name=True
+    )
+    return out
+
+
+@pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_round_trip(cls: type[Any], data: st.DataObject) -> None:
+    msg = data.draw(messages(cls))
+    d = to_dict(msg)
+    back = from_dict(cls, d)
+    assert type(back) is cls
+    assert _nan_blind(canonical(back)) == _nan_blind(canonical(msg))
+    # Plain JSON: no NaN/Infinity literals, survives a text round trip.
+    text = json.dumps(d, allow_nan=False)
+    assert _nan_blind(canonical(from_dict(cls, json.loads(text)))) == _nan_blind(canonical(msg))
+
+
+@pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_to_dict_equals_protobuf_message_to_dict(cls: type[Any], data: st.DataObject) -> None:
+    msg = data.draw(messages(cls))
+    assert to_dict(msg) == _protobuf_dict(msg)
+
+
+@pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_from_dict_reads_protobuf_json(cls: type[Any], data: st.DataObject) -> None:
+    msg = data.draw(messages(cls))
+    pb = to_oracle(msg)
+    d = json_format.MessageToDict(pb, preserving_proto_field_name=True)
+    expected = from_oracle(cls, pb)
+    assert _nan_blind(canonical(from_dict(cls, d))) == _nan_blind(canonical(expected))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_golden_cases(case: Case) -> None:
+    d = to_dict(case.message)
+    assert d == _protobuf_dict(case.message)
+    assert _nan_blind(canonical(from_dict(type(case.message), d))) == _nan_blind(
+        canonical(case.message)
+    )
+
+
+def test_shapes() -> None:
+    h = m.Histogram(count_float=0.0, zero_count_int=0, schema=-53, reset_hint=m.ResetHint.GAUGE)
+    assert to_dict(h) == {
+        "count_float": 0.0,
+        "schema": -53,
+        "zero_count_int": "0",
+        "reset_hint": "GAUGE",
+    }
+    stale = m.Sample(float("nan"), -1)
+    assert to_dict(stale) == {"value": "NaN", "timestamp": "-1"}
+    assert to_dict(m.Sample(float("-inf"))) == {"value": "-Infinity"}
+    assert math.copysign(1.0, to_dict(m.Sample(-0.0))["value"]) == -1.0
+    assert to_dict(m.Query(hints=m.ReadHints())) == {"hints": {}}
+    assert to_dict(m.Query()) == {}
+    assert to_dict(m.MetricMetadata(type=99)) == {"type": 99}
+    assert to_dict(m.Chunk(type=m.ChunkEncoding.XOR2, data=b"\xff\x00")) == {
+        "type": "XOR2",
+        "data": "/wA=",
+    }
+    assert to_dict(m.ReadRequest(accepted_response_types=[1, 0, 7])) == {
+        "accepted_response_types": ["STREAMED_XOR_CHUNKS", "SAMPLES", 7]
+    }
+    assert to_dict(m.BucketSpan(-1, 4)) == {"offset": -1, "length": 4}
+
+
+def test_from_dict_accepts_json_spellings() -> None:
+    assert from_dict(m.Sample, {"value": "Infinity", "timestamp": "-5"}) == m.Sample(
+        float("inf"), -5
+    )
+    assert from_dict(m.Sample, {"value": 1, "timestamp": 7}) == m.Sample(1.0, 7)
+    assert from_dict(m.Sample, {"value": "2.5"}) == m.Sample(2.5, 0)
+    assert math.isnan(from_dict(m.Sample, {"value": "NaN"}).value)
+    assert from_dict(m.LabelMatcher, {"type": 2}).type == m.MatchType.RE
+    assert from_dict(m.LabelMatcher, {"type": "NRE"}).type == m.MatchType.NRE
+    assert from_dict(m.Chunk, {"type": 42}).type == 42
+    assert from_dict(m.Histogram, {"count_int": "0"}) == m.Histogram(count_int=0)
+    assert from_dict(m.Chunk, {"data": "/wA="}).data == b"\xff\x00"
+
+
+BAD_DICTS: list[tuple[str, type[Any], Any]] = [
+    ("not_a_dict", m.Sample, [1]),
+    ("unknown_field", m.Sample, {"valu": 1.0}),
+    ("value_not_number", m.Sample, {"value": "one"}),
+    ("value_bool", m.Sample, {"value": True}),
+    ("value_list", m.Sample, {"value": [1.0]}),
+    ("timestamp_not_integer", m.Sample, {"timestamp": "1.x"}),
+    ("timestamp_list", m.Sample, {"timestamp": [1]}),
+    ("enum_unknown_name", m.MetricMetadata, {"type": "COUNTERS"}),
+    ("enum_bool", m.MetricMetadata, {"type": True}),
+    ("enum_float", m.LabelMatcher, {"type": 1.5}),
+    ("string_not_str", m.Label, {"name": 5}),
+    ("bool_not_bool", m.ReadHints, {"by": "true"}),
+    ("bad_base64", m.Chunk, {"data": "!!"}),
+    ("repeated_not_list", m.TimeSeries, {"labels": {"name": "a"}}),
+    ("nested_not_dict", m.TimeSeries, {"labels": ["a"]}),
+    ("nested_unknown_field", m.WriteRequest, {"timeseries": [{"label": []}]}),
+    ("hints_not_dict", m.Query, {"hints": 1}),
+    # integers: what protobuf's json_format.ParseDict refuses too
+    ("timestamp_fraction", m.Sample, {"timestamp": 1.5}),
+    ("timestamp_bool", m.Sample, {"timestamp": True}),
+    ("timestamp_inf", m.Sample, {"timestamp": float("inf")}),
+    ("int64_too_big", m.Sample, {"timestamp": str(1 << 63)}),
+    ("int64_too_small", m.Chunk, {"min_time_ms": -(1 << 63) - 1}),
+    ("uint64_negative", m.Histogram, {"count_int": "-1"}),
+    ("uint64_too_big", m.Histogram, {"zero_count_int": str(1 << 64)}),
+    ("uint32_too_big", m.BucketSpan, {"length": 1 << 32}),
+    ("sint32_too_big", m.BucketSpan, {"offset": 1 << 31}),
+    ("sint64_too_small", m.Histogram, {"positive_deltas": [str(-(1 << 63) - 1)]}),
+    ("enum_too_big", m.MetricMetadata, {"type": 1 << 31}),
+]
+
+
+@pytest.mark.parametrize(("cls", "d"), [b[1:] for b in BAD_DICTS], ids=[b[0] for b in BAD_DICTS])
+def test_from_dict_errors(cls: type[Any], d: Any) -> None:
+    with pytest.raises(DecodeError):
+        from_dict(cls, d)
+
+
+# promwire is stricter than protobuf here: protobuf's ParseDict takes True as the
+# double 1.0 and as enum number 1, 1.5 as enum 1, and "!!" as empty bytes.
+PROTOBUF_LENIENT = {"value_bool", "enum_bool", "enum_float", "bad_base64"}
+STRICT_BOTH = [b for b in BAD_DICTS if b[0] not in PROTOBUF_LENIENT]
+
+
+@pytest.mark.parametrize(
+    ("cls", "d"), [b[1:] for b in STRICT_BOTH], ids=[b[0] for b in STRICT_BOTH]
+)
+def test_protobuf_refuses_the_same_dicts(cls: type[Any], d: Any) -> None:
+    with pytest.raises(json_format.ParseError):
+        json_format.ParseDict(d, ORACLE[cls]())
+
+
+def test_from_dict_integer_edges() -> None:
+    assert from_dict(m.Sample, {"timestamp": 2.0}).timestamp == 2
+    assert from_dict(m.Sample, {"timestamp": str(-(1 << 63))}).timestamp == -(1 << 63)
+    assert from_dict(m.Histogram, {"count_int": str((1 << 64) - 1)}).count_int == (1 << 64) - 1
+    assert from_dict(m.BucketSpan, {"offset": -(1 << 31)}).offset == -(1 << 31)
+    assert from_dict(m.MetricMetadata, {"type": -(1 << 31)}).type == -(1 << 31)
+
+
+def test_from_dict_of_capture_sidecar(fixtures_dir: Any) -> None:
+    side = json.loads(
+        (fixtures_dir / "rw_sender" / "A_03_with_exemplars_and_native_histogram.json").read_text()
+    )
+    req = from_dict(m.WriteRequest, side["decoded"])
+    assert to_dict(req) == side["decoded"]
+    pb = ORACLE[m.WriteRequest]()
+    json_format.ParseDict(side["decoded"], pb)
+    assert canonical(from_oracle(m.WriteRequest, pb)) == canonical(req)
