@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from itertools import chain
 from typing import Literal
 
 from . import messages as m
@@ -249,8 +250,8 @@ def decode_series(
     if len(parts) == 1:
         timestamps, values = parts[0]
     elif ordered:
-        timestamps = [t for ts, _ in parts for t in ts]
-        values = [v for _, vs in parts for v in vs]
+        timestamps = list(chain.from_iterable(ts for ts, _ in parts))
+        values = list(chain.from_iterable(vs for _, vs in parts))
     else:
         # heapq.merge is stable: on equal timestamps the earlier chunk comes first.
         timestamps, values = [], []
