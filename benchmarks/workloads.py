@@ -230,8 +230,8 @@ def _histogram(rng: random.Random, ts: int) -> tuple[Any, ...]:
     """A native histogram, integer flavour (3 of 4) or float flavour."""
     n_pos = rng.randrange(1, 12)
     n_neg = rng.randrange(0, 4)
-    pos_spans = ((rng.randrange(-3, 3), n_pos - n_pos // 2), (1, n_pos // 2))
-    pos_spans = tuple(s for s in pos_spans if s[1])
+    both = ((rng.randrange(-3, 3), n_pos - n_pos // 2), (1, n_pos // 2))
+    pos_spans = tuple(s for s in both if s[1])
     neg_spans = ((rng.randrange(0, 3), n_neg),) if n_neg else ()
     schema = rng.choice([-2, 0, 3])
     if rng.random() < 0.75:

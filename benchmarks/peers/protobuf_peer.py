@@ -61,7 +61,7 @@ def _message(
         f = msg.field.add(name=fname, number=number, json_name=_json_name(fname))
         f.label = F.LABEL_REPEATED if repeated else F.LABEL_OPTIONAL
         if ftype in _T:
-            f.type = _T[ftype]  # type: ignore[assignment]
+            f.type = _T[ftype]
         elif ftype.startswith("enum:"):
             f.type = F.TYPE_ENUM
             f.type_name = ftype[5:]
