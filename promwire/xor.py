@@ -73,7 +73,7 @@ __all__ = [
 
 #: Samples per chunk Prometheus' head aims for.
 SAMPLES_PER_CHUNK = 120
-#: Size Prometheus' head never lets an XOR chunk grow past (bytes).
+#: XOR chunk size (bytes) recent Prometheus heads cut at; :func:`cut_chunks` stays below.
 MAX_BYTES_PER_CHUNK = 1024
 #: The count header is a uint16.
 MAX_SAMPLES_PER_CHUNK = 0xFFFF
@@ -464,6 +464,11 @@ def cut_chunks(
     take (157 bits) still fits, so chunks of incompressible values cut a
     little earlier than strictly needed. ``min_time_ms``/``max_time_ms`` are
     the first and last timestamps of each chunk. An empty input gives no chunks.
+
+    Prometheus' head cuts at a predicted end time aiming at 120 samples per
+    chunk; for regular scrapes both give the same chunks (re-encoding the
+    samples of Prometheus' SAMPLES answer reproduces its streamed chunks
+    byte for byte, see tests/test_streamed.py).
     """
     if not 1 <= max_samples <= MAX_SAMPLES_PER_CHUNK:
         raise ValueError(f"max_samples must be in 1..{MAX_SAMPLES_PER_CHUNK}")
