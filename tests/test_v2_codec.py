@@ -259,3 +259,24 @@ def test_malformed_examples(raw: bytes) -> None:
         decode(v2.Request, raw)
     with pytest.raises(Exception):  # noqa: B017 - upb agrees it is invalid
         CLASSES["Request"].FromString(raw)
+
+
+@pytest.mark.parametrize(
+    ("msg", "needle"),
+    [
+        (v2.TimeSeries(labels_refs=[-1]), "out of range for uint32"),
+        (v2.TimeSeries(labels_refs=[1 << 32]), "out of range for uint32"),
+        (v2.Exemplar(labels_refs=[1 << 32]), "out of range for uint32"),
+        (v2.Metadata(help_ref=-1), "out of range for uint32"),
+        (v2.Histogram(count_int=1, count_float=1.0), "more than one member of oneof 'count'"),
+        (v2.Histogram(start_timestamp=1 << 63), "out of range for int64"),
+        (v2.Sample(start_timestamp=-(1 << 63) - 1), "out of range for int64"),
+        (v2.Sample(value="1"), "expected float"),  # type: ignore[arg-type]
+        (v2.Request(symbols=[b"x"]), "expected str"),  # type: ignore[list-item]
+        (v2.Request(symbols=["\ud800"]), "not encodable as UTF-8"),
+        (v2.TimeSeries(metadata=5), "cannot encode"),  # type: ignore[arg-type]
+    ],
+)
+def test_encode_errors_are_promwire_errors(msg: Any, needle: str) -> None:
+    with pytest.raises(promwire.EncodeError, match=needle):
+        encode(msg)
