@@ -130,7 +130,9 @@ def error_response(exc: BaseException) -> Response:
     return text_response(500, f"internal storage error: {type(exc).__name__}: {exc}")
 
 
-_NO_CONTENT = Response(204, [], b"")
+def _no_content() -> Response:
+    # A fresh header list each time: callers may append to it.
+    return Response(204, [], b"")
 
 
 # ------------------------------------------------------------------ header parsing
@@ -283,7 +285,7 @@ def handle_write(
         storage.write(_context(ctx, headers), request)
     except Exception as exc:
         return error_response(exc)
-    return _NO_CONTENT
+    return _no_content()
 
 
 async def handle_write_async(
@@ -312,7 +314,7 @@ async def handle_write_async(
         await _call(storage.write, _context(ctx, headers), request)
     except Exception as exc:
         return error_response(exc)
-    return _NO_CONTENT
+    return _no_content()
 
 
 #: Bodies from this size on are decoded in a worker thread by the async handlers.

@@ -139,6 +139,8 @@ class SQLiteStorage(BaseStorage):
     docstring for why ``FULL`` is the default). ``timeout`` is how long a
     connection waits for a lock held by another process before failing with a
     :class:`~promwire.errors.StorageError` (a 500, so the sender retries).
+    ``max_cached_series`` bounds the in-memory map from label sets to series
+    ids (emptied when full; it refills from the database).
     """
 
     def __init__(
@@ -147,6 +149,7 @@ class SQLiteStorage(BaseStorage):
         *,
         synchronous: str = "FULL",
         timeout: float = 30.0,
+        max_cached_series: int = 1_000_000,
     ) -> None:
         if synchronous.upper() not in _SYNC_MODES:
             raise ValueError(f"synchronous must be one of {_SYNC_MODES}")
@@ -159,7 +162,8 @@ class SQLiteStorage(BaseStorage):
         self._readers: list[sqlite3.Connection] = []
         self._writer = self._connect()
         self._writer.executescript(_SCHEMA)
-        self._series_ids: dict[str, int] = {}
+        self._series_ids: dict[tuple[Label, ...], int] = {}
+        self._max_cached_series = max_cached_series
         self._closed = False
 
     # ---------------------------------------------------------------- connections
@@ -227,22 +231,31 @@ class SQLiteStorage(BaseStorage):
             if self._closed:
                 raise StorageError("storage is closed")
             conn = self._writer
-            new_ids: dict[str, int] = {}
+            cached = self._series_ids
+            new_ids: dict[tuple[Label, ...], int] = {}
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 for ts in request.timeseries:
                     if not (ts.samples or ts.histograms or ts.exemplars):
                         continue
-                    key, pairs = _labels_key(ts.labels)
-                    sid = self._series_ids.get(key) or new_ids.get(key)
+                    # Labels are frozen and the decoder hands out shared instances, so
+                    # the label tuple itself is a cheap cache key; the canonical key
+                    # (sorted, JSON) is only built for a series not seen before.
+                    raw = tuple(ts.labels)
+                    sid = cached.get(raw)
                     if sid is None:
-                        sid = new_ids[key] = self._series_id(conn, key, pairs)
-                    samples.extend((sid, s.timestamp, _bits(s.value)) for s in ts.samples)
-                    histograms.extend((sid, h.timestamp, encode(h)) for h in ts.histograms)
-                    exemplars.extend(
-                        (sid, e.timestamp, _bits(e.value), _labels_key(e.labels)[0])
-                        for e in ts.exemplars
-                    )
+                        sid = new_ids.get(raw)
+                        if sid is None:
+                            sid = new_ids[raw] = self._series_id(conn, *_labels_key(raw))
+                    if ts.samples:
+                        samples.extend((sid, s.timestamp, _bits(s.value)) for s in ts.samples)
+                    if ts.histograms:
+                        histograms.extend((sid, h.timestamp, encode(h)) for h in ts.histograms)
+                    if ts.exemplars:
+                        exemplars.extend(
+                            (sid, e.timestamp, _bits(e.value), _labels_key(e.labels)[0])
+                            for e in ts.exemplars
+                        )
                 conn.executemany(
                     "INSERT INTO samples VALUES (?, ?, ?) ON CONFLICT DO NOTHING", samples
                 )
@@ -270,7 +283,9 @@ class SQLiteStorage(BaseStorage):
                     raise StorageError(f"sqlite write failed: {exc}") from exc
                 raise
             # Only now are the new series ids real: a rolled-back id must never be cached.
-            self._series_ids.update(new_ids)
+            if len(cached) + len(new_ids) > self._max_cached_series:
+                cached.clear()
+            cached.update(new_ids)
 
     @staticmethod
     def _series_id(conn: sqlite3.Connection, key: str, pairs: list[tuple[str, str]]) -> int:

@@ -337,3 +337,16 @@ def test_store_agrees_with_a_model(
         k: sorted(points.items()) for k, points in model.items() if points and pred({"k": k})
     }
     assert got == expected
+
+
+def test_series_cache_bound_keeps_ids_right(tmp_path: Path) -> None:
+    with SQLiteStorage(tmp_path / "c.db", max_cached_series=2) as s:
+        for t in range(3):
+            s.write(
+                None, WriteRequest([ts({"__name__": "m", "i": str(i)}, (t, i)) for i in range(5)])
+            )
+        assert s.counts()["series"] == 5
+        result = s.process_query(None, query((EQ, "__name__", "m"))).timeseries
+        assert [[(p.timestamp, p.value) for p in r.samples] for r in result] == [
+            [(t, float(i)) for t in range(3)] for i in range(5)
+        ]
