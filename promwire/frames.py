@@ -135,9 +135,14 @@ class FrameReader:
 
 
 def iter_frames(
-    chunks: Iterable[bytes], *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    chunks: Iterable[bytes] | bytes, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
 ) -> Iterator[bytes]:
-    """Yield the messages of a framed stream given as byte chunks of any split."""
+    """Yield the messages of a framed stream given as byte chunks of any split.
+
+    A single ``bytes`` object is taken as the whole stream.
+    """
+    if isinstance(chunks, (bytes, bytearray, memoryview)):
+        chunks = [bytes(chunks)]
     reader = FrameReader(max_frame_size=max_frame_size)
     for piece in chunks:
         reader.feed(piece)

@@ -181,7 +181,7 @@ class _Joiner:
 
 
 def iter_chunked_series(
-    chunks: Iterable[bytes], *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    chunks: Iterable[bytes] | bytes, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
 ) -> Iterator[tuple[int, m.ChunkedSeries]]:
     """Yield ``(query_index, ChunkedSeries)`` from a streamed body, frames of a series joined.
 
@@ -282,7 +282,7 @@ def _to_timeseries(
 
 
 def read_streamed_response(
-    chunks: Iterable[bytes],
+    chunks: Iterable[bytes] | bytes,
     *,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     start_ms: int | None = None,
@@ -292,11 +292,16 @@ def read_streamed_response(
     """Yield ``(query_index, TimeSeries)`` from a ``STREAMED_XOR_CHUNKS`` body.
 
     ``chunks``: the body as byte pieces split anywhere (e.g. an HTTP response
-    read in blocks). Frames of one series are joined and its XOR chunks
-    decoded into ``samples`` (see :func:`decode_series` for overlapping
-    chunks). Nothing is filtered by default - whole chunks may reach outside
-    the query's range, so pass the query's ``start_ms``/``end_ms`` (inclusive)
-    to get exactly its samples. Histogram and other non-XOR chunks raise
+    read in blocks), or the whole body as one ``bytes``. Frames of one series
+    are joined and its XOR chunks decoded into ``samples`` (see
+    :func:`decode_series` for overlapping chunks).
+
+    Nothing is filtered by default: completed TSDB chunks are sent whole and
+    may reach outside the query's range (Prometheus 2.42 trims only the
+    head's open chunk), so pass the query's ``start_ms``/``end_ms``
+    (inclusive) to get exactly its samples.
+
+    Histogram and other non-XOR chunks raise
     :class:`~promwire.xor.UnsupportedChunk`, or are skipped with
     ``on_unsupported="skip"`` (the series is then still yielded, with the
     float samples it has, possibly none). Use :func:`iter_chunked_series` for

@@ -179,3 +179,8 @@ def test_corrupted_streams_raise_only_promwire_errors(
     except PromwireError:
         return
     assert b"".join(encode_frame(m) for m in out) == bytes(stream)
+
+
+def test_whole_body_as_bytes() -> None:
+    assert list(iter_frames(GOLDEN_FRAME * 2)) == [GOLDEN_MESSAGE] * 2
+    assert list(iter_frames(bytearray(GOLDEN_FRAME))) == [GOLDEN_MESSAGE]
