@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +23,10 @@ from promwire.testing import (
     mutations,
     prometheus_write_requests,
 )
+from promwire.wire import double_bits
 from tests.oracle import ORACLE, from_oracle, to_oracle
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=lambda c: c.__name__)
@@ -137,3 +144,96 @@ def test_six_byte_varint_edges() -> None:
             assert req.timeseries[0].labels == [m.Label("a", "bc")]
         run = decode(m.TimeSeries, label + sample * 3)
         assert run.samples == [m.Sample(1.0, expected)] * 3
+
+
+# ------------------------------------------------------------- promwire.testing itself
+
+
+def test_strategies_cover_every_message_class() -> None:
+    classes = {
+        obj
+        for obj in vars(m).values()
+        if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == m.__name__
+    }
+    assert classes == set(MESSAGE_CLASSES)
+    with pytest.raises(TypeError):
+        messages(dict)
+
+
+@settings(max_examples=200, deadline=None)
+@given(h=messages(m.Histogram), mm=messages(m.MetricMetadata), q=messages(m.Query))
+def test_strategies_reach_the_interesting_values(
+    h: m.Histogram, mm: m.MetricMetadata, q: m.Query
+) -> None:
+    # hypothesis.target/event would be softer; record what was seen and check below.
+    _seen["count_float_zero"] |= h.count_float is not None and double_bits(h.count_float) == 0
+    _seen["count_int_zero"] |= h.count_int == 0
+    _seen["count_absent"] |= h.count_int is None and h.count_float is None
+    _seen["stale_nan"] |= double_bits(h.sum) == m.STALE_NAN_BITS
+    _seen["neg_zero"] |= double_bits(h.sum) == 1 << 63
+    _seen["unknown_enum"] |= not isinstance(mm.type, m.MetricType)
+    _seen["hints_none"] |= q.hints is None
+    _seen["hints_empty"] |= q.hints == m.ReadHints()
+    _seen["negative_int64"] |= q.start_timestamp_ms < 0
+
+
+_seen: dict[str, bool] = dict.fromkeys(
+    [
+        "count_float_zero",
+        "count_int_zero",
+        "count_absent",
+        "stale_nan",
+        "neg_zero",
+        "unknown_enum",
+        "hints_none",
+        "hints_empty",
+        "negative_int64",
+    ],
+    False,
+)
+
+
+def test_strategies_reached_them() -> None:
+    test_strategies_reach_the_interesting_values()
+    assert _seen == dict.fromkeys(_seen, True)
+
+
+_BLOCK_HYPOTHESIS = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "hypothesis" or name.startswith("hypothesis."):
+            raise ImportError("No module named 'hypothesis' (blocked)")
+        return None
+sys.meta_path.insert(0, Block())
+for name in [n for n in sys.modules if n.startswith("hypothesis")]:
+    del sys.modules[name]
+"""
+
+
+def test_promwire_never_imports_hypothesis() -> None:
+    code = (
+        "import sys, pkgutil, importlib, promwire\n"
+        "for mod in pkgutil.walk_packages(promwire.__path__, 'promwire.'):\n"
+        "    if not mod.name.endswith('.testing'):\n"
+        "        importlib.import_module(mod.name)\n"
+        "assert not [n for n in sys.modules if n.startswith('hypothesis')], 'hypothesis imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_testing_without_hypothesis_is_a_clear_import_error() -> None:
+    code = _BLOCK_HYPOTHESIS + (
+        "import promwire\n"
+        "try:\n"
+        "    import promwire.testing\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+        "else:\n"
+        "    raise SystemExit('imported without hypothesis')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True
+    )
+    assert "hypothesis" in out.stdout
+    assert "pip install hypothesis" in out.stdout
