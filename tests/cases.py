@@ -400,6 +400,45 @@ DECODE_ONLY: list[DecodeCase] = [
         WriteRequest(timeseries=[TimeSeries()]),
     ),
     DecodeCase(
+        "metadata_between_series",
+        WriteRequest,
+        "0a 00 1a 02 08 01 0a 05 0a 03 0a 01 61",
+        WriteRequest(
+            timeseries=[TimeSeries(), TimeSeries([Label("a", "")])],
+            metadata=[MetricMetadata(MetricType.COUNTER)],
+        ),
+    ),
+    DecodeCase(
+        "metadata_first",
+        WriteRequest,
+        "1a 00 0a 00",
+        WriteRequest(timeseries=[TimeSeries()], metadata=[MetricMetadata()]),
+    ),
+    DecodeCase(
+        "one_sample_series_then_unknown_field",
+        WriteRequest,
+        f"0a 17 0a 03 0a 01 61 12 10 09 {D_1} 10 b1 d2 b0 88 a1 34 c0 3e 01",
+        WriteRequest([TimeSeries([Label("a", "")], [Sample(1.0, 1795582339377)])]),
+    ),
+    DecodeCase(
+        "label_name_twice_last_wins",
+        TimeSeries,
+        "0a 06 0a 01 61 0a 01 62",
+        TimeSeries([Label("b", "")]),
+    ),
+    DecodeCase(
+        "label_value_before_name",
+        TimeSeries,
+        "0a 06 12 01 62 0a 01 61",
+        TimeSeries([Label("a", "b")]),
+    ),
+    DecodeCase(
+        "wrong_wire_type_for_known_field_is_unknown",
+        Sample,
+        f"08 05 09 {D_1} 11 {D_2}",  # field 1 as varint, field 2 as I64: skipped
+        Sample(1.0, 0),
+    ),
+    DecodeCase(
         "unknown_fields_every_wire_type",
         Sample,
         f"18 96 01 21 {D_1} 2a 03 616263 35 01020304 09 {D_1}",
