@@ -384,3 +384,10 @@ def test_unordered_timestamps_match_reference(ts: list[int], data: st.DataObject
     chunk = encode_xor_bits(ts, bits)
     assert chunk == ref.ref_encode(ts, bits)
     assert decode_xor_bits(chunk) == (ts, bits)
+
+
+def test_benchmark_script_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ref.WORKLOADS:
+        ref.bench_workload(name, 240, 240, 1)  # asserts promwire == reference on its data
+    out = capsys.readouterr().out
+    assert out.count("decode") == len(ref.WORKLOADS)
