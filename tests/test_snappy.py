@@ -168,3 +168,31 @@ def test_backends_agree_byte_for_byte() -> None:
         snappy._use_backend(name)
         outputs.append(snappy.compress(data))
     assert len(set(outputs)) == 1
+
+
+def _outcome(name: str, body: bytes) -> tuple[str, object]:
+    snappy._use_backend(name)
+    try:
+        return "ok", snappy.decompress(body, max_decompressed_size=1 << 16)
+    except LimitExceeded:
+        return "limit", None
+    except SnappyError:
+        return "error", None
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.binary(max_size=300),
+    cuts=st.lists(st.integers(0, 10**6), max_size=3),
+    garbage=st.binary(max_size=60),
+)
+def test_backends_agree_on_damaged_input(data: bytes, cuts: list[int], garbage: bytes) -> None:
+    """Both backends accept exactly the same blocks, with the same output."""
+    buf = bytearray(snappy.compress(data))
+    for c in cuts:
+        buf[c % len(buf)] = (buf[c % len(buf)] + c) & 0xFF
+    for body in (bytes(buf), garbage, bytes(buf[: len(buf) // 2]), bytes(buf) + garbage):
+        if not body:
+            continue
+        results = {_outcome(name, body) for name in snappy.BACKENDS}
+        assert len(results) == 1, (body.hex(), results)
