@@ -198,16 +198,22 @@ def render(
             "message, fresh process per library (RSS, MiB above the baseline)"
         )
         lines.append("")
-        lines.append("| library | peak | held after decode |")
-        lines.append("|---|---:|---:|")
+        lines.append("| library | peak | held after decode | peak / promwire peak |")
+        lines.append("|---|---:|---:|---:|")
+        base = next(
+            (m for m in memory if m.get("library") == "promwire" and "error" not in m), None
+        )
         for m in memory:
             if "error" in m:
-                lines.append(f"| {m['library']} | {m['error']} | |")
-            else:
-                lines.append(
-                    f"| {m['library']} | {m['peak_delta_kib'] / 1024:.1f} | "
-                    f"{m['held_delta_kib'] / 1024:.1f} |"
-                )
+                lines.append(f"| {m['library']} | {m['error']} | | |")
+                continue
+            ratio = "-"
+            if base is not None and base["peak_delta_kib"] > 0:
+                ratio = f"{m['peak_delta_kib'] / base['peak_delta_kib']:.1f}x"
+            lines.append(
+                f"| {m['library']} | {m['peak_delta_kib'] / 1024:.1f} | "
+                f"{m['held_delta_kib'] / 1024:.1f} | {ratio} |"
+            )
         lines.append("")
 
     lines.append("**Targets** (ratio = peer time / promwire time)")
