@@ -482,6 +482,10 @@ def test_retried_writes_leave_nothing_missing_or_duplicated(self_scrape: SelfScr
     # Committed batches were resent after a 500 and still stored once each.
     resent = [k for k, n in flaky.delivered.items() if n > 1]
     assert resent
+    print(  # shown with pytest -s
+        f"flaky receiver: {flaky.failed_before} failed before, {flaky.failed_after} after "
+        f"committing; {len(resent)} samples delivered more than once, stored once"
+    )
     assert flaky.inner.counts()["samples"] == len({(k, t) for k, t in flaky.delivered})
 
 
