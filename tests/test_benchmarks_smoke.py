@@ -254,3 +254,14 @@ def test_memory_child_reports_rss(tiny: list[Workload], tmp_path: Path) -> None:
         )
         data = json.loads(proc.stdout)
         assert data["baseline_kib"] > 0 and data["peak_delta_kib"] >= 0
+
+
+def test_handler_row_is_skipped_when_handle_write_is_absent(
+    tiny: list[Workload], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A None entry in sys.modules makes the import fail as if the module were missing.
+    monkeypatch.setitem(sys.modules, "promwire.handlers", None)
+    results, note = runner.run_fast(promwire_peer, protobuf_peer, tiny[:1], Budget(0.0, 1))
+    assert "handler row skipped" in note
+    assert not [r for r in results if r.op == "handler"]
+    assert [r for r in results if r.op == "decode" and r.library == "promwire"]
