@@ -29,7 +29,7 @@ from .wire import (
     LEN,
     MASK32,
     read_varint,
-    skip_field,
+    skip_unknown,
     to_int32,
     to_int64,
     unpack_double,
@@ -161,9 +161,7 @@ def _make_generic(cls: type[Any]) -> Decoder:
                 t, pos = read_varint(buf, pos)
             entry = by_tag.get(t)
             if entry is None:
-                if t >> 3 == 0:
-                    raise DecodeError(f"{cls.__name__}: field number 0")
-                pos = skip_field(buf, pos, end, t & 7)
+                pos = skip_unknown(buf, pos, end, t, cls.__name__)
                 continue
             spec, packed = entry
             name = spec.name
@@ -406,9 +404,7 @@ def _timeseries(buf: bytes, pos: int, end: int) -> m.TimeSeries:
         else:
             if t >= 0x80:
                 t, pos = read_varint(buf, pos - 1)
-            if t >> 3 == 0:
-                raise DecodeError("TimeSeries: field number 0")
-            pos = skip_field(buf, pos, end, t & 7)
+            pos = skip_unknown(buf, pos, end, t, "TimeSeries")
     if pos != end:
         raise DecodeError("TimeSeries: last field runs past the end of the message")
     return m.TimeSeries(labels, samples, exemplars, histograms)

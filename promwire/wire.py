@@ -26,6 +26,7 @@ __all__ = [
     "pack_double",
     "read_varint",
     "skip_field",
+    "skip_unknown",
     "tag",
     "to_int32",
     "to_int64",
@@ -122,6 +123,24 @@ def skip_field(buf: bytes, pos: int, end: int, wire_type: int) -> int:
     if pos > end:
         raise DecodeError("field runs past the end of its message")
     return pos
+
+
+MAX_FIELD_NUMBER = (1 << 29) - 1
+
+
+def skip_unknown(buf: bytes, pos: int, end: int, tag_value: int, where: str) -> int:
+    """Skip an unknown field whose tag ``tag_value`` was just read; return the new position.
+
+    Rejects what protobuf rejects: field number 0, field numbers above
+    2**29 - 1, and the wire types :func:`skip_field` refuses. ``where`` names
+    the message for the error.
+    """
+    number = tag_value >> 3
+    if number == 0:
+        raise DecodeError(f"{where}: field number 0")
+    if number > MAX_FIELD_NUMBER:
+        raise DecodeError(f"{where}: field number {number} out of range")
+    return skip_field(buf, pos, end, tag_value & 7)
 
 
 # ----------------------------------------------------------------------------- writing

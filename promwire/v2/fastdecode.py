@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ..decode import _DECODERS, _make_generic
 from ..errors import DecodeError
-from ..wire import INT64_MAX, MASK32, read_varint, skip_field, unpack_double
+from ..wire import INT64_MAX, MASK32, read_varint, skip_unknown, unpack_double
 from . import messages as v2
 from . import schema as _schema  # noqa: F401  (field tables first: the fallbacks need them)
 
@@ -113,9 +113,7 @@ def decode_timeseries(buf: bytes, pos: int, end: int) -> v2.TimeSeries:
         else:
             if t >= 0x80:
                 t, pos = read_varint(buf, pos - 1)
-            if t >> 3 == 0:
-                raise DecodeError("TimeSeries: field number 0")
-            pos = skip_field(buf, pos, end, t & 7)
+            pos = skip_unknown(buf, pos, end, t, "TimeSeries")
     if pos != end:
         raise DecodeError("TimeSeries: last field runs past the end of the message")
     metadata = None
