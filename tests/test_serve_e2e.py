@@ -612,3 +612,53 @@ def test_bad_inputs_get_the_right_status_and_change_nothing(server: str, tmp_pat
             assert post(port, "/nope", good_body, RW)[0] == 404
             assert store.counts() == before
             assert before["samples"] == 1
+
+
+# --------------------------------------------------------------- serve() itself
+
+
+def test_serve_falls_back_to_wsgiref_without_uvicorn(tmp_path: Path) -> None:
+    """With uvicorn unimportable, ``serve`` runs on the standard library alone."""
+    port = free_port()
+    code = (
+        "import sys; sys.modules['uvicorn'] = None\n"  # makes find_spec/import fail
+        "from promwire.server import main\n"
+        f"main(['--db', {str(tmp_path / 'w.db')!r}, '--listen', '127.0.0.1:{port}'])\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        eventually(lambda: _connectable(port), 20, "the wsgiref server")
+        body = snappy.compress(
+            encode(WriteRequest([TimeSeries([Label("__name__", "w")], [Sample(2.0, 5)])]))
+        )
+        assert post(port, "/api/v1/write", body, RW) == (204, "")
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert "(wsgiref)" in out
+    assert f"url: http://127.0.0.1:{port}/api/v1/write" in out
+    assert proc.returncode == 0  # SIGTERM ends serve_forever cleanly and closes the store
+    with SQLiteStorage(tmp_path / "w.db") as store:
+        assert store.counts()["samples"] == 1
+
+
+def _connectable(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_listen_parsing_and_snippet() -> None:
+    from promwire.server import parse_listen, prometheus_snippet
+
+    assert parse_listen("127.0.0.1:9201") == ("127.0.0.1", 9201)
+    assert parse_listen("[::1]:80") == ("::1", 80)
+    assert parse_listen(":9201") == ("127.0.0.1", 9201)
+    with pytest.raises(ValueError, match="host:port"):
+        parse_listen("localhost")
+    assert "url: http://[::1]:80/api/v1/read" in prometheus_snippet("::1", 80)
+    assert "url: http://127.0.0.1:1/api/v1/write" in prometheus_snippet("0.0.0.0", 1)
