@@ -98,7 +98,7 @@ WRITE_V1_PROTO = "prometheus.WriteRequest"
 #: ``proto=`` values handle_write accepts. Remote write 2.0 adds
 #: ``io.prometheus.write.v2.Request`` here and one branch in :func:`prepare_write`.
 SUPPORTED_WRITE_PROTOS: tuple[str, ...] = (WRITE_V1_PROTO,)
-#: Response types handle_read can produce; streamed chunks are added by the lead.
+#: Response types handle_read can produce (STREAMED_XOR_CHUNKS joins with promwire.streamed).
 SUPPORTED_RESPONSE_TYPES: tuple[ResponseType, ...] = (ResponseType.SAMPLES,)
 
 _TEXT = ("Content-Type", "text/plain; charset=utf-8")

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from promwire import (
     Label,
@@ -38,6 +40,7 @@ from promwire.handlers import (
     parse_content_type,
 )
 from promwire.storage import AsyncBaseStorage, BaseStorage, RequestContext
+from promwire.testing import mutated_encodings
 
 RW_HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
 
@@ -379,3 +382,14 @@ def test_async_handlers_decode_big_bodies_off_the_loop(monkeypatch: pytest.Monke
     loop_thread = asyncio.run(run())
     assert [(n, t == loop_thread) for n, t in threads] == [(len(big), False), (len(small), True)]
     assert len(store.writes[0].timeseries) == 3000
+
+
+@settings(max_examples=150, deadline=None)
+@given(raw=mutated_encodings(WriteRequest), compressed=st.booleans())
+def test_damaged_bodies_are_never_a_server_error(raw: bytes, compressed: bool) -> None:
+    """Whatever the bytes, a write is stored (204) or refused as bad input (400), never a 500."""
+    store = Recorder()
+    body = snappy.compress(raw) if compressed else raw
+    resp = handle_write(body, RW_HEADERS, store)
+    assert resp.status in (204, 400), resp.body
+    assert (resp.status == 204) == (len(store.writes) == 1)

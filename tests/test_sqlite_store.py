@@ -23,14 +23,20 @@ from promwire import (
     MetricType,
     Query,
     ReadRequest,
+    ReadResponse,
     Sample,
     StorageError,
     StorageRejected,
     TimeSeries,
     WriteRequest,
+    decode,
+    encode,
+    snappy,
 )
+from promwire.handlers import handle_read, handle_write
 from promwire.matchers import compile_matchers
 from promwire.sqlite_store import SQLiteStorage
+from promwire.testing import prometheus_write_requests
 from promwire.wire import double_bits
 
 EQ, NEQ, RE, NRE = MatchType.EQ, MatchType.NEQ, MatchType.RE, MatchType.NRE
@@ -350,3 +356,41 @@ def test_series_cache_bound_keeps_ids_right(tmp_path: Path) -> None:
         assert [[(p.timestamp, p.value) for p in r.samples] for r in result] == [
             [(t, float(i)) for t in range(3)] for i in range(5)
         ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches=st.lists(prometheus_write_requests(), min_size=1, max_size=3))
+def test_handlers_and_store_agree_with_a_model(batches: list[WriteRequest]) -> None:
+    """Prometheus-shaped requests (any labels, NaN payloads, histograms, metadata),
+    each sent twice through handle_write, read back through handle_read."""
+    points: dict[tuple[tuple[str, str], ...], dict[int, object]] = {}
+    metadata: dict[str, MetricMetadata] = {}
+    rw = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
+    with SQLiteStorage(":memory:") as store:
+        for req in batches:
+            body = snappy.compress(encode(req))
+            assert handle_write(body, rw, store).status == 204
+            assert handle_write(body, rw, store).status == 204  # a retry changes nothing
+            for series in req.timeseries:
+                key = tuple(sorted((lb.name, lb.value) for lb in series.labels if lb.value))
+                for s in series.samples:
+                    points.setdefault(key, {}).setdefault(s.timestamp, double_bits(s.value))
+                for h in series.histograms:
+                    points.setdefault(key, {}).setdefault(h.timestamp, encode(h))
+            metadata.update((md.metric_family_name, md) for md in req.metadata)
+        query = snappy.compress(encode(ReadRequest([Query(ALL[0], ALL[1], [])])))
+        resp = handle_read(query, {}, store)
+        assert resp.status == 200
+        assert isinstance(resp.body, bytes)
+        (result,) = decode(ReadResponse, snappy.decompress(resp.body)).results
+        assert [md for _, md in sorted(metadata.items())] == store.metadata()
+    got = {
+        tuple((lb.name, lb.value) for lb in r.labels): {
+            **{s.timestamp: double_bits(s.value) for s in r.samples},
+            **{h.timestamp: encode(h) for h in r.histograms},
+        }
+        for r in result.timeseries
+    }
+    assert got == {k: v for k, v in points.items() if v}
+    for r in result.timeseries:
+        assert [s.timestamp for s in r.samples] == sorted({s.timestamp for s in r.samples})
