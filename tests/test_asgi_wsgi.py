@@ -305,3 +305,117 @@ def test_disabled_endpoint_is_404(store: SQLiteStorage) -> None:
         with running(kind, factory()) as port:
             assert post(port, "/api/v1/read", read_body())[0] == 404
             assert post(port, "/api/v1/write", write_body())[0] == 204
+
+
+# ----------------------------------------------- the apps called directly (no server)
+
+
+def asgi_call(app: Any, scope: dict[str, Any], messages: list[dict[str, Any]]) -> Any:
+    """Run one ASGI call; returns (sent messages, number of receive() calls)."""
+    import asyncio
+
+    sent: list[dict[str, Any]] = []
+    calls = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent, calls
+
+
+def http_scope(path: str = "/api/v1/write", **headers: str) -> dict[str, Any]:
+    hdrs = [(k.replace("_", "-").encode(), v.encode()) for k, v in {**RW, **headers}.items()]
+    return {"type": "http", "method": "POST", "path": path, "headers": hdrs}
+
+
+def test_asgi_reads_every_body_message_and_stops_at_the_cap() -> None:
+    storage = SQLiteStorage()
+    body = write_body(50)
+    parts = [body[i : i + 100] for i in range(0, len(body), 100)]
+    messages = [{"type": "http.request", "body": p, "more_body": True} for p in parts]
+    messages[-1]["more_body"] = False
+    sent, calls = asgi_call(AsgiApp(storage), http_scope(), list(messages))
+    assert calls == len(parts) > 3
+    assert sent[0]["status"] == 204
+    assert storage.counts()["samples"] == 50
+    # Over the cap: 413 after the message that crossed it, the rest is never read.
+    sent, calls = asgi_call(AsgiApp(storage, max_body_size=250), http_scope(), list(messages))
+    assert (sent[0]["status"], calls) == (413, 3)
+    # A declared Content-Length over the cap: 413 without reading at all.
+    scope = http_scope(**{"content-length": str(len(body))})
+    sent, calls = asgi_call(AsgiApp(storage, max_body_size=250), scope, list(messages))
+    assert (sent[0]["status"], calls) == (413, 0)
+    # The client went away: nothing is sent, nothing stored.
+    sent, _ = asgi_call(AsgiApp(storage), http_scope(), [{"type": "http.disconnect"}])
+    assert sent == []
+    assert storage.counts()["samples"] == 50
+
+
+def test_asgi_lifespan_and_mounting() -> None:
+    app = AsgiApp(SQLiteStorage())
+    sent, _ = asgi_call(
+        app,
+        {"type": "lifespan"},
+        [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}],
+    )
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    body = [{"type": "http.request", "body": write_body(1)}]
+    mounted = {**http_scope("/prom/api/v1/write"), "root_path": "/prom"}
+    assert asgi_call(app, mounted, list(body))[0][0]["status"] == 204
+    legacy = {**http_scope("/api/v1/write"), "root_path": "/prom"}  # path without root_path
+    assert asgi_call(app, legacy, list(body))[0][0]["status"] == 204
+
+
+class Trickle:
+    """A wsgi.input returning at most 7 bytes per read(), like a slow socket."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.reads = 0
+
+    def read(self, n: int = -1) -> bytes:
+        self.reads += 1
+        chunk, self.data = self.data[: min(n, 7)], self.data[min(n, 7) :]
+        return chunk
+
+
+def test_wsgi_reads_short_reads_to_the_end_and_caps() -> None:
+    storage = SQLiteStorage()
+    body = write_body(20)
+    statuses: list[str] = []
+
+    def call(app: Any, stream: Trickle, **environ: Any) -> bytes:
+        env = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/api/v1/write",
+            "CONTENT_TYPE": RW["Content-Type"],
+            "HTTP_CONTENT_ENCODING": "snappy",
+            "wsgi.input": stream,
+            **environ,
+        }
+        return b"".join(app(env, lambda status, headers: statuses.append(status)))
+
+    stream = Trickle(body)
+    assert call(WsgiApp(storage), stream, CONTENT_LENGTH=str(len(body))) == b""
+    assert statuses[-1] == "204 No Content"
+    assert stream.reads >= len(body) // 7
+    assert storage.counts()["samples"] == 20
+    # Chunked upload (no length) on a server that terminates the input: read to EOF.
+    call(WsgiApp(storage), Trickle(body), **{"wsgi.input_terminated": True})
+    assert statuses[-1] == "204 No Content"
+    # ... and capped while reading.
+    small = WsgiApp(storage, max_body_size=30)
+    stream = Trickle(body)
+    assert b"30" in call(small, stream, **{"wsgi.input_terminated": True})
+    assert statuses[-1].startswith("413")
+    assert stream.reads == 5  # stopped just past the cap, not at EOF
+    # No length and no terminated input: PEP 3333 says read nothing (empty body = 400).
+    stream = Trickle(body)
+    call(WsgiApp(storage), stream)
+    assert (statuses[-1][:3], stream.reads) == ("400", 0)
