@@ -41,6 +41,7 @@ import os
 import sqlite3
 import struct
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -131,6 +132,10 @@ def _labels_key(labels: Iterable[Label]) -> tuple[str, list[tuple[str, str]]]:
     return json.dumps(pairs, ensure_ascii=False, separators=(",", ":")), pairs
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (the base class cannot)."""
+
+
 class SQLiteStorage(BaseStorage):
     """A :class:`~promwire.storage.RemoteStorage` in one SQLite file.
 
@@ -159,7 +164,9 @@ class SQLiteStorage(BaseStorage):
         self._memory = self.path == ":memory:" or self.path.startswith("file::memory:")
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        # Weak: a reader dies with its thread (threading.local drops it), so a
+        # server that starts a thread per connection does not pile them up.
+        self._readers: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._writer = self._connect()
         self._writer.executescript(_SCHEMA)
         self._series_ids: dict[tuple[Label, ...], int] = {}
@@ -168,11 +175,15 @@ class SQLiteStorage(BaseStorage):
 
     # ---------------------------------------------------------------- connections
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> _Connection:
         # isolation_level=None: no implicit transactions, every BEGIN is ours.
         # check_same_thread=False: the writer moves between threads, always under _lock.
         conn = sqlite3.connect(
-            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            self.path,
+            timeout=self._timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=_Connection,
         )
         if not self._memory:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -188,12 +199,12 @@ class SQLiteStorage(BaseStorage):
             with self._lock:
                 yield self._writer
             return
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        conn: _Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
             with self._lock:
-                self._readers.append(conn)
+                self._readers.add(conn)
         conn.execute("BEGIN")
         try:
             yield conn
@@ -204,7 +215,7 @@ class SQLiteStorage(BaseStorage):
         """Close every connection. Later calls raise :class:`StorageError`."""
         with self._lock:
             self._closed = True
-            for conn in self._readers:
+            for conn in list(self._readers):
                 conn.close()
             self._readers.clear()
             self._writer.close()

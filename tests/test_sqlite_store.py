@@ -394,3 +394,19 @@ def test_handlers_and_store_agree_with_a_model(batches: list[WriteRequest]) -> N
     assert got == {k: v for k, v in points.items() if v}
     for r in result.timeseries:
         assert [s.timestamp for s in r.samples] == sorted({s.timestamp for s in r.samples})
+
+
+def test_reader_connections_die_with_their_threads(store: SQLiteStorage) -> None:
+    """A thread-per-connection server (wsgiref) must not pile up SQLite connections."""
+    import gc
+
+    store.write(None, WriteRequest([ts({"__name__": "m"}, (1, 1.0))]))
+    for _ in range(30):
+        t = threading.Thread(target=store.process_query, args=(None, query()))
+        t.start()
+        t.join()
+    gc.collect()
+    assert len(store._readers) <= 2
+    kept = store.process_query(None, query()).timeseries  # this thread's reader stays usable
+    assert len(kept) == 1
+    assert len(store._readers) >= 1
