@@ -8,7 +8,7 @@ the same content in one run.
 
 Options: ``--quick`` (workloads at 1/10 size, short budgets: a smoke run),
 ``--json PATH``, ``--only W1,W3,...``, ``--no-slow`` (skip the three
-pure-Python peers), ``--no-memory``.
+pure-Python peers), ``--no-memory``, ``--stat median|min|both``.
 """
 
 from __future__ import annotations
@@ -145,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", metavar="W1,W2", help="comma-separated workload names")
     ap.add_argument("--no-slow", action="store_true", help="skip the pure-Python peers")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    ap.add_argument(
+        "--stat",
+        choices=["median", "min", "both"],
+        default="both",
+        help="what the decode/encode tables show (default: both)",
+    )
     args = ap.parse_args(argv)
 
     if upb_peer.backend() != "upb":
@@ -198,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         memory = run_memory(w2, libs)
 
     elapsed = time.perf_counter() - started
-    command = "python3 -m benchmarks" + (" --quick" if args.quick else "")
+    command = " ".join(["python3 -m benchmarks", *(sys.argv[1:] if argv is None else argv)])
     header = [
         f"# promwire benchmarks ({'quick smoke run' if args.quick else 'full run'})",
         "",
@@ -211,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         f"- load average (1 min) before / after: {load_before} / {_load()} "
         "(the machine may be shared: cells of one workload run interleaved)",
     ]
-    print(report.render(results, workloads, header=header, memory=memory, notes=notes))
+    print(
+        report.render(results, workloads, header=header, memory=memory, notes=notes, stat=args.stat)
+    )
     if args.json:
         payload = {
             "header": header,
