@@ -39,7 +39,7 @@ def _protobuf_dict(msg: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(data=st.data())
 def test_round_trip(cls: type[Any], data: st.DataObject) -> None:
     msg = data.draw(messages(cls))
@@ -53,7 +53,7 @@ def test_round_trip(cls: type[Any], data: st.DataObject) -> None:
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(data=st.data())
 def test_to_dict_equals_protobuf_message_to_dict(cls: type[Any], data: st.DataObject) -> None:
     msg = data.draw(messages(cls))
@@ -61,7 +61,7 @@ def test_to_dict_equals_protobuf_message_to_dict(cls: type[Any], data: st.DataOb
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_from_dict_reads_protobuf_json(cls: type[Any], data: st.DataObject) -> None:
     msg = data.draw(messages(cls))

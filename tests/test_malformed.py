@@ -77,7 +77,7 @@ def _agrees_with_upb(cls: type[Any], raw: bytes, msg: Any) -> None:
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(raw=st.binary(max_size=80))
 def test_random_bytes(cls: type[Any], raw: bytes) -> None:
     msg = _decode_or_error(cls, raw)
@@ -86,7 +86,7 @@ def test_random_bytes(cls: type[Any], raw: bytes) -> None:
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(raw=st.data())
 def test_mutated_encodings(cls: type[Any], raw: st.DataObject) -> None:
     data = raw.draw(mutated_encodings(cls))
@@ -146,7 +146,7 @@ def test_fixture_truncations() -> None:
 
 def test_fixture_bit_flips() -> None:
     for cls, raw in _fixture_raws():
-        for i in range(0, len(raw), max(7, len(raw) // 150)):
+        for i in range(0, len(raw), max(7, len(raw) // 60)):
             b = bytearray(raw)
             b[i] ^= 0x80 if i % 2 else 0x04
             msg = _decode_or_error(cls, bytes(b))

@@ -39,7 +39,7 @@ def test_oracle_covers_every_message_class() -> None:
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_encode_equals_upb(cls: type[Any], data: st.DataObject) -> None:
     msg = data.draw(messages(cls))
@@ -48,7 +48,7 @@ def test_encode_equals_upb(cls: type[Any], data: st.DataObject) -> None:
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_decode_of_upb_bytes(cls: type[Any], data: st.DataObject) -> None:
     msg = data.draw(messages(cls))
@@ -59,7 +59,7 @@ def test_decode_of_upb_bytes(cls: type[Any], data: st.DataObject) -> None:
     assert canonical(ours) == canonical(msg)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(req=write_requests(), source=st.integers(0, 1), skip=st.booleans())
 def test_cortex_extra_fields_are_skipped(req: m.WriteRequest, source: int, skip: bool) -> None:
     pb = to_oracle(req, CORTEX)
@@ -82,7 +82,7 @@ UNPACKED_CASES = [m.Histogram, m.ReadRequest, m.TimeSeries, m.WriteRequest]
 
 
 @pytest.mark.parametrize("cls", UNPACKED_CASES, ids=[c.__name__ for c in UNPACKED_CASES])
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_unpacked_encoding_decodes_to_same_values(cls: type[Any], data: st.DataObject) -> None:
     msg = data.draw(messages(cls))
@@ -106,7 +106,7 @@ def test_read_request_unpacked_response_types() -> None:
     assert decode(m.ReadRequest, raw).accepted_response_types == [1, 0]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(a=timeseries(), b=timeseries())
 def test_concatenation_merges_like_upb(a: m.TimeSeries, b: m.TimeSeries) -> None:
     # Parsing the concatenation of two encodings = merging; repeated fields append.
@@ -115,7 +115,7 @@ def test_concatenation_merges_like_upb(a: m.TimeSeries, b: m.TimeSeries) -> None
     assert canonical(decode(m.TimeSeries, raw)) == canonical(from_oracle(m.TimeSeries, pb))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(a=messages(m.Histogram), b=messages(m.Histogram))
 def test_histogram_merge_oneof_last_wins_like_upb(a: m.Histogram, b: m.Histogram) -> None:
     raw = encode(a) + encode(b)
@@ -123,7 +123,7 @@ def test_histogram_merge_oneof_last_wins_like_upb(a: m.Histogram, b: m.Histogram
     assert canonical(decode(m.Histogram, raw)) == canonical(from_oracle(m.Histogram, pb))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(a=messages(m.Query), b=messages(m.Query))
 def test_query_hints_merge_like_upb(a: m.Query, b: m.Query) -> None:
     raw = encode(a) + encode(b)
