@@ -144,6 +144,8 @@ def from_dict(cls: type[T], data: Any) -> T:
         spec = fields.get(key)
         if spec is None:
             raise DecodeError(f"{cls.__name__}: unknown field {key!r}")
+        if v is None:  # proto3 JSON: null means the field's default
+            continue
         if spec.repeated:
             if not isinstance(v, list):
                 raise DecodeError(f"{cls.__name__}.{key}: expected a list")
