@@ -107,6 +107,10 @@ def _value_from_json(spec: FieldSpec, v: Any) -> Any:
     if kind == Kind.STRING:
         if not isinstance(v, str):
             raise DecodeError(f"{spec.name}: {v!r} is not a string")
+        try:
+            v.encode("utf-8")  # a lone surrogate could never be encoded
+        except UnicodeEncodeError:
+            raise DecodeError(f"{spec.name}: string is not valid Unicode") from None
         return v
     if kind == Kind.BYTES:
         try:
