@@ -172,6 +172,34 @@ def test_protobuf_refuses_the_same_dicts(cls: type[Any], d: Any) -> None:
         json_format.ParseDict(d, ORACLE[cls]())
 
 
+def test_from_dict_null_is_the_default() -> None:
+    """proto3 JSON: ``null`` is accepted for every field and means its default."""
+    cases: list[tuple[type[Any], dict[str, Any]]] = [
+        (m.Query, {"hints": None, "start_timestamp_ms": None}),
+        (m.Sample, {"value": None, "timestamp": None}),
+        (m.TimeSeries, {"labels": None, "samples": None}),
+        (m.Histogram, {"count_int": None, "count_float": None, "reset_hint": None}),
+        (m.Label, {"name": None, "value": None}),
+        (m.Chunk, {"data": None, "type": None}),
+        (m.ReadHints, {"by": None, "grouping": None}),
+    ]
+    for cls, d in cases:
+        assert from_dict(cls, d) == cls()
+        pb = ORACLE[cls]()
+        json_format.ParseDict(d, pb)
+        assert pb.SerializeToString() == b""
+
+
+def test_from_dict_refuses_lone_surrogates() -> None:
+    # str that is not encodable as UTF-8: refused when read, like protobuf does.
+    with pytest.raises(DecodeError):
+        from_dict(m.Label, {"name": "\ud800"})
+    with pytest.raises(json_format.ParseError):
+        json_format.ParseDict({"name": "\ud800"}, ORACLE[m.Label]())
+    with pytest.raises(DecodeError):
+        from_dict(m.ReadHints, {"grouping": ["ok", "\udfff"]})
+
+
 def test_from_dict_integer_edges() -> None:
     assert from_dict(m.Sample, {"timestamp": 2.0}).timestamp == 2
     assert from_dict(m.Sample, {"timestamp": str(-(1 << 63))}).timestamp == -(1 << 63)
