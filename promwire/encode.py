@@ -109,6 +109,14 @@ def _encoder_for(cls: type[Any]) -> Encoder:
     return fn
 
 
+def _check_type(cls: type[Any], spec: FieldSpec, v: Any) -> None:
+    """Refuse a sub-message of another class (a LabelMatcher would encode as a Label)."""
+    if not isinstance(v, spec.message):
+        raise EncodeError(
+            f"{cls.__name__}.{spec.name}: expected {spec.message.__name__}, got {type(v).__name__}"
+        )
+
+
 def _make_generic(cls: type[Any]) -> Encoder:
     """Build an encoder for ``cls`` driven by its field table."""
     plan = [
@@ -134,6 +142,8 @@ def _make_generic(cls: type[Any]) -> Encoder:
                 if kind == Kind.MESSAGE:
                     sub = _encoder_for(spec.message)
                     for item in v:
+                        if type(item) is not spec.message:
+                            _check_type(cls, spec, item)
                         body = sub(item)
                         out.append(key + varint(len(body)) + body)
                 elif kind == Kind.STRING or kind == Kind.BYTES:
@@ -152,6 +162,8 @@ def _make_generic(cls: type[Any]) -> Encoder:
                     continue
                 raise EncodeError(f"{cls.__name__}.{spec.name}: None is not a value")
             if kind == Kind.MESSAGE:
+                if type(v) is not spec.message:
+                    _check_type(cls, spec, v)
                 body = _encoder_for(spec.message)(v)
                 out.append(key + varint(len(body)) + body)
             elif kind == Kind.DOUBLE:
