@@ -243,6 +243,13 @@ BAD_VALUES: list[tuple[str, Any]] = [
         m.ReadResponse([m.QueryResult([m.TimeSeries(samples=[m.Sample(timestamp=1 << 64)])])]),
     ),
     ("deep_bad_histogram", m.WriteRequest([m.TimeSeries(histograms=[m.Histogram(count_int=-5)])])),
+    # a sub-message of another class with look-alike fields
+    ("matcher_as_exemplar_label", m.Exemplar(labels=[m.LabelMatcher(name="a")])),  # type: ignore[list-item]
+    ("write_request_as_result", m.ReadResponse([m.WriteRequest()])),  # type: ignore[list-item]
+    ("query_as_hints", m.Query(hints=m.Query())),  # type: ignore[arg-type]
+    ("series_as_chunked_series", m.ChunkedReadResponse([m.TimeSeries()])),  # type: ignore[list-item]
+    ("matcher_as_series_label", m.TimeSeries([m.LabelMatcher(name="a")])),  # type: ignore[list-item]
+    ("huge_int_as_double", m.Sample(value=1 << 2000)),
     # both members of a oneof
     ("both_counts", m.Histogram(count_int=0, count_float=0.0)),
     ("both_zero_counts", m.Histogram(zero_count_int=1, zero_count_float=1.0)),
