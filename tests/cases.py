@@ -486,6 +486,23 @@ DECODE_ONLY: list[DecodeCase] = [
     DecodeCase("enum_truncated_to_int32", MetricMetadata, "08 81 80 80 80 10", MetricMetadata(1)),
     DecodeCase("enum_negative_5_byte", MetricMetadata, "08 ff ff ff ff 0f", MetricMetadata(-1)),
     DecodeCase(
+        "sint32_from_10_byte_varint_keeps_low_32_bits",
+        BucketSpan,
+        f"08 {NEG1_VARINT}",  # low 32 bits 0xffffffff -> zigzag -> -2**31
+        BucketSpan(-(1 << 31), 0),
+    ),
+    DecodeCase(
+        "bool_from_10_byte_varint", ReadHints, "30 80808080808080808001", ReadHints(by=True)
+    ),
+    DecodeCase(
+        "run_of_fixed_shape_samples_then_other",
+        TimeSeries,
+        f"12 10 09 {D_1} 10 b1 d2 b0 88 a1 34 12 10 09 {D_2} 10 b1 d2 b0 88 a1 34 12 02 10 01",
+        TimeSeries(
+            samples=[Sample(1.0, 1795582339377), Sample(2.0, 1795582339377), Sample(0.0, 1)]
+        ),
+    ),
+    DecodeCase(
         "varint_tenth_byte_high_bits_dropped",
         Sample,
         "10 ff ff ff ff ff ff ff ff ff 7f",
