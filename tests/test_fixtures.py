@@ -25,7 +25,9 @@ from promwire import (
     snappy,
     to_dict,
 )
+from promwire.testing import canonical
 from tests.conftest import FIXTURES
+from tests.oracle import ORACLE, from_oracle
 
 
 def _files(pattern: str) -> list[Path]:
@@ -170,3 +172,38 @@ def test_streamed_response_is_not_snappy(path: Path) -> None:
     assert side["response_headers"].get("Content-Encoding") is None
     with pytest.raises(PromwireError):
         snappy.decompress(body)
+
+
+SNAPPY_BODIES = RW + RR_CLIENT + RR_SERVER_REQ + RR_SERVER_SAMPLES
+SNAPPY_BODIES += [p.with_name(p.name.replace(".bin", ".response.bin")) for p in RR_CLIENT]
+
+
+@pytest.mark.parametrize("backend", snappy.BACKENDS)
+def test_snappy_compress_reproduces_capture_bytes(backend: str) -> None:
+    """Our snappy output is byte-identical to the captured bodies (Go's snappy for
+    what Prometheus sent), on both backends."""
+    previous = snappy._use_backend(backend)
+    try:
+        for path in SNAPPY_BODIES:
+            body = path.read_bytes()
+            assert snappy.compress(snappy.decompress(body)) == body, path.name
+    finally:
+        snappy._use_backend(previous)
+
+
+@pytest.mark.parametrize(
+    "path", RW + RR_CLIENT + RR_SERVER_REQ, ids=_ids(RW + RR_CLIENT + RR_SERVER_REQ)
+)
+def test_capture_decodes_like_upb(path: Path) -> None:
+    cls = WriteRequest if path.parent.name == "rw_sender" else ReadRequest
+    raw = _raw(path)
+    pb = ORACLE[cls].FromString(raw)
+    assert canonical(decode(cls, raw)) == canonical(from_oracle(cls, pb))
+    assert pb.SerializeToString() == raw
+
+
+@pytest.mark.parametrize("path", RR_SERVER_SAMPLES, ids=_ids(RR_SERVER_SAMPLES))
+def test_samples_response_decodes_like_upb(path: Path) -> None:
+    raw = _raw(path)
+    pb = ORACLE[ReadResponse].FromString(raw)
+    assert canonical(decode(ReadResponse, raw)) == canonical(from_oracle(ReadResponse, pb))
