@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from promwire import (
+    DecodeError,
     PromwireError,
     ReadRequest,
     ReadResponse,
@@ -172,6 +173,9 @@ def test_streamed_response_is_not_snappy(path: Path) -> None:
     assert side["response_headers"].get("Content-Encoding") is None
     with pytest.raises(PromwireError):
         snappy.decompress(body)
+    # Nor is the raw stream one protobuf message: the frame headers break it.
+    with pytest.raises(DecodeError):
+        decode(ReadResponse, body)
 
 
 SNAPPY_BODIES = RW + RR_CLIENT + RR_SERVER_REQ + RR_SERVER_SAMPLES
