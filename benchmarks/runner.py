@@ -103,7 +103,10 @@ def _checked(
     Losing NaN payloads is timed anyway (the peer does the work, it only
     cannot keep stale markers); any other difference is reported untimed.
     """
-    note = check()
+    try:
+        note = check()
+    except Exception as exc:  # a crashing peer is reported, not allowed to end the run
+        note = f"{library} {op} on {w.name} raised {type(exc).__name__}: {exc}"[:300]
     if note and "NaN payloads" not in note:
         results.append(Result(w.name, op, library, None, f"WRONG: {note}"))
         return None

@@ -265,3 +265,21 @@ def test_handler_row_is_skipped_when_handle_write_is_absent(
     assert "handler row skipped" in note
     assert not [r for r in results if r.op == "handler"]
     assert [r for r in results if r.op == "decode" and r.library == "promwire"]
+
+
+def test_a_peer_that_raises_is_reported_not_timed(tiny: list[Workload]) -> None:
+    class Broken:
+        NAME = "broken"
+        content = staticmethod(promwire_peer.content)
+        walk = staticmethod(promwire_peer.walk)
+        build = staticmethod(promwire_peer.build)
+        encode = staticmethod(promwire_peer.encode)
+
+        @staticmethod
+        def decode(body: bytes) -> object:
+            raise ValueError("boom")
+
+    results = runner.run_peer(Broken, tiny[:1], Budget(0.0, 1), reference=protobuf_peer)  # type: ignore[arg-type]
+    dec = [r for r in results if r.op == "decode"]
+    assert len(dec) == 1 and dec[0].stats is None and "ValueError: boom" in dec[0].note
+    assert [r for r in results if r.op == "encode" and r.stats is not None]
