@@ -236,3 +236,27 @@ def test_testing_without_hypothesis_is_a_clear_import_error() -> None:
     )
     assert "hypothesis" in out.stdout
     assert "pip install hypothesis" in out.stdout
+
+
+def test_module_docstring_example_runs() -> None:
+    """The usage example in promwire.testing's docstring works as written."""
+    import promwire.testing as testing
+
+    doc = testing.__doc__ or ""
+    block = doc.split("::\n\n", 1)[1].split("\n\n``messages", 1)[0]
+    code = "\n".join(line[4:] for line in block.splitlines())
+
+    class MyStorage:
+        def __init__(self) -> None:
+            self.kept: m.WriteRequest | None = None
+
+        def write(self, req: m.WriteRequest) -> None:
+            self.kept = req
+
+        def dump(self) -> m.WriteRequest | None:
+            return self.kept
+
+    namespace: dict[str, Any] = {"MyStorage": MyStorage}
+    exec(compile(code, "promwire.testing docstring", "exec"), namespace)
+    test = namespace["test_my_storage_keeps_what_it_is_given"]
+    settings(max_examples=10, deadline=None)(test)()
