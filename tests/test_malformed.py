@@ -311,3 +311,22 @@ def test_snappy_then_decode_garbage_fixture_stream(tmp_path: Path) -> None:
     body = (FIXTURES / "rr_server" / "rr_up_streamed.response.bin").read_bytes()
     with pytest.raises(DecodeError):
         snappy.decompress(body)
+
+
+def test_large_malformed_body_leaves_gc_as_it_was() -> None:
+    """decode() pauses the cyclic GC for large bodies; an error must not leave it off."""
+    import gc
+
+    big_bad = encode(m.WriteRequest([m.TimeSeries([m.Label("a", "b" * 100)])] * 1000)) + b"\x0e"
+    assert len(big_bad) > 64 * 1024
+    assert gc.isenabled()
+    with pytest.raises(DecodeError):
+        decode(m.WriteRequest, big_bad)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(DecodeError):
+            decode(m.WriteRequest, big_bad)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
