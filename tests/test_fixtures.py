@@ -211,3 +211,15 @@ def test_samples_response_decodes_like_upb(path: Path) -> None:
     raw = _raw(path)
     pb = ORACLE[ReadResponse].FromString(raw)
     assert canonical(decode(ReadResponse, raw)) == canonical(from_oracle(ReadResponse, pb))
+
+
+def test_capture_histogram_keeps_present_zero_oneof() -> None:
+    """Prometheus writes zero_count_int = 0 explicitly (``30 00``): it must decode as
+    present (0, not None) and be written back, or the bytes would differ."""
+    path = FIXTURES / "rw_sender" / "A_03_with_exemplars_and_native_histogram.bin"
+    raw = _raw(path)
+    (h,) = [h for ts in decode(WriteRequest, raw).timeseries for h in ts.histograms]
+    assert h.count_int is not None and h.count_float is None
+    assert h.zero_count_int == 0 and h.zero_count_float is None
+    assert b"\x30\x00" in encode(h)
+    assert h.positive_spans[0].offset < 0  # sint32 zigzag seen for real
