@@ -43,7 +43,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
 from . import messages as m
 from .encode import encode
 from .schema import SCHEMAS, Kind
-from .wire import double_bits
+from .wire import I32, I64, LEN, VARINT, double_bits, read_varint, skip_field, tag, varint
 
 __all__ = [
     "INT32_MAX",
@@ -80,6 +80,7 @@ __all__ = [
     "read_requests",
     "read_responses",
     "samples",
+    "scrambled_encodings",
     "sint32s",
     "sint64s",
     "texts",
@@ -489,6 +490,60 @@ def mutated_encodings(cls: type[Any]) -> st.SearchStrategy[bytes]:
     way ``decode`` may only raise :class:`~promwire.errors.DecodeError`.
     """
     return encodings(cls).flatmap(mutations)
+
+
+def _unknown_field(known: set[int]) -> st.SearchStrategy[bytes]:
+    """One field record of a number outside ``known``, any wire type a decoder must skip."""
+    number = st.one_of(st.integers(1, 40), st.integers(1, (1 << 29) - 1)).filter(
+        lambda n: n not in known
+    )
+    payload = st.one_of(
+        uint64s().map(lambda v: (VARINT, varint(v))),
+        st.binary(min_size=8, max_size=8).map(lambda b: (I64, b)),
+        st.binary(max_size=6).map(lambda b: (LEN, varint(len(b)) + b)),
+        st.binary(min_size=4, max_size=4).map(lambda b: (I32, b)),
+    )
+    return st.tuples(number, payload).map(lambda x: tag(x[0], x[1][0]) + x[1][1])
+
+
+@st.composite
+def _scramble(draw: st.DrawFn, cls: type[Any], data: bytes) -> bytes:
+    """Re-lay ``data`` (a valid ``cls``) without changing what it means: fields of
+    different numbers in a random order, unknown fields in between, recursively."""
+    specs = {spec.number: spec for spec in SCHEMAS[cls]}
+    groups: dict[int, list[bytes]] = {}
+    pos = 0
+    while pos < len(data):
+        start = pos
+        t, pos = read_varint(data, pos)
+        spec = specs.get(t >> 3)
+        if spec is not None and spec.kind == Kind.MESSAGE and t & 7 == LEN:
+            n, body_start = read_varint(data, pos)
+            pos = body_start + n
+            body = draw(_scramble(spec.message, data[body_start:pos]))
+            record = data[start : start + len(varint(t))] + varint(len(body)) + body
+        else:
+            pos = skip_field(data, pos, len(data), t & 7)
+            record = data[start:pos]
+        groups.setdefault(t >> 3, []).append(record)
+    order = draw(st.permutations(list(groups)))
+    out: list[bytes] = []
+    for number in order:
+        out.extend(draw(st.lists(_unknown_field(set(specs)), max_size=1)))
+        out.extend(groups[number])  # same-numbered records keep their order
+    out.extend(draw(st.lists(_unknown_field(set(specs)), max_size=1)))
+    return b"".join(out)
+
+
+def scrambled_encodings(cls: type[T]) -> st.SearchStrategy[tuple[T, bytes]]:
+    """``(message, bytes)``: valid but non-canonical encodings of ``message`` - fields
+    reordered and unknown fields of every wire type inserted, at every nesting level.
+
+    ``decode(cls, bytes)`` must equal ``message`` (compare with :func:`canonical`).
+    """
+    return messages(cls).flatmap(
+        lambda msg: _scramble(cls, encode(msg)).map(lambda raw: (msg, raw))
+    )
 
 
 # ------------------------------------------------------------------------- comparison

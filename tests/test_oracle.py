@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 import promwire
 from promwire import decode, encode
 from promwire import messages as m
-from promwire.testing import MESSAGE_CLASSES, canonical, messages, timeseries, write_requests
+from promwire.testing import (
+    MESSAGE_CLASSES,
+    canonical,
+    messages,
+    scrambled_encodings,
+    timeseries,
+    write_requests,
+)
 from tests.oracle import CLASSES, CORTEX, IMPLEMENTATION, ORACLE, UNPACKED, from_oracle, to_oracle
 
 CLASS_IDS = [c.__name__ for c in MESSAGE_CLASSES]
@@ -129,3 +136,14 @@ def test_query_hints_merge_like_upb(a: m.Query, b: m.Query) -> None:
     raw = encode(a) + encode(b)
     pb = CLASSES["Query"].FromString(raw)
     assert canonical(decode(m.Query, raw)) == canonical(from_oracle(m.Query, pb))
+
+
+@pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_scrambled_encodings_decode_to_the_same(cls: type[Any], data: st.DataObject) -> None:
+    """Fields reordered, unknown fields inserted at every level: same message, as upb says."""
+    msg, raw = data.draw(scrambled_encodings(cls))
+    assert canonical(decode(cls, raw)) == canonical(msg)
+    assert canonical(from_oracle(cls, ORACLE[cls].FromString(raw))) == canonical(msg)
+    assert encode(decode(cls, raw)) == encode(msg)
