@@ -20,7 +20,14 @@ from hypothesis import strategies as st
 from promwire import DecodeError, decode, encode, snappy
 from promwire import messages as m
 from promwire.schema import SCHEMAS, Kind
-from promwire.testing import MESSAGE_CLASSES, canonical, messages, mutated_encodings
+from promwire.testing import (
+    MESSAGE_CLASSES,
+    canonical,
+    messages,
+    mutated_encodings,
+    mutations,
+    scrambled_encodings,
+)
 from promwire.wire import LEN, read_varint, skip_field
 from tests.cases import CASES
 from tests.conftest import FIXTURES
@@ -330,3 +337,15 @@ def test_large_malformed_body_leaves_gc_as_it_was() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("cls", [m.WriteRequest, m.ReadRequest, m.ReadResponse, m.Histogram])
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_mutated_scrambled_encodings(cls: type[Any], data: st.DataObject) -> None:
+    """Damage to non-canonical layouts (unknown fields, reordered) reaches other code paths."""
+    _, raw = data.draw(scrambled_encodings(cls))
+    bad = data.draw(mutations(raw))
+    msg = _decode_or_error(cls, bad)
+    if msg is not None:
+        _agrees_with_upb(cls, bad, msg)
