@@ -13,6 +13,9 @@
   is refused before reading anything, a body that grows past it is refused as
   soon as it does (413), without buffering the rest.
 * A sync storage runs in a worker thread; an async one on the event loop.
+* A streamed remote read (``STREAMED_XOR_CHUNKS``) is sent frame by frame as
+  it is computed, with chunked transfer encoding; a failure before the first
+  frame is an ordinary error status (:func:`promwire.handlers.aprime_response`).
 * A response body that is an iterable of ``bytes`` is streamed chunk by chunk
   (pulled in a worker thread, since producing a chunk may block); an async
   iterable is streamed from the loop.
@@ -29,11 +32,13 @@ from typing import Any
 
 from .handlers import (
     DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_BYTES_IN_FRAME,
     DEFAULT_MAX_DECOMPRESSED_SIZE,
     DEFAULT_MAX_READ_SAMPLES,
     DEFAULT_MAX_SAMPLES,
     DEFAULT_MAX_SERIES,
     Response,
+    aprime_response,
     handle_read_async,
     handle_write_async,
     text_response,
@@ -66,7 +71,8 @@ class RemoteStorageApp:
 
     Keyword limits are those of the handlers: ``max_body_size`` (also enforced
     while reading the body), ``max_decompressed_size``, ``max_series``,
-    ``max_samples`` (write) and ``max_read_samples`` (read). Set ``read_path``
+    ``max_samples`` (write), ``max_read_samples`` and ``max_bytes_in_frame``
+    (read). Set ``read_path``
     or ``write_path`` to ``None`` to disable that endpoint.
     """
 
@@ -81,6 +87,7 @@ class RemoteStorageApp:
         max_series: int = DEFAULT_MAX_SERIES,
         max_samples: int = DEFAULT_MAX_SAMPLES,
         max_read_samples: int = DEFAULT_MAX_READ_SAMPLES,
+        max_bytes_in_frame: int = DEFAULT_MAX_BYTES_IN_FRAME,
     ) -> None:
         self.storage = storage
         self.write_path = write_path
@@ -90,6 +97,7 @@ class RemoteStorageApp:
         self.max_series = max_series
         self.max_samples = max_samples
         self.max_read_samples = max_read_samples
+        self.max_bytes_in_frame = max_bytes_in_frame
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -137,7 +145,7 @@ class RemoteStorageApp:
                 max_series=self.max_series,
                 max_samples=self.max_samples,
             )
-        return await handle_read_async(
+        response = await handle_read_async(
             body,
             headers,
             self.storage,
@@ -145,7 +153,11 @@ class RemoteStorageApp:
             max_body_size=self.max_body_size,
             max_decompressed_size=self.max_decompressed_size,
             max_read_samples=self.max_read_samples,
+            max_bytes_in_frame=self.max_bytes_in_frame,
         )
+        # A streamed read's body is lazy: compute its first frame before the
+        # status goes out, so a storage failure up to there is an error status.
+        return await aprime_response(response)
 
 
 def _route_path(scope: Scope) -> str:

@@ -25,6 +25,14 @@ What it guarantees:
   their labels, metric metadata by family name (latest wins). Remote read
   returns samples and histograms; exemplars and metadata are readable through
   :meth:`SQLiteStorage.exemplars` and :meth:`SQLiteStorage.metadata`.
+* **Remote write 2.0** arrives through the handlers' conversion to the v1
+  view (``accepted_protocols`` is v1 and v2): what v1 cannot carry (start
+  timestamps, metadata of series without ``__name__``) is not stored.
+* **Streamed remote read** (:meth:`SQLiteStorage.process_query_chunks`) goes
+  series by series: the matching label sets are listed and sorted first, then
+  one series' samples are fetched at a time, so memory holds one series, not
+  the answer. Native histograms are not streamed (promwire has no histogram
+  chunk encoder); ask for SAMPLES to get them.
 * Labels with an empty value are dropped on write (an empty value means
   "absent" in Prometheus); series are identified by their sorted label set.
 * **Thread-safe.** Writes go through one connection behind a lock (SQLite has
@@ -37,15 +45,17 @@ What it guarantees:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import struct
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from .decode import decode
 from .encode import encode
@@ -68,6 +78,9 @@ from .messages import (
 from .storage import BaseStorage
 
 __all__ = ["SQLiteStorage"]
+
+log = logging.getLogger("promwire")
+T = TypeVar("T")
 
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
@@ -395,6 +408,88 @@ class SQLiteStorage(BaseStorage):
             raise StorageError(f"sqlite read failed: {exc}") from exc
         return QueryResult(timeseries=series)
 
+    def process_query_chunks(self, ctx: Any, query: Query) -> Iterator[TimeSeries]:
+        """Stream the series of ``query`` one at a time, for a streamed remote read.
+
+        Yields :class:`~promwire.messages.TimeSeries` with float samples in
+        ``[start_timestamp_ms, end_timestamp_ms]`` in time order, series
+        sorted by label set, series without samples in range left out. Only
+        one series' samples are in memory at a time. A file database reads
+        through a connection of its own, holding one read transaction (a
+        consistent snapshot) for the whole stream, so the iterator may be
+        resumed on any thread; ``:memory:`` takes the writer lock per series
+        instead (no snapshot across series). Series that also hold native
+        histograms in range get a warning in the log: those are not streamed.
+        """
+        match = compile_matchers(query.matchers)
+        start = max(query.start_timestamp_ms, _INT64_MIN)
+        end = min(query.end_timestamp_ms, _INT64_MAX)
+        with self._stream_reader() as run:
+            candidates = run(lambda conn: self._candidates(conn, query.matchers))
+            chosen: list[tuple[list[tuple[str, str]], int]] = []
+            for sid, key in candidates:
+                pairs = [(str(n), str(v)) for n, v in json.loads(key)]
+                if match(dict(pairs)):
+                    chosen.append((pairs, sid))
+            del candidates
+            chosen.sort()  # TSDB order: by label set
+            with_histograms = 0
+            for pairs, sid in chosen:
+                rng = (sid, start, end)
+                rows, has_histograms = run(partial(_series_rows, rng=rng))
+                with_histograms += has_histograms
+                if rows:
+                    yield TimeSeries(
+                        labels=[Label(n, v) for n, v in pairs],
+                        samples=[Sample(_float(bits), ts) for ts, bits in rows],
+                    )
+            if with_histograms:
+                log.warning(
+                    "streamed remote read: native histograms of %d series not sent "
+                    "(no histogram chunk encoder; ask for SAMPLES to get them)",
+                    with_histograms,
+                )
+
+    @contextmanager
+    def _stream_reader(self) -> Iterator[Callable[[Callable[[sqlite3.Connection], T]], T]]:
+        """A way to run reads for a long-lived stream: ``run(fn)`` calls ``fn(conn)``.
+
+        SQLite errors become :class:`StorageError`. A file database gets a
+        connection of its own (not the thread's: a stream is pulled from
+        several threads and outlives any one request on them), closed at the
+        end; ``:memory:`` borrows the writer under the lock for each call.
+        """
+        if self._closed:
+            raise StorageError("storage is closed")
+        conn: _Connection | None = None
+        if not self._memory:
+            try:
+                conn = self._connect()
+                conn.execute("BEGIN")
+            except sqlite3.Error as exc:
+                raise StorageError(f"sqlite read failed: {exc}") from exc
+            with self._lock:
+                self._readers.add(conn)
+
+        def run(fn: Callable[[sqlite3.Connection], T]) -> T:
+            try:
+                if conn is not None:
+                    return fn(conn)
+                with self._lock:
+                    if self._closed:
+                        raise StorageError("storage is closed")
+                    return fn(self._writer)
+            except sqlite3.Error as exc:
+                raise StorageError(f"sqlite read failed: {exc}") from exc
+
+        try:
+            yield run
+        finally:
+            if conn is not None:
+                with self._lock:
+                    self._readers.discard(conn)
+                conn.close()  # ends the read transaction
+
     def exemplars(
         self,
         matchers: Iterable[LabelMatcher] = (),
@@ -422,6 +517,22 @@ class SQLiteStorage(BaseStorage):
                 table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
                 for table in ("series", "samples", "histograms", "exemplars", "metadata")
             }
+
+
+def _series_rows(
+    conn: sqlite3.Connection, rng: tuple[int, int, int]
+) -> tuple[list[tuple[int, int]], bool]:
+    """One series' ``(ts, bits)`` sample rows in range, and whether it has histograms there."""
+    rows = conn.execute(
+        "SELECT ts, bits FROM samples WHERE series_id = ? AND ts BETWEEN ? AND ? ORDER BY ts", rng
+    ).fetchall()
+    has_histograms = (
+        conn.execute(
+            "SELECT 1 FROM histograms WHERE series_id = ? AND ts BETWEEN ? AND ? LIMIT 1", rng
+        ).fetchone()
+        is not None
+    )
+    return rows, has_histograms
 
 
 def _metric_type(value: int) -> MetricType | int:

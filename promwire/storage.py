@@ -22,25 +22,64 @@ makes Prometheus retry rather than lose data.
 
 ``write`` must not return before the data is as durable as the storage
 promises: the handler answers 204 right after it, and Prometheus never resends
-a batch that got a 2xx.
+a batch that got a 2xx. When it raises, it must have kept nothing of the
+request (the handler tells a remote write 2.0 sender that nothing was
+written, and the sender retries a 5xx with the same data).
+
+Optional members (looked up with ``getattr``; a storage without them works):
+
+``accepted_protocols``
+    Which remote write messages the storage takes: a collection of ``"v1"``
+    (``prometheus.WriteRequest``) and ``"v2"`` (``io.prometheus.write.v2.Request``).
+    Default ``("v1", "v2")``: a v2 request is checked, converted with
+    :func:`promwire.v2.to_v1` and handed to ``write`` like a v1 one. A
+    request naming a message not listed is answered 415, so a sender can fall
+    back to the other one.
+
+``write_v2(ctx, request: promwire.v2.Request) -> WriteOutcome | None``
+    Called instead of ``write`` for remote write 2.0 requests, with the
+    request already checked (refs in range, each series with samples or
+    histograms, samples in time order, exemplars with timestamps; series and
+    points failing those are removed and reported by the handler). Use it to
+    keep what the v1 view loses (start timestamps, per-series metadata, the
+    symbol table). Return ``None`` when everything was kept, or a
+    :class:`WriteOutcome` with the counts actually kept and the problems
+    (a partial write: answered 400 with those counts).
+
+``process_query_chunks(ctx, query: Query) -> Iterable[ChunkedSeries | TimeSeries]``
+    Used for streamed remote read (``STREAMED_XOR_CHUNKS``) instead of
+    ``process_query``: yield the matching series one at a time, **sorted by
+    label set**, as ready ``ChunkedSeries`` (chunks sent as they are) or
+    ``TimeSeries`` (float samples in time order, cut into XOR chunks of 120
+    samples by promwire). Yielding lazily (one series' samples fetched at a
+    time) keeps a large answer from ever being in memory at once. The
+    iterator may be resumed on different worker threads (the ASGI adapter
+    pulls each frame in a thread) and may be closed early when the client
+    goes away. An async storage may make it an async generator.
+    Without it, a streamed read calls ``process_query`` and sorts its series.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from .messages import Query, QueryResult, ReadRequest, ReadResponse, WriteRequest
 
 __all__ = [
+    "DEFAULT_ACCEPTED_PROTOCOLS",
     "AsyncBaseStorage",
     "AsyncRemoteStorage",
     "BaseStorage",
     "RemoteStorage",
     "RequestContext",
+    "WriteOutcome",
 ]
+
+#: What ``accepted_protocols`` defaults to: both messages (v2 through the conversion).
+DEFAULT_ACCEPTED_PROTOCOLS: tuple[str, ...] = ("v1", "v2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +95,22 @@ class RequestContext:
     path: str = ""
     client: str | None = None
     raw: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    """What an optional ``write_v2`` kept of a remote write 2.0 request.
+
+    ``samples``, ``histograms`` and ``exemplars`` count what was written
+    (sent back in the ``X-Prometheus-Remote-Write-*-Written`` headers);
+    ``problems`` lists human-readable reasons for whatever was not (any
+    problem makes the answer a 400, a partial write).
+    """
+
+    samples: int
+    histograms: int
+    exemplars: int
+    problems: Sequence[str] = ()
 
 
 @runtime_checkable
@@ -94,6 +149,8 @@ class BaseStorage:
     until overridden, so a read-only storage only overrides ``process_query``.
     """
 
+    accepted_protocols: tuple[str, ...] = DEFAULT_ACCEPTED_PROTOCOLS
+
     def write(self, ctx: Any, request: WriteRequest) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not accept writes")
 
@@ -110,6 +167,8 @@ class AsyncBaseStorage:
     ``asyncio.gather`` keeps the results in query order whatever order they
     finish in, which is what keeps ``results[i]`` the answer to ``queries[i]``.
     """
+
+    accepted_protocols: tuple[str, ...] = DEFAULT_ACCEPTED_PROTOCOLS
 
     async def write(self, ctx: Any, request: WriteRequest) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not accept writes")

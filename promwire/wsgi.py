@@ -11,16 +11,20 @@ over ``max_body_size`` is refused before reading, and reading stops with 413
 as soon as the body passes the limit. Without a Content-Length (chunked
 upload) the body is read to EOF only when the server sets
 ``wsgi.input_terminated`` (waitress does); otherwise it is empty, per PEP 3333. Iterable response
-bodies are handed to the server as the WSGI iterable, which streams them.
+bodies (a streamed remote read's frames) are handed to the server as the WSGI
+iterable, which streams them without a Content-Length; the first frame is
+computed before ``start_response`` so a storage failure up to there is an
+error status (:func:`promwire.handlers.prime_response`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import IO, Any
 
 from .handlers import (
     DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_BYTES_IN_FRAME,
     DEFAULT_MAX_DECOMPRESSED_SIZE,
     DEFAULT_MAX_READ_SAMPLES,
     DEFAULT_MAX_SAMPLES,
@@ -28,6 +32,7 @@ from .handlers import (
     Response,
     handle_read,
     handle_write,
+    prime_response,
     text_response,
 )
 from .storage import RequestContext
@@ -74,6 +79,7 @@ class RemoteStorageApp:
         max_series: int = DEFAULT_MAX_SERIES,
         max_samples: int = DEFAULT_MAX_SAMPLES,
         max_read_samples: int = DEFAULT_MAX_READ_SAMPLES,
+        max_bytes_in_frame: int = DEFAULT_MAX_BYTES_IN_FRAME,
     ) -> None:
         self.storage = storage
         self.write_path = write_path
@@ -83,6 +89,7 @@ class RemoteStorageApp:
         self.max_series = max_series
         self.max_samples = max_samples
         self.max_read_samples = max_read_samples
+        self.max_bytes_in_frame = max_bytes_in_frame
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         response = self._respond(environ)
@@ -96,6 +103,8 @@ class RemoteStorageApp:
             headers.append(("Content-Length", str(len(body))))
             start_response(status, headers)
             return [bytes(body)]
+        if isinstance(body, AsyncIterator):  # only handle_read_async makes these
+            raise TypeError("a WSGI app cannot send an async body")
         start_response(status, headers)
         return body
 
@@ -132,7 +141,7 @@ class RemoteStorageApp:
                 max_series=self.max_series,
                 max_samples=self.max_samples,
             )
-        return handle_read(
+        response = handle_read(
             body,
             headers,
             self.storage,
@@ -140,7 +149,11 @@ class RemoteStorageApp:
             max_body_size=self.max_body_size,
             max_decompressed_size=self.max_decompressed_size,
             max_read_samples=self.max_read_samples,
+            max_bytes_in_frame=self.max_bytes_in_frame,
         )
+        # A streamed read's body is lazy: compute its first frame before the
+        # status goes out, so a storage failure up to there is an error status.
+        return prime_response(response)
 
 
 def _headers(environ: dict[str, Any]) -> dict[str, str]:
