@@ -113,7 +113,8 @@ def _check_type(cls: type[Any], spec: FieldSpec, v: Any) -> None:
     """Refuse a sub-message of another class (a LabelMatcher would encode as a Label)."""
     if not isinstance(v, spec.message):
         raise EncodeError(
-            f"{cls.__name__}.{spec.name}: expected {spec.message.__name__}, got {type(v).__name__}"
+            f"{cls.__name__}.{spec.name}: cannot encode {type(v).__name__} "
+            f"as {spec.message.__name__}"
         )
 
 
