@@ -176,6 +176,11 @@ _WRITE_HEADERS = {
     "Content-Type": "application/x-protobuf",
     "X-Prometheus-Remote-Write-Version": "0.1.0",
 }
+_WRITE_V2_HEADERS = {
+    "Content-Encoding": "snappy",
+    "Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+    "X-Prometheus-Remote-Write-Version": "2.0.0",
+}
 
 
 def _build() -> tuple[list[Target], dict[str, str]]:
@@ -207,6 +212,21 @@ def _build() -> tuple[list[Target], dict[str, str]]:
 
         targets.append(Target("receive:WriteRequest", receive_write, "snappy"))
         targets.append(Target("receive:ReadRequest", receive_read, "snappy"))
+
+        if v2 is not None and hasattr(handlers, "check_v2_request"):
+
+            def receive_write_v2(data: bytes) -> None:
+                request = handlers.prepare_write(data, _WRITE_V2_HEADERS)
+                if not isinstance(request, v2.Request):
+                    raise Broken(f"a v2 Content-Type gave a {type(request).__name__}")
+                kept, _problems = handlers.check_v2_request(request)
+                # What the checks keep must resolve: the storage gets it as v1.
+                try:
+                    v2.to_v1(kept)
+                except PromwireError as exc:
+                    raise Broken(f"check_v2_request kept a series to_v1 refuses: {exc}") from exc
+
+            targets.append(Target("receive:v2-handler", receive_write_v2, "snappy"))
     except ImportError as exc:
         unavailable["receive:*"] = repr(exc)
 
