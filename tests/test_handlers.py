@@ -36,8 +36,7 @@ from promwire.handlers import (
     handle_read_async,
     handle_write,
     handle_write_async,
-    negotiate_write_proto,
-    parse_content_type,
+    prepare_write,
 )
 from promwire.storage import AsyncBaseStorage, BaseStorage, RequestContext
 from promwire.testing import mutated_encodings
@@ -132,7 +131,7 @@ def test_real_prometheus_batches_are_accepted(fixtures_dir: Path) -> None:
         {"Content-Encoding": "SNAPPY"},
         {"Content-Type": "application/x-protobuf;proto=prometheus.WriteRequest"},
         {"Content-Type": "application/x-protobuf; proto=prometheus.WriteRequest"},
-        {"Content-Type": ' Application/X-Protobuf ; proto="prometheus.WriteRequest" '},
+        {"Content-Type": " application/x-protobuf ; proto=prometheus.WriteRequest "},
         {"Content-Type": "application/x-protobuf;charset=x;proto=prometheus.WriteRequest"},
     ],
 )
@@ -151,9 +150,10 @@ def test_accepted_header_variants(headers: dict[str, str]) -> None:
         ({"Content-Type": "application/x-protobuf-x"}, "Content-Type"),
         ({"Content-Type": "application/x-protobuf;proto"}, "parameter"),
         ({"Content-Type": "application/x-protobuf;a=b=c"}, "parameter"),
-        ({"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"}, "v2"),
-        # A space after ';' is tolerated, so this is v2 too (Prometheus would read it as v1).
-        ({"Content-Type": "application/x-protobuf; proto=io.prometheus.write.v2.Request"}, "v2"),
+        # One parser (promwire.v2.parse_content_type): media type and proto value are
+        # compared exactly, as Prometheus does; quotes are not stripped.
+        ({"Content-Type": "Application/X-Protobuf"}, "Content-Type"),
+        ({"Content-Type": 'application/x-protobuf;proto="prometheus.WriteRequest"'}, "message"),
         ({"Content-Type": "application/x-protobuf;proto=prometheus.ReadRequest"}, "Read"),
     ],
 )
@@ -166,9 +166,24 @@ def test_unsupported_media_is_415(headers: dict[str, str], needle: str) -> None:
 
 
 def test_first_proto_parameter_decides() -> None:
+    body = write_body(series("up", (1, 1.0)))
     ct = "application/x-protobuf;proto=prometheus.WriteRequest;proto=other"
-    assert negotiate_write_proto(ct) == "prometheus.WriteRequest"
-    assert parse_content_type("a/b; x=1 ;y=2") == ("a/b", [("x", "1"), ("y", "2")])
+    assert isinstance(prepare_write(body, {"Content-Type": ct}), WriteRequest)
+
+
+def test_v1_only_storage_refuses_v2_with_415() -> None:
+    store = Recorder()
+    store.accepted_protocols = ("v1",)
+    body = write_body(series("up", (1, 1.0)))
+    ct = {"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"}
+    resp = handle_write(body, ct, store)
+    assert resp.status == 415
+    assert "does not accept remote write v2" in text(resp)
+    # It named v2, so it carries the three counts, all 0.
+    assert ("X-Prometheus-Remote-Write-Samples-Written", "0") in resp.headers
+    ok = handle_write(body, RW_HEADERS, store)
+    assert ok.status == 204
+    assert not any(k.startswith("X-Prometheus") for k, _ in ok.headers)
 
 
 def test_oversized_body_is_413_before_decoding() -> None:
@@ -264,7 +279,7 @@ def decode_read(resp: Response) -> ReadResponse:
     return decode(ReadResponse, snappy.decompress(resp.body))
 
 
-@pytest.mark.parametrize("accepted", [[], [0], [1, 0], [7, 0], [0, 1]])
+@pytest.mark.parametrize("accepted", [[], [0], [7, 0], [0, 1]])
 def test_read_answers_samples_one_result_per_query_in_order(accepted: list[int]) -> None:
     queries = [Query(10 * i, 100 * i, [LabelMatcher(MatchType.EQ, "a", "b")]) for i in range(4)]
     got = decode_read(handle_read(read_body(*queries, accepted=accepted), RW_HEADERS, Recorder()))
@@ -273,7 +288,7 @@ def test_read_answers_samples_one_result_per_query_in_order(accepted: list[int])
     ]
 
 
-@pytest.mark.parametrize("accepted", [[1], [1, 9]])
+@pytest.mark.parametrize("accepted", [[2], [9, 7]])
 def test_read_without_a_supported_response_type_is_400(accepted: list[int]) -> None:
     resp = handle_read(read_body(Query(), accepted=accepted), RW_HEADERS, Recorder())
     assert resp.status == 400
@@ -359,13 +374,13 @@ def test_async_handlers_decode_big_bodies_off_the_loop(monkeypatch: pytest.Monke
     import promwire.handlers as handlers
 
     threads: list[tuple[int, int]] = []
-    real = handlers.prepare_write
+    real = handlers._decode_write
 
-    def spy(body: bytes, *args: Any, **kwargs: Any) -> WriteRequest:
+    def spy(body: bytes, *args: Any, **kwargs: Any) -> Any:
         threads.append((len(body), threading.get_ident()))
         return real(body, *args, **kwargs)
 
-    monkeypatch.setattr(handlers, "prepare_write", spy)
+    monkeypatch.setattr(handlers, "_decode_write", spy)
     rnd = random.Random(5)
     big = write_body(
         *(series("m", (i, rnd.random()), id=f"{rnd.getrandbits(64):x}") for i in range(3000))

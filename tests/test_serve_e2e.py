@@ -41,6 +41,8 @@ from promwire import (
     MetricType,
     Query,
     QueryResult,
+    ReadRequest,
+    ResponseType,
     Sample,
     StorageError,
     TimeSeries,
@@ -51,6 +53,7 @@ from promwire import (
 from promwire.asgi import RemoteStorageApp
 from promwire.sqlite_store import SQLiteStorage
 from promwire.storage import BaseStorage
+from promwire.streamed import read_streamed_response
 from promwire.wire import I64, LEN, VARINT, double_bits, pack_double, tag, varint, zigzag_encode
 from tests.support.prometheus import PrometheusProcess, free_port
 
@@ -662,3 +665,167 @@ def test_listen_parsing_and_snippet() -> None:
         parse_listen("localhost")
     assert "url: http://[::1]:80/api/v1/read" in prometheus_snippet("::1", 80)
     assert "url: http://127.0.0.1:1/api/v1/write" in prometheus_snippet("0.0.0.0", 1)
+
+
+# ------------------------------------------------------ streamed read, 1M samples
+
+BIG_SERIES = 100
+BIG_SAMPLES = 10_000
+BIG_T0 = 1_700_000_000_000
+
+
+def _big_series(i: int) -> TimeSeries:
+    # A counter-like series with some float noise: realistic XOR chunk sizes.
+    return TimeSeries(
+        [Label("__name__", "promwire_big"), Label("series", f"{i:03d}")],
+        [
+            Sample(i * 1000.0 + j * 0.25 + (j % 7) / 3, BIG_T0 + 15_000 * j)
+            for j in range(BIG_SAMPLES)
+        ],
+    )
+
+
+def _vm(pid: int, key: str) -> int:
+    """A ``/proc/<pid>/status`` memory figure in bytes (VmRSS, VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"{key} missing")
+
+
+def _server_pid(port: int) -> int:
+    """The pid of the ``promwire.server`` process started with ``--listen 127.0.0.1:<port>``."""
+    wanted = f"127.0.0.1:{port}".encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"promwire.server" in args and wanted in args:
+            return int(cmdline.parent.name)
+    raise AssertionError(f"no promwire.server process listening on {port}")
+
+
+class _PeakRSS:
+    """Samples a process' VmRSS every 5 ms in a thread; ``peak`` is the highest seen."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.before = self.peak = _vm(pid, "VmRSS")
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, _vm(self.pid, "VmRSS"))
+            time.sleep(0.005)
+
+    def __enter__(self) -> _PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self.peak = max(self.peak, _vm(self.pid, "VmRSS"))
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.before
+
+
+def _streamed_read(
+    port: int, matchers: list[LabelMatcher], sink: Callable[[TimeSeries], None]
+) -> str:
+    """POST a read asking for STREAMED_XOR_CHUNKS only; feed each decoded series to ``sink``."""
+    req = ReadRequest(
+        queries=[Query(BIG_T0, BIG_T0 + 15_000 * BIG_SAMPLES, matchers)],
+        accepted_response_types=[ResponseType.STREAMED_XOR_CHUNKS],
+    )
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("POST", "/api/v1/read", body=snappy.compress(encode(req)), headers=RW)
+        resp = conn.getresponse()
+        assert resp.status == 200, resp.read()[:500]
+        assert resp.getheader("Content-Encoding") is None
+        for index, series in read_streamed_response(iter(lambda: resp.read(64 * 1024), b"")):
+            assert index == 0
+            sink(series)
+        return str(resp.getheader("Content-Type"))
+    finally:
+        conn.close()
+
+
+def _object_bytes(series: list[TimeSeries]) -> int:
+    """What a list of series weighs as Python objects (samples, floats, ints, lists)."""
+    total = sys.getsizeof(series)
+    for ts in series:
+        total += sys.getsizeof(ts) + sys.getsizeof(ts.samples)
+        total += sum(
+            sys.getsizeof(s) + sys.getsizeof(s.value) + sys.getsizeof(s.timestamp)
+            for s in ts.samples
+        )
+    return total
+
+
+def test_streamed_read_of_a_million_samples_keeps_server_memory_flat(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "big.db"
+    # Write phase: 10 POSTs of 10 series x 10,000 samples.
+    with promwire_serve(db, "uvicorn") as (port, _):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            for first in range(0, BIG_SERIES, 10):
+                batch = WriteRequest([_big_series(i) for i in range(first, first + 10)])
+                conn.request(
+                    "POST", "/api/v1/write", body=snappy.compress(encode(batch)), headers=RW
+                )
+                resp = conn.getresponse()
+                assert (resp.status, resp.read()) == (204, b"")
+        finally:
+            conn.close()
+    # Read phase in a fresh server: its memory owes nothing to the writes.
+    name = [LabelMatcher(MatchType.EQ, "__name__", "promwire_big")]
+    with promwire_serve(db, "uvicorn") as (port, _):
+        pid = _server_pid(port)
+        warm: list[TimeSeries] = []
+        one = [*name, LabelMatcher(MatchType.EQ, "series", "000")]
+        _streamed_read(port, one, warm.append)  # first request: lazy imports, thread pool
+        assert warm == [_big_series(0)]
+        with _PeakRSS(pid) as streamed:
+            got: list[TimeSeries] = []
+            started = time.monotonic()
+            content_type = _streamed_read(port, name, got.append)
+            elapsed = time.monotonic() - started
+        hwm = _vm(pid, "VmHWM")
+        # The same answer as SAMPLES (one ReadResponse, built whole): shows what
+        # the sampling above would have caught had the stream been materialised.
+        with _PeakRSS(pid) as whole:
+            body = snappy.compress(
+                encode(ReadRequest([Query(BIG_T0, BIG_T0 + 15_000 * BIG_SAMPLES, name)]))
+            )
+            status, _ = post(port, "/api/v1/read", body, RW)
+            assert status == 200
+    assert content_type == "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse"
+    # Exactly the stored data, series in label order.
+    assert len(got) == BIG_SERIES
+    assert sum(len(ts.samples) for ts in got) == BIG_SERIES * BIG_SAMPLES
+    for i, ts in enumerate(got):
+        assert ts == _big_series(i), f"series {i} differs"
+    answer = _object_bytes(got)
+    mib = 2**20
+    with capsys.disabled():
+        print(
+            f"\nstreamed read of {BIG_SERIES * BIG_SAMPLES} samples in {elapsed:.1f} s: "
+            f"server VmRSS {streamed.before / mib:.1f} MiB before, peak "
+            f"{streamed.peak / mib:.1f} MiB (+{streamed.growth / mib:.1f} MiB, VmHWM "
+            f"{hwm / mib:.1f} MiB); the answer as Python objects: {answer / mib:.1f} MiB; "
+            f"the same read as SAMPLES: +{whole.growth / mib:.1f} MiB"
+        )
+    # One series (10,000 samples) at a time plus a 1 MiB frame budget: the growth
+    # stays a small fraction of the answer (~100 MiB as objects), while building
+    # the answer whole (SAMPLES) grows the server by a multiple of it.
+    assert answer > 80 * mib
+    assert streamed.growth < answer / 8, (streamed.growth, answer)
+    assert whole.growth > 4 * streamed.growth, (whole.growth, streamed.growth)
