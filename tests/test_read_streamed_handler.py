@@ -1,0 +1,429 @@
+"""Streamed remote read (STREAMED_XOR_CHUNKS): handlers, the SQLite store, the adapters."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from promwire import (
+    BucketSpan,
+    Chunk,
+    ChunkedReadResponse,
+    ChunkedSeries,
+    ChunkEncoding,
+    DecodeError,
+    Histogram,
+    Label,
+    LabelMatcher,
+    MatchType,
+    Query,
+    QueryResult,
+    ReadRequest,
+    ReadResponse,
+    ResponseType,
+    Sample,
+    StorageError,
+    StorageRejected,
+    TimeSeries,
+    WriteRequest,
+    decode,
+    encode,
+    snappy,
+)
+from promwire.asgi import RemoteStorageApp as AsgiApp
+from promwire.frames import iter_frames
+from promwire.handlers import (
+    Response,
+    aprime_response,
+    handle_read,
+    handle_read_async,
+    handle_write,
+    prime_response,
+)
+from promwire.sqlite_store import SQLiteStorage
+from promwire.storage import AsyncBaseStorage, BaseStorage
+from promwire.streamed import STREAMED_CONTENT_TYPE, read_streamed_response
+from promwire.wsgi import RemoteStorageApp as WsgiApp
+from tests.test_asgi_wsgi import running
+
+STREAMED = ResponseType.STREAMED_XOR_CHUNKS
+SAMPLES = ResponseType.SAMPLES
+ALL = [LabelMatcher(MatchType.RE, "__name__", ".+")]
+
+
+def ts(name: str, n: int, *, start: int = 0, step: int = 1000, **labels: str) -> TimeSeries:
+    return TimeSeries(
+        labels=[Label("__name__", name), *(Label(k, v) for k, v in sorted(labels.items()))],
+        samples=[Sample(float(i) * 1.5 + len(name), start + i * step) for i in range(n)],
+    )
+
+
+def read_body(*queries: Query, accepted: list[ResponseType] | None = None) -> bytes:
+    req = ReadRequest(queries=list(queries), accepted_response_types=list(accepted or []))
+    return snappy.compress(encode(req))
+
+
+def store_with(*series: TimeSeries) -> SQLiteStorage:
+    store = SQLiteStorage(":memory:")
+    assert (
+        handle_write(snappy.compress(encode(WriteRequest(list(series)))), {}, store).status == 204
+    )
+    return store
+
+
+def body_bytes(resp: Response) -> bytes:
+    assert not isinstance(resp.body, bytes | AsyncIterator)
+    return b"".join(resp.body)
+
+
+def messages(body: bytes) -> list[ChunkedReadResponse]:
+    return [decode(ChunkedReadResponse, m) for m in iter_frames([body])]
+
+
+def label_key(series: TimeSeries | ChunkedSeries) -> list[tuple[str, str]]:
+    return sorted((lb.name, lb.value) for lb in series.labels)
+
+
+DATA = [
+    ts("b_metric", 300, job="x"),
+    ts("a_metric", 1000, job="y", step=15_000),
+    ts("a_metric", 5, job="x"),
+    ts("c_metric", 1),
+]
+
+
+# ------------------------------------------------------------------ the handler
+
+
+def test_streamed_answer_headers_and_exact_data_with_sqlite() -> None:
+    store = store_with(*DATA)
+    queries = [
+        Query(0, 10**12, [LabelMatcher(MatchType.EQ, "__name__", "a_metric")]),
+        Query(0, 10**12, [LabelMatcher(MatchType.EQ, "job", "nobody")]),  # empty: no frame
+        Query(100_000, 200_000, ALL),
+    ]
+    resp = prime_response(handle_read(read_body(*queries, accepted=[STREAMED, SAMPLES]), {}, store))
+    assert resp.status == 200
+    assert resp.headers == [("Content-Type", STREAMED_CONTENT_TYPE)]
+    assert STREAMED_CONTENT_TYPE == (
+        "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse"
+    )
+    body = body_bytes(resp)
+    got = list(read_streamed_response(body))
+    # Exactly what process_query (SAMPLES) answers, query by query, series sorted by labels.
+    for index, query in enumerate(queries):
+        expected = sorted(store.process_query(None, query).timeseries, key=label_key)
+        assert [s for i, s in got if i == index] == expected
+    assert [i for i, _ in got] == [0, 0, 2, 2]
+    assert [label_key(s) for i, s in got if i == 0] == sorted(
+        label_key(s) for i, s in got if i == 0
+    )
+    # Every frame: one series, query_index set (index 2 on the wire), labels sorted.
+    for msg in messages(body):
+        assert len(msg.chunked_series) == 1
+        assert msg.query_index in (0, 2)
+        names = [lb.name for lb in msg.chunked_series[0].labels]
+        assert names == sorted(names)
+        assert all(c.type == ChunkEncoding.XOR for c in msg.chunked_series[0].chunks)
+
+
+@pytest.mark.parametrize(
+    ("accepted", "streamed"),
+    [
+        ([], False),
+        ([SAMPLES], False),
+        ([SAMPLES, STREAMED], False),
+        ([STREAMED], True),
+        ([STREAMED, SAMPLES], True),
+        ([7, STREAMED, SAMPLES], True),
+        ([7, SAMPLES, STREAMED], False),
+    ],
+)
+def test_first_supported_preference_wins(accepted: list[int], streamed: bool) -> None:
+    store = store_with(ts("up", 3))
+    body = read_body(Query(0, 10**9, ALL), accepted=accepted)  # type: ignore[arg-type]
+    resp = prime_response(handle_read(body, {}, store))
+    assert resp.status == 200
+    if streamed:
+        assert dict(resp.headers) == {"Content-Type": STREAMED_CONTENT_TYPE}
+        assert [s for _, s in read_streamed_response(body_bytes(resp))] == [ts("up", 3)]
+    else:
+        assert dict(resp.headers) == {
+            "Content-Type": "application/x-protobuf",
+            "Content-Encoding": "snappy",
+        }
+        assert isinstance(resp.body, bytes)
+        answer = decode(ReadResponse, snappy.decompress(resp.body))
+        assert answer.results[0].timeseries == [ts("up", 3)]
+
+
+class Spy(BaseStorage):
+    """Answers from a fixed list; records calls; can fail at a given query."""
+
+    def __init__(self, series: list[TimeSeries], fail_at: int | None = None) -> None:
+        self.series = series
+        self.calls: list[Query] = []
+        self.fail_at = fail_at
+
+    def process_query(self, ctx: Any, query: Query) -> QueryResult:
+        self.calls.append(query)
+        if self.fail_at is not None and len(self.calls) > self.fail_at:
+            raise StorageError("disk on fire")
+        return QueryResult(list(self.series))
+
+
+def test_body_is_lazy_until_iterated() -> None:
+    spy = Spy([ts("z", 2), ts("a", 2)])
+    resp = handle_read(read_body(Query(), Query(), accepted=[STREAMED]), {}, spy)
+    assert resp.status == 200
+    assert spy.calls == []  # nothing computed yet
+    assert isinstance(resp.body, Iterator)
+    first = next(resp.body)
+    assert len(spy.calls) == 1  # only the first query so far
+    rest = b"".join(resp.body)
+    got = list(read_streamed_response(first + rest))
+    # process_query's list is sorted by label set before framing.
+    assert [(i, s.labels[0].value) for i, s in got] == [(0, "a"), (0, "z"), (1, "a"), (1, "z")]
+
+
+def test_frame_budget_splits_long_series_one_series_per_frame() -> None:
+    long = ts("long", 5000)
+    store = store_with(long, ts("short", 10))
+    body = read_body(Query(0, 10**12, ALL), accepted=[STREAMED])
+    small = body_bytes(prime_response(handle_read(body, {}, store, max_bytes_in_frame=2000)))
+    default = body_bytes(prime_response(handle_read(body, {}, store)))
+    small_msgs, default_msgs = messages(small), messages(default)
+    assert len(default_msgs) == 2  # 1 MiB holds each series whole
+    assert len(small_msgs) > 5
+    for msg in small_msgs:
+        (series,) = msg.chunked_series
+        # Budget rule: the chunks before the last stay under the budget (labels deducted).
+        sizes = [len(encode(c)) for c in series.chunks]
+        labels = sum(len(encode(lb)) for lb in series.labels)
+        assert sum(sizes[:-1]) < 2000 - labels
+        assert all(len(c.data) <= 1024 for c in series.chunks)
+    assert list(read_streamed_response(small)) == list(read_streamed_response(default))
+    assert [s for _, s in read_streamed_response(small)] == [long, ts("short", 10)]
+    # ~120-sample XOR chunks.
+    first_chunk = default_msgs[0].chunked_series[0].chunks[0]
+    assert int.from_bytes(first_chunk.data[:2], "big") == 120
+
+
+def test_storage_chunks_are_used_and_passed_through() -> None:
+    odd = Chunk(min_time_ms=1, max_time_ms=2, type=ChunkEncoding.XOR2, data=b"\x00\x01opaque")
+
+    class Chunky(BaseStorage):
+        def process_query_chunks(self, ctx: Any, query: Query) -> Iterator[Any]:
+            yield ChunkedSeries(labels=[Label("__name__", "a")], chunks=[odd])
+            yield ts("b", 3)
+
+        def process_query(self, ctx: Any, query: Query) -> QueryResult:
+            raise AssertionError("process_query_chunks must be preferred")
+
+    body = body_bytes(handle_read(read_body(Query(), accepted=[STREAMED]), {}, Chunky()))
+    msgs = messages(body)
+    assert msgs[0].chunked_series[0].chunks == [odd]
+    assert [s for _, s in read_streamed_response(body, on_unsupported="skip")][1] == ts("b", 3)
+
+
+def test_error_before_the_first_frame_is_an_ordinary_error_response() -> None:
+    resp = prime_response(
+        handle_read(read_body(Query(), accepted=[STREAMED]), {}, Spy([], fail_at=0))
+    )
+    assert resp.status == 500
+    assert resp.body == b"disk on fire\n"
+    # Also after empty queries: no frame was sent yet.
+    resp = prime_response(
+        handle_read(read_body(Query(), Query(), accepted=[STREAMED]), {}, Spy([], fail_at=1))
+    )
+    assert resp.status == 500
+
+    class Rejecting(BaseStorage):
+        def process_query(self, ctx: Any, query: Query) -> QueryResult:
+            raise StorageRejected("bad regex")
+
+    resp = prime_response(handle_read(read_body(Query(), accepted=[STREAMED]), {}, Rejecting()))
+    assert (resp.status, resp.body) == (400, b"bad regex\n")
+
+
+def test_error_after_streaming_began_appends_text_the_reader_rejects(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spy = Spy([ts("a", 200)], fail_at=1)
+    resp = prime_response(handle_read(read_body(Query(), Query(), accepted=[STREAMED]), {}, spy))
+    assert resp.status == 200
+    with caplog.at_level(logging.ERROR, "promwire"):
+        body = body_bytes(resp)
+    assert body.endswith(b"promwire: streamed remote read failed: disk on fire\n")
+    assert "failed after the first frame" in caplog.text
+    with pytest.raises(DecodeError):
+        list(read_streamed_response(body))
+
+
+def _histogram(t: int) -> Histogram:
+    return Histogram(
+        count_int=2,
+        sum=3.0,
+        schema=0,
+        zero_threshold=1e-128,
+        positive_spans=[BucketSpan(0, 1)],
+        positive_deltas=[2],
+        timestamp=t,
+    )
+
+
+def test_histograms_are_left_out_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    mixed = ts("mixed", 3)
+    mixed.histograms = [_histogram(5000)]
+    only = TimeSeries([Label("__name__", "only_h")], histograms=[_histogram(1000)])
+    spy = Spy([mixed, only])
+    with caplog.at_level(logging.WARNING, "promwire"):
+        body = body_bytes(handle_read(read_body(Query(), accepted=[STREAMED]), {}, spy))
+    assert [s for _, s in read_streamed_response(body)] == [ts("mixed", 3)]
+    assert "native histograms of 2 series left out" in caplog.text
+    # SAMPLES still carries them.
+    samples = handle_read(read_body(Query()), {}, spy)
+    assert isinstance(samples.body, bytes)
+    got = decode(ReadResponse, snappy.decompress(samples.body)).results[0].timeseries
+    assert got == [mixed, only]
+
+
+def test_sqlite_histograms_are_not_streamed(caplog: pytest.LogCaptureFixture) -> None:
+    mixed = ts("mixed", 3)
+    hist = TimeSeries(list(mixed.labels), histograms=[_histogram(9000)])
+    store = store_with(mixed, hist)
+    with caplog.at_level(logging.WARNING, "promwire"):
+        got = list(store.process_query_chunks(None, Query(0, 10**9, ALL)))
+    assert got == [ts("mixed", 3)]
+    assert "native histograms of 1 series not sent" in caplog.text
+
+
+# ----------------------------------------------------------- the SQLite store
+
+
+def test_sqlite_streams_one_series_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import promwire.sqlite_store as sqlite_store
+
+    fetched: list[int] = []
+    real = sqlite_store._series_rows
+
+    def counting(conn: Any, rng: tuple[int, int, int]) -> Any:
+        fetched.append(rng[0])
+        return real(conn, rng)
+
+    monkeypatch.setattr(sqlite_store, "_series_rows", counting)
+    series = [ts("m", 50, i=f"{i:02d}") for i in range(20)]
+    with SQLiteStorage(tmp_path / "s.db", synchronous="OFF") as store:
+        store.write(None, WriteRequest(list(reversed(series))))
+        it = store.process_query_chunks(None, Query(0, 10**9, ALL))
+        assert next(it) == series[0]
+        assert len(fetched) == 1  # one series' samples read so far
+        # A snapshot: writes after the stream began are not seen by it, and the
+        # stream may be resumed on another thread.
+        store.write(None, WriteRequest([ts("m", 5, i="00a")]))
+        out: list[TimeSeries] = []
+        worker = threading.Thread(target=lambda: out.extend(it))
+        worker.start()
+        worker.join(10)
+        assert out == series[1:]
+        assert len(fetched) == 20
+        assert [
+            s.labels[1].value for s in store.process_query(None, Query(0, 10**9, ALL)).timeseries
+        ][:2] == ["00", "00a"]
+
+
+def test_sqlite_stream_fails_cleanly_when_the_store_closes(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "c.db", synchronous="OFF")
+    store.write(None, WriteRequest([ts("m", 5, i=str(i)) for i in range(3)]))
+    it = store.process_query_chunks(None, Query(0, 10**9, ALL))
+    next(it)
+    store.close()
+    with pytest.raises(StorageError):
+        list(it)
+
+
+# ---------------------------------------------------------------------- async
+
+
+class AsyncChunks(AsyncBaseStorage):
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+
+    async def process_query(self, ctx: Any, query: Query) -> QueryResult:
+        raise AssertionError("unused")
+
+    async def process_query_chunks(self, ctx: Any, query: Query) -> AsyncIterator[TimeSeries]:
+        await asyncio.sleep(0)
+        if self.fail:
+            raise StorageError("async failure")
+        yield ts("a", 1000)
+        yield ts("b", 3)
+
+
+def test_async_storage_streams_the_same_bytes() -> None:
+    async def run(storage: Any) -> tuple[int, bytes]:
+        resp = await aprime_response(
+            await handle_read_async(read_body(Query(), accepted=[STREAMED]), {}, storage)
+        )
+        if isinstance(resp.body, bytes):
+            return resp.status, resp.body
+        if isinstance(resp.body, AsyncIterator):
+            return resp.status, b"".join([piece async for piece in resp.body])
+        return resp.status, b"".join(resp.body)
+
+    status, body = asyncio.run(run(AsyncChunks()))
+    assert status == 200
+    sync = body_bytes(
+        handle_read(read_body(Query(), accepted=[STREAMED]), {}, Spy([ts("a", 1000), ts("b", 3)]))
+    )
+    assert body == sync
+    status, body = asyncio.run(run(AsyncChunks(fail=True)))
+    assert (status, body) == (500, b"async failure\n")
+    # A sync storage through the async handler: a plain iterator, pulled in threads.
+    status, body = asyncio.run(run(Spy([ts("b", 3), ts("a", 1000)])))
+    assert (status, body) == (200, sync)
+
+
+# --------------------------------------------------------------- the adapters
+
+
+def _post_read(port: int, body: bytes) -> tuple[int, dict[str, str], list[bytes]]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        # With a Content-Type: wsgiref fills in "text/plain" when it is missing.
+        headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
+        conn.request("POST", "/api/v1/read", body=body, headers=headers)
+        resp = conn.getresponse()
+        pieces = list(iter(lambda: resp.read1(1 << 16), b""))
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, pieces
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "waitress", "wsgiref"])
+def test_adapters_stream_frames(server: str) -> None:
+    series = [ts("m", 3000, i=str(i)) for i in range(6)]
+    store = store_with(*series)
+    app = (AsgiApp if server == "uvicorn" else WsgiApp)(store, max_bytes_in_frame=4096)
+    body = read_body(Query(0, 10**12, ALL), accepted=[STREAMED, SAMPLES])
+    with running(server, app) as port:
+        status, headers, pieces = _post_read(port, body)
+        assert status == 200
+        assert headers["content-type"] == STREAMED_CONTENT_TYPE
+        assert "content-encoding" not in headers
+        assert "content-length" not in headers  # streamed, not buffered
+        assert [s for _, s in read_streamed_response(pieces)] == series
+        # Storage failing before the first frame: an ordinary 500 through the adapter.
+        failing = (AsgiApp if server == "uvicorn" else WsgiApp)(Spy([], fail_at=0))
+    with running(server, failing) as port:
+        status, headers, pieces = _post_read(port, body)
+        assert (status, b"".join(pieces)) == (500, b"disk on fire\n")
