@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from promwire import DecodeError, decode, encode
+from promwire import DecodeError, EncodeError, decode, encode
 from promwire import messages as m
 from promwire.decode import cache_info, clear_caches, set_cache_limits
 from promwire.testing import (
@@ -260,3 +261,21 @@ def test_module_docstring_example_runs() -> None:
     exec(compile(code, "promwire.testing docstring", "exec"), namespace)
     test = namespace["test_my_storage_keeps_what_it_is_given"]
     settings(max_examples=10, deadline=None)(test)()
+
+
+def test_encoder_sample_fast_path_edges_match_upb() -> None:
+    """The 18-byte sample record path: timestamp edges of the 6-byte varint, special values."""
+    specials = [1.0, -0.0, 0.0, float("inf"), float("nan"), 5e-324]
+    specials += [float.fromhex("0x1.0000000000002p-1022")]
+    stamps = [(1 << 35) - 1, 1 << 35, (1 << 42) - 1, 1 << 42, 0, -1, -(1 << 35)]
+    samples = [m.Sample(v, t) for v in specials for t in stamps]
+    stale = struct.unpack("<d", struct.pack("<Q", m.STALE_NAN_BITS))[0]
+    samples += [m.Sample(stale, 1 << 40), m.Sample(1, 1 << 40)]  # an int value: general path
+    ts = m.TimeSeries([m.Label("a", "b")], samples)
+    raw = encode(ts)
+    assert raw == to_oracle(ts).SerializeToString()
+    assert canonical(decode(m.TimeSeries, raw)) == canonical(ts)
+    with pytest.raises(EncodeError):
+        encode(m.TimeSeries(samples=[m.Sample(1.0, 1 << 63)]))
+    with pytest.raises(EncodeError):
+        encode(m.TimeSeries(samples=[m.Sample(1.0, float(1 << 40))]))  # type: ignore[arg-type]
