@@ -15,11 +15,16 @@ numbers promwire does not know, histogram oneofs absent or holding a zero::
         storage.write(decode(WriteRequest, encode(req)))
         assert canonical(storage.dump()) == canonical(req)   # floats compared by bits
 
-``messages(cls)`` gives the strategy for any message class;
-``encodings(cls)`` gives valid wire bytes of that class and
-``mutated_encodings(cls)`` damaged ones (bit flips, truncation, inserted or
-deleted bytes) for robustness tests: ``decode`` must answer those with a
-:class:`~promwire.errors.DecodeError`, never another exception.
+``messages(cls)`` gives the strategy for any message class, and
+``prometheus_write_requests()`` requests shaped like the ones Prometheus
+sends (repeating sorted label sets, current millisecond timestamps). For the
+wire itself: ``encodings(cls)`` gives canonical bytes of a class,
+``scrambled_encodings(cls)`` valid non-canonical ones paired with their
+message (fields reordered, unknown fields of every wire type inserted),
+``mutations(data)`` and ``mutated_encodings(cls)`` damaged ones (bit flips,
+truncation, inserted/deleted bytes) for robustness tests: ``decode`` must
+answer those with a :class:`~promwire.errors.DecodeError`, never another
+exception. ``canonical(msg)`` makes messages comparable bit for bit.
 
 This module needs ``hypothesis`` (a test dependency); promwire itself never
 imports it.
