@@ -349,3 +349,28 @@ def test_mutated_scrambled_encodings(cls: type[Any], data: st.DataObject) -> Non
     msg = _decode_or_error(cls, bad)
     if msg is not None:
         _agrees_with_upb(cls, bad, msg)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.one_of(
+        st.binary(max_size=8),
+        st.text(max_size=4).map(lambda t: t.encode("utf-8", "surrogatepass")),
+        st.sampled_from([b"\xed\xa0\x80", b"\xef\xbf\xbe", b"\xf4\x90\x80\x80", b"\xc0\xaf"]),
+    )
+)
+def test_utf8_validation_matches_upb(name: bytes) -> None:
+    """A Label name is accepted exactly when upb accepts it (strict UTF-8, both ways)."""
+    raw = b"\x0a" + bytes([len(name)]) + name
+    try:
+        ORACLE[m.Label].FromString(raw)
+        upb_ok = True
+    except ProtobufDecodeError:
+        upb_ok = False
+    for cls, data in ((m.Label, raw), (m.TimeSeries, b"\x0a" + bytes([len(raw)]) + raw)):
+        try:
+            decode(cls, data)
+            ours_ok = True
+        except DecodeError:
+            ours_ok = False
+        assert ours_ok == upb_ok, (cls, name)
