@@ -56,8 +56,10 @@ import asyncio
 import inspect
 import logging
 import math
+import operator
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from . import snappy, v2
@@ -283,14 +285,20 @@ def _check_write_counts(
         )
 
 
-def _in_time_order(points: list[Any], what: str, problems: list[str], name: str) -> list[Any]:
+def _in_time_order(
+    points: list[Any], what: str, problems: list[str], name: Callable[[], str]
+) -> list[Any]:
     """The points a series may keep: each not older than the one before.
 
     A point older than the last kept one is out of order; one at the same
     timestamp is kept when equal (a harmless duplicate, as Prometheus counts
     it) and refused when different ("duplicate sample for timestamp").
+    ``name`` makes the series' name for a message (only built when needed).
     """
     if len(points) < 2:
+        return points
+    stamps = [p.timestamp for p in points]
+    if all(map(operator.lt, stamps, stamps[1:])):  # the usual case, checked in C
         return points
     kept = [points[0]]
     for p in points[1:]:
@@ -298,11 +306,13 @@ def _in_time_order(points: list[Any], what: str, problems: list[str], name: str)
         if p.timestamp > last.timestamp:
             kept.append(p)
         elif p.timestamp < last.timestamp:
-            problems.append(f"{name}: out-of-order {what} at {p.timestamp} after {last.timestamp}")
+            problems.append(
+                f"{name()}: out-of-order {what} at {p.timestamp} after {last.timestamp}"
+            )
         elif _same_point(p, last):
             kept.append(p)
         else:
-            problems.append(f"{name}: duplicate {what} for timestamp {p.timestamp} (other value)")
+            problems.append(f"{name()}: duplicate {what} for timestamp {p.timestamp} (other value)")
     return kept
 
 
@@ -340,12 +350,12 @@ def check_v2_request(request: v2.Request) -> tuple[v2.Request, list[str]]:
         if ref_problem is not None:
             problems.append(ref_problem)
             continue
-        name = v2.describe_series(symbols, series, index)
+        name = partial(v2.describe_series, symbols, series, index)
         if not series.samples and not series.histograms:
-            problems.append(f"{name}: no samples and no histograms")
+            problems.append(f"{name()}: no samples and no histograms")
             continue
         if series.samples and series.histograms:
-            problems.append(f"{name}: both samples and histograms (send two series)")
+            problems.append(f"{name()}: both samples and histograms (send two series)")
             continue
         before = len(problems)
         samples = _in_time_order(series.samples, "sample", problems, name)
@@ -354,7 +364,7 @@ def check_v2_request(request: v2.Request) -> tuple[v2.Request, list[str]]:
         if any(e.timestamp == 0 for e in exemplars):
             exemplars = [e for e in exemplars if e.timestamp != 0]
             missing = len(series.exemplars) - len(exemplars)
-            problems.append(f"{name}: {missing} exemplar(s) without a timestamp")
+            problems.append(f"{name()}: {missing} exemplar(s) without a timestamp")
         if len(problems) != before:
             series = v2.TimeSeries(
                 labels_refs=series.labels_refs,
