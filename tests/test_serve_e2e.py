@@ -590,12 +590,12 @@ def test_bad_inputs_get_the_right_status_and_change_nothing(server: str, tmp_pat
         ),
         ("gzip", "POST", good_body, {**RW, "Content-Encoding": "gzip"}, 415, "Content-Encoding"),
         (
-            "rw 2.0",
+            "unknown message",
             "POST",
             good_body,
-            {**RW, "Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"},
+            {**RW, "Content-Type": "application/x-protobuf;proto=io.prometheus.write.v3.Request"},
             415,
-            "io.prometheus.write.v2.Request",
+            "io.prometheus.write.v3.Request",
         ),
         ("GET", "GET", b"", {}, 405, "POST"),
         ("PUT", "PUT", good_body, RW, 405, "POST"),
@@ -613,6 +613,15 @@ def test_bad_inputs_get_the_right_status_and_change_nothing(server: str, tmp_pat
             assert (status, "over the limit" in message) == (413, True)
             assert post(port, "/api/v1/read", b"junk", RW)[0] == 400
             assert post(port, "/nope", good_body, RW)[0] == 404
+            # A v1 body labelled 2.0 decodes as an empty v2 request (v2 reserves
+            # fields 1-3): 204 with every Written count 0, so a v2 sender knows.
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            v2_type = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+            conn.request("POST", "/api/v1/write", good_body, {**RW, "Content-Type": v2_type})
+            resp = conn.getresponse()
+            assert (resp.status, resp.read()) == (204, b"")
+            assert resp.getheader("X-Prometheus-Remote-Write-Samples-Written") == "0"
+            conn.close()
             assert store.counts() == before
             assert before["samples"] == 1
 
