@@ -15,6 +15,13 @@ Which server runs it:
   HTTP/1.0-style close-after-response, which Prometheus handles fine.
 
 ``server="uvicorn"`` or ``"wsgiref"`` forces one.
+
+What it speaks: remote write 1.0 and 2.0 on ``/api/v1/write`` (2.0 answers
+carry the ``X-Prometheus-Remote-Write-*-Written`` counts; see
+docs/remote-write-2.md) and remote read on ``/api/v1/read``, as SAMPLES or
+streamed (``STREAMED_XOR_CHUNKS``, one series fetched from SQLite at a time;
+see docs/streamed-read.md), whichever the client prefers. Prometheus 2.x's
+remote-read client asks for SAMPLES.
 """
 
 from __future__ import annotations
