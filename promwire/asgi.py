@@ -41,6 +41,7 @@ from .handlers import (
     aprime_response,
     handle_read_async,
     handle_write_async,
+    refused_write_headers,
     text_response,
 )
 from .storage import RequestContext
@@ -124,7 +125,9 @@ class RemoteStorageApp:
             body = await _read_body(receive, headers, self.max_body_size)
         except _BodyTooLarge:
             return text_response(
-                413, f"request body is over the limit of {self.max_body_size} bytes"
+                413,
+                f"request body is over the limit of {self.max_body_size} bytes",
+                refused_write_headers(headers) if path == self.write_path else (),
             )
         client = scope.get("client")
         ctx = RequestContext(

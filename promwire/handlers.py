@@ -110,6 +110,7 @@ __all__ = [
     "prepare_read",
     "prepare_write",
     "prime_response",
+    "refused_write_headers",
     "text_response",
 ]
 
@@ -488,6 +489,15 @@ def _names_v2(h: Mapping[str, str]) -> bool:
         return v2.parse_content_type(h.get("content-type")) == "v2"
     except UnsupportedMediaType:
         return False
+
+
+def refused_write_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Headers for a write refused before the handler ran (e.g. an adapter's 413).
+
+    The three Written counts, all 0, when the request's Content-Type names
+    remote write 2.0 (2.0 answers always carry them); nothing for 1.0.
+    """
+    return list(_NO_WRITES) if _names_v2(_lower(headers)) else []
 
 
 async def handle_write_async(

@@ -33,6 +33,7 @@ from .handlers import (
     handle_read,
     handle_write,
     prime_response,
+    refused_write_headers,
     text_response,
 )
 from .storage import RequestContext
@@ -120,7 +121,9 @@ class RemoteStorageApp:
             body = _read_body(environ, self.max_body_size)
         except _BodyTooLarge:
             return text_response(
-                413, f"request body is over the limit of {self.max_body_size} bytes"
+                413,
+                f"request body is over the limit of {self.max_body_size} bytes",
+                refused_write_headers(headers) if path == self.write_path else (),
             )
         addr = environ.get("REMOTE_ADDR")
         ctx = RequestContext(

@@ -702,3 +702,26 @@ def test_v2_client_against_promwire_serve(tmp_path: Path) -> None:
     want.append(TimeSeries([Label("__name__", "rw2_e2e"), Label("i", "x")], [Sample(1.0, 1)]))
     want.sort(key=lambda s: [(lb.name, lb.value) for lb in s.labels])
     assert got == want
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "wsgiref"])
+def test_adapters_413_still_carries_zero_counts_for_v2(server: str) -> None:
+    from promwire.wsgi import RemoteStorageApp as WsgiApp
+
+    store = SQLiteStorage(":memory:")
+    app = (AsgiApp if server == "uvicorn" else WsgiApp)(store, max_body_size=16)
+    body = up([(t, float(t)) for t in range(1, 50)]).body()
+    assert len(body) > 16
+    with running(server, app) as port:
+        for content_type, counted in ((V2, True), (V1, False)):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                conn.request("POST", "/api/v1/write", body=body, headers=hdr(content_type))
+                resp = conn.getresponse()
+                resp.read()
+                assert resp.status == 413
+                got = resp.getheader(v2.SAMPLES_WRITTEN)
+                assert got == ("0" if counted else None)
+            finally:
+                conn.close()
+    assert store.counts()["samples"] == 0
