@@ -332,8 +332,9 @@ def check_v2_request(request: v2.Request) -> tuple[v2.Request, list[str]]:
     * a non-empty symbol table must start with ``""`` - otherwise the whole
       request is refused (:class:`~promwire.errors.DecodeError`, a 400 with
       nothing written);
-    * per series: refs in range and ``labels_refs`` of even length, at least
-      one sample or histogram, not both - a failing series is left out whole;
+    * per series: refs in range and ``labels_refs`` of even length, no empty
+      or repeated label name, at least one sample or histogram, not both - a
+      failing series is left out whole;
     * per point: samples and histograms in time order (see
       :func:`_in_time_order`), exemplars with a timestamp - a failing point is
       left out, the rest of its series kept.
@@ -352,6 +353,13 @@ def check_v2_request(request: v2.Request) -> tuple[v2.Request, list[str]]:
             problems.append(ref_problem)
             continue
         name = partial(v2.describe_series, symbols, series, index)
+        label_names = [symbols[r] for r in series.labels_refs[::2]]
+        if "" in label_names:
+            problems.append(f"{name()}: empty label name")
+            continue
+        if len(set(label_names)) != len(label_names):
+            problems.append(f"{name()}: repeated label name")
+            continue
         if not series.samples and not series.histograms:
             problems.append(f"{name()}: no samples and no histograms")
             continue

@@ -379,6 +379,32 @@ CASES = [
     ),
     # --- series content rules
     Case(
+        "repeated label name",
+        hdr(V2),
+        lambda: up([(1, 1.0)]).series(refs=[1, 2, 1, 4], samples=[(1, 2.0)]).body(),
+        400,
+        (1, 0, 0),
+        samples_of(UP, (1, 1.0)),
+        says=("repeated label name",),
+    ),
+    Case(
+        "empty label name",
+        hdr(V2),
+        lambda: up([(1, 1.0)]).series(refs=[1, 2, 0, 4], samples=[(1, 2.0)]).body(),
+        400,
+        (1, 0, 0),
+        samples_of(UP, (1, 1.0)),
+        says=("empty label name",),
+    ),
+    Case(
+        "no __name__ is accepted (a SHOULD; Prometheus refuses it)",
+        hdr(V2),
+        lambda: Req().series({"job": "a"}, [(1, 1.0)]).body(),
+        204,
+        (1, 0, 0),
+        samples_of({"job": "a"}, (1, 1.0)),
+    ),
+    Case(
         "series with both samples and histograms",
         hdr(V2),
         lambda: mixed().body(),
