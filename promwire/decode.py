@@ -230,7 +230,10 @@ _pair_table: list[int] = []
 def _varint_pairs() -> list[int]:
     if not _pair_table:
         values = list(range(1 << 14))
-        _pair_table.extend(values[(h & 0x7F) | ((h >> 1) & 0x3F80)] for h in range(1 << 16))
+        table = [values[(h & 0x7F) | ((h >> 1) & 0x3F80)] for h in range(1 << 16)]
+        # Published by one slice assignment (atomic under the GIL): a thread that
+        # sees the table non-empty sees all of it, never a half-built one.
+        _pair_table[:] = table
     return _pair_table
 
 
