@@ -233,8 +233,12 @@ _T6_END = 1 << 42
 
 
 def _build_pair_tables() -> None:
-    _pair_last.extend((x & 0x7F | 0x80) | ((x >> 7) << 8) for x in range(1 << 14))
-    _pair_more.extend((x & 0x7F | 0x80) | (((x >> 7) | 0x80) << 8) for x in range(1 << 14))
+    last = [(x & 0x7F | 0x80) | ((x >> 7) << 8) for x in range(1 << 14)]
+    more = [(x & 0x7F | 0x80) | (((x >> 7) | 0x80) << 8) for x in range(1 << 14)]
+    # Each published by one slice assignment (atomic under the GIL), _pair_more
+    # last: a thread that sees _pair_more non-empty finds both tables complete.
+    _pair_last[:] = last
+    _pair_more[:] = more
 
 
 def _sample_records(samples: list[m.Sample], out: list[bytes]) -> None:
