@@ -279,3 +279,106 @@ def test_encoder_sample_fast_path_edges_match_upb() -> None:
         encode(m.TimeSeries(samples=[m.Sample(1.0, 1 << 63)]))
     with pytest.raises(EncodeError):
         encode(m.TimeSeries(samples=[m.Sample(1.0, float(1 << 40))]))  # type: ignore[arg-type]
+
+
+def test_concurrent_first_use_of_varint_tables() -> None:
+    """Threads that decode and encode at once while the lazily built varint tables are
+    cold (a threaded server's first requests) must all get the right answer.
+
+    The tables were once filled in place by ``list.extend(generator)``: a second thread
+    saw them half-built (IndexError) or both threads filled them (interleaved, wrong
+    timestamps ever after).
+    """
+    import threading
+
+    decode_module = sys.modules["promwire.decode"]
+    encode_module = sys.modules["promwire.encode"]
+    t0 = 1_795_582_339_377
+    reqs = [
+        m.WriteRequest(
+            [
+                m.TimeSeries(
+                    [m.Label("__name__", f"m{(i * k) % 7}"), m.Label("job", f"j{k % 3}")],
+                    [m.Sample(float(i + k), t0 + i * 1000 + k)],
+                )
+                for i in range(40)
+            ]
+        )
+        for k in range(4)
+    ]
+    raws = [encode(r) for r in reqs]
+    expected = [canonical(r) for r in reqs]
+    errors: list[str] = []
+
+    def work(k: int) -> None:
+        try:
+            for _ in range(30):
+                if encode(reqs[k]) != raws[k]:
+                    errors.append(f"encode {k}")
+                if canonical(decode(m.WriteRequest, raws[k])) != expected[k]:
+                    errors.append(f"decode {k}")
+        except Exception as exc:  # any escape is a failure too
+            errors.append(f"{k}: {exc!r}")
+
+    old = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(1e-4)  # switch threads often
+        for _ in range(3):
+            # cold start: empty tables, as in a fresh process
+            decode_module._pair_table.clear()
+            encode_module._pair_more.clear()
+            encode_module._pair_last.clear()
+            threads = [threading.Thread(target=work, args=(k,)) for k in range(len(raws))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert not errors, errors[:5]
+    assert len(decode_module._pair_table) == 1 << 16
+    assert len(encode_module._pair_more) == len(encode_module._pair_last) == 1 << 14
+
+
+def test_concurrent_decodes_with_tiny_caches() -> None:
+    """Threads decoding different requests while tiny caches are emptied under them."""
+    import threading
+
+    t0 = 1_795_582_339_377
+    reqs = [
+        m.WriteRequest(
+            [
+                m.TimeSeries(
+                    [m.Label("__name__", f"m{(i * k) % 7}"), m.Label("job", f"j{k % 3}")],
+                    [m.Sample(float(i + k), t0 + i)],
+                )
+                for i in range(40)
+            ]
+        )
+        for k in range(4)
+    ]
+    raws = [encode(r) for r in reqs]
+    expected = [canonical(r) for r in reqs]
+    errors: list[str] = []
+    set_cache_limits(pairs=3, blocks=2)
+    try:
+
+        def work(k: int) -> None:
+            for _ in range(100):
+                if canonical(decode(m.WriteRequest, raws[k])) != expected[k]:
+                    errors.append(f"thread {k}")
+                    return
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(len(raws))]
+        old = sys.getswitchinterval()
+        sys.setswitchinterval(1e-4)  # switch threads often
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            sys.setswitchinterval(old)
+    finally:
+        set_cache_limits()
+    assert not errors
