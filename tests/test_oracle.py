@@ -139,7 +139,7 @@ def test_query_hints_merge_like_upb(a: m.Query, b: m.Query) -> None:
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(data=st.data())
 def test_scrambled_encodings_decode_to_the_same(cls: type[Any], data: st.DataObject) -> None:
     """Fields reordered, unknown fields inserted at every level: same message, as upb says."""
