@@ -210,7 +210,10 @@ def test_promwire_never_imports_hypothesis() -> None:
         "import sys, pkgutil, importlib, promwire\n"
         "for mod in pkgutil.walk_packages(promwire.__path__, 'promwire.'):\n"
         "    if not mod.name.endswith('.testing'):\n"
-        "        importlib.import_module(mod.name)\n"
+        "        try:\n"
+        "            importlib.import_module(mod.name)\n"
+        "        except ImportError as exc:  # an optional dependency missing here\n"
+        "            assert 'hypothesis' not in str(exc), mod.name\n"
         "assert not [n for n in sys.modules if n.startswith('hypothesis')], 'hypothesis imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
