@@ -317,7 +317,7 @@ def awkward_value(rng: random.Random) -> float:
         return rng.choice([-0.0, 5e-324, 1e-300, 1.7976931348623157e308, math.inf, -math.inf])
     if pick < 0.5:
         return float(rng.randrange(-(10**6), 10**6))
-    return rng.uniform(-1e9, 1e9) * 10 ** rng.randrange(-20, 20)
+    return rng.uniform(-1e9, 1e9) * 10.0 ** rng.randrange(-20, 20)
 
 
 def text_value(v: float) -> str:
@@ -657,6 +657,7 @@ class Summary:
     kill_at_s: float | None = None
     down_s: float = 0.0
     drain_s: float = 0.0
+    window_ms: tuple[int, int] = (0, 0)  # the compared window [start, end)
     samples_per_s: float = 0.0
     comparison: dict[str, Any] = field(default_factory=dict)
     receiver: dict[str, Any] = field(default_factory=dict)
@@ -721,6 +722,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Summary:
                 summary.prometheus = {k: metrics.get(k, 0.0) for k in PROM_COUNTERS}
                 log(args, f"queue drained in {summary.drain_s} s; comparing")
                 end_ms = int(time.time() * 1000)
+                summary.window_ms = (start_ms, end_ms)
                 cmp = compare(prom, receiver.db, start_ms, end_ms, args.chunk_seconds)
             finally:
                 prom.stop()

@@ -11,16 +11,28 @@ documented in docs/soak.md.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 pytestmark = [pytest.mark.soak, pytest.mark.prometheus]
 
 SOAK = Path(__file__).resolve().parents[2] / "scripts" / "soak.py"
+
+
+def load_soak() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("promwire_soak", SOAK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.timeout(420)
@@ -60,3 +72,33 @@ def test_one_minute_soak_loses_and_duplicates_nothing(prometheus_bin: str, tmp_p
     assert prom["prometheus_remote_storage_samples_retried_total"] > 0
     assert prom["prometheus_remote_storage_samples_failed_total"] == 0
     assert prom["prometheus_remote_storage_samples_dropped_total"] == 0
+
+    # The comparison is not vacuous: damage the kept store (one row deleted,
+    # one value changed, one sample Prometheus never had added), reopen the
+    # kept Prometheus TSDB without scrape jobs, compare again: all three show.
+    soak = load_soak()
+    db = tmp_path / "run" / "soak.db"
+    with sqlite3.connect(db) as conn:
+        (sid1, ts1), (sid2, ts2, bits2) = (
+            conn.execute(
+                "SELECT series_id, ts FROM samples ORDER BY ts LIMIT 1 OFFSET 100"
+            ).fetchone(),
+            conn.execute(
+                "SELECT series_id, ts, bits FROM samples ORDER BY ts LIMIT 1 OFFSET 200"
+            ).fetchone(),
+        )
+        conn.execute("DELETE FROM samples WHERE series_id = ? AND ts = ?", (sid1, ts1))
+        changed = soak.float_bits(1234.5678) if bits2 != soak.float_bits(1234.5678) else 0x1234
+        conn.execute(
+            "UPDATE samples SET bits = ? WHERE series_id = ? AND ts = ?", (changed, sid2, ts2)
+        )
+        conn.execute("INSERT INTO samples VALUES (?, 1, 0)", (sid1,))
+    prom = soak.Prometheus(prometheus_bin, tmp_path / "run" / "prom")
+    prom.start("global: {scrape_interval: 1s}\nscrape_configs: []\n")
+    try:
+        start_ms, end_ms = summary["window_ms"]
+        damaged = soak.compare(prom, db, start_ms, end_ms, 60)
+    finally:
+        prom.stop()
+    assert (damaged.missing, damaged.mismatched, damaged.extra) == (1, 1, 1)
+    assert damaged.expected == cmp["expected"]
