@@ -207,6 +207,8 @@ def _label_record(label: m.Label) -> bytes:
 
 
 def _sample(s: m.Sample) -> bytes:
+    if type(s) is not m.Sample:
+        raise EncodeError(f"samples: cannot encode {type(s).__name__} as Sample")
     v = s.value
     ts = s.timestamp
     if type(v) is not float or type(ts) is not int or not INT64_MIN <= ts <= INT64_MAX:
@@ -247,11 +249,13 @@ def _sample_records(samples: list[m.Sample], out: list[bytes]) -> None:
         _build_pair_tables()
     more = _pair_more
     last = _pair_last
+    sample_cls = m.Sample
     for s in samples:
         v = s.value
         t = s.timestamp
-        # `v` truthy: non-zero or NaN (a zero, even -0.0, takes the general path)
-        if _T6_MIN <= t < _T6_END and v and type(v) is float:
+        # `v` truthy: non-zero or NaN (a zero, even -0.0, takes the general path,
+        # and so does anything that is not a Sample: _sample() refuses it)
+        if _T6_MIN <= t < _T6_END and v and type(v) is float and type(s) is sample_cls:
             out.append(
                 _PACK_SAMPLE18(
                     0x12,
@@ -275,11 +279,15 @@ def _timeseries(ts: m.TimeSeries) -> bytes:
     if ts.exemplars:
         ex = _encoder_for(m.Exemplar)
         for e in ts.exemplars:
+            if type(e) is not m.Exemplar:
+                raise EncodeError(f"exemplars: cannot encode {type(e).__name__} as Exemplar")
             body = ex(e)
             out.append(b"\x1a" + varint(len(body)) + body)
     if ts.histograms:
         hi = _encoder_for(m.Histogram)
         for h in ts.histograms:
+            if type(h) is not m.Histogram:
+                raise EncodeError(f"histograms: cannot encode {type(h).__name__} as Histogram")
             body = hi(h)
             out.append(b"\x22" + varint(len(body)) + body)
     return b"".join(out)

@@ -248,6 +248,13 @@ BAD_VALUES: list[tuple[str, Any]] = [
     ("write_request_as_result", m.ReadResponse([m.WriteRequest()])),  # type: ignore[list-item]
     ("query_as_hints", m.Query(hints=m.Query())),  # type: ignore[arg-type]
     ("series_as_chunked_series", m.ChunkedReadResponse([m.TimeSeries()])),  # type: ignore[list-item]
+    # the TimeSeries hot path checks classes too (an Exemplar has value and timestamp)
+    (
+        "exemplar_as_sample",
+        m.TimeSeries(samples=[m.Exemplar([], 1.0, 1795582338992)]),  # type: ignore[list-item]
+    ),
+    ("sample_as_exemplar", m.TimeSeries(exemplars=[m.Sample(1.0, 2)])),  # type: ignore[list-item]
+    ("sample_as_histogram", m.TimeSeries(histograms=[m.Sample()])),  # type: ignore[list-item]
     ("matcher_as_series_label", m.TimeSeries([m.LabelMatcher(name="a")])),  # type: ignore[list-item]
     ("huge_int_as_double", m.Sample(value=1 << 2000)),
     # both members of a oneof
