@@ -7,6 +7,9 @@ work for the classes of :mod:`promwire.v2.messages`.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from .. import messages as m
 from ..schema import SCHEMAS, FieldSpec, Kind, register
 from . import messages as v2
 
@@ -27,23 +30,9 @@ FIELDS: dict[type[object], tuple[FieldSpec, ...]] = {
         F(2, "value", K.DOUBLE),
         F(3, "timestamp", K.INT64),
     ),
+    # Same layout as prometheus.Histogram (fields 1-16), v2's ResetHint names, plus field 17.
     v2.Histogram: (
-        F(1, "count_int", K.UINT64, oneof="count"),
-        F(2, "count_float", K.DOUBLE, oneof="count"),
-        F(3, "sum", K.DOUBLE),
-        F(4, "schema", K.SINT32),
-        F(5, "zero_threshold", K.DOUBLE),
-        F(6, "zero_count_int", K.UINT64, oneof="zero_count"),
-        F(7, "zero_count_float", K.DOUBLE, oneof="zero_count"),
-        F(8, "negative_spans", K.MESSAGE, True, v2.BucketSpan),
-        F(9, "negative_deltas", K.SINT64, True),
-        F(10, "negative_counts", K.DOUBLE, True),
-        F(11, "positive_spans", K.MESSAGE, True, v2.BucketSpan),
-        F(12, "positive_deltas", K.SINT64, True),
-        F(13, "positive_counts", K.DOUBLE, True),
-        F(14, "reset_hint", K.ENUM, enum=v2.ResetHint),
-        F(15, "timestamp", K.INT64),
-        F(16, "custom_values", K.DOUBLE, True),
+        *(replace(f, enum=v2.ResetHint) if f.kind == K.ENUM else f for f in SCHEMAS[m.Histogram]),
         F(17, "start_timestamp", K.INT64),
     ),
     v2.Metadata: (
