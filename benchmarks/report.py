@@ -231,7 +231,7 @@ def render(
         lines.append("")
         lines.append("| library | peak | held after decode | peak / promwire peak |")
         lines.append("|---|---:|---:|---:|")
-        base = next(
+        mem_base = next(
             (m for m in memory if m.get("library") == "promwire" and "error" not in m), None
         )
         for m in memory:
@@ -239,8 +239,8 @@ def render(
                 lines.append(f"| {m['library']} | {m['error']} | | |")
                 continue
             ratio = "-"
-            if base is not None and base["peak_delta_kib"] > 0:
-                ratio = f"{m['peak_delta_kib'] / base['peak_delta_kib']:.1f}x"
+            if mem_base is not None and mem_base["peak_delta_kib"] > 0:
+                ratio = f"{m['peak_delta_kib'] / mem_base['peak_delta_kib']:.1f}x"
             lines.append(
                 f"| {m['library']} | {m['peak_delta_kib'] / 1024:.1f} | "
                 f"{m['held_delta_kib'] / 1024:.1f} | {ratio} |"
