@@ -20,9 +20,9 @@ HTTP behaviour (PROTOCOL.md §3-4):
   would misread the next response on the connection); 415 for a
   Content-Encoding other than ``snappy``; 413 when the body exceeds
   ``max_body_size``; 400 with a text/plain message for bad snappy or
-  protobuf, a declared decoded size over the limit, or too many
-  series/samples; storage errors map through their ``.status`` (400/429/500),
-  any other storage exception is a 500.
+  protobuf, a declared decoded size over the limit, too many
+  series/samples/labels or too long a label; storage errors map through
+  their ``.status`` (400/429/500), any other storage exception is a 500.
 * remote write 2.0 answers (every answer once the Content-Type named v2)
   carry ``X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written``.
   Series with bad refs, without samples and histograms or with both, and
@@ -34,8 +34,9 @@ HTTP behaviour (PROTOCOL.md §3-4):
 * read: the first of the request's ``accepted_response_types`` promwire
   supports wins (none listed means SAMPLES). SAMPLES: 200 with
   ``Content-Type: application/x-protobuf`` and ``Content-Encoding: snappy``
-  carrying a snappy ``ReadResponse``; 400 when the answer exceeds
-  ``max_read_samples``. STREAMED_XOR_CHUNKS: 200 with
+  carrying a snappy ``ReadResponse``; 400 when the request holds more than
+  ``max_read_queries`` queries or the answer exceeds ``max_read_samples``.
+  STREAMED_XOR_CHUNKS: 200 with
   ``Content-Type: application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse``,
   no Content-Encoding, and a *lazy* body of frames (see :func:`handle_read`
   and :func:`prime_response`). 400 when no accepted response type is
@@ -60,6 +61,7 @@ import operator
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
+from itertools import chain
 from typing import Any, TypeVar
 
 from . import snappy, v2
@@ -90,6 +92,9 @@ __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_MAX_BYTES_IN_FRAME",
     "DEFAULT_MAX_DECOMPRESSED_SIZE",
+    "DEFAULT_MAX_LABELS_PER_SERIES",
+    "DEFAULT_MAX_LABEL_BYTES",
+    "DEFAULT_MAX_READ_QUERIES",
     "DEFAULT_MAX_READ_SAMPLES",
     "DEFAULT_MAX_SAMPLES",
     "DEFAULT_MAX_SERIES",
@@ -126,6 +131,18 @@ DEFAULT_MAX_DECOMPRESSED_SIZE = snappy.DEFAULT_MAX_DECOMPRESSED_SIZE
 DEFAULT_MAX_SERIES = 1_000_000
 #: Most data points (samples + histograms + exemplars) one write request may hold.
 DEFAULT_MAX_SAMPLES = 1_000_000
+#: Most labels one series of a write request may carry. Prometheus has no such
+#: limit; Mimir (30) and VictoriaMetrics (40) refuse far smaller label sets, so
+#: this never refuses a real series while bounding the per-series work of
+#: sorting labels and building keys.
+DEFAULT_MAX_LABELS_PER_SERIES = 1000
+#: Longest label name or value of a written series, in UTF-8 bytes. Prometheus
+#: has no such limit; Mimir (2 KiB values) and VictoriaMetrics (4 KiB) are far
+#: stricter, so this only stops strings no storage should have to index.
+DEFAULT_MAX_LABEL_BYTES = 64 * 1024
+#: Most queries one read request may hold (each one a storage scan).
+#: Prometheus sends one query per request.
+DEFAULT_MAX_READ_QUERIES = 1000
 #: Most samples (+ histograms) one SAMPLES read response may carry, as Prometheus'
 #: ``--storage.remote.read-sample-limit`` default. Streamed answers have no such
 #: limit (as in Prometheus): their memory does not grow with the answer.
@@ -228,6 +245,8 @@ def _decode_write(
     max_decompressed_size: int,
     max_series: int,
     max_samples: int,
+    max_labels_per_series: int = DEFAULT_MAX_LABELS_PER_SERIES,
+    max_label_bytes: int = DEFAULT_MAX_LABEL_BYTES,
 ) -> WriteRequest | v2.Request:
     _check_encoding(h.get("content-encoding"))
     _check_body_size(body, max_body_size)
@@ -236,6 +255,10 @@ def _decode_write(
         decode(v2.Request, raw) if version == "v2" else decode(WriteRequest, raw)
     )
     _check_write_counts(request, max_series, max_samples)
+    if isinstance(request, v2.Request):
+        _check_v2_labels(request, max_labels_per_series, max_label_bytes)
+    else:
+        _check_v1_labels(request.timeseries, max_labels_per_series, max_label_bytes)
     return request
 
 
@@ -248,6 +271,8 @@ def prepare_write(
     max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
     max_series: int = DEFAULT_MAX_SERIES,
     max_samples: int = DEFAULT_MAX_SAMPLES,
+    max_labels_per_series: int = DEFAULT_MAX_LABELS_PER_SERIES,
+    max_label_bytes: int = DEFAULT_MAX_LABEL_BYTES,
 ) -> WriteRequest | v2.Request:
     """Validate headers and decode a write body, raising a promwire error on bad input.
 
@@ -255,7 +280,8 @@ def prepare_write(
     Content-Type says (refs of a v2 request are not checked yet: see
     :func:`check_v2_request`). Header checks run before the body is touched,
     so a request with a wrong Content-Type gets 415 even when its body is
-    also broken (Prometheus would decode first and answer 400).
+    also broken (Prometheus would decode first and answer 400). The limits
+    are those of :func:`handle_write`.
     """
     h = _lower(headers)
     version = _write_version(h, accepted_protocols)
@@ -267,6 +293,8 @@ def prepare_write(
         max_decompressed_size=max_decompressed_size,
         max_series=max_series,
         max_samples=max_samples,
+        max_labels_per_series=max_labels_per_series,
+        max_label_bytes=max_label_bytes,
     )
 
 
@@ -275,15 +303,111 @@ def _check_write_counts(
 ) -> None:
     if len(request.timeseries) > max_series:
         raise LimitExceeded(
-            f"request holds {len(request.timeseries)} series, over the limit of {max_series}",
+            f"request holds {len(request.timeseries)} series, "
+            f"over the limit of {max_series} (max_series)",
             status=400,
         )
     points = sum(v2.count_request(request))
     if points > max_samples:
         raise LimitExceeded(
-            f"request holds {points} samples/histograms/exemplars, over the limit of {max_samples}",
+            f"request holds {points} samples/histograms/exemplars, "
+            f"over the limit of {max_samples} (max_samples)",
             status=400,
         )
+
+
+# The label checks below run on every write, so their common case is a few
+# C-level passes (map/max over attrgetter) instead of a Python loop; the loop
+# that finds and names the culprit only runs once a limit is known to be hit.
+_labels_of = operator.attrgetter("labels")
+_labels_refs_of = operator.attrgetter("labels_refs")
+_name_of = operator.attrgetter("name")
+_value_of = operator.attrgetter("value")
+
+
+def _too_many_labels(what: str, count: int, limit: int) -> LimitExceeded:
+    return LimitExceeded(
+        f"{what} has {count} labels, over the limit of {limit} (max_labels_per_series)",
+        status=400,
+    )
+
+
+def _utf8_len(text: str) -> int:
+    # Decoded strings are valid UTF-8 (the decoder checks), so this never fails.
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _label_too_long(what: str, kind: str, text: str, limit: int) -> LimitExceeded:
+    shown = text[:40] + "..." if len(text) > 40 else text
+    return LimitExceeded(
+        f"{what}: label {kind} {shown!r} is {_utf8_len(text)} bytes, "
+        f"over the limit of {limit} (max_label_bytes)",
+        status=400,
+    )
+
+
+def _describe_v1(series: TimeSeries, index: int) -> str:
+    name = next((lb.value for lb in series.labels if lb.name == "__name__"), None)
+    shown = repr(name[:80]) if name is not None else "without __name__"
+    return f"series #{index} ({shown}, {len(series.labels)} labels)"
+
+
+def _check_v1_labels(series: list[TimeSeries], max_labels: int, max_bytes: int) -> None:
+    """Refuse (400) a v1 request with too many labels in a series or too long a label.
+
+    Exemplar labels are not counted (Prometheus' own storage caps them).
+    """
+    if not series:
+        return
+    if max(map(len, map(_labels_of, series))) > max_labels:
+        index, ts = next((i, ts) for i, ts in enumerate(series) if len(ts.labels) > max_labels)
+        raise _too_many_labels(_describe_v1(ts, index), len(ts.labels), max_labels)
+    labels = list(chain.from_iterable(map(_labels_of, series)))
+    if not labels:
+        return
+    # len() counts code points and UTF-8 needs 1 to 4 bytes for each: a string
+    # of at most max_bytes // 4 code points always fits, only longer ones are
+    # measured in bytes.
+    fits = max_bytes // 4
+    if (
+        max(map(len, map(_name_of, labels))) <= fits
+        and max(map(len, map(_value_of, labels))) <= fits
+    ):
+        return
+    for index, ts in enumerate(series):
+        for lb in ts.labels:
+            for kind, text in (("name", lb.name), ("value", lb.value)):
+                if len(text) > fits and _utf8_len(text) > max_bytes:
+                    raise _label_too_long(_describe_v1(ts, index), kind, text, max_bytes)
+
+
+def _check_v2_labels(request: v2.Request, max_labels: int, max_bytes: int) -> None:
+    """:func:`_check_v1_labels` for remote write 2.0: counts from ``labels_refs``,
+    lengths from the symbol table (each string once). A refused request is
+    refused whole, with nothing written (not a partial write)."""
+    series = request.timeseries
+    symbols = request.symbols
+    if not series:
+        return
+    if max(map(len, map(_labels_refs_of, series))) > 2 * max_labels + 1:
+        for index, ts in enumerate(series):
+            if len(ts.labels_refs) // 2 > max_labels:
+                what = v2.describe_series(symbols, ts, index)
+                raise _too_many_labels(what, len(ts.labels_refs) // 2, max_labels)
+    fits = max_bytes // 4
+    if not symbols or max(map(len, symbols)) <= fits:
+        return
+    # A long symbol may be help text of metadata: only label refs count.
+    long = {i for i, text in enumerate(symbols) if len(text) > fits and _utf8_len(text) > max_bytes}
+    if not long:
+        return
+    for index, ts in enumerate(series):
+        refs = ts.labels_refs
+        for position, ref in enumerate(refs):
+            if ref in long:
+                kind = "value" if position % 2 else "name"
+                what = f"series #{index}"
+                raise _label_too_long(what, kind, symbols[ref], max_bytes)
 
 
 def _in_time_order(
@@ -450,15 +574,21 @@ def handle_write(
     max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
     max_series: int = DEFAULT_MAX_SERIES,
     max_samples: int = DEFAULT_MAX_SAMPLES,
+    max_labels_per_series: int = DEFAULT_MAX_LABELS_PER_SERIES,
+    max_label_bytes: int = DEFAULT_MAX_LABEL_BYTES,
 ) -> Response:
     """Handle a remote write request (1.0 or 2.0) with a synchronous storage.
 
     ``ctx`` is passed to the storage as is; ``None`` makes a
     :class:`~promwire.storage.RequestContext` holding the (lower-cased) headers.
-    Limits: ``max_body_size`` (compressed bytes, 413), ``max_decompressed_size``
-    (declared decoded bytes, 400), ``max_series`` and ``max_samples`` (per
-    request, 400). A v2 request goes to the storage's ``write_v2`` when it has
-    one, else converted to ``write``; see the module docstring for answers.
+    Limits, each answered before the storage is called (so nothing is
+    stored): ``max_body_size`` (compressed bytes, 413),
+    ``max_decompressed_size`` (declared decoded bytes, 400, checked before
+    inflating), ``max_series`` and ``max_samples`` (samples + histograms +
+    exemplars) per request, ``max_labels_per_series`` and ``max_label_bytes``
+    (UTF-8 bytes of one label name or value) per series (400). A v2 request
+    goes to the storage's ``write_v2`` when it has one, else converted to
+    ``write``; see the module docstring for answers.
     """
     h = _lower(headers)
     extra: list[tuple[str, str]] = []
@@ -477,6 +607,8 @@ def handle_write(
             max_decompressed_size=max_decompressed_size,
             max_series=max_series,
             max_samples=max_samples,
+            max_labels_per_series=max_labels_per_series,
+            max_label_bytes=max_label_bytes,
         )
         if isinstance(request, WriteRequest):
             storage.write(_context(ctx, headers), request)
@@ -518,6 +650,8 @@ async def handle_write_async(
     max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
     max_series: int = DEFAULT_MAX_SERIES,
     max_samples: int = DEFAULT_MAX_SAMPLES,
+    max_labels_per_series: int = DEFAULT_MAX_LABELS_PER_SERIES,
+    max_label_bytes: int = DEFAULT_MAX_LABEL_BYTES,
 ) -> Response:
     """:func:`handle_write` for an async or sync storage (sync runs in a thread)."""
     h = _lower(headers)
@@ -539,6 +673,8 @@ async def handle_write_async(
             max_decompressed_size=max_decompressed_size,
             max_series=max_series,
             max_samples=max_samples,
+            max_labels_per_series=max_labels_per_series,
+            max_label_bytes=max_label_bytes,
         )
         if isinstance(request, WriteRequest):
             await _call(storage.write, _context(ctx, headers), request)
@@ -619,6 +755,7 @@ def prepare_read(
     *,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
+    max_read_queries: int = DEFAULT_MAX_READ_QUERIES,
     supported: Iterable[ResponseType] = SUPPORTED_RESPONSE_TYPES,
 ) -> tuple[ReadRequest, ResponseType]:
     """Validate and decode a read body; return it with the negotiated response type.
@@ -640,6 +777,12 @@ def prepare_read(
     _check_body_size(body, max_body_size)
     raw = snappy.decompress(body, max_decompressed_size=max_decompressed_size)
     request = decode(ReadRequest, raw)
+    if len(request.queries) > max_read_queries:
+        raise LimitExceeded(
+            f"read request holds {len(request.queries)} queries, "
+            f"over the limit of {max_read_queries} (max_read_queries)",
+            status=400,
+        )
     return request, negotiate_response_type(request.accepted_response_types, supported)
 
 
@@ -909,14 +1052,18 @@ def handle_read(
     *,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
+    max_read_queries: int = DEFAULT_MAX_READ_QUERIES,
     max_read_samples: int = DEFAULT_MAX_READ_SAMPLES,
     max_bytes_in_frame: int = DEFAULT_MAX_BYTES_IN_FRAME,
     samples_per_chunk: int = 120,
 ) -> Response:
     """Handle a remote read request with a synchronous storage.
 
-    Limits: ``max_body_size`` (413), ``max_decompressed_size`` (400) and
-    ``max_read_samples``, the most samples a SAMPLES answer may carry (400).
+    Limits: ``max_body_size`` (413), ``max_decompressed_size`` (400),
+    ``max_read_queries`` (queries per request, 400, checked before the
+    storage is called) and ``max_read_samples``, the most samples a SAMPLES
+    answer may carry (400). A streamed answer has no sample limit (its memory
+    does not grow with it); ``max_bytes_in_frame`` bounds its frames.
 
     A request preferring ``STREAMED_XOR_CHUNKS`` gets a 200 whose body is a
     lazy iterator of frames: nothing is asked of the storage until it is
@@ -932,7 +1079,11 @@ def handle_read(
     """
     try:
         request, rtype = prepare_read(
-            body, headers, max_body_size=max_body_size, max_decompressed_size=max_decompressed_size
+            body,
+            headers,
+            max_body_size=max_body_size,
+            max_decompressed_size=max_decompressed_size,
+            max_read_queries=max_read_queries,
         )
         if rtype == ResponseType.STREAMED_XOR_CHUNKS:
             if max_bytes_in_frame <= 0:
@@ -955,6 +1106,7 @@ async def handle_read_async(
     *,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
+    max_read_queries: int = DEFAULT_MAX_READ_QUERIES,
     max_read_samples: int = DEFAULT_MAX_READ_SAMPLES,
     max_bytes_in_frame: int = DEFAULT_MAX_BYTES_IN_FRAME,
     samples_per_chunk: int = 120,
@@ -973,6 +1125,7 @@ async def handle_read_async(
             headers,
             max_body_size=max_body_size,
             max_decompressed_size=max_decompressed_size,
+            max_read_queries=max_read_queries,
         )
         ctx = _context(ctx, headers)
         if rtype == ResponseType.STREAMED_XOR_CHUNKS:

@@ -26,6 +26,9 @@ from .handlers import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_MAX_BYTES_IN_FRAME,
     DEFAULT_MAX_DECOMPRESSED_SIZE,
+    DEFAULT_MAX_LABEL_BYTES,
+    DEFAULT_MAX_LABELS_PER_SERIES,
+    DEFAULT_MAX_READ_QUERIES,
     DEFAULT_MAX_READ_SAMPLES,
     DEFAULT_MAX_SAMPLES,
     DEFAULT_MAX_SERIES,
@@ -79,9 +82,14 @@ class RemoteStorageApp:
         max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
         max_series: int = DEFAULT_MAX_SERIES,
         max_samples: int = DEFAULT_MAX_SAMPLES,
+        max_labels_per_series: int = DEFAULT_MAX_LABELS_PER_SERIES,
+        max_label_bytes: int = DEFAULT_MAX_LABEL_BYTES,
+        max_read_queries: int = DEFAULT_MAX_READ_QUERIES,
         max_read_samples: int = DEFAULT_MAX_READ_SAMPLES,
         max_bytes_in_frame: int = DEFAULT_MAX_BYTES_IN_FRAME,
     ) -> None:
+        if max_bytes_in_frame <= 0:
+            raise ValueError("max_bytes_in_frame must be > 0")
         self.storage = storage
         self.write_path = write_path
         self.read_path = read_path
@@ -89,6 +97,9 @@ class RemoteStorageApp:
         self.max_decompressed_size = max_decompressed_size
         self.max_series = max_series
         self.max_samples = max_samples
+        self.max_labels_per_series = max_labels_per_series
+        self.max_label_bytes = max_label_bytes
+        self.max_read_queries = max_read_queries
         self.max_read_samples = max_read_samples
         self.max_bytes_in_frame = max_bytes_in_frame
 
@@ -143,6 +154,8 @@ class RemoteStorageApp:
                 max_decompressed_size=self.max_decompressed_size,
                 max_series=self.max_series,
                 max_samples=self.max_samples,
+                max_labels_per_series=self.max_labels_per_series,
+                max_label_bytes=self.max_label_bytes,
             )
         response = handle_read(
             body,
@@ -151,6 +164,7 @@ class RemoteStorageApp:
             ctx,
             max_body_size=self.max_body_size,
             max_decompressed_size=self.max_decompressed_size,
+            max_read_queries=self.max_read_queries,
             max_read_samples=self.max_read_samples,
             max_bytes_in_frame=self.max_bytes_in_frame,
         )
