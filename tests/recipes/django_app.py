@@ -30,6 +30,9 @@ def make_urlpatterns(storage: Any) -> list[URLPattern]:
     @csrf_exempt
     @require_POST
     def read(request: HttpRequest) -> HttpResponseBase:
-        return to_django(pw.handle_read(request.body, request.headers, storage))
+        resp = pw.handle_read(request.body, request.headers, storage)
+        # A streamed answer is lazy: compute its first frame now, so a failing
+        # storage gets an error status instead of a broken 200.
+        return to_django(pw.prime_response(resp))
 
     return [path("api/v1/write", write), path("api/v1/read", read)]

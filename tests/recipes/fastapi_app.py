@@ -24,6 +24,9 @@ def make_app(storage: Any) -> FastAPI:
     @app.post("/api/v1/read")
     async def read(request: Request) -> Response:
         body = await request.body()
-        return to_starlette(await pw.handle_read_async(body, request.headers, storage))
+        resp = await pw.handle_read_async(body, request.headers, storage)
+        # A streamed answer is lazy: compute its first frame now, so a failing
+        # storage gets an error status instead of a broken 200.
+        return to_starlette(await pw.aprime_response(resp))
 
     return app

@@ -22,6 +22,9 @@ def make_app(storage: Any) -> flask.Flask:
     @app.post("/api/v1/read")
     def read() -> flask.Response:
         body = flask.request.get_data()
-        return to_flask(pw.handle_read(body, flask.request.headers, storage))
+        resp = pw.handle_read(body, flask.request.headers, storage)
+        # A streamed answer is lazy: compute its first frame now, so a failing
+        # storage gets an error status instead of a broken 200.
+        return to_flask(pw.prime_response(resp))
 
     return app
