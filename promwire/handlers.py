@@ -258,7 +258,7 @@ def _decode_write(
     if isinstance(request, v2.Request):
         _check_v2_labels(request, max_labels_per_series, max_label_bytes)
     else:
-        _check_v1_labels(request.timeseries, max_labels_per_series, max_label_bytes)
+        _check_v1_labels(request.timeseries, max_labels_per_series, max_label_bytes, len(raw))
     return request
 
 
@@ -352,16 +352,21 @@ def _describe_v1(series: TimeSeries, index: int) -> str:
     return f"series #{index} ({shown}, {len(series.labels)} labels)"
 
 
-def _check_v1_labels(series: list[TimeSeries], max_labels: int, max_bytes: int) -> None:
+def _check_v1_labels(
+    series: list[TimeSeries], max_labels: int, max_bytes: int, raw_size: int
+) -> None:
     """Refuse (400) a v1 request with too many labels in a series or too long a label.
 
     Exemplar labels are not counted (Prometheus' own storage caps them).
+    ``raw_size`` is the decoded body's size: no string is longer than that.
     """
     if not series:
         return
     if max(map(len, map(_labels_of, series))) > max_labels:
         index, ts = next((i, ts) for i, ts in enumerate(series) if len(ts.labels) > max_labels)
         raise _too_many_labels(_describe_v1(ts, index), len(ts.labels), max_labels)
+    if raw_size <= max_bytes:
+        return
     labels = list(chain.from_iterable(map(_labels_of, series)))
     if not labels:
         return
