@@ -470,3 +470,45 @@ def test_read_limits_under_uvicorn(served: tuple[int, Recorder]) -> None:
             assert sum(sizes[:-1]) < APP_LIMITS["max_bytes_in_frame"]
             chunks += len(sizes)
     assert chunks == 2 * 9  # 1000 samples in 120-sample chunks, per query
+
+
+def test_wsgi_app_passes_every_limit_on() -> None:
+    """The WSGI app takes the same keywords (called directly; its server is tested elsewhere)."""
+    import io
+    from wsgiref.util import setup_testing_defaults
+
+    from promwire.wsgi import RemoteStorageApp as WsgiApp
+
+    store = Recorder()
+    app = WsgiApp(store, max_labels_per_series=2, max_label_bytes=8, max_read_queries=1)
+
+    def call(path: str, data: bytes, content_type: str) -> tuple[str, bytes]:
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": path,
+            "CONTENT_TYPE": content_type,
+            "CONTENT_LENGTH": str(len(data)),
+            "HTTP_CONTENT_ENCODING": "snappy",
+            "wsgi.input": io.BytesIO(data),
+        }
+        setup_testing_defaults(environ)
+        status: list[str] = []
+        out = b"".join(app(environ, lambda s, h: status.append(s)))
+        return status[0], out
+
+    for version in ("v1", "v2"):
+        status, text = call(
+            "/api/v1/write", body(version, [series(0, labels=3)]), CONTENT_TYPES[version]
+        )
+        assert (status, b"(max_labels_per_series)" in text) == ("400 Bad Request", True)
+        status, text = call(
+            "/api/v1/write", body(version, [series(0, value="x" * 9)]), CONTENT_TYPES[version]
+        )
+        assert (status, b"(max_label_bytes)" in text) == ("400 Bad Request", True)
+    status, text = call("/api/v1/read", read_body(2), "application/x-protobuf")
+    assert (status, b"(max_read_queries)" in text) == ("400 Bad Request", True)
+    assert store.calls == []
+    with pytest.raises(ValueError, match="max_bytes_in_frame"):
+        WsgiApp(store, max_bytes_in_frame=0)
+    with pytest.raises(ValueError, match="max_bytes_in_frame"):
+        RemoteStorageApp(store, max_bytes_in_frame=0)
