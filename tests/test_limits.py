@@ -217,7 +217,7 @@ def test_snappy_bomb_is_refused_at_once_without_allocating(backend: str, version
         tracemalloc.stop()
     refused(resp, 400, "declares 2684354560 bytes", f"limit of {DEFAULT_MAX_DECOMPRESSED_SIZE}")
     assert peak < 64 * 1024, peak
-    assert elapsed < 0.1, elapsed
+    assert elapsed < 0.5, elapsed  # inflating 2.7 GB would take seconds
     assert store.calls == []
 
 
