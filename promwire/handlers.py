@@ -132,13 +132,14 @@ DEFAULT_MAX_SERIES = 1_000_000
 #: Most data points (samples + histograms + exemplars) one write request may hold.
 DEFAULT_MAX_SAMPLES = 1_000_000
 #: Most labels one series of a write request may carry. Prometheus has no such
-#: limit; Mimir (30) and VictoriaMetrics (40) refuse far smaller label sets, so
-#: this never refuses a real series while bounding the per-series work of
-#: sorting labels and building keys.
+#: limit; Grafana Mimir's default refuses more than 30, so this never refuses
+#: a real series while bounding the per-series work of sorting labels and
+#: building keys.
 DEFAULT_MAX_LABELS_PER_SERIES = 1000
 #: Longest label name or value of a written series, in UTF-8 bytes. Prometheus
-#: has no such limit; Mimir (2 KiB values) and VictoriaMetrics (4 KiB) are far
-#: stricter, so this only stops strings no storage should have to index.
+#: has no such limit; Grafana Mimir (2048 characters) and VictoriaMetrics
+#: (4 KiB) are far stricter, so this only stops strings no storage should
+#: have to index.
 DEFAULT_MAX_LABEL_BYTES = 64 * 1024
 #: Most queries one read request may hold (each one a storage scan).
 #: Prometheus sends one query per request.
