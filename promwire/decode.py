@@ -36,7 +36,7 @@ from .wire import (
     zigzag_decode,
 )
 
-__all__ = ["cache_info", "clear_caches", "decode", "set_cache_limits"]
+__all__ = ["cache_info", "clear_caches", "decode", "decode_write_request", "set_cache_limits"]
 
 T = TypeVar("T")
 Decoder = Callable[[bytes, int, int], Any]
@@ -416,9 +416,14 @@ def _timeseries(buf: bytes, pos: int, end: int) -> m.TimeSeries:
 _generic_write_request = _make_generic(m.WriteRequest)
 
 
-def _write_request(buf: bytes, pos: int, end: int) -> m.WriteRequest:
-    """Decode a WriteRequest: a loop over ``0a``-tagged TimeSeries records."""
+def _write_request_sized(buf: bytes, pos: int, end: int) -> tuple[m.WriteRequest, int]:
+    """Decode a WriteRequest: a loop over ``0a``-tagged TimeSeries records.
+
+    Also returns the size of the largest TimeSeries record: no label of the
+    request is longer, which lets a receiver skip its label-length check.
+    """
     series: list[m.TimeSeries] = []
+    biggest = 0
     while pos < end and buf[pos] == 0x0A:
         n = buf[pos + 1]
         if n < 0x80:
@@ -431,6 +436,8 @@ def _write_request(buf: bytes, pos: int, end: int) -> m.WriteRequest:
         stop = pos + n
         if stop > end:
             raise DecodeError("WriteRequest.timeseries: length runs past the end")
+        if n > biggest:
+            biggest = n
         # Prometheus sends one sample per series, last, in 18 bytes:
         #   12 10 | 09 <8-byte double> | 10 <6-byte varint timestamp>
         # If the bytes before it are a label block we have seen, that block is
@@ -454,12 +461,16 @@ def _write_request(buf: bytes, pos: int, end: int) -> m.WriteRequest:
         series.append(_timeseries(buf, pos, stop))
         pos = stop
     if pos == end:
-        return m.WriteRequest(series, [])
+        return m.WriteRequest(series, []), biggest
     # Metadata, unknown fields, or series after them: the generic decoder does
     # the rest, and the series decoded so far are kept in front.
     rest: m.WriteRequest = _generic_write_request(buf, pos, end)
     rest.timeseries[:0] = series
-    return rest
+    return rest, max(biggest, end - pos)
+
+
+def _write_request(buf: bytes, pos: int, end: int) -> m.WriteRequest:
+    return _write_request_sized(buf, pos, end)[0]
 
 
 _DECODERS[m.Label] = _label
@@ -472,15 +483,8 @@ _DECODERS[m.WriteRequest] = _write_request
 _GC_PAUSE_THRESHOLD = 64 * 1024
 
 
-def decode(cls: type[T], data: bytes | bytearray | memoryview) -> T:
-    """Decode ``data`` (uncompressed protobuf) as a message of class ``cls``.
-
-    Raises :class:`~promwire.errors.DecodeError` for anything that is not a
-    valid encoding: truncation, over-long varints, lengths past the end, wire
-    types 3/4/6/7, field number 0, invalid UTF-8. Unknown fields are skipped.
-    """
+def _run(fn: Decoder, name: str, data: bytes | bytearray | memoryview) -> Any:
     buf = data if type(data) is bytes else bytes(data)
-    fn = _decoder_for(cls)
     # A large message makes tens of thousands of small objects, none of which
     # can form a reference cycle; letting the cyclic GC scan the heap again and
     # again meanwhile doubles the decode time of a 10,000-series batch. Pause it
@@ -489,10 +493,32 @@ def decode(cls: type[T], data: bytes | bytearray | memoryview) -> T:
     if pause_gc:
         gc.disable()
     try:
-        result: T = fn(buf, 0, len(buf))
+        return fn(buf, 0, len(buf))
     except (IndexError, struct.error):
-        raise DecodeError(f"{cls.__name__}: truncated message") from None
+        raise DecodeError(f"{name}: truncated message") from None
     finally:
         if pause_gc:
             gc.enable()
+
+
+def decode(cls: type[T], data: bytes | bytearray | memoryview) -> T:
+    """Decode ``data`` (uncompressed protobuf) as a message of class ``cls``.
+
+    Raises :class:`~promwire.errors.DecodeError` for anything that is not a
+    valid encoding: truncation, over-long varints, lengths past the end, wire
+    types 3/4/6/7, field number 0 or above 2**29-1, invalid UTF-8. Unknown
+    fields are skipped.
+    """
+    result: T = _run(_decoder_for(cls), cls.__name__, data)
+    return result
+
+
+def decode_write_request(data: bytes | bytearray | memoryview) -> tuple[m.WriteRequest, int]:
+    """``decode(WriteRequest, data)``, plus the byte size of its largest TimeSeries.
+
+    No label name or value of the request is longer than that size, so a
+    receiver enforcing a label-length limit needs to look at labels only
+    when it exceeds the limit.
+    """
+    result: tuple[m.WriteRequest, int] = _run(_write_request_sized, "WriteRequest", data)
     return result

@@ -65,7 +65,7 @@ from itertools import chain
 from typing import Any, TypeVar
 
 from . import snappy, v2
-from .decode import decode
+from .decode import decode, decode_write_request
 from .encode import encode
 from .errors import (
     DecodeError,
@@ -252,14 +252,16 @@ def _decode_write(
     _check_encoding(h.get("content-encoding"))
     _check_body_size(body, max_body_size)
     raw = snappy.decompress(body, max_decompressed_size=max_decompressed_size)
-    request: WriteRequest | v2.Request = (
-        decode(v2.Request, raw) if version == "v2" else decode(WriteRequest, raw)
-    )
+    if version == "v2":
+        request_v2 = decode(v2.Request, raw)
+        _check_write_counts(request_v2, max_series, max_samples)
+        _check_v2_labels(request_v2, max_labels_per_series, max_label_bytes)
+        return request_v2
+    # The decoder also reports the largest series record: labels need a look
+    # only when it is over max_label_bytes.
+    request, biggest_series = decode_write_request(raw)
     _check_write_counts(request, max_series, max_samples)
-    if isinstance(request, v2.Request):
-        _check_v2_labels(request, max_labels_per_series, max_label_bytes)
-    else:
-        _check_v1_labels(request.timeseries, max_labels_per_series, max_label_bytes, len(raw))
+    _check_v1_labels(request.timeseries, max_labels_per_series, max_label_bytes, biggest_series)
     return request
 
 
@@ -359,7 +361,8 @@ def _check_v1_labels(
     """Refuse (400) a v1 request with too many labels in a series or too long a label.
 
     Exemplar labels are not counted (Prometheus' own storage caps them).
-    ``raw_size`` is the decoded body's size: no string is longer than that.
+    ``raw_size`` bounds every label's size (the largest series record, or
+    the decoded body's size): only above the limit are labels measured.
     """
     if not series:
         return
