@@ -94,61 +94,92 @@ def _decoder_for(cls: type[Any]) -> Decoder:
     return fn
 
 
-def _read_scalar(spec: FieldSpec, buf: bytes, pos: int, end: int) -> tuple[Any, int]:
-    """Read one element of a non-message field at ``pos``."""
+Reader = Callable[[bytes, int, int], tuple[Any, int]]
+
+# What a varint becomes, per kind (UINT64 stays as it is).
+_VARINT_CONVERT: dict[Kind, Callable[[int], Any]] = {
+    Kind.INT64: to_int64,
+    Kind.UINT32: lambda v: v & MASK32,
+    Kind.SINT64: zigzag_decode,
+    Kind.SINT32: lambda v: zigzag_decode(v & MASK32),
+    Kind.BOOL: lambda v: v != 0,
+}
+
+
+def _scalar_reader(spec: FieldSpec) -> Reader:
+    """A function reading one element of a non-message field: ``(value, new_pos)``.
+
+    Chosen once per field when a message's decoder is built, so the decode
+    loop makes no decision on the field's kind.
+    """
     kind = spec.kind
+    name = spec.name
     if kind == Kind.DOUBLE:
-        if pos + 8 > end:
-            raise DecodeError(f"{spec.name}: truncated double")
-        return unpack_double(buf, pos)[0], pos + 8
+
+        def read_double(buf: bytes, pos: int, end: int) -> tuple[Any, int]:
+            if pos + 8 > end:
+                raise DecodeError(f"{name}: truncated double")
+            return unpack_double(buf, pos)[0], pos + 8
+
+        return read_double
     if kind == Kind.STRING or kind == Kind.BYTES:
-        n, pos = read_varint(buf, pos)
-        stop = pos + n
-        if stop > end:
-            raise DecodeError(f"{spec.name}: length {n} runs past the end of its message")
-        if kind == Kind.BYTES:
-            return buf[pos:stop], stop
-        try:
-            return buf[pos:stop].decode("utf-8"), stop
-        except UnicodeDecodeError:
-            raise DecodeError(f"{spec.name}: string is not valid UTF-8") from None
-    v, pos = read_varint(buf, pos)
-    if kind == Kind.INT64:
-        return to_int64(v), pos
-    if kind == Kind.UINT64:
-        return v, pos
-    if kind == Kind.UINT32:
-        return v & MASK32, pos
-    if kind == Kind.SINT64:
-        return zigzag_decode(v), pos
-    if kind == Kind.SINT32:
-        return zigzag_decode(v & MASK32), pos
-    if kind == Kind.BOOL:
-        return v != 0, pos
-    # ENUM: int32 on the wire; a number this version does not know stays an int.
-    n32 = to_int32(v)
-    try:
-        return spec.enum(n32), pos
-    except ValueError:
-        return n32, pos
+        text = kind == Kind.STRING
+
+        def read_len(buf: bytes, pos: int, end: int) -> tuple[Any, int]:
+            n, pos = read_varint(buf, pos)
+            stop = pos + n
+            if stop > end:
+                raise DecodeError(f"{name}: length {n} runs past the end of its message")
+            if not text:
+                return buf[pos:stop], stop
+            try:
+                return buf[pos:stop].decode("utf-8"), stop
+            except UnicodeDecodeError:
+                raise DecodeError(f"{name}: string is not valid UTF-8") from None
+
+        return read_len
+    if kind == Kind.ENUM:
+        enum_cls = spec.enum
+
+        def read_enum(buf: bytes, pos: int, end: int) -> tuple[Any, int]:
+            v, pos = read_varint(buf, pos)
+            # int32 on the wire; a number this version does not know stays an int
+            n32 = to_int32(v)
+            try:
+                return enum_cls(n32), pos
+            except ValueError:
+                return n32, pos
+
+        return read_enum
+    conv = _VARINT_CONVERT.get(kind, int)  # UINT64: the varint as it is
+
+    def read_number(buf: bytes, pos: int, end: int) -> tuple[Any, int]:
+        v = buf[pos]
+        if v < 0x80:  # one-byte varint: no loop
+            return conv(v), pos + 1
+        v, pos = read_varint(buf, pos)
+        return conv(v), pos
+
+    return read_number
 
 
 def _make_generic(cls: type[Any]) -> Decoder:
     """Build a decoder for ``cls`` driven by its field table."""
     fields = SCHEMAS[cls]
-    # tag value -> (spec, packed?) ; repeated scalars accept both encodings.
-    by_tag: dict[int, tuple[FieldSpec, bool]] = {}
+    # tag value -> (spec, packed?, reader); repeated scalars accept both encodings.
+    by_tag: dict[int, tuple[FieldSpec, bool, Reader | None]] = {}
     for spec in fields:
-        wt = WIRE_TYPE[spec.kind]
-        by_tag[(spec.number << 3) | wt] = (spec, False)
+        reader = None if spec.kind == Kind.MESSAGE else _scalar_reader(spec)
+        by_tag[(spec.number << 3) | WIRE_TYPE[spec.kind]] = (spec, False, reader)
         if spec.packed:
-            by_tag[(spec.number << 3) | LEN] = (spec, True)
+            by_tag[(spec.number << 3) | LEN] = (spec, True, reader)
     siblings = {
         spec.name: tuple(o.name for o in fields if o.oneof == spec.oneof and o is not spec)
         for spec in fields
         if spec.oneof
     }
     submessage = {spec.name: spec.message for spec in fields if spec.kind == Kind.MESSAGE}
+    where = cls.__name__
 
     def decode_generic(buf: bytes, pos: int, end: int) -> Any:
         kw: dict[str, Any] = {}
@@ -161,15 +192,19 @@ def _make_generic(cls: type[Any]) -> Decoder:
                 t, pos = read_varint(buf, pos)
             entry = by_tag.get(t)
             if entry is None:
-                pos = skip_unknown(buf, pos, end, t, cls.__name__)
+                pos = skip_unknown(buf, pos, end, t, where)
                 continue
-            spec, packed = entry
+            spec, packed, reader = entry
             name = spec.name
-            if spec.kind == Kind.MESSAGE:
-                n, pos = read_varint(buf, pos)
+            if reader is None:  # a sub-message
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = read_varint(buf, pos)
                 stop = pos + n
                 if stop > end:
-                    raise DecodeError(f"{cls.__name__}.{name}: length runs past the end")
+                    raise DecodeError(f"{where}.{name}: length runs past the end")
                 if spec.repeated:
                     value = _decoder_for(submessage[name])(buf, pos, stop)
                     lst = kw.get(name)
@@ -186,15 +221,19 @@ def _make_generic(cls: type[Any]) -> Decoder:
                 n, pos = read_varint(buf, pos)
                 stop = pos + n
                 if stop > end:
-                    raise DecodeError(f"{cls.__name__}.{name}: length runs past the end")
+                    raise DecodeError(f"{where}.{name}: length runs past the end")
                 lst = kw.setdefault(name, [])
+                if spec.kind == Kind.DOUBLE and not n & 7:
+                    # packed doubles: one struct call for the whole record
+                    lst.extend(struct.unpack_from(f"<{n >> 3}d", buf, pos))
+                    pos = stop
                 while pos < stop:
-                    value, pos = _read_scalar(spec, buf, pos, stop)
+                    value, pos = reader(buf, pos, stop)
                     lst.append(value)
                 if pos != stop:
-                    raise DecodeError(f"{cls.__name__}.{name}: packed element runs past its record")
+                    raise DecodeError(f"{where}.{name}: packed element runs past its record")
             else:
-                value, pos = _read_scalar(spec, buf, pos, end)
+                value, pos = reader(buf, pos, end)
                 if spec.repeated:
                     kw.setdefault(name, []).append(value)
                 else:
@@ -203,7 +242,7 @@ def _make_generic(cls: type[Any]) -> Decoder:
                         for other in siblings[name]:
                             kw.pop(other, None)
         if pos != end:
-            raise DecodeError(f"{cls.__name__}: last field runs past the end of the message")
+            raise DecodeError(f"{where}: last field runs past the end of the message")
         for name, ranges in singular_msgs.items():
             sub = _decoder_for(submessage[name])
             if len(ranges) == 1:
@@ -213,7 +252,7 @@ def _make_generic(cls: type[Any]) -> Decoder:
                 kw[name] = sub(joined, 0, len(joined))
         return cls(**kw)
 
-    decode_generic.__name__ = f"decode_{cls.__name__}"
+    decode_generic.__name__ = f"decode_{where}"
     return decode_generic
 
 
@@ -311,6 +350,47 @@ def _label_block(buf: bytes, pos: int, end: int) -> tuple[m.Label, ...]:
     return tuple(out)
 
 
+_generic_exemplar = _make_generic(m.Exemplar)
+
+
+def _exemplar(buf: bytes, pos: int, end: int) -> m.Exemplar:
+    """Decode an Exemplar of the usual shape (labels, then 11 <double>, 18 <varint>).
+
+    Anything else (unknown fields, wide tags, a repeated scalar) is left to
+    the generic decoder, which starts over on the whole message.
+    """
+    start = pos
+    labels: list[m.Label] = []
+    value = 0.0
+    timestamp = 0
+    while pos < end:
+        t = buf[pos]
+        if t == 0x0A:
+            n = buf[pos + 1]
+            if n >= 0x80:
+                return _generic_exemplar(buf, start, end)  # type: ignore[no-any-return]
+            pos += 2
+            stop = pos + n
+            if stop > end:
+                raise DecodeError("Exemplar.labels: length runs past the end")
+            # Looked up but never added: exemplar labels are mostly trace ids,
+            # each seen once, which would only push useful pairs out.
+            label = _pairs.get(buf[pos:stop])
+            labels.append(label if label is not None else _label_uncached(buf, pos, stop))
+            pos = stop
+        elif t == 0x11 and pos + 9 <= end:
+            value = unpack_double(buf, pos + 1)[0]
+            pos += 9
+        elif t == 0x18:
+            u, pos = read_varint(buf, pos + 1)
+            timestamp = u - (1 << 64) if u > INT64_MAX else u
+        else:
+            return _generic_exemplar(buf, start, end)  # type: ignore[no-any-return]
+    if pos != end:
+        raise DecodeError("Exemplar: last field runs past the end of the message")
+    return m.Exemplar(labels, value, timestamp)
+
+
 def _timeseries(buf: bytes, pos: int, end: int) -> m.TimeSeries:
     """Decode a TimeSeries; the label block and plain samples take fast paths."""
     labels: list[m.Label] = []
@@ -400,7 +480,7 @@ def _timeseries(buf: bytes, pos: int, end: int) -> m.TimeSeries:
             elif t == 0x0A:
                 labels.append(_label(buf, pos, stop))
             elif t == 0x1A:
-                exemplars.append(_decoder_for(m.Exemplar)(buf, pos, stop))
+                exemplars.append(_exemplar(buf, pos, stop))
             else:
                 histograms.append(_decoder_for(m.Histogram)(buf, pos, stop))
             pos = stop
@@ -473,7 +553,25 @@ def _write_request(buf: bytes, pos: int, end: int) -> m.WriteRequest:
     return _write_request_sized(buf, pos, end)[0]
 
 
+_generic_span = _make_generic(m.BucketSpan)
+_spans: dict[bytes, m.BucketSpan] = {}
+
+
+def _span(buf: bytes, pos: int, end: int) -> m.BucketSpan:
+    """Decode a BucketSpan through a small cache (spans repeat across histograms)."""
+    key = buf[pos:end]
+    span = _spans.get(key)
+    if span is None:
+        span = _generic_span(buf, pos, end)
+        if len(_spans) >= 10_000:
+            _spans.clear()
+        _spans[key] = span
+    return span
+
+
+_DECODERS[m.BucketSpan] = _span
 _DECODERS[m.Label] = _label
+_DECODERS[m.Exemplar] = _exemplar
 _DECODERS[m.TimeSeries] = _timeseries
 _DECODERS[m.WriteRequest] = _write_request
 

@@ -187,23 +187,52 @@ def _make_generic(cls: type[Any]) -> Encoder:
 # ---------------------------------------------------------------------- the hot paths
 
 _generic_label = _make_generic(m.Label)
-_label_records: dict[m.Label, bytes] = {}
+# name -> value -> the label's whole record. Keyed by the two strings rather
+# than by the Label: a frozen dataclass hashes and compares in Python code,
+# str keys in C (and str caches its hash).
+_label_records: dict[str, dict[str, bytes]] = {}
+_label_records_count = [0]
+_Label = m.Label
 _LABEL_CACHE_LIMIT = 200_000
 _pack_sample = struct.Struct("<Bd").pack  # 09 + double
 
 
 def _label_record(label: m.Label) -> bytes:
     """``0a <len> <Label>``: a label's whole record, cached by value."""
-    rec = _label_records.get(label)
+    if type(label) is not _Label:
+        raise EncodeError(f"labels: expected Label, got {type(label).__name__}")
+    by_value = _label_records.get(label.name)
+    rec = by_value.get(label.value) if by_value is not None else None
     if rec is None:
-        if type(label) is not m.Label:
-            raise EncodeError(f"labels: expected Label, got {type(label).__name__}")
-        body = _generic_label(label)
+        body = _generic_label(label)  # checks that name and value are str
         rec = b"\x0a" + varint(len(body)) + body
-        if len(_label_records) >= _LABEL_CACHE_LIMIT:
+        if _label_records_count[0] >= _LABEL_CACHE_LIMIT:
             _label_records.clear()
-        _label_records[label] = rec
+            _label_records_count[0] = 0
+        _label_records.setdefault(label.name, {})[label.value] = rec
+        _label_records_count[0] += 1
     return rec
+
+
+_generic_exemplar = _make_generic(m.Exemplar)
+
+
+def _exemplar(e: m.Exemplar) -> bytes:
+    if type(e) is not m.Exemplar:
+        raise EncodeError(f"exemplars: cannot encode {type(e).__name__} as Exemplar")
+    v = e.value
+    ts = e.timestamp
+    if type(v) is not float or type(ts) is not int or not INT64_MIN <= ts <= INT64_MAX:
+        return _generic_exemplar(e)  # reports the bad value
+    out = [_label_record(label) for label in e.labels]
+    if not _is_default_double(v):
+        out.append(_pack_exemplar_value(0x11, v))
+    if ts:
+        out.append(b"\x18" + varint(ts & MASK64))
+    return b"".join(out)
+
+
+_pack_exemplar_value = struct.Struct("<Bd").pack  # 11 + double
 
 
 def _sample(s: m.Sample) -> bytes:
@@ -276,13 +305,9 @@ def _sample_records(samples: list[m.Sample], out: list[bytes]) -> None:
 def _timeseries(ts: m.TimeSeries) -> bytes:
     out = [_label_record(label) for label in ts.labels]
     _sample_records(ts.samples, out)
-    if ts.exemplars:
-        ex = _encoder_for(m.Exemplar)
-        for e in ts.exemplars:
-            if type(e) is not m.Exemplar:
-                raise EncodeError(f"exemplars: cannot encode {type(e).__name__} as Exemplar")
-            body = ex(e)
-            out.append(b"\x1a" + varint(len(body)) + body)
+    for e in ts.exemplars:
+        body = _exemplar(e)
+        out.append(b"\x1a" + varint(len(body)) + body)
     if ts.histograms:
         hi = _encoder_for(m.Histogram)
         for h in ts.histograms:
@@ -293,6 +318,7 @@ def _timeseries(ts: m.TimeSeries) -> bytes:
     return b"".join(out)
 
 
+_ENCODERS[m.Exemplar] = _exemplar
 _ENCODERS[m.TimeSeries] = _timeseries
 _ENCODERS[m.Sample] = _sample
 
