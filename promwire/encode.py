@@ -197,8 +197,12 @@ _LABEL_CACHE_LIMIT = 200_000
 _pack_sample = struct.Struct("<Bd").pack  # 09 + double
 
 
-def _label_record(label: m.Label) -> bytes:
-    """``0a <len> <Label>``: a label's whole record, cached by value."""
+def _label_record(label: m.Label, remember: bool = True) -> bytes:
+    """``0a <len> <Label>``: a label's whole record, cached by value.
+
+    ``remember=False`` looks the cache up but does not add to it (exemplar
+    labels: trace ids seen once would only push useful labels out).
+    """
     if type(label) is not _Label:
         raise EncodeError(f"labels: expected Label, got {type(label).__name__}")
     by_value = _label_records.get(label.name)
@@ -206,11 +210,12 @@ def _label_record(label: m.Label) -> bytes:
     if rec is None:
         body = _generic_label(label)  # checks that name and value are str
         rec = b"\x0a" + varint(len(body)) + body
-        if _label_records_count[0] >= _LABEL_CACHE_LIMIT:
-            _label_records.clear()
-            _label_records_count[0] = 0
-        _label_records.setdefault(label.name, {})[label.value] = rec
-        _label_records_count[0] += 1
+        if remember:
+            if _label_records_count[0] >= _LABEL_CACHE_LIMIT:
+                _label_records.clear()
+                _label_records_count[0] = 0
+            _label_records.setdefault(label.name, {})[label.value] = rec
+            _label_records_count[0] += 1
     return rec
 
 
@@ -224,7 +229,7 @@ def _exemplar(e: m.Exemplar) -> bytes:
     ts = e.timestamp
     if type(v) is not float or type(ts) is not int or not INT64_MIN <= ts <= INT64_MAX:
         return _generic_exemplar(e)  # reports the bad value
-    out = [_label_record(label) for label in e.labels]
+    out = [_label_record(label, False) for label in e.labels]
     if not _is_default_double(v):
         out.append(_pack_exemplar_value(0x11, v))
     if ts:
