@@ -64,9 +64,11 @@ def set_cache_limits(*, pairs: int = 200_000, blocks: int = 50_000) -> None:
 
 
 def clear_caches() -> None:
-    """Empty the label caches (a cold start, e.g. for benchmarks)."""
+    """Empty the decoder's caches: labels, spans, metadata (a cold start, e.g. for benchmarks)."""
     _pairs.clear()
     _blocks.clear()
+    _spans.clear()
+    _metadata_fields.clear()
 
 
 def cache_info() -> dict[str, int]:
@@ -569,6 +571,28 @@ def _span(buf: bytes, pos: int, end: int) -> m.BucketSpan:
     return span
 
 
+_generic_metadata = _make_generic(m.MetricMetadata)
+_metadata_fields: dict[bytes, tuple[Any, str, str, str]] = {}
+
+
+def _metadata(buf: bytes, pos: int, end: int) -> m.MetricMetadata:
+    """Decode a MetricMetadata; Prometheus resends the same ones every interval.
+
+    The cache holds field values, not objects (MetricMetadata is mutable):
+    a hit builds a fresh object without decoding.
+    """
+    key = buf[pos:end]
+    fields = _metadata_fields.get(key)
+    if fields is None:
+        md: m.MetricMetadata = _generic_metadata(buf, pos, end)
+        if len(_metadata_fields) >= 10_000:
+            _metadata_fields.clear()
+        _metadata_fields[key] = (md.type, md.metric_family_name, md.help, md.unit)
+        return md
+    return m.MetricMetadata(*fields)
+
+
+_DECODERS[m.MetricMetadata] = _metadata
 _DECODERS[m.BucketSpan] = _span
 _DECODERS[m.Label] = _label
 _DECODERS[m.Exemplar] = _exemplar

@@ -323,6 +323,28 @@ def _timeseries(ts: m.TimeSeries) -> bytes:
     return b"".join(out)
 
 
+_generic_metadata = _make_generic(m.MetricMetadata)
+_metadata_bodies: dict[tuple[Any, str, str, str], bytes] = {}
+
+
+def _metadata(md: m.MetricMetadata) -> bytes:
+    """Encode a MetricMetadata, cached by its four values (they repeat every interval)."""
+    if type(md) is not m.MetricMetadata:
+        raise EncodeError(f"metadata: cannot encode {type(md).__name__} as MetricMetadata")
+    t = md.type
+    if type(t) is not int and type(t) is not m.MetricType:  # no bool/float look-alikes
+        return _generic_metadata(md)
+    key = (t, md.metric_family_name, md.help, md.unit)
+    body = _metadata_bodies.get(key)
+    if body is None:
+        body = _generic_metadata(md)
+        if len(_metadata_bodies) >= 10_000:
+            _metadata_bodies.clear()
+        _metadata_bodies[key] = body
+    return body
+
+
+_ENCODERS[m.MetricMetadata] = _metadata
 _ENCODERS[m.Exemplar] = _exemplar
 _ENCODERS[m.TimeSeries] = _timeseries
 _ENCODERS[m.Sample] = _sample
