@@ -50,34 +50,43 @@ def _is_default_double(v: float) -> bool:
     return v == 0.0 and math.copysign(1.0, v) > 0
 
 
-def _scalar_varint(spec: FieldSpec, v: Any) -> int:
-    """The unsigned varint value carrying ``v`` for a varint kind (range-checked)."""
-    kind = spec.kind
-    if kind == Kind.BOOL:
-        if not isinstance(v, bool):
-            raise EncodeError(f"{spec.name}: expected bool, got {type(v).__name__}")
-        return int(v)
-    if not isinstance(v, int) or isinstance(v, bool):
-        raise EncodeError(f"{spec.name}: expected int, got {type(v).__name__}")
-    if kind == Kind.INT64:
-        lo, hi = INT64_MIN, INT64_MAX
-    elif kind == Kind.UINT64:
-        lo, hi = 0, MASK64
-    elif kind == Kind.UINT32:
-        lo, hi = 0, MASK32
-    elif kind == Kind.SINT64:
-        if not INT64_MIN <= v <= INT64_MAX:
-            raise EncodeError(f"{spec.name}: {v} out of range for sint64")
-        return zigzag_encode(v)
-    elif kind == Kind.SINT32:
-        if not INT32_MIN <= v <= INT32_MAX:
-            raise EncodeError(f"{spec.name}: {v} out of range for sint32")
-        return zigzag_encode(v)
-    else:  # ENUM: int32
-        lo, hi = INT32_MIN, INT32_MAX
-    if not lo <= v <= hi:
-        raise EncodeError(f"{spec.name}: {v} out of range for {kind.name.lower()}")
-    return v & MASK64
+_RANGES: dict[Kind, tuple[int, int, bool]] = {
+    # kind: (lowest, highest, zigzag?)
+    Kind.INT64: (INT64_MIN, INT64_MAX, False),
+    Kind.UINT64: (0, MASK64, False),
+    Kind.UINT32: (0, MASK32, False),
+    Kind.SINT64: (INT64_MIN, INT64_MAX, True),
+    Kind.SINT32: (INT32_MIN, INT32_MAX, True),
+    Kind.ENUM: (INT32_MIN, INT32_MAX, False),  # int32: negatives take 10 bytes
+}
+
+
+def _varint_value(spec: FieldSpec) -> Callable[[Any], int]:
+    """A function giving the unsigned varint value that carries a field's value.
+
+    Chosen once per field; it checks the type and range, so a wrong value is an
+    :class:`EncodeError`, never wrong bytes.
+    """
+    name = spec.name
+    if spec.kind == Kind.BOOL:
+
+        def bool_value(v: Any) -> int:
+            if type(v) is not bool:
+                raise EncodeError(f"{name}: expected bool, got {type(v).__name__}")
+            return int(v)
+
+        return bool_value
+    lo, hi, zigzag = _RANGES[spec.kind]
+    kind_name = spec.kind.name.lower()
+
+    def int_value(v: Any) -> int:
+        if type(v) is not int and (not isinstance(v, int) or isinstance(v, bool)):
+            raise EncodeError(f"{name}: expected int, got {type(v).__name__}")
+        if not lo <= v <= hi:
+            raise EncodeError(f"{name}: {v} out of range for {kind_name}")
+        return zigzag_encode(v) if zigzag else v & MASK64
+
+    return int_value
 
 
 def _double(spec: FieldSpec, v: Any) -> bytes:
@@ -118,66 +127,121 @@ def _check_type(cls: type[Any], spec: FieldSpec, v: Any) -> None:
         )
 
 
+Writer = Callable[[Any, list[bytes]], None]
+
+
+def _field_writer(cls: type[Any], spec: FieldSpec) -> Writer:
+    """A function appending a field's records to ``out`` (nothing for a default).
+
+    Chosen once per field when a message's encoder is built, so encoding makes
+    no decision on the field's kind.
+    """
+    key = tag(spec.number, LEN if spec.packed else WIRE_TYPE[spec.kind])
+    kind = spec.kind
+    sub_cls = spec.message
+    where = f"{cls.__name__}.{spec.name}"
+
+    if kind == Kind.MESSAGE and spec.repeated:
+
+        def write_messages(v: Any, out: list[bytes]) -> None:
+            sub = _encoder_for(sub_cls)
+            for item in v:
+                if type(item) is not sub_cls:
+                    _check_type(cls, spec, item)
+                body = sub(item)
+                out.append(key + varint(len(body)) + body)
+
+        return write_messages
+    if kind == Kind.MESSAGE:
+
+        def write_message(v: Any, out: list[bytes]) -> None:
+            if v is None:
+                return
+            if type(v) is not sub_cls:
+                _check_type(cls, spec, v)
+            body = _encoder_for(sub_cls)(v)
+            out.append(key + varint(len(body)) + body)
+
+        return write_message
+    if kind == Kind.STRING or kind == Kind.BYTES:
+
+        def write_len(v: Any, out: list[bytes]) -> None:
+            for item in v if spec.repeated else (v,):
+                body = _len_payload(spec, item)
+                if body or spec.oneof or spec.repeated:
+                    out.append(key + varint(len(body)) + body)
+
+        return write_len
+    if kind == Kind.DOUBLE and spec.repeated:
+
+        def write_doubles(v: Any, out: list[bytes]) -> None:
+            for x in v:
+                if type(x) is not float:
+                    _double(spec, x)  # refuses what is not a number
+            body = struct.pack(f"<{len(v)}d", *v)
+            out.append(key + varint(len(body)) + body)
+
+        return write_doubles
+    if kind == Kind.DOUBLE:
+        oneof = spec.oneof is not None
+
+        def write_double(v: Any, out: list[bytes]) -> None:
+            if oneof or not _is_default_double(v):
+                out.append(key + _double(spec, v))
+
+        return write_double
+    value_of = _varint_value(spec)
+    if spec.repeated:
+
+        def write_varints(v: Any, out: list[bytes]) -> None:
+            body = b"".join([varint(value_of(x)) for x in v])
+            out.append(key + varint(len(body)) + body)
+
+        return write_varints
+    oneof = spec.oneof is not None
+
+    def write_varint(v: Any, out: list[bytes]) -> None:
+        u = value_of(v)
+        if u or oneof:
+            out.append(key + varint(u))
+
+    write_varint.__name__ = f"write_{where}"
+    return write_varint
+
+
 def _make_generic(cls: type[Any]) -> Encoder:
     """Build an encoder for ``cls`` driven by its field table."""
-    plan = [
-        (spec, tag(spec.number, LEN if spec.packed else WIRE_TYPE[spec.kind]))
+    plan: list[tuple[str, bool, bool, Writer]] = [
+        # (name, repeated, may be None, writer)
+        (
+            spec.name,
+            spec.repeated,
+            bool(spec.oneof) or spec.kind == Kind.MESSAGE,
+            _field_writer(cls, spec),
+        )
         for spec in SCHEMAS[cls]
     ]
     oneof_groups: dict[str, list[str]] = {}
     for spec in SCHEMAS[cls]:
         if spec.oneof:
             oneof_groups.setdefault(spec.oneof, []).append(spec.name)
+    groups = list(oneof_groups.items())
 
     def encode_generic(msg: Any) -> bytes:
-        for group, names in oneof_groups.items():
+        for group, names in groups:
             if sum(getattr(msg, n) is not None for n in names) > 1:
                 raise EncodeError(f"{cls.__name__}: more than one member of oneof {group!r} set")
         out: list[bytes] = []
-        for spec, key in plan:
-            v = getattr(msg, spec.name)
-            kind = spec.kind
-            if spec.repeated:
-                if not v:
-                    continue
-                if kind == Kind.MESSAGE:
-                    sub = _encoder_for(spec.message)
-                    for item in v:
-                        if type(item) is not spec.message:
-                            _check_type(cls, spec, item)
-                        body = sub(item)
-                        out.append(key + varint(len(body)) + body)
-                elif kind == Kind.STRING or kind == Kind.BYTES:
-                    for item in v:
-                        body = _len_payload(spec, item)
-                        out.append(key + varint(len(body)) + body)
-                else:
-                    if kind == Kind.DOUBLE:
-                        body = b"".join(_double(spec, x) for x in v)
-                    else:
-                        body = b"".join(varint(_scalar_varint(spec, x)) for x in v)
-                    out.append(key + varint(len(body)) + body)
-                continue
-            if v is None:
-                if spec.oneof or kind == Kind.MESSAGE:
-                    continue
-                raise EncodeError(f"{cls.__name__}.{spec.name}: None is not a value")
-            if kind == Kind.MESSAGE:
-                if type(v) is not spec.message:
-                    _check_type(cls, spec, v)
-                body = _encoder_for(spec.message)(v)
-                out.append(key + varint(len(body)) + body)
-            elif kind == Kind.DOUBLE:
-                if spec.oneof or not _is_default_double(v):
-                    out.append(key + _double(spec, v))
-            elif kind == Kind.STRING or kind == Kind.BYTES:
-                body = _len_payload(spec, v)
-                if body or spec.oneof:
-                    out.append(key + varint(len(body)) + body)
+        for name, repeated, optional, write in plan:
+            v = getattr(msg, name)
+            if repeated:
+                if v:
+                    write(v, out)
+            elif v is None:
+                if not optional:
+                    raise EncodeError(f"{cls.__name__}.{name}: None is not a value")
             else:
-                u = _scalar_varint(spec, v)
-                if u or spec.oneof:
-                    out.append(key + varint(u))
+                write(v, out)
         return b"".join(out)
 
     encode_generic.__name__ = f"encode_{cls.__name__}"
@@ -208,7 +272,16 @@ def _label_record(label: m.Label, remember: bool = True) -> bytes:
     by_value = _label_records.get(label.name)
     rec = by_value.get(label.value) if by_value is not None else None
     if rec is None:
-        body = _generic_label(label)  # checks that name and value are str
+        name = label.name
+        value = label.value
+        if type(name) is str and type(value) is str and name.isascii() and value.isascii():
+            nb = name.encode()
+            vb = value.encode()
+            body = (b"\x0a" + varint(len(nb)) + nb if nb else b"") + (
+                b"\x12" + varint(len(vb)) + vb if vb else b""
+            )
+        else:
+            body = _generic_label(label)  # checks types, encodes (or refuses) non-ASCII
         rec = b"\x0a" + varint(len(body)) + body
         if remember:
             if _label_records_count[0] >= _LABEL_CACHE_LIMIT:
