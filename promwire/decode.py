@@ -282,6 +282,8 @@ def _varint_pairs() -> list[int]:
 _SAMPLE18 = struct.Struct("<3xdx3H")
 _unpack_sample18 = _SAMPLE18.unpack_from
 _iter_samples18 = _SAMPLE18.iter_unpack
+# A 6-byte varint timestamp alone (the sample of value 0: 12 07 | 10 <varint>).
+_unpack_ts6 = struct.Struct("<3H").unpack_from
 # A run of two or more such records, continuation bits checked (in C) by the pattern.
 _SAMPLE18_RUN = re.compile(rb"(?:\x12\x10\x09.{8}\x10[\x80-\xff]{5}[\x00-\x7f]){2,}", re.S).match
 
@@ -452,6 +454,13 @@ def _timeseries(buf: bytes, pos: int, end: int) -> m.TimeSeries:
                         )
                         pos = run.end()
                         continue
+                if n == 7 and buf[pos] == 0x10:
+                    a, b, c = _unpack_ts6(buf, pos + 1)
+                    if (a & b & 0x8080) == 0x8080 and (c & 0x8080) == 0x0080:
+                        t14 = _pair_table or _varint_pairs()
+                        samples.append(Sample(0.0, t14[a] | t14[b] << 14 | t14[c] << 28))
+                        pos = stop
+                        continue
                 if n == 16 and buf[pos] == 0x09 and buf[pos + 9] == 0x10:
                     v, a, b, c = _unpack_sample18(buf, pos - 2)
                     if (a & b & 0x8080) == 0x8080 and (c & 0x8080) == 0x0080:
@@ -536,6 +545,22 @@ def _write_request_sized(buf: bytes, pos: int, end: int) -> tuple[m.WriteRequest
                     series.append(
                         TimeSeries(
                             list(block), [Sample(v, t14[a] | t14[b] << 14 | t14[c] << 28)], [], []
+                        )
+                    )
+                    pos = stop
+                    continue
+        # The same for a sample whose value is 0 (left out on the wire):
+        #   12 07 | 10 <6-byte varint timestamp>
+        s0 = stop - 9
+        if s0 > pos and buf[s0] == 0x12 and buf[s0 + 1] == 0x07 and buf[s0 + 2] == 0x10:
+            block = _blocks.get(buf[pos:s0])
+            if block is not None:
+                a, b, c = _unpack_ts6(buf, s0 + 3)
+                if (a & b & 0x8080) == 0x8080 and (c & 0x8080) == 0x0080:
+                    t14 = _pair_table or _varint_pairs()
+                    series.append(
+                        TimeSeries(
+                            list(block), [Sample(0.0, t14[a] | t14[b] << 14 | t14[c] << 28)], [], []
                         )
                     )
                     pos = stop
