@@ -30,22 +30,12 @@ import asyncio
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
+from ._app import AppBase
 from .handlers import (
-    DEFAULT_MAX_BODY_SIZE,
-    DEFAULT_MAX_BYTES_IN_FRAME,
-    DEFAULT_MAX_DECOMPRESSED_SIZE,
-    DEFAULT_MAX_LABEL_BYTES,
-    DEFAULT_MAX_LABELS_PER_SERIES,
-    DEFAULT_MAX_READ_QUERIES,
-    DEFAULT_MAX_READ_SAMPLES,
-    DEFAULT_MAX_SAMPLES,
-    DEFAULT_MAX_SERIES,
     Response,
     aprime_response,
     handle_read_async,
     handle_write_async,
-    refused_write_headers,
-    text_response,
 )
 from .storage import RequestContext
 
@@ -69,7 +59,7 @@ class _Disconnected(Exception):
     pass
 
 
-class RemoteStorageApp:
+class RemoteStorageApp(AppBase):
     """ASGI 3 application for a :class:`~promwire.storage.RemoteStorage` or
     :class:`~promwire.storage.AsyncRemoteStorage`.
 
@@ -81,37 +71,6 @@ class RemoteStorageApp:
     (read); see :mod:`promwire.handlers` for defaults and answers. Set
     ``read_path`` or ``write_path`` to ``None`` to disable that endpoint.
     """
-
-    def __init__(
-        self,
-        storage: Any,
-        write_path: str | None = "/api/v1/write",
-        read_path: str | None = "/api/v1/read",
-        *,
-        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
-        max_series: int = DEFAULT_MAX_SERIES,
-        max_samples: int = DEFAULT_MAX_SAMPLES,
-        max_labels_per_series: int = DEFAULT_MAX_LABELS_PER_SERIES,
-        max_label_bytes: int = DEFAULT_MAX_LABEL_BYTES,
-        max_read_queries: int = DEFAULT_MAX_READ_QUERIES,
-        max_read_samples: int = DEFAULT_MAX_READ_SAMPLES,
-        max_bytes_in_frame: int = DEFAULT_MAX_BYTES_IN_FRAME,
-    ) -> None:
-        if max_bytes_in_frame <= 0:
-            raise ValueError("max_bytes_in_frame must be > 0")
-        self.storage = storage
-        self.write_path = write_path
-        self.read_path = read_path
-        self.max_body_size = max_body_size
-        self.max_decompressed_size = max_decompressed_size
-        self.max_series = max_series
-        self.max_samples = max_samples
-        self.max_labels_per_series = max_labels_per_series
-        self.max_label_bytes = max_label_bytes
-        self.max_read_queries = max_read_queries
-        self.max_read_samples = max_read_samples
-        self.max_bytes_in_frame = max_bytes_in_frame
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -127,21 +86,14 @@ class RemoteStorageApp:
 
     async def _respond(self, scope: Scope, receive: Receive) -> Response:
         path = _route_path(scope)
-        if path not in (self.write_path, self.read_path):
-            return text_response(404, f"not found: {path}")
-        if scope.get("method") != "POST":
-            return text_response(
-                405, f"method {scope.get('method')} not allowed: use POST", [("Allow", "POST")]
-            )
+        early = self.route(path, str(scope.get("method")))
+        if early is not None:
+            return early
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             body = await _read_body(receive, headers, self.max_body_size)
         except _BodyTooLarge:
-            return text_response(
-                413,
-                f"request body is over the limit of {self.max_body_size} bytes",
-                refused_write_headers(headers) if path == self.write_path else (),
-            )
+            return self.too_large(path, headers)
         client = scope.get("client")
         ctx = RequestContext(
             headers=headers,
@@ -156,23 +108,14 @@ class RemoteStorageApp:
                 headers,
                 self.storage,
                 ctx,
-                max_body_size=self.max_body_size,
-                max_decompressed_size=self.max_decompressed_size,
-                max_series=self.max_series,
-                max_samples=self.max_samples,
-                max_labels_per_series=self.max_labels_per_series,
-                max_label_bytes=self.max_label_bytes,
+                **self.write_limits,
             )
         response = await handle_read_async(
             body,
             headers,
             self.storage,
             ctx,
-            max_body_size=self.max_body_size,
-            max_decompressed_size=self.max_decompressed_size,
-            max_read_queries=self.max_read_queries,
-            max_read_samples=self.max_read_samples,
-            max_bytes_in_frame=self.max_bytes_in_frame,
+            **self.read_limits,
         )
         # A streamed read's body is lazy: compute its first frame before the
         # status goes out, so a storage failure up to there is an error status.

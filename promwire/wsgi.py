@@ -22,22 +22,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import IO, Any
 
+from ._app import AppBase
 from .handlers import (
-    DEFAULT_MAX_BODY_SIZE,
-    DEFAULT_MAX_BYTES_IN_FRAME,
-    DEFAULT_MAX_DECOMPRESSED_SIZE,
-    DEFAULT_MAX_LABEL_BYTES,
-    DEFAULT_MAX_LABELS_PER_SERIES,
-    DEFAULT_MAX_READ_QUERIES,
-    DEFAULT_MAX_READ_SAMPLES,
-    DEFAULT_MAX_SAMPLES,
-    DEFAULT_MAX_SERIES,
     Response,
     handle_read,
     handle_write,
     prime_response,
-    refused_write_headers,
-    text_response,
 )
 from .storage import RequestContext
 
@@ -65,43 +55,12 @@ class _BodyTooLarge(Exception):
     pass
 
 
-class RemoteStorageApp:
+class RemoteStorageApp(AppBase):
     """WSGI application for a synchronous :class:`~promwire.storage.RemoteStorage`.
 
     Keyword limits are those of the handlers (see :mod:`promwire.handlers`);
     set ``read_path`` or ``write_path`` to ``None`` to disable that endpoint.
     """
-
-    def __init__(
-        self,
-        storage: Any,
-        write_path: str | None = "/api/v1/write",
-        read_path: str | None = "/api/v1/read",
-        *,
-        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
-        max_series: int = DEFAULT_MAX_SERIES,
-        max_samples: int = DEFAULT_MAX_SAMPLES,
-        max_labels_per_series: int = DEFAULT_MAX_LABELS_PER_SERIES,
-        max_label_bytes: int = DEFAULT_MAX_LABEL_BYTES,
-        max_read_queries: int = DEFAULT_MAX_READ_QUERIES,
-        max_read_samples: int = DEFAULT_MAX_READ_SAMPLES,
-        max_bytes_in_frame: int = DEFAULT_MAX_BYTES_IN_FRAME,
-    ) -> None:
-        if max_bytes_in_frame <= 0:
-            raise ValueError("max_bytes_in_frame must be > 0")
-        self.storage = storage
-        self.write_path = write_path
-        self.read_path = read_path
-        self.max_body_size = max_body_size
-        self.max_decompressed_size = max_decompressed_size
-        self.max_series = max_series
-        self.max_samples = max_samples
-        self.max_labels_per_series = max_labels_per_series
-        self.max_label_bytes = max_label_bytes
-        self.max_read_queries = max_read_queries
-        self.max_read_samples = max_read_samples
-        self.max_bytes_in_frame = max_bytes_in_frame
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         response = self._respond(environ)
@@ -122,20 +81,15 @@ class RemoteStorageApp:
 
     def _respond(self, environ: dict[str, Any]) -> Response:
         path = environ.get("PATH_INFO", "") or "/"
-        if path not in (self.write_path, self.read_path):
-            return text_response(404, f"not found: {path}")
         method = environ.get("REQUEST_METHOD", "")
-        if method != "POST":
-            return text_response(405, f"method {method} not allowed: use POST", [("Allow", "POST")])
+        early = self.route(path, method)
+        if early is not None:
+            return early
         headers = _headers(environ)
         try:
             body = _read_body(environ, self.max_body_size)
         except _BodyTooLarge:
-            return text_response(
-                413,
-                f"request body is over the limit of {self.max_body_size} bytes",
-                refused_write_headers(headers) if path == self.write_path else (),
-            )
+            return self.too_large(path, headers)
         addr = environ.get("REMOTE_ADDR")
         ctx = RequestContext(
             headers=headers,
@@ -150,23 +104,14 @@ class RemoteStorageApp:
                 headers,
                 self.storage,
                 ctx,
-                max_body_size=self.max_body_size,
-                max_decompressed_size=self.max_decompressed_size,
-                max_series=self.max_series,
-                max_samples=self.max_samples,
-                max_labels_per_series=self.max_labels_per_series,
-                max_label_bytes=self.max_label_bytes,
+                **self.write_limits,
             )
         response = handle_read(
             body,
             headers,
             self.storage,
             ctx,
-            max_body_size=self.max_body_size,
-            max_decompressed_size=self.max_decompressed_size,
-            max_read_queries=self.max_read_queries,
-            max_read_samples=self.max_read_samples,
-            max_bytes_in_frame=self.max_bytes_in_frame,
+            **self.read_limits,
         )
         # A streamed read's body is lazy: compute its first frame before the
         # status goes out, so a storage failure up to there is an error status.
