@@ -371,16 +371,17 @@ def test_async_handlers_run_sync_storage_in_a_worker_thread() -> None:
 
 
 def test_async_handlers_decode_big_bodies_off_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    import promwire.handlers as handlers
+    # handle_write_async looks _decode_write up in the module that defines it.
+    import promwire.handlers.write as write_path
 
     threads: list[tuple[int, int]] = []
-    real = handlers._decode_write
+    real = write_path._decode_write
 
     def spy(body: bytes, *args: Any, **kwargs: Any) -> Any:
         threads.append((len(body), threading.get_ident()))
         return real(body, *args, **kwargs)
 
-    monkeypatch.setattr(handlers, "_decode_write", spy)
+    monkeypatch.setattr(write_path, "_decode_write", spy)
     rnd = random.Random(5)
     big = write_body(
         *(series("m", (i, rnd.random()), id=f"{rnd.getrandbits(64):x}") for i in range(3000))
