@@ -5,7 +5,8 @@ Two kinds of decoder sit behind it:
 
 * a generic one that walks a message's field table (all messages; cold paths);
 * hand-written hot paths for what dominates remote-write traffic: ``TimeSeries``
-  (its label block and its samples) and ``Label``. They produce exactly what the
+  (its label block and its samples), ``Label``, ``Exemplar`` and ``Histogram``
+  (fields in number order). They produce exactly what the
   generic decoder produces (the tests hold them to it) and fall back to it for
   anything unusual.
 
@@ -493,7 +494,7 @@ def _timeseries(buf: bytes, pos: int, end: int) -> m.TimeSeries:
             elif t == 0x1A:
                 exemplars.append(_exemplar(buf, pos, stop))
             else:
-                histograms.append(_decoder_for(m.Histogram)(buf, pos, stop))
+                histograms.append(_histogram(buf, pos, stop))
             pos = stop
         else:
             if t >= 0x80:
@@ -596,6 +597,233 @@ def _span(buf: bytes, pos: int, end: int) -> m.BucketSpan:
     return span
 
 
+_generic_histogram = _make_generic(m.Histogram)
+Histogram = m.Histogram
+# zigzag of every one-byte varint: packed sint64 deltas are mostly one byte each
+_ZIGZAG7 = [zigzag_decode(b) for b in range(0x80)]
+_RESET_HINTS: dict[int, m.ResetHint] = {int(h): h for h in m.ResetHint}
+_unpack_from = struct.unpack_from
+
+
+def _packed_sint64(buf: bytes, pos: int, stop: int) -> list[int] | None:
+    """The zigzag varints filling ``[pos, stop)``, or None if the last one overruns."""
+    chunk = buf[pos:stop]
+    if chunk.isascii():  # every byte < 0x80: one varint per byte
+        zz = _ZIGZAG7
+        return [zz[b] for b in chunk]
+    out = []
+    while pos < stop:
+        u = buf[pos]
+        if u < 0x80:
+            pos += 1
+        else:
+            u, pos = read_varint(buf, pos)
+        out.append((u >> 1) ^ -(u & 1))
+    return out if pos == stop else None
+
+
+def _histogram(buf: bytes, pos: int, end: int) -> m.Histogram:
+    """Decode a Histogram whose fields come in field-number order, each at most once.
+
+    That is how every protobuf encoder writes one. The fields are read in one
+    pass down the field table: each step consumes its field if the next tag is
+    that field's and moves on. Whatever is left at the end (unknown fields,
+    fields out of order or repeated, unpacked repeated scalars, a field that
+    runs past the end) sends the whole message to the generic decoder, which
+    starts over and gives the answer or the error. The only repeated
+    sub-message fields, the spans, may come several times in a row.
+    """
+    start = pos
+    count_int: int | None = None
+    count_float: float | None = None
+    zero_count_int: int | None = None
+    zero_count_float: float | None = None
+    sum_ = zero_threshold = 0.0
+    schema = timestamp = 0
+    reset_hint: m.ResetHint | int = _RESET_HINTS[0]
+    negative_spans: list[m.BucketSpan] = []
+    positive_spans: list[m.BucketSpan] = []
+    negative_deltas: list[int] = []
+    positive_deltas: list[int] = []
+    negative_counts: list[float] = []
+    positive_counts: list[float] = []
+    custom_values: list[float] = []
+    # t is the tag byte at pos, 0 (no field's tag) at the end
+    t = buf[pos] if pos < end else 0
+    if t == 0x08:  # 1 count_int, uint64
+        u = buf[pos + 1]
+        if u < 0x80:
+            pos += 2
+        else:
+            u, pos = read_varint(buf, pos + 1)
+        count_int = u
+        t = buf[pos] if pos < end else 0
+    if t == 0x11 and pos + 9 <= end:  # 2 count_float; the oneof's last member wins
+        count_float = unpack_double(buf, pos + 1)[0]
+        count_int = None
+        pos += 9
+        t = buf[pos] if pos < end else 0
+    if t == 0x19 and pos + 9 <= end:  # 3 sum
+        sum_ = unpack_double(buf, pos + 1)[0]
+        pos += 9
+        t = buf[pos] if pos < end else 0
+    if t == 0x20:  # 4 schema, sint32: zigzag of the low 32 bits
+        u = buf[pos + 1]
+        if u < 0x80:
+            pos += 2
+            schema = _ZIGZAG7[u]
+        else:
+            u, pos = read_varint(buf, pos + 1)
+            schema = zigzag_decode(u & MASK32)
+        t = buf[pos] if pos < end else 0
+    if t == 0x29 and pos + 9 <= end:  # 5 zero_threshold
+        zero_threshold = unpack_double(buf, pos + 1)[0]
+        pos += 9
+        t = buf[pos] if pos < end else 0
+    if t == 0x30:  # 6 zero_count_int, uint64
+        u = buf[pos + 1]
+        if u < 0x80:
+            pos += 2
+        else:
+            u, pos = read_varint(buf, pos + 1)
+        zero_count_int = u
+        t = buf[pos] if pos < end else 0
+    if t == 0x39 and pos + 9 <= end:  # 7 zero_count_float
+        zero_count_float = unpack_double(buf, pos + 1)[0]
+        zero_count_int = None
+        pos += 9
+        t = buf[pos] if pos < end else 0
+    while t == 0x42:  # 8 negative_spans
+        n = buf[pos + 1]
+        if n < 0x80:
+            pos += 2
+        else:
+            n, pos = read_varint(buf, pos + 1)
+        stop = pos + n
+        if stop > end:
+            return _generic_histogram(buf, start, end)  # type: ignore[no-any-return]
+        negative_spans.append(_span(buf, pos, stop))
+        pos = stop
+        t = buf[pos] if pos < end else 0
+    if t == 0x4A:  # 9 negative_deltas, packed sint64
+        n = buf[pos + 1]
+        if n < 0x80:
+            pos += 2
+        else:
+            n, pos = read_varint(buf, pos + 1)
+        stop = pos + n
+        deltas = _packed_sint64(buf, pos, stop) if stop <= end else None
+        if deltas is None:
+            return _generic_histogram(buf, start, end)  # type: ignore[no-any-return]
+        negative_deltas = deltas
+        pos = stop
+        t = buf[pos] if pos < end else 0
+    if t == 0x52:  # 10 negative_counts, packed double
+        n = buf[pos + 1]
+        if n < 0x80:
+            pos += 2
+        else:
+            n, pos = read_varint(buf, pos + 1)
+        if n & 7 or pos + n > end:
+            return _generic_histogram(buf, start, end)  # type: ignore[no-any-return]
+        negative_counts = list(_unpack_from(f"<{n >> 3}d", buf, pos))
+        pos += n
+        t = buf[pos] if pos < end else 0
+    while t == 0x5A:  # 11 positive_spans
+        n = buf[pos + 1]
+        if n < 0x80:
+            pos += 2
+        else:
+            n, pos = read_varint(buf, pos + 1)
+        stop = pos + n
+        if stop > end:
+            return _generic_histogram(buf, start, end)  # type: ignore[no-any-return]
+        positive_spans.append(_span(buf, pos, stop))
+        pos = stop
+        t = buf[pos] if pos < end else 0
+    if t == 0x62:  # 12 positive_deltas, packed sint64
+        n = buf[pos + 1]
+        if n < 0x80:
+            pos += 2
+        else:
+            n, pos = read_varint(buf, pos + 1)
+        stop = pos + n
+        deltas = _packed_sint64(buf, pos, stop) if stop <= end else None
+        if deltas is None:
+            return _generic_histogram(buf, start, end)  # type: ignore[no-any-return]
+        positive_deltas = deltas
+        pos = stop
+        t = buf[pos] if pos < end else 0
+    if t == 0x6A:  # 13 positive_counts, packed double
+        n = buf[pos + 1]
+        if n < 0x80:
+            pos += 2
+        else:
+            n, pos = read_varint(buf, pos + 1)
+        if n & 7 or pos + n > end:
+            return _generic_histogram(buf, start, end)  # type: ignore[no-any-return]
+        positive_counts = list(_unpack_from(f"<{n >> 3}d", buf, pos))
+        pos += n
+        t = buf[pos] if pos < end else 0
+    if t == 0x70:  # 14 reset_hint, enum: int32 on the wire, unknown numbers stay ints
+        u = buf[pos + 1]
+        if u < 0x80:
+            pos += 2
+        else:
+            u, pos = read_varint(buf, pos + 1)
+        hint = _RESET_HINTS.get(u)
+        if hint is None:
+            n32 = to_int32(u)
+            reset_hint = _RESET_HINTS.get(n32, n32)
+        else:
+            reset_hint = hint
+        t = buf[pos] if pos < end else 0
+    if t == 0x78:  # 15 timestamp, int64
+        if pos + 7 <= end:
+            a, b, c = _unpack_ts6(buf, pos + 1)
+            if (a & b & 0x8080) == 0x8080 and (c & 0x8080) == 0x0080:  # a 6-byte varint
+                t14 = _pair_table or _varint_pairs()
+                timestamp = t14[a] | t14[b] << 14 | t14[c] << 28
+                pos += 7
+            else:
+                u, pos = read_varint(buf, pos + 1)
+                timestamp = u - (1 << 64) if u > INT64_MAX else u
+        else:
+            u, pos = read_varint(buf, pos + 1)
+            timestamp = u - (1 << 64) if u > INT64_MAX else u
+        t = buf[pos] if pos < end else 0
+    if t == 0x82 and pos + 2 < end and buf[pos + 1] == 0x01:  # 16 custom_values, packed double
+        n = buf[pos + 2]
+        if n < 0x80:
+            pos += 3
+        else:
+            n, pos = read_varint(buf, pos + 2)
+        if n & 7 or pos + n > end:
+            return _generic_histogram(buf, start, end)  # type: ignore[no-any-return]
+        custom_values = list(_unpack_from(f"<{n >> 3}d", buf, pos))
+        pos += n
+    if pos != end:
+        return _generic_histogram(buf, start, end)  # type: ignore[no-any-return]
+    return Histogram(
+        count_int,
+        count_float,
+        sum_,
+        schema,
+        zero_threshold,
+        zero_count_int,
+        zero_count_float,
+        negative_spans,
+        negative_deltas,
+        negative_counts,
+        positive_spans,
+        positive_deltas,
+        positive_counts,
+        reset_hint,
+        timestamp,
+        custom_values,
+    )
+
+
 _generic_metadata = _make_generic(m.MetricMetadata)
 _metadata_fields: dict[bytes, tuple[Any, str, str, str]] = {}
 
@@ -619,6 +847,7 @@ def _metadata(buf: bytes, pos: int, end: int) -> m.MetricMetadata:
 
 _DECODERS[m.MetricMetadata] = _metadata
 _DECODERS[m.BucketSpan] = _span
+_DECODERS[m.Histogram] = _histogram
 _DECODERS[m.Label] = _label
 _DECODERS[m.Exemplar] = _exemplar
 _DECODERS[m.TimeSeries] = _timeseries

@@ -8,16 +8,20 @@ what upb gives for the same bytes, whatever the cache state.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import promwire as p
-from promwire.decode import clear_caches, set_cache_limits
-from promwire.testing import canonical, prometheus_write_requests
-from tests.oracle import ORACLE, from_oracle
+from promwire.decode import _DECODERS, _make_generic, clear_caches, set_cache_limits
+from promwire.errors import DecodeError
+from promwire.schema import SCHEMAS
+from promwire.testing import canonical, histograms, mutations, prometheus_write_requests
+from promwire.wire import varint
+from tests.oracle import ORACLE, from_oracle, to_oracle
 
 NOW = 1795582338992
 
@@ -84,3 +88,125 @@ def test_tiny_caches_keep_results_exact(small_caches: None, fixtures_dir: Path) 
     set_cache_limits(pairs=3, blocks=2)
     for raw in _captures(fixtures_dir) * 2:
         assert canonical(p.decode(p.WriteRequest, raw)) == canonical(_upb(raw))
+
+
+# ---------------------------------------------------------------- native histograms
+
+_generic_histogram = _make_generic(p.Histogram)
+_ONEOFS = {"count_int", "count_float", "zero_count_int", "zero_count_float"}
+
+
+def _same_histogram(got: p.Histogram, raw: bytes) -> None:
+    """``got`` is what upb and the generic decoder read from ``raw``."""
+    assert canonical(got) == canonical(
+        from_oracle(p.Histogram, ORACLE[p.Histogram].FromString(raw))
+    )
+    generic = _generic_histogram(raw, 0, len(raw))
+    assert canonical(got) == canonical(generic)
+    # canonical() equates enum members with their numbers (so does the oracle
+    # copy): the generic decoder tells whether a member or an int is due
+    assert type(got.reset_hint) is type(generic.reset_hint)
+
+
+def _outcome(fn: Callable[[bytes, int, int], p.Histogram], buf: bytes, end: int) -> object:
+    """What ``fn`` makes of ``buf[:end]``: the histogram (comparable form) or "error"."""
+    try:
+        h = fn(buf, 0, end)
+    except (DecodeError, IndexError):  # IndexError: a read past the buffer (decode() maps it)
+        return "error"
+    return (canonical(h), type(h.reset_hint))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(histograms(), min_size=1, max_size=3))
+def test_histograms_decode_like_upb_cold_warm_and_uncached(hs: list[p.Histogram]) -> None:
+    req = p.WriteRequest([p.TimeSeries([p.Label("__name__", "h")], [], [], hs)])
+    raw = to_oracle(req).SerializeToString()  # bytes laid out by upb
+    want = canonical(_upb(raw))
+    clear_caches()
+    assert canonical(p.decode(p.WriteRequest, raw)) == want  # cold
+    assert canonical(p.decode(p.WriteRequest, raw)) == want  # warm
+    set_cache_limits(pairs=0, blocks=0)
+    try:
+        assert canonical(p.decode(p.WriteRequest, raw)) == want  # no caches
+    finally:
+        set_cache_limits()
+    for h in hs:
+        one = to_oracle(h).SerializeToString()
+        _same_histogram(p.decode(p.Histogram, one), one)
+
+
+def _field_records(h: p.Histogram) -> list[bytes]:
+    """One wire record per field of ``h`` that is written at all (upb's bytes)."""
+    out = []
+    for name in (spec.name for spec in SCHEMAS[p.Histogram]):
+        value = getattr(h, name)
+        if name in _ONEOFS and value is None:
+            continue
+        record = to_oracle(p.Histogram(**{name: value})).SerializeToString()
+        if record:
+            out.append(record)
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(histograms(), st.data())
+def test_histograms_in_any_field_order_or_repeated_decode_like_upb(
+    h: p.Histogram, data: st.DataObject
+) -> None:
+    """Fields out of order, written twice (merge, oneof switching), unknown
+    fields between them: the fast decoder must fall back and agree with upb."""
+    records = _field_records(h)
+    if records:
+        records = data.draw(st.permutations(records))
+        extra = data.draw(st.lists(st.sampled_from(records), max_size=2))
+        for r in extra:
+            records.insert(data.draw(st.integers(0, len(records))), r)
+    if data.draw(st.booleans()):
+        records.insert(data.draw(st.integers(0, len(records))), b"\xa8\x06\x01")  # field 101
+    raw = b"".join(records)
+    _same_histogram(p.decode(p.Histogram, raw), raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\x08\x00\x11" + bytes(8),  # both count members: the double wins
+        b"\x30\x05\x39" + bytes(8) + b"\x30\x06",  # and back to the int
+        b"\x20\x83\x80\x80\x80\x10",  # schema beyond 32 bits: truncated to sint32
+        b"\x20\xff\xff\xff\xff\x0f",  # sint32 minimum
+        b"\x70\x81\x80\x80\x80\x10",  # reset_hint 2**32 + 1 -> int32 1 -> a member
+        b"\x70\x09",  # reset_hint unknown to this version: stays an int
+        b"\x70\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",  # negative enum number
+        b"\x78\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",  # timestamp -1
+        b"\x78\xb0\xcd\x84\xf8\xa0\x34",  # 6-byte timestamp
+        b"\x78\x05",  # short timestamp at the very end of the buffer
+        b"\x48\x03\x48\x04\x4a\x01\x05",  # unpacked deltas, then packed ones
+        b"\x4a\x03\x80\x01\x03\x62\x00",  # a 2-byte delta; an empty packed record
+        b"\x51" + bytes(8) + b"\x52\x08" + bytes(8),  # an unpacked count
+        b"\x6a\x80\x01" + bytes(128),  # 16 counts: a 2-byte length
+        b"\x82\x01\x08" + bytes(8) + b"\x82\x01\x00",  # custom_values written twice
+        b"\x42\x04\x08\x01\x10\x02\x42\x00\x5a\x02\x10\x03",  # several spans
+        b"\x19" + bytes(8) + b"\x19" + b"\xff" * 8,  # a field written twice: the last wins
+        b"\x08\x01\x82\x02\x00",  # unknown field 32 (a two-byte tag that is not 16's)
+    ],
+)
+def test_unusual_histogram_layouts_decode_like_upb(raw: bytes) -> None:
+    _same_histogram(p.decode(p.Histogram, raw), raw)
+    # the same bytes inside a series, followed by more data in the buffer
+    series = p.encode(p.TimeSeries([p.Label("a", "b")], [p.Sample(1.0, NOW)]))
+    body = series + b"\x22" + varint(len(raw)) + raw + b"\x12\x00"
+    request = b"\x0a" + varint(len(body)) + body
+    assert canonical(p.decode(p.WriteRequest, request * 2)) == canonical(_upb(request * 2))
+
+
+@settings(max_examples=150, deadline=None)
+@given(histograms().map(lambda h: to_oracle(h).SerializeToString()).flatmap(mutations))
+def test_damaged_histograms_fail_or_decode_like_the_generic_decoder(raw: bytes) -> None:
+    """Wherever the fast path gives up, the generic decoder has the last word."""
+    fast = _DECODERS[p.Histogram]
+    assert _outcome(fast, raw, len(raw)) == _outcome(_generic_histogram, raw, len(raw))
+    # inside a longer buffer, where a read past the message's end still finds bytes
+    padded = raw + b"\x08\x08\x08"
+    assert _outcome(fast, padded, len(raw)) == _outcome(_generic_histogram, padded, len(raw))
