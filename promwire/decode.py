@@ -566,6 +566,56 @@ def _write_request_sized(buf: bytes, pos: int, end: int) -> tuple[m.WriteRequest
                     )
                     pos = stop
                     continue
+        # A sample and then one exemplar (Prometheus with exemplar storage on):
+        #   <labels> | 12 10 09 <8> 10 <6-byte varint> | 1a <n> <exemplar>
+        # or an exemplar alone (Prometheus 2.42 sends those too). The exemplar
+        # is the last record, so its 1-byte length must reach exactly to the
+        # end of the series. Candidate positions come from bytes.find; a wrong
+        # candidate is harmless: if the bytes before it are a cached label block
+        # (a complete run of Label records) and the records after it check out,
+        # they are the series' records, since records parse one way only.
+        if stop - pos < 20 or (buf[stop - 18] == 0x12 and buf[stop - 17] == 0x10):
+            # too short, or it ends with a sample (above, with a label block not cached)
+            series.append(_timeseries(buf, pos, stop))
+            pos = stop
+            continue
+        s0 = buf.find(b"\x12\x10\x09", pos, stop)
+        if s0 > pos and s0 + 20 <= stop:
+            e0 = s0 + 18
+            # (the length byte: < 0x80, since a longer varint would not end there)
+            if buf[e0] == 0x1A and buf[e0 + 1] == stop - e0 - 2 < 0x80 and buf[s0 + 11] == 0x10:
+                block = _blocks.get(buf[pos:s0])
+                if block is not None:
+                    v, a, b, c = _unpack_sample18(buf, s0)
+                    if (a & b & 0x8080) == 0x8080 and (c & 0x8080) == 0x0080:
+                        t14 = _pair_table or _varint_pairs()
+                        series.append(
+                            TimeSeries(
+                                list(block),
+                                [Sample(v, t14[a] | t14[b] << 14 | t14[c] << 28)],
+                                [_exemplar(buf, e0 + 2, stop)],
+                                [],
+                            )
+                        )
+                        pos = stop
+                        continue
+        elif s0 < 0:
+            # No sample at all: perhaps labels and one exemplar. A few 1a bytes inside
+            # the labels are tried (lengths of 26), then the general decoder.
+            e0 = buf.find(b"\x1a", pos + 1, stop - 1)
+            block = None
+            tries = 3
+            while e0 > 0 and tries:
+                if buf[e0 + 1] == stop - e0 - 2 < 0x80:
+                    block = _blocks.get(buf[pos:e0])
+                    if block is not None:
+                        break
+                e0 = buf.find(b"\x1a", e0 + 1, stop - 1)
+                tries -= 1
+            if block is not None:
+                series.append(TimeSeries(list(block), [], [_exemplar(buf, e0 + 2, stop)], []))
+                pos = stop
+                continue
         series.append(_timeseries(buf, pos, stop))
         pos = stop
     if pos == end:

@@ -47,6 +47,27 @@ def _shapes() -> bytes:
             labels, [p.Sample(1.0, NOW)], [p.Exemplar([p.Label("trace_id", "t")], 1.0, NOW)]
         ),
         p.TimeSeries(labels, [], [], [p.Histogram(count_int=0, zero_count_int=0, timestamp=NOW)]),
+        p.TimeSeries(labels, [], [p.Exemplar([p.Label("trace_id", "t")], 1.0, NOW)]),
+        p.TimeSeries(  # sample + exemplar + histogram: not the sample+exemplar shortcut
+            labels,
+            [p.Sample(1.0, NOW)],
+            [p.Exemplar([p.Label("trace_id", "t")], 1.0, NOW)],
+            [p.Histogram(count_int=1, timestamp=NOW)],
+        ),
+        p.TimeSeries(  # an exemplar of 128 bytes or more: a 2-byte length
+            labels, [p.Sample(1.0, NOW)], [p.Exemplar([p.Label("trace_id", "t" * 130)], 1.0, NOW)]
+        ),
+        p.TimeSeries(labels, [], [p.Exemplar([p.Label("trace_id", "t" * 130)], 1.0, NOW)]),
+        p.TimeSeries(  # labels that hold the bytes the shortcuts search for
+            [p.Label("a", "\x12\x10\x09" + "x" * 13), p.Label("b" * 26, "\x1a" * 26)],
+            [p.Sample(1.0, NOW)],
+            [p.Exemplar([p.Label("trace_id", "\x12\x10\x09")], 1.0, NOW)],
+        ),
+        p.TimeSeries(
+            [p.Label("a", "\x12\x10\x09" + "x" * 13), p.Label("b" * 26, "\x1a" * 26)],
+            [],
+            [p.Exemplar([p.Label("trace_id", "\x1a")], 1.0, NOW)],
+        ),
         p.TimeSeries([p.Label("__name__", "x" * 200)], [p.Sample(3.0, NOW)]),  # 2-byte lengths
         p.TimeSeries([], [p.Sample(3.0, NOW)]),
     ]
@@ -82,6 +103,51 @@ def test_prometheus_shaped_requests_decode_twice_like_upb(req: p.WriteRequest) -
     want = canonical(_upb(raw))
     assert canonical(p.decode(p.WriteRequest, raw)) == want
     assert canonical(p.decode(p.WriteRequest, raw)) == want
+
+
+# Label values made of the bytes the series shortcuts search for (12 10 09, 1a),
+# and lengths of 16 and 26 (which write those bytes as length prefixes).
+_TRICKY = st.sampled_from(["", "\x12\x10\x09", "\x1a", "\x1a" * 26, "y" * 16, "\t" * 16, "z" * 26])
+
+
+@st.composite
+def _exemplar_series(draw: st.DrawFn) -> p.WriteRequest:
+    """Series of a few label sets: a sample and an exemplar, an exemplar alone, and near misses."""
+    value = st.one_of(_TRICKY, st.text(max_size=30))
+    pool = [
+        [p.Label(n, draw(value)) for n in sorted(draw(st.sets(_TRICKY | st.text(), max_size=4)))]
+        for _ in range(draw(st.integers(1, 3)))
+    ]
+    exemplar = st.builds(
+        p.Exemplar,
+        st.lists(st.builds(p.Label, value, value), max_size=2),
+        st.floats(allow_nan=False),
+        st.sampled_from([NOW, 0, -1, 5]),
+    )
+    sample = st.builds(p.Sample, st.floats(allow_nan=False), st.sampled_from([NOW, 0, -1, 5]))
+    series = []
+    for _ in range(draw(st.integers(1, 8))):
+        samples = draw(st.lists(sample, max_size=2))
+        exemplars = draw(st.lists(exemplar, min_size=1, max_size=2))
+        series.append(p.TimeSeries(list(draw(st.sampled_from(pool))), samples, exemplars))
+    return p.WriteRequest(series)
+
+
+@settings(max_examples=80, deadline=None)
+@given(_exemplar_series())
+def test_series_with_exemplars_decode_like_upb_cold_warm_and_uncached(
+    req: p.WriteRequest,
+) -> None:
+    raw = to_oracle(req).SerializeToString()
+    want = canonical(_upb(raw))
+    clear_caches()
+    assert canonical(p.decode(p.WriteRequest, raw)) == want  # cold
+    assert canonical(p.decode(p.WriteRequest, raw)) == want  # warm: shortcuts taken
+    set_cache_limits(pairs=0, blocks=0)
+    try:
+        assert canonical(p.decode(p.WriteRequest, raw)) == want
+    finally:
+        set_cache_limits()
 
 
 def test_tiny_caches_keep_results_exact(small_caches: None, fixtures_dir: Path) -> None:
