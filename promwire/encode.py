@@ -12,7 +12,8 @@ What makes the output identical to protobuf's own serializer:
 * oneof members written whenever they are not ``None``, zero included.
 
 ``Label`` records are cached by value (labels are frozen and repeat across
-series and requests), and ``TimeSeries``/``Sample`` have a hand-written path.
+series and requests), and ``TimeSeries``/``Sample``/``Exemplar``/``Histogram``
+have hand-written paths (checked against the generic encoder by the tests).
 """
 
 from __future__ import annotations
@@ -380,19 +381,144 @@ def _sample_records(samples: list[m.Sample], out: list[bytes]) -> None:
             out.append(b"\x12" + varint(len(body)) + body)
 
 
+_generic_histogram = _make_generic(m.Histogram)
+_generic_span = _make_generic(m.BucketSpan)
+_Histogram = m.Histogram
+_ResetHint = m.ResetHint
+# (offset, length) -> the span's body; spans repeat across histograms and series
+_span_bodies: dict[tuple[int, int], bytes] = {}
+_pack_tagged_double = struct.Struct("<Bd").pack
+
+
+def _span_records(key: bytes, spans: list[m.BucketSpan], out: list[bytes]) -> bool:
+    """Append a ``key <len> <BucketSpan>`` record per span; False if one needs the generic path."""
+    for s in spans:
+        if type(s) is not m.BucketSpan:
+            return False
+        offset = s.offset
+        length = s.length
+        if type(offset) is not int or type(length) is not int:
+            return False
+        body = _span_bodies.get((offset, length))
+        if body is None:
+            body = _generic_span(s)  # checks the ranges
+            if len(_span_bodies) >= 10_000:
+                _span_bodies.clear()
+            _span_bodies[(offset, length)] = body
+        out.append(key + varint(len(body)) + body)
+    return True
+
+
+def _packed_sint64(values: list[int]) -> bytes | None:
+    """The packed zigzag varints of ``values``; None if one is not an int64."""
+    for x in values:
+        if type(x) is not int or not INT64_MIN <= x <= INT64_MAX:
+            return None
+    zz = [(x << 1) ^ (x >> 63) for x in values]  # zigzag
+    if max(zz) < 0x80:  # every delta in -64..63: one byte each
+        return bytes(zz)
+    return b"".join([varint(u) for u in zz])
+
+
+def _packed_doubles(values: list[float]) -> bytes | None:
+    for x in values:
+        if type(x) is not float:
+            return None
+    return struct.pack(f"<{len(values)}d", *values)
+
+
+def _histogram(h: m.Histogram) -> bytes:
+    """Encode a Histogram whose fields hold the plain types (int, float, lists of them).
+
+    Anything else (an int where a float goes, an IntEnum, a value out of range,
+    both members of a oneof) goes to the generic encoder, which encodes it or
+    says what is wrong.
+    """
+    out: list[bytes] = []
+    count_int = h.count_int
+    count_float = h.count_float
+    if count_int is not None:
+        if count_float is not None or type(count_int) is not int or not 0 <= count_int <= MASK64:
+            return _generic_histogram(h)
+        out.append(b"\x08" + varint(count_int))
+    elif count_float is not None:
+        if type(count_float) is not float:
+            return _generic_histogram(h)
+        out.append(_pack_tagged_double(0x11, count_float))
+    v = h.sum
+    if type(v) is not float:
+        return _generic_histogram(h)
+    if v or math.copysign(1.0, v) < 0:  # +0.0 is the default; -0.0 and NaN are written
+        out.append(_pack_tagged_double(0x19, v))
+    schema = h.schema
+    if type(schema) is not int or not INT32_MIN <= schema <= INT32_MAX:
+        return _generic_histogram(h)
+    if schema:
+        out.append(b"\x20" + varint(zigzag_encode(schema)))
+    v = h.zero_threshold
+    if type(v) is not float:
+        return _generic_histogram(h)
+    if v or math.copysign(1.0, v) < 0:
+        out.append(_pack_tagged_double(0x29, v))
+    zero_int = h.zero_count_int
+    zero_float = h.zero_count_float
+    if zero_int is not None:
+        if zero_float is not None or type(zero_int) is not int or not 0 <= zero_int <= MASK64:
+            return _generic_histogram(h)
+        out.append(b"\x30" + varint(zero_int))
+    elif zero_float is not None:
+        if type(zero_float) is not float:
+            return _generic_histogram(h)
+        out.append(_pack_tagged_double(0x39, zero_float))
+    for span_tag, spans, delta_tag, deltas, count_tag, counts in (
+        (b"\x42", h.negative_spans, b"\x4a", h.negative_deltas, b"\x52", h.negative_counts),
+        (b"\x5a", h.positive_spans, b"\x62", h.positive_deltas, b"\x6a", h.positive_counts),
+    ):
+        if spans and not _span_records(span_tag, spans, out):
+            return _generic_histogram(h)
+        if deltas:
+            body = _packed_sint64(deltas)
+            if body is None:
+                return _generic_histogram(h)
+            out.append(delta_tag + varint(len(body)) + body)
+        if counts:
+            body = _packed_doubles(counts)
+            if body is None:
+                return _generic_histogram(h)
+            out.append(count_tag + varint(len(body)) + body)
+    hint = h.reset_hint
+    if type(hint) is _ResetHint:
+        if hint:
+            out.append(b"\x70" + varint(int(hint)))
+    elif type(hint) is int and INT32_MIN <= hint <= INT32_MAX:
+        if hint:
+            out.append(b"\x70" + varint(hint & MASK64))  # negative: 10 bytes, as int32 is
+    else:
+        return _generic_histogram(h)
+    ts = h.timestamp
+    if type(ts) is not int or not INT64_MIN <= ts <= INT64_MAX:
+        return _generic_histogram(h)
+    if ts:
+        out.append(b"\x78" + varint(ts & MASK64))
+    if h.custom_values:
+        body = _packed_doubles(h.custom_values)
+        if body is None:
+            return _generic_histogram(h)
+        out.append(b"\x82\x01" + varint(len(body)) + body)
+    return b"".join(out)
+
+
 def _timeseries(ts: m.TimeSeries) -> bytes:
     out = [_label_record(label) for label in ts.labels]
     _sample_records(ts.samples, out)
     for e in ts.exemplars:
         body = _exemplar(e)
         out.append(b"\x1a" + varint(len(body)) + body)
-    if ts.histograms:
-        hi = _encoder_for(m.Histogram)
-        for h in ts.histograms:
-            if type(h) is not m.Histogram:
-                raise EncodeError(f"histograms: cannot encode {type(h).__name__} as Histogram")
-            body = hi(h)
-            out.append(b"\x22" + varint(len(body)) + body)
+    for h in ts.histograms:
+        if type(h) is not _Histogram:
+            raise EncodeError(f"histograms: cannot encode {type(h).__name__} as Histogram")
+        body = _histogram(h)
+        out.append(b"\x22" + varint(len(body)) + body)
     return b"".join(out)
 
 
@@ -421,6 +547,7 @@ _ENCODERS[m.MetricMetadata] = _metadata
 _ENCODERS[m.Exemplar] = _exemplar
 _ENCODERS[m.TimeSeries] = _timeseries
 _ENCODERS[m.Sample] = _sample
+_ENCODERS[m.Histogram] = _histogram
 
 
 # ------------------------------------------------------------------------ public entry

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 import promwire as p
 from promwire.decode import _DECODERS, _make_generic, clear_caches, set_cache_limits
-from promwire.errors import DecodeError
+from promwire.encode import _make_generic as _make_generic_encoder
+from promwire.errors import DecodeError, EncodeError
 from promwire.schema import SCHEMAS
 from promwire.testing import canonical, histograms, mutations, prometheus_write_requests
 from promwire.wire import varint
@@ -276,3 +277,71 @@ def test_damaged_histograms_fail_or_decode_like_the_generic_decoder(raw: bytes) 
     # inside a longer buffer, where a read past the message's end still finds bytes
     padded = raw + b"\x08\x08\x08"
     assert _outcome(fast, padded, len(raw)) == _outcome(_generic_histogram, padded, len(raw))
+
+
+# ------------------------------------------------------- the histogram encoder's path
+
+_generic_histogram_encoder = _make_generic_encoder(p.Histogram)
+
+
+def _encoded_or_error(fn: Callable[[p.Histogram], bytes], h: p.Histogram) -> object:
+    try:
+        return fn(h)
+    except EncodeError as exc:
+        return f"error: {exc}"
+
+
+@settings(max_examples=100, deadline=None)
+@given(histograms())
+def test_histograms_encode_like_upb(h: p.Histogram) -> None:
+    raw = p.encode(h)
+    assert raw == to_oracle(h).SerializeToString()
+    assert raw == _generic_histogram_encoder(h)
+    series = p.TimeSeries([p.Label("a", "b")], [], [], [h, h])
+    assert p.encode(series) == to_oracle(series).SerializeToString()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"count_int": 1, "count_float": 1.0},  # both members of a oneof
+        {"zero_count_int": 0, "zero_count_float": 0.0},
+        {"count_int": -1},
+        {"count_int": 1 << 64},
+        {"count_int": True},
+        {"count_float": 1},  # an int where a double goes: encoded, by the generic path
+        {"sum": 2},
+        {"sum": None},
+        {"sum": "1"},
+        {"schema": 1 << 31},
+        {"schema": -(1 << 31)},
+        {"schema": True},
+        {"negative_deltas": [1, True]},
+        {"negative_deltas": [1 << 63]},
+        {"negative_deltas": [-(1 << 63), (1 << 63) - 1, 64, -65, 63, -64]},
+        {"positive_counts": [1.0, 2]},
+        {"positive_counts": [1.0, False]},
+        {"custom_values": [1.0, "x"]},
+        {"positive_spans": [p.BucketSpan(1, 2), p.Label("a", "b")]},
+        {"positive_spans": [p.BucketSpan(1 << 31, 2)]},
+        {"negative_spans": [p.BucketSpan(True, 2)]},
+        {"reset_hint": -1},
+        {"reset_hint": 7},
+        {"reset_hint": 1 << 31},
+        {"reset_hint": p.ResetHint.GAUGE},
+        {"reset_hint": 1.0},
+        {"timestamp": -1},
+        {"timestamp": 1 << 63},
+        {"sum": -0.0, "zero_threshold": float("nan")},
+    ],
+)
+def test_unusual_histogram_values_encode_like_the_generic_encoder(
+    changes: dict[str, object],
+) -> None:
+    h = p.Histogram(count_int=3, sum=1.5, schema=-2, negative_deltas=[1, -1])
+    for name, value in changes.items():
+        setattr(h, name, value)
+    got = _encoded_or_error(p.encode, h)
+    assert got == _encoded_or_error(_generic_histogram_encoder, h)
+    if isinstance(got, bytes):
+        assert got == to_oracle(h).SerializeToString()
