@@ -584,7 +584,25 @@ def _write_request_sized(buf: bytes, pos: int, end: int) -> tuple[m.WriteRequest
             e0 = s0 + 18
             # (the length byte: < 0x80, since a longer varint would not end there)
             if buf[e0] == 0x1A and buf[e0 + 1] == stop - e0 - 2 < 0x80 and buf[s0 + 11] == 0x10:
-                block = _blocks.get(buf[pos:s0])
+                key = buf[pos:s0]
+                block = _blocks.get(key)
+                if block is None:
+                    # Not cached (a cold start): the label run is scanned here
+                    # as _timeseries would, and taken if it ends right at s0.
+                    p = pos
+                    while p < s0 and buf[p] == 0x0A:
+                        n = buf[p + 1]
+                        if n < 0x80:
+                            p += 2 + n
+                        else:
+                            n, p = read_varint(buf, p + 1)
+                            p += n
+                    if p == s0:
+                        block = _label_block(buf, pos, s0)
+                        if len(_blocks) >= _limits["blocks"]:
+                            _blocks.clear()
+                        if _limits["blocks"]:
+                            _blocks[key] = block
                 if block is not None:
                     v, a, b, c = _unpack_sample18(buf, s0)
                     if (a & b & 0x8080) == 0x8080 and (c & 0x8080) == 0x0080:
