@@ -690,6 +690,59 @@ def _packed_sint64(buf: bytes, pos: int, stop: int) -> list[int] | None:
     return out if pos == stop else None
 
 
+_Side = tuple[list[m.BucketSpan], list[int], list[float], int, int]
+
+
+def _histogram_side(buf: bytes, pos: int, end: int, t: int, span_tag: int) -> _Side | None:
+    """One side of a Histogram: spans, packed sint64 deltas, packed double counts.
+
+    ``span_tag`` is the spans' tag (``42`` negative, ``5a`` positive); the
+    deltas' and counts' tags follow 8 and 16 above it. ``t`` is the tag byte at
+    ``pos`` (0 at the end). Returns the three lists and the new ``pos`` and
+    ``t``, or ``None`` for a layout the generic decoder must handle.
+    """
+    spans: list[m.BucketSpan] = []
+    deltas: list[int] = []
+    counts: list[float] = []
+    while t == span_tag:
+        n = buf[pos + 1]
+        if n < 0x80:
+            pos += 2
+        else:
+            n, pos = read_varint(buf, pos + 1)
+        stop = pos + n
+        if stop > end:
+            return None
+        spans.append(_span(buf, pos, stop))
+        pos = stop
+        t = buf[pos] if pos < end else 0
+    if t == span_tag + 8:  # deltas, packed sint64
+        n = buf[pos + 1]
+        if n < 0x80:
+            pos += 2
+        else:
+            n, pos = read_varint(buf, pos + 1)
+        stop = pos + n
+        packed = _packed_sint64(buf, pos, stop) if stop <= end else None
+        if packed is None:
+            return None
+        deltas = packed
+        pos = stop
+        t = buf[pos] if pos < end else 0
+    if t == span_tag + 16:  # counts, packed double
+        n = buf[pos + 1]
+        if n < 0x80:
+            pos += 2
+        else:
+            n, pos = read_varint(buf, pos + 1)
+        if n & 7 or pos + n > end:
+            return None
+        counts = list(_unpack_from(f"<{n >> 3}d", buf, pos))
+        pos += n
+        t = buf[pos] if pos < end else 0
+    return spans, deltas, counts, pos, t
+
+
 def _histogram(buf: bytes, pos: int, end: int) -> m.Histogram:
     """Decode a Histogram whose fields come in field-number order, each at most once.
 
@@ -709,12 +762,6 @@ def _histogram(buf: bytes, pos: int, end: int) -> m.Histogram:
     sum_ = zero_threshold = 0.0
     schema = timestamp = 0
     reset_hint: m.ResetHint | int = _RESET_HINTS[0]
-    negative_spans: list[m.BucketSpan] = []
-    positive_spans: list[m.BucketSpan] = []
-    negative_deltas: list[int] = []
-    positive_deltas: list[int] = []
-    negative_counts: list[float] = []
-    positive_counts: list[float] = []
     custom_values: list[float] = []
     # t is the tag byte at pos, 0 (no field's tag) at the end
     t = buf[pos] if pos < end else 0
@@ -761,78 +808,14 @@ def _histogram(buf: bytes, pos: int, end: int) -> m.Histogram:
         zero_count_int = None
         pos += 9
         t = buf[pos] if pos < end else 0
-    while t == 0x42:  # 8 negative_spans
-        n = buf[pos + 1]
-        if n < 0x80:
-            pos += 2
-        else:
-            n, pos = read_varint(buf, pos + 1)
-        stop = pos + n
-        if stop > end:
-            return _generic_histogram(buf, start, end)  # type: ignore[no-any-return]
-        negative_spans.append(_span(buf, pos, stop))
-        pos = stop
-        t = buf[pos] if pos < end else 0
-    if t == 0x4A:  # 9 negative_deltas, packed sint64
-        n = buf[pos + 1]
-        if n < 0x80:
-            pos += 2
-        else:
-            n, pos = read_varint(buf, pos + 1)
-        stop = pos + n
-        deltas = _packed_sint64(buf, pos, stop) if stop <= end else None
-        if deltas is None:
-            return _generic_histogram(buf, start, end)  # type: ignore[no-any-return]
-        negative_deltas = deltas
-        pos = stop
-        t = buf[pos] if pos < end else 0
-    if t == 0x52:  # 10 negative_counts, packed double
-        n = buf[pos + 1]
-        if n < 0x80:
-            pos += 2
-        else:
-            n, pos = read_varint(buf, pos + 1)
-        if n & 7 or pos + n > end:
-            return _generic_histogram(buf, start, end)  # type: ignore[no-any-return]
-        negative_counts = list(_unpack_from(f"<{n >> 3}d", buf, pos))
-        pos += n
-        t = buf[pos] if pos < end else 0
-    while t == 0x5A:  # 11 positive_spans
-        n = buf[pos + 1]
-        if n < 0x80:
-            pos += 2
-        else:
-            n, pos = read_varint(buf, pos + 1)
-        stop = pos + n
-        if stop > end:
-            return _generic_histogram(buf, start, end)  # type: ignore[no-any-return]
-        positive_spans.append(_span(buf, pos, stop))
-        pos = stop
-        t = buf[pos] if pos < end else 0
-    if t == 0x62:  # 12 positive_deltas, packed sint64
-        n = buf[pos + 1]
-        if n < 0x80:
-            pos += 2
-        else:
-            n, pos = read_varint(buf, pos + 1)
-        stop = pos + n
-        deltas = _packed_sint64(buf, pos, stop) if stop <= end else None
-        if deltas is None:
-            return _generic_histogram(buf, start, end)  # type: ignore[no-any-return]
-        positive_deltas = deltas
-        pos = stop
-        t = buf[pos] if pos < end else 0
-    if t == 0x6A:  # 13 positive_counts, packed double
-        n = buf[pos + 1]
-        if n < 0x80:
-            pos += 2
-        else:
-            n, pos = read_varint(buf, pos + 1)
-        if n & 7 or pos + n > end:
-            return _generic_histogram(buf, start, end)  # type: ignore[no-any-return]
-        positive_counts = list(_unpack_from(f"<{n >> 3}d", buf, pos))
-        pos += n
-        t = buf[pos] if pos < end else 0
+    side = _histogram_side(buf, pos, end, t, 0x42)  # 8-10: negative side
+    if side is None:
+        return _generic_histogram(buf, start, end)  # type: ignore[no-any-return]
+    negative_spans, negative_deltas, negative_counts, pos, t = side
+    side = _histogram_side(buf, pos, end, t, 0x5A)  # 11-13: positive side
+    if side is None:
+        return _generic_histogram(buf, start, end)  # type: ignore[no-any-return]
+    positive_spans, positive_deltas, positive_counts, pos, t = side
     if t == 0x70:  # 14 reset_hint, enum: int32 on the wire, unknown numbers stay ints
         u = buf[pos + 1]
         if u < 0x80:
