@@ -175,15 +175,21 @@ CORTEX_FIELDS: list[Field] = [
 ]
 
 
-def _file(
+def file_descriptor(
     package: str,
     messages: dict[str, list[Field]],
     enums: dict[str, list[tuple[str, int]]],
     *,
     unpacked: bool = False,
+    reserved: dict[str, list[tuple[int, int]]] | None = None,
+    filename: str | None = None,
 ) -> descriptor_pb2.FileDescriptorProto:
+    """A proto3 file descriptor: messages (fields, oneofs, nested enums, reserved ranges).
+
+    ``unpacked`` declares repeated numeric fields ``[packed = false]``.
+    """
     fd = descriptor_pb2.FileDescriptorProto(
-        name=f"{package.replace('.', '/')}.proto", package=package, syntax="proto3"
+        name=filename or f"{package.replace('.', '/')}.proto", package=package, syntax="proto3"
     )
     for msg_name, fields in messages.items():
         mp = fd.message_type.add(name=msg_name)
@@ -200,6 +206,8 @@ def _file(
                 f.oneof_index = oneofs.index(oneof)
             if unpacked and label == REP and ftype not in (T_MSG, T_STRING, T_BYTES):
                 f.options.packed = False
+        for start, end in (reserved or {}).get(msg_name, []):
+            mp.reserved_range.add(start=start, end=end)
         for enum_name, values in enums.items():
             owner, _, short = enum_name.partition(".")
             if owner == msg_name:
@@ -209,22 +217,24 @@ def _file(
     return fd
 
 
-def _build(fd: descriptor_pb2.FileDescriptorProto) -> dict[str, Any]:
+def build_classes(fd: descriptor_pb2.FileDescriptorProto) -> dict[str, Any]:
+    """upb message classes of every message in ``fd``, by name (a private pool each)."""
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fd)
+    find = pool.FindMessageTypeByName
     return {
-        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{fd.package}.{name}"))
-        for name in MESSAGES
+        mp.name: message_factory.GetMessageClass(find(f"{fd.package}.{mp.name}"))
+        for mp in fd.message_type
     }
 
 
 #: Oracle classes by proto message name.
-CLASSES = _build(_file("prometheus", MESSAGES, ENUMS))
+CLASSES = build_classes(file_descriptor("prometheus", MESSAGES, ENUMS))
 #: Same messages, repeated numeric fields declared ``[packed = false]``.
-UNPACKED = _build(_file("prometheus_unpacked", MESSAGES, ENUMS, unpacked=True))
+UNPACKED = build_classes(file_descriptor("prometheus_unpacked", MESSAGES, ENUMS, unpacked=True))
 #: WriteRequest as Cortex declares it (extra fields 2 and 1000).
-CORTEX = _build(
-    _file(
+CORTEX = build_classes(
+    file_descriptor(
         "cortexpb",
         {**MESSAGES, "WriteRequest": MESSAGES["WriteRequest"] + CORTEX_FIELDS},
         {**ENUMS, **CORTEX_ENUMS},

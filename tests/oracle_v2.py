@@ -15,30 +15,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
 from promwire.v2 import messages as v2
-from tests.oracle import fill
+from tests.oracle import (
+    OPT,
+    REP,
+    T_DOUBLE,
+    T_ENUM,
+    T_INT64,
+    T_MSG,
+    T_SINT32,
+    T_SINT64,
+    T_STRING,
+    T_UINT32,
+    T_UINT64,
+    Field,
+    build_classes,
+    file_descriptor,
+    fill,
+)
 from tests.oracle import from_oracle as _from_oracle
 
-FDP = descriptor_pb2.FieldDescriptorProto
 PACKAGE = "io.prometheus.write.v2"
-
-T_INT64 = FDP.TYPE_INT64
-T_UINT64 = FDP.TYPE_UINT64
-T_UINT32 = FDP.TYPE_UINT32
-T_SINT32 = FDP.TYPE_SINT32
-T_SINT64 = FDP.TYPE_SINT64
-T_ENUM = FDP.TYPE_ENUM
-T_DOUBLE = FDP.TYPE_DOUBLE
-T_STRING = FDP.TYPE_STRING
-T_MSG = FDP.TYPE_MESSAGE
-
-OPT = "optional"
-REP = "repeated"
-
-# (name, number, type, label, type_name or None, oneof or None)
-Field = tuple[str, int, int, str, str | None, str | None]
+FILENAME = "io/prometheus/write/v2/types.proto"
 
 ENUMS: dict[str, list[tuple[str, int]]] = {
     "Metadata.MetricType": [
@@ -115,52 +113,14 @@ MESSAGES: dict[str, list[Field]] = {
 RESERVED: dict[str, list[tuple[int, int]]] = {"Request": [(1, 4)], "TimeSeries": [(6, 7)]}
 
 
-def _file(
-    package: str, messages: dict[str, list[Field]], reserved: dict[str, list[tuple[int, int]]]
-) -> descriptor_pb2.FileDescriptorProto:
-    fd = descriptor_pb2.FileDescriptorProto(
-        name=f"{package.replace('.', '/')}/types.proto", package=package, syntax="proto3"
-    )
-    for msg_name, fields in messages.items():
-        mp = fd.message_type.add(name=msg_name)
-        oneofs: list[str] = []
-        for name, number, ftype, label, type_name, oneof in fields:
-            f = mp.field.add(name=name, number=number, type=ftype)  # type: ignore[arg-type]
-            f.label = FDP.LABEL_REPEATED if label == REP else FDP.LABEL_OPTIONAL
-            if type_name is not None:
-                f.type_name = f".{package}.{type_name}"
-            if oneof is not None:
-                if oneof not in oneofs:
-                    oneofs.append(oneof)
-                    mp.oneof_decl.add(name=oneof)
-                f.oneof_index = oneofs.index(oneof)
-        for start, end in reserved.get(msg_name, []):
-            mp.reserved_range.add(start=start, end=end)
-        for enum_name, values in ENUMS.items():
-            owner, _, short = enum_name.partition(".")
-            if owner == msg_name:
-                ep = mp.enum_type.add(name=short)
-                for vname, vnum in values:
-                    ep.value.add(name=vname, number=vnum)
-    return fd
-
-
-def _build(fd: descriptor_pb2.FileDescriptorProto) -> dict[str, Any]:
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(fd)
-    find = pool.FindMessageTypeByName
-    return {
-        mp.name: message_factory.GetMessageClass(find(f"{fd.package}.{mp.name}"))
-        for mp in fd.message_type
-    }
-
-
 #: Oracle classes of the current v2 schema, by message name.
-CLASSES = _build(_file(PACKAGE, MESSAGES, RESERVED))
+CLASSES = build_classes(
+    file_descriptor(PACKAGE, MESSAGES, ENUMS, reserved=RESERVED, filename=FILENAME)
+)
 
 #: The schema of Prometheus v2.54-v3.8: TimeSeries had ``int64 created_timestamp = 6``.
-LEGACY = _build(
-    _file(
+LEGACY = build_classes(
+    file_descriptor(
         "legacy." + PACKAGE,
         {
             **MESSAGES,
@@ -169,7 +129,7 @@ LEGACY = _build(
                 ("created_timestamp", 6, T_INT64, OPT, None, None),
             ],
         },
-        {},
+        ENUMS,
     )
 )
 
