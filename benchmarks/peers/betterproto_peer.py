@@ -15,6 +15,8 @@ from typing import Any, List, Tuple
 import betterproto
 import cramjam
 
+from . import plain
+
 NAME = "betterproto"
 _decompress = cramjam.snappy.decompress_raw
 _compress = cramjam.snappy.compress_raw
@@ -167,47 +169,16 @@ def walk(req: WriteRequest) -> int:
     return n
 
 
-def _labels(labels: List[Label]) -> Tuple[Tuple[str, str], ...]:
-    return tuple((lb.name, lb.value) for lb in labels)
+def _oneofs(h: Any) -> tuple[Any, Any, Any, Any]:
+    return (
+        *_oneof(h, "count", "count_int", "count_float"),
+        *_oneof(h, "zero_count", "zero_count_int", "zero_count_float"),
+    )
 
 
-def content(req: WriteRequest) -> Tuple[Any, Any]:
-    series = []
-    for ts in req.timeseries:
-        hists = []
-        for h in ts.histograms:
-            ci, cf = _oneof(h, "count", "count_int", "count_float")
-            zi, zf = _oneof(h, "zero_count", "zero_count_int", "zero_count_float")
-            hists.append(
-                (
-                    ci,
-                    cf,
-                    h.sum,
-                    h.schema,
-                    h.zero_threshold,
-                    zi,
-                    zf,
-                    tuple((s.offset, s.length) for s in h.negative_spans),
-                    tuple(h.negative_deltas),
-                    tuple(h.negative_counts),
-                    tuple((s.offset, s.length) for s in h.positive_spans),
-                    tuple(h.positive_deltas),
-                    tuple(h.positive_counts),
-                    int(h.reset_hint),
-                    h.timestamp,
-                    tuple(h.custom_values),
-                )
-            )
-        series.append(
-            (
-                _labels(ts.labels),
-                tuple((s.value, s.timestamp) for s in ts.samples),
-                tuple((_labels(e.labels), e.value, e.timestamp) for e in ts.exemplars),
-                tuple(hists),
-            )
-        )
-    meta = tuple((int(m.type), m.metric_family_name, m.help, m.unit) for m in req.metadata)
-    return tuple(series), meta
+def content(req: Any) -> tuple[Any, Any]:
+    """The plain content (see :mod:`benchmarks.workloads`) of a decoded WriteRequest."""
+    return plain.content(req, _oneofs)
 
 
 def _histogram(h: Tuple[Any, ...]) -> Histogram:

@@ -18,6 +18,8 @@ from promwire import (
 )
 from promwire.decode import clear_caches
 
+from . import plain
+
 NAME = "promwire"
 
 __all__ = ["NAME", "build", "clear_caches", "content", "decode", "encode", "version", "walk"]
@@ -83,45 +85,9 @@ def _walk_histogram(h: Histogram) -> None:
     _ = list(h.custom_values)
 
 
-def _labels(labels: list[Label]) -> tuple[tuple[str, str], ...]:
-    return tuple((lb.name, lb.value) for lb in labels)
-
-
-def content(req: WriteRequest) -> tuple[Any, Any]:
+def content(req: Any) -> tuple[Any, Any]:
     """The plain content (see :mod:`benchmarks.workloads`) of a decoded WriteRequest."""
-    series = []
-    for ts in req.timeseries:
-        hists = tuple(
-            (
-                h.count_int,
-                h.count_float,
-                h.sum,
-                h.schema,
-                h.zero_threshold,
-                h.zero_count_int,
-                h.zero_count_float,
-                tuple((s.offset, s.length) for s in h.negative_spans),
-                tuple(h.negative_deltas),
-                tuple(h.negative_counts),
-                tuple((s.offset, s.length) for s in h.positive_spans),
-                tuple(h.positive_deltas),
-                tuple(h.positive_counts),
-                int(h.reset_hint),
-                h.timestamp,
-                tuple(h.custom_values),
-            )
-            for h in ts.histograms
-        )
-        series.append(
-            (
-                _labels(ts.labels),
-                tuple((s.value, s.timestamp) for s in ts.samples),
-                tuple((_labels(e.labels), e.value, e.timestamp) for e in ts.exemplars),
-                hists,
-            )
-        )
-    meta = tuple((int(m.type), m.metric_family_name, m.help, m.unit) for m in req.metadata)
-    return tuple(series), meta
+    return plain.content(req)
 
 
 def _histogram(h: tuple[Any, ...]) -> Histogram:

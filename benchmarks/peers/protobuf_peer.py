@@ -18,6 +18,8 @@ import cramjam
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.internal import api_implementation
 
+from . import plain
+
 F = descriptor_pb2.FieldDescriptorProto
 
 _T = {
@@ -366,48 +368,16 @@ def _oneof(h: Any, group: str, int_name: str, float_name: str) -> tuple[Any, Any
     )
 
 
-def _labels(labels: Any) -> tuple[tuple[str, str], ...]:
-    return tuple((lb.name, lb.value) for lb in labels)
+def _oneofs(h: Any) -> tuple[Any, Any, Any, Any]:
+    return (
+        *_oneof(h, "count", "count_int", "count_float"),
+        *_oneof(h, "zero_count", "zero_count_int", "zero_count_float"),
+    )
 
 
 def content(req: Any) -> tuple[Any, Any]:
     """The plain content (see :mod:`benchmarks.workloads`) of a decoded WriteRequest."""
-    series = []
-    for ts in req.timeseries:
-        hists = []
-        for h in ts.histograms:
-            ci, cf = _oneof(h, "count", "count_int", "count_float")
-            zi, zf = _oneof(h, "zero_count", "zero_count_int", "zero_count_float")
-            hists.append(
-                (
-                    ci,
-                    cf,
-                    h.sum,
-                    h.schema,
-                    h.zero_threshold,
-                    zi,
-                    zf,
-                    tuple((s.offset, s.length) for s in h.negative_spans),
-                    tuple(h.negative_deltas),
-                    tuple(h.negative_counts),
-                    tuple((s.offset, s.length) for s in h.positive_spans),
-                    tuple(h.positive_deltas),
-                    tuple(h.positive_counts),
-                    h.reset_hint,
-                    h.timestamp,
-                    tuple(h.custom_values),
-                )
-            )
-        series.append(
-            (
-                _labels(ts.labels),
-                tuple((s.value, s.timestamp) for s in ts.samples),
-                tuple((_labels(e.labels), e.value, e.timestamp) for e in ts.exemplars),
-                tuple(hists),
-            )
-        )
-    meta = tuple((m.type, m.metric_family_name, m.help, m.unit) for m in req.metadata)
-    return tuple(series), meta
+    return plain.content(req, _oneofs)
 
 
 def build(plain: tuple[Any, Any]) -> Any:

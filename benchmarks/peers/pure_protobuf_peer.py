@@ -20,6 +20,8 @@ from pure_protobuf.annotations import Field, ZigZagInt, double, uint
 from pure_protobuf.message import BaseMessage
 from pure_protobuf.one_of import OneOf
 
+from . import plain
+
 NAME = "pure-protobuf"
 _decompress = cramjam.snappy.decompress_raw
 _compress = cramjam.snappy.compress_raw
@@ -174,44 +176,9 @@ def walk(req: WriteRequest) -> int:
     return n
 
 
-def _labels(labels: List[Label]) -> Tuple[Tuple[str, str], ...]:
-    return tuple((lb.name, lb.value) for lb in labels)
-
-
-def content(req: WriteRequest) -> Tuple[Any, Any]:
-    series = []
-    for ts in req.timeseries:
-        hists = tuple(
-            (
-                h.count_int,
-                h.count_float,
-                h.sum,
-                h.schema,
-                h.zero_threshold,
-                h.zero_count_int,
-                h.zero_count_float,
-                tuple((s.offset, s.length) for s in h.negative_spans),
-                tuple(h.negative_deltas),
-                tuple(h.negative_counts),
-                tuple((s.offset, s.length) for s in h.positive_spans),
-                tuple(h.positive_deltas),
-                tuple(h.positive_counts),
-                int(h.reset_hint),
-                h.timestamp,
-                tuple(h.custom_values),
-            )
-            for h in ts.histograms
-        )
-        series.append(
-            (
-                _labels(ts.labels),
-                tuple((s.value, s.timestamp) for s in ts.samples),
-                tuple((_labels(e.labels), e.value, e.timestamp) for e in ts.exemplars),
-                hists,
-            )
-        )
-    meta = tuple((int(m.type), m.metric_family_name, m.help, m.unit) for m in req.metadata)
-    return tuple(series), meta
+def content(req: Any) -> tuple[Any, Any]:
+    """The plain content (see :mod:`benchmarks.workloads`) of a decoded WriteRequest."""
+    return plain.content(req)
 
 
 def _histogram(h: Tuple[Any, ...]) -> Histogram:
