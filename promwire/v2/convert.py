@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import enum
 from operator import attrgetter
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .. import messages as v1
 from ..errors import DecodeError
+from ..schema import SCHEMAS, Kind
 from . import messages as v2
 from .symbols import SymbolTable, series_error
 
@@ -50,49 +51,31 @@ def _enum(value: enum.IntEnum | int, target: type[E]) -> E | int:
 _by_name = attrgetter("name")
 
 
+def _histogram_fields(h: v1.Histogram | v2.Histogram, reset_hint: type[E]) -> dict[str, Any]:
+    """Fields 1-16, which v1 and v2 histograms share, as keyword arguments.
+
+    Taken from v1's field table, so a field added there is carried too; lists
+    are copied, ``reset_hint`` crosses to the other package's enum by number.
+    """
+    kw: dict[str, Any] = {}
+    for spec in SCHEMAS[v1.Histogram]:
+        value = getattr(h, spec.name)
+        if spec.repeated:
+            value = list(value)
+        elif spec.kind == Kind.ENUM:
+            value = _enum(value, reset_hint)
+        kw[spec.name] = value
+    return kw
+
+
 def histogram_to_v1(h: v2.Histogram) -> v1.Histogram:
     """The v1 histogram with the same content (``start_timestamp`` is dropped)."""
-    return v1.Histogram(
-        count_int=h.count_int,
-        count_float=h.count_float,
-        sum=h.sum,
-        schema=h.schema,
-        zero_threshold=h.zero_threshold,
-        zero_count_int=h.zero_count_int,
-        zero_count_float=h.zero_count_float,
-        negative_spans=list(h.negative_spans),
-        negative_deltas=list(h.negative_deltas),
-        negative_counts=list(h.negative_counts),
-        positive_spans=list(h.positive_spans),
-        positive_deltas=list(h.positive_deltas),
-        positive_counts=list(h.positive_counts),
-        reset_hint=_enum(h.reset_hint, v1.ResetHint),
-        timestamp=h.timestamp,
-        custom_values=list(h.custom_values),
-    )
+    return v1.Histogram(**_histogram_fields(h, v1.ResetHint))
 
 
 def histogram_to_v2(h: v1.Histogram, *, start_timestamp: int = 0) -> v2.Histogram:
     """The v2 histogram with the same content (``start_timestamp`` unset unless given)."""
-    return v2.Histogram(
-        count_int=h.count_int,
-        count_float=h.count_float,
-        sum=h.sum,
-        schema=h.schema,
-        zero_threshold=h.zero_threshold,
-        zero_count_int=h.zero_count_int,
-        zero_count_float=h.zero_count_float,
-        negative_spans=list(h.negative_spans),
-        negative_deltas=list(h.negative_deltas),
-        negative_counts=list(h.negative_counts),
-        positive_spans=list(h.positive_spans),
-        positive_deltas=list(h.positive_deltas),
-        positive_counts=list(h.positive_counts),
-        reset_hint=_enum(h.reset_hint, v2.ResetHint),
-        timestamp=h.timestamp,
-        custom_values=list(h.custom_values),
-        start_timestamp=start_timestamp,
-    )
+    return v2.Histogram(**_histogram_fields(h, v2.ResetHint), start_timestamp=start_timestamp)
 
 
 def to_v1(
