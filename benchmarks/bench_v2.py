@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 
 from promwire import Label, Sample, TimeSeries, WriteRequest, decode, encode, v2
-from promwire.decode import clear_caches
+from promwire.codec.decoder import clear_caches
 
 T0 = 1_700_000_000_000
 

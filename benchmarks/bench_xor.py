@@ -2,7 +2,7 @@
 
     python3 benchmarks/bench_xor.py [--samples N] [--repeat R]
 
-Prints decode and encode samples/s for promwire.xor and for the bit-by-bit
+Prints decode and encode samples/s for promwire.chunks.xor and for the bit-by-bit
 reference below (the textbook Gorilla codec, one bit per step, written from
 PROTOCOL.md section 5), on fixed-seed workloads of 120-sample chunks, plus
 CRC-32C MB/s for the pure-Python implementation and google_crc32c.
@@ -256,7 +256,7 @@ WORKLOADS = {
 
 
 def bench_workload(name: str, n: int, ref_n: int, repeat: int) -> None:
-    from promwire.xor import decode_xor, encode_xor, floats_to_bits
+    from promwire.chunks.xor import decode_xor, encode_xor, floats_to_bits
 
     per = 120
     ts, vs = workload(n, **WORKLOADS[name])  # type: ignore[arg-type]
@@ -294,7 +294,7 @@ def bench_workload(name: str, n: int, ref_n: int, repeat: int) -> None:
 
 
 def main() -> None:
-    from promwire import crc32c as crc
+    from promwire.chunks import crc32c as crc
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=1_000_000)
@@ -320,7 +320,7 @@ def main() -> None:
     else:
         native = _rate(lambda: google_crc32c.value(blob), len(blob), args.repeat * 5) / 1e6
         print(f"crc32c  google_crc32c {native:8.1f} MB/s ({google_crc32c.implementation})")
-    print(f"promwire.crc32c.crc32c uses: {crc.IMPLEMENTATION}")
+    print(f"promwire.chunks.crc32c.crc32c uses: {crc.IMPLEMENTATION}")
 
 
 if __name__ == "__main__":

@@ -221,9 +221,9 @@ def run_fast(
     handle_write: Any = None
     handler_note = ""
     try:
-        from promwire.handlers import handle_write
+        from promwire.server.handlers import handle_write
     except ImportError as exc:
-        handler_note = f"handler row skipped: promwire.handlers.handle_write is absent ({exc})"
+        handler_note = f"handler row skipped: handle_write is absent ({exc})"
 
     results: list[Result] = []
     for w in workloads:

@@ -26,8 +26,8 @@ from typing import Any
 
 import promwire
 from promwire import snappy
+from promwire.codec.fields import SCHEMAS
 from promwire.errors import PromwireError
-from promwire.schema import SCHEMAS
 
 __all__ = ["FIXTURES", "seeds"]
 
@@ -68,7 +68,7 @@ def _write_requests() -> list[promwire.WriteRequest]:
 
 
 def _frames(stream: bytes) -> list[bytes]:
-    from promwire import frames
+    from promwire.chunks import frames
 
     try:
         return list(frames.iter_frames([stream]))
@@ -104,7 +104,7 @@ def seeds(kind: str) -> tuple[bytes, ...]:
             out += [c.data for s in response.chunked_series for c in s.chunks]
         out += [b"\x00\x00", b"\x00\x01"]
     elif kind == "text":
-        from promwire import textformat
+        from promwire.codec import textform as textformat
 
         for request in _write_requests():
             lines = [line for ts in request.timeseries for line in textformat.format_series(ts)]

@@ -31,8 +31,8 @@ from typing import Any
 
 import promwire
 from promwire import snappy
+from promwire.codec.fields import SCHEMAS
 from promwire.errors import LimitExceeded, PromwireError, SnappyError
-from promwire.schema import SCHEMAS
 
 __all__ = ["TARGETS", "UNAVAILABLE", "Crash", "Target", "check", "select"]
 
@@ -202,7 +202,7 @@ def _build() -> tuple[list[Target], dict[str, str]]:
     targets.append(Target("snappy:roundtrip", _snappy_roundtrip, "payload"))
 
     try:
-        from promwire import handlers
+        from promwire.server import handlers
 
         def receive_write(data: bytes) -> None:
             handlers.prepare_write(data, _WRITE_HEADERS)
@@ -241,7 +241,7 @@ def _build() -> tuple[list[Target], dict[str, str]]:
 
     xor_module: Any = None
     try:
-        from promwire import xor
+        from promwire.chunks import xor
 
         xor_module = xor
 
@@ -255,7 +255,7 @@ def _build() -> tuple[list[Target], dict[str, str]]:
         unavailable["xor:chunk"] = repr(exc)
 
     try:
-        from promwire import frames
+        from promwire.chunks import frames
 
         def frame_stream(data: bytes) -> None:
             # The stream arrives in pieces split where the input's own
@@ -285,7 +285,7 @@ def _build() -> tuple[list[Target], dict[str, str]]:
         unavailable["frames:*"] = repr(exc)
 
     try:
-        from promwire import textformat
+        from promwire.codec import textform as textformat
 
         def text(data: bytes) -> None:
             textformat.parse_text(data.decode("utf-8", "replace"), now_ms=0)

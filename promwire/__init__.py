@@ -9,27 +9,11 @@ The wire codec::
 
 from __future__ import annotations
 
-from . import snappy
-from .decode import decode
-from .encode import encode
-from .errors import (
-    ChecksumError,
-    DecodeError,
-    EncodeError,
-    FrameError,
-    LimitExceeded,
-    MethodNotAllowed,
-    PromwireError,
-    SnappyError,
-    StorageError,
-    StorageOverloaded,
-    StorageRejected,
-    TruncatedStreamError,
-    UnsupportedChunkEncoding,
-    UnsupportedMediaType,
-)
-from .jsonformat import from_dict, to_dict
-from .messages import (
+from .codec import snappy
+from .codec.decoder import decode
+from .codec.encoder import encode
+from .codec.jsonform import from_dict, to_dict
+from .codec.messages import (
     STALE_NAN_BITS,
     BucketSpan,
     Chunk,
@@ -53,6 +37,22 @@ from .messages import (
     Sample,
     TimeSeries,
     WriteRequest,
+)
+from .errors import (
+    ChecksumError,
+    DecodeError,
+    EncodeError,
+    FrameError,
+    LimitExceeded,
+    MethodNotAllowed,
+    PromwireError,
+    SnappyError,
+    StorageError,
+    StorageOverloaded,
+    StorageRejected,
+    TruncatedStreamError,
+    UnsupportedChunkEncoding,
+    UnsupportedMediaType,
 )
 
 __version__ = "0.1.0"

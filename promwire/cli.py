@@ -15,7 +15,7 @@ Data goes to stdout, progress and errors to stderr. Exit codes:
 1  the remote side failed (HTTP error answer, no answer)
 2  usage error (bad option, selector or time)
 3  invalid input (file missing, not decodable, bad JSON or text)
-4  an optional part of promwire is missing (e.g. promwire.server)
+4  an optional part of promwire is missing (e.g. promwire.server.runner)
 == =============================================================
 """
 
@@ -34,11 +34,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 
 from . import __version__, snappy
-from .decode import decode
-from .encode import encode
-from .errors import DecodeError, PromwireError
-from .jsonformat import from_dict, to_dict
-from .messages import (
+from .codec.decoder import decode
+from .codec.encoder import encode
+from .codec.jsonform import from_dict, to_dict
+from .codec.messages import (
     ChunkedReadResponse,
     QueryResult,
     ReadRequest,
@@ -46,6 +45,7 @@ from .messages import (
     ResponseType,
     WriteRequest,
 )
+from .errors import DecodeError, PromwireError
 
 __all__ = ["EXIT_INPUT", "EXIT_MISSING", "EXIT_OK", "EXIT_REMOTE", "EXIT_USAGE", "main"]
 
@@ -112,8 +112,8 @@ def _read_input(path: str | None) -> bytes:
 def _framed_layout(data: bytes) -> bool:
     """Whether ``data`` splits exactly into ``uvarint N | 4-byte CRC | N bytes``
     frames (the streamed remote-read layout) whose first message is a
-    ChunkedReadResponse. The CRCs are checked later, by promwire.frames."""
-    from .wire import read_varint
+    ChunkedReadResponse. The CRCs are checked later, by promwire.chunks.frames."""
+    from .codec.wire import read_varint
 
     pos = 0
     first: tuple[int, int] | None = None
@@ -198,10 +198,10 @@ def _detect(raw: bytes) -> tuple[str, Any]:
 def _frames_json(data: bytes, *, samples: bool, max_frame_size: int) -> dict[str, Any]:
     if samples:
         try:
-            streamed = importlib.import_module("promwire.streamed")
+            streamed = importlib.import_module("promwire.chunks.streamed")
         except ImportError as exc:
             raise CliError(
-                f"decoding chunks to samples needs promwire.streamed ({exc})", EXIT_MISSING
+                f"decoding chunks to samples needs promwire.chunks.streamed ({exc})", EXIT_MISSING
             ) from None
         response = ReadResponse()
         for index, series in streamed.read_streamed_response([data], max_frame_size=max_frame_size):
@@ -210,10 +210,10 @@ def _frames_json(data: bytes, *, samples: bool, max_frame_size: int) -> dict[str
             response.results[index].timeseries.append(series)
         return to_dict(response)
     try:
-        frames = importlib.import_module("promwire.frames")
+        frames = importlib.import_module("promwire.chunks.frames")
     except ImportError as exc:
         raise CliError(
-            f"decoding a chunked stream needs promwire.frames ({exc})", EXIT_MISSING
+            f"decoding a chunked stream needs promwire.chunks.frames ({exc})", EXIT_MISSING
         ) from None
     out = []
     for frame in frames.iter_frames([data], max_frame_size=max_frame_size):
@@ -275,10 +275,10 @@ def _print_json(doc: Any) -> None:
 def _encode_frames(doc: Any) -> bytes:
     """``{"frames": [ChunkedReadResponse JSON, ...]}`` (what decode prints) to a stream."""
     try:
-        frames = importlib.import_module("promwire.frames")
+        frames = importlib.import_module("promwire.chunks.frames")
     except ImportError as exc:
         raise CliError(
-            f"encoding a chunked stream needs promwire.frames ({exc})", EXIT_MISSING
+            f"encoding a chunked stream needs promwire.chunks.frames ({exc})", EXIT_MISSING
         ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("frames"), list):
         raise CliError('a chunked stream is {"frames": [...]}', EXIT_INPUT)
@@ -385,7 +385,7 @@ def _add_http_options(p: argparse.ArgumentParser) -> None:
 
 
 def _write_request(data: bytes, fmt: str, protocol: str) -> Any:
-    from .textformat import parse_text
+    from .codec.textform import parse_text
 
     if fmt in ("auto", "json"):
         try:
@@ -414,7 +414,7 @@ def _write_request(data: bytes, fmt: str, protocol: str) -> Any:
 
 
 def cmd_write(args: argparse.Namespace) -> int:
-    from .client import RemoteWriteClient, RemoteWriteError
+    from .client.writer import RemoteWriteClient, RemoteWriteError
 
     request = _write_request(_read_input(args.file), args.format, args.protocol)
     try:
@@ -492,8 +492,8 @@ def parse_time(text: str, *, now_ms: int) -> int:
 
 
 def cmd_read(args: argparse.Namespace) -> int:
-    from .read_client import RemoteReadClient, RemoteReadError
-    from .textformat import format_series
+    from .client.reader import RemoteReadClient, RemoteReadError
+    from .codec.textform import format_series
 
     now_ms = int(time.time() * 1000)
     start = parse_time(args.start, now_ms=now_ms)
@@ -539,10 +539,10 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
-        server = importlib.import_module("promwire.server")
+        server = importlib.import_module("promwire.server.runner")
     except ImportError as exc:
         raise CliError(
-            f"promwire serve needs promwire.server, which is missing ({exc})", EXIT_MISSING
+            f"promwire serve needs promwire.server.runner, which is missing ({exc})", EXIT_MISSING
         ) from None
     try:
         server.serve(db=args.db, listen=args.listen)

@@ -6,9 +6,9 @@
 What runs (all on 127.0.0.1):
 
 * a **receiver** subprocess (this script with ``receiver`` as first argument):
-  :class:`promwire.sqlite_store.SQLiteStorage` wrapped in :class:`FailingStorage`,
-  served by :class:`promwire.asgi.RemoteStorageApp` under uvicorn (or
-  :class:`promwire.wsgi.RemoteStorageApp` under a threaded wsgiref server).
+  :class:`promwire.stores.sqlite.SQLiteStorage` wrapped in :class:`FailingStorage`,
+  served by :class:`promwire.server.asgi.RemoteStorageApp` under uvicorn (or
+  :class:`promwire.server.wsgi.RemoteStorageApp` under a threaded wsgiref server).
   ``FailingStorage`` raises :class:`promwire.errors.StorageError` (answered 500,
   which Prometheus retries) for ``--fail-rate`` of the writes: half of them
   *before* the write reaches SQLite, half *after* SQLite committed it, so the
@@ -72,8 +72,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from promwire import STALE_NAN_BITS, Query, QueryResult, StorageError, WriteRequest  # noqa: E402
-from promwire.sqlite_store import SQLiteStorage  # noqa: E402
-from promwire.storage import BaseStorage  # noqa: E402
+from promwire.stores.protocol import BaseStorage  # noqa: E402
+from promwire.stores.sqlite import SQLiteStorage  # noqa: E402
 
 PROMETHEUS = "prometheus"
 WRITE_PATH = "/api/v1/write"
@@ -184,7 +184,7 @@ def run_receiver(argv: Sequence[str]) -> int:
         if args.server == "uvicorn":
             import uvicorn
 
-            from promwire.asgi import RemoteStorageApp as AsgiApp
+            from promwire.server.asgi import RemoteStorageApp as AsgiApp
 
             uvicorn.run(
                 AsgiApp(storage, WRITE_PATH, None),
@@ -197,7 +197,7 @@ def run_receiver(argv: Sequence[str]) -> int:
             import socketserver
             from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-            from promwire.wsgi import RemoteStorageApp as WsgiApp
+            from promwire.server.wsgi import RemoteStorageApp as WsgiApp
 
             class Server(socketserver.ThreadingMixIn, WSGIServer):
                 daemon_threads = True

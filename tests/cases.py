@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from promwire.messages import (
+from promwire.codec.messages import (
     BucketSpan,
     Chunk,
     ChunkedReadResponse,

@@ -21,8 +21,8 @@ from typing import Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.internal import api_implementation
 
-import promwire.messages as m
-from promwire.schema import SCHEMAS, Kind
+import promwire.codec.messages as m
+from promwire.codec.fields import SCHEMAS, Kind
 
 FDP = descriptor_pb2.FieldDescriptorProto
 

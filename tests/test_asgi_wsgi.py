@@ -30,12 +30,12 @@ from promwire import (
     encode,
     snappy,
 )
-from promwire.asgi import RemoteStorageApp as AsgiApp
-from promwire.handlers import Response
-from promwire.server import _QuietHandler, _ThreadingWSGIServer
-from promwire.sqlite_store import SQLiteStorage
-from promwire.storage import AsyncBaseStorage, BaseStorage
-from promwire.wsgi import RemoteStorageApp as WsgiApp
+from promwire.server.asgi import RemoteStorageApp as AsgiApp
+from promwire.server.handlers import Response
+from promwire.server.runner import _QuietHandler, _ThreadingWSGIServer
+from promwire.server.wsgi import RemoteStorageApp as WsgiApp
+from promwire.stores.protocol import AsyncBaseStorage, BaseStorage
+from promwire.stores.sqlite import SQLiteStorage
 from tests.support.prometheus import free_port
 
 RW = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}

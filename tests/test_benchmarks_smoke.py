@@ -186,7 +186,7 @@ def test_suite_harness_runs_and_reports(tiny: list[Workload]) -> None:
             assert (w.name, "encode", lib) in got
         assert (w.name, "decode", "promwire cold") in got
         assert (w.name, "build+encode", "protobuf-upb") in got
-    if not note:  # promwire.handlers.handle_write exists
+    if not note:  # promwire.server.handlers.handle_write exists
         assert all((w.name, "handler", "promwire") in got for w in tiny)
     text = report.render(results, tiny, header=["# t"], memory=[], notes=[note] if note else [])
     assert "| W1 |" in text and "**Targets**" in text
@@ -260,7 +260,7 @@ def test_handler_row_is_skipped_when_handle_write_is_absent(
     tiny: list[Workload], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A None entry in sys.modules makes the import fail as if the module were missing.
-    monkeypatch.setitem(sys.modules, "promwire.handlers", None)
+    monkeypatch.setitem(sys.modules, "promwire.server.handlers", None)
     results, note = runner.run_fast(promwire_peer, protobuf_peer, tiny[:1], Budget(0.0, 1))
     assert "handler row skipped" in note
     assert not [r for r in results if r.op == "handler"]

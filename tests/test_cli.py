@@ -28,9 +28,9 @@ from promwire import (
     to_dict,
 )
 from promwire.cli import EXIT_INPUT, EXIT_REMOTE, EXIT_USAGE, CliError, main, parse_time
-from promwire.messages import STALE_NAN_BITS
-from promwire.textformat import TextFormatError, format_series, parse_text
-from promwire.wire import double_bits
+from promwire.codec.messages import STALE_NAN_BITS
+from promwire.codec.textform import TextFormatError, format_series, parse_text
+from promwire.codec.wire import double_bits
 from tests.conftest import FIXTURES
 from tests.support.prometheus import PrometheusProcess, free_port
 
@@ -365,12 +365,12 @@ def test_serve_bad_listen() -> None:
 def test_serve_without_server_module() -> None:
     code = (
         "import sys\n"
-        "sys.modules['promwire.server'] = None\n"  # as if the module did not exist
+        "sys.modules['promwire.server.runner'] = None\n"  # as if the module did not exist
         "from promwire.cli import main\n"
         "sys.exit(main(['serve']))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=REPO, timeout=30)
-    assert proc.returncode == 4 and b"needs promwire.server" in proc.stderr
+    assert proc.returncode == 4 and b"needs promwire.server.runner" in proc.stderr
 
 
 def test_serve_port_in_use(served: str) -> None:

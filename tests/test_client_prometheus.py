@@ -25,8 +25,8 @@ from promwire import (
     TimeSeries,
     WriteRequest,
 )
-from promwire.client import RemoteWriteClient, RemoteWriteError
-from promwire.read_client import RemoteReadClient, RemoteReadError
+from promwire.client.reader import RemoteReadClient, RemoteReadError
+from promwire.client.writer import RemoteWriteClient, RemoteWriteError
 from tests.support.prometheus import PrometheusProcess
 
 pytestmark = pytest.mark.prometheus
@@ -223,7 +223,7 @@ def test_read_client_error_status(prom: PrometheusProcess) -> None:
 def test_async_client_and_v2_fallback_detection(prom: PrometheusProcess) -> None:
     import asyncio
 
-    from promwire.client import AsyncRemoteWriteClient
+    from promwire.client.writer import AsyncRemoteWriteClient
 
     t = _now_ms() - 20_000
     req = WriteRequest(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from promwire import Label, Sample, TimeSeries, WriteRequest, __version__, decode, snappy
-from promwire.client import (
+from promwire.client.writer import (
     AsyncRemoteWriteClient,
     RemoteWriteClient,
     RemoteWriteError,
@@ -389,7 +389,7 @@ def test_async_client_without_aiohttp() -> None:
     code = (
         "import sys, asyncio\n"
         "sys.modules['aiohttp'] = None\n"  # makes `import aiohttp` fail
-        "from promwire.client import AsyncRemoteWriteClient\n"
+        "from promwire.client.writer import AsyncRemoteWriteClient\n"
         "from promwire import WriteRequest, PromwireError\n"
         "c = AsyncRemoteWriteClient('http://127.0.0.1:1/w')\n"
         "try:\n"

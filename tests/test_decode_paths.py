@@ -16,12 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import promwire as p
-from promwire.decode import _DECODERS, _make_generic, clear_caches, set_cache_limits
-from promwire.encode import _make_generic as _make_generic_encoder
+from promwire.codec.decoder import _DECODERS, _make_generic, clear_caches, set_cache_limits
+from promwire.codec.encoder import _make_generic as _make_generic_encoder
+from promwire.codec.fields import SCHEMAS
+from promwire.codec.wire import varint
 from promwire.errors import DecodeError, EncodeError
-from promwire.schema import SCHEMAS
 from promwire.testing import canonical, histograms, mutations, prometheus_write_requests
-from promwire.wire import varint
 from tests.oracle import ORACLE, from_oracle, to_oracle
 
 NOW = 1795582338992

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import promwire as p
-from promwire.decode import decode_write_request
+from promwire.codec.decoder import decode_write_request
 from promwire.testing import canonical
 
 

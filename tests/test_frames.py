@@ -23,7 +23,7 @@ from promwire import (
     PromwireError,
     TruncatedStreamError,
 )
-from promwire.frames import FrameReader, aiter_frames, encode_frame, iter_frames
+from promwire.chunks.frames import FrameReader, aiter_frames, encode_frame, iter_frames
 
 GOLDEN_CHUNK = bytes.fromhex("0006d00f3ff0000000000000e8073097ffe002b6032ffda8")
 GOLDEN_MESSAGE = (
@@ -99,7 +99,7 @@ def test_size_limit_is_checked_before_reading_the_frame() -> None:
     pulled = []
 
     def body() -> Iterator[bytes]:
-        yield promwire.wire.varint(50_000_001)  # declares 50 MB + 1
+        yield promwire.codec.wire.varint(50_000_001)  # declares 50 MB + 1
         pulled.append("more")
         raise AssertionError("the reader asked for the frame body")
 

@@ -28,7 +28,7 @@ EXPECTED_FAMILIES = ("decode:", "decode:v2.", "snappy:", "receive:", "xor:", "fr
 
 
 def test_every_decoder_has_a_target(fixtures_dir: Path) -> None:
-    from promwire.schema import SCHEMAS
+    from promwire.codec.fields import SCHEMAS
 
     names = {t.name for t in TARGETS}
     assert not UNAVAILABLE, UNAVAILABLE

@@ -1,4 +1,4 @@
-"""promwire.handlers: HTTP semantics of remote write/read without any server."""
+"""promwire.server.handlers: HTTP semantics of remote write/read without any server."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from promwire import (
     encode,
     snappy,
 )
-from promwire.handlers import (
+from promwire.server.handlers import (
     Response,
     handle_read,
     handle_read_async,
@@ -38,7 +38,7 @@ from promwire.handlers import (
     handle_write_async,
     prepare_write,
 )
-from promwire.storage import AsyncBaseStorage, BaseStorage, RequestContext
+from promwire.stores.protocol import AsyncBaseStorage, BaseStorage, RequestContext
 from promwire.testing import mutated_encodings
 
 RW_HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
@@ -372,7 +372,7 @@ def test_async_handlers_run_sync_storage_in_a_worker_thread() -> None:
 
 def test_async_handlers_decode_big_bodies_off_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     # handle_write_async looks _decode_write up in the module that defines it.
-    import promwire.handlers.write as write_path
+    import promwire.server.handlers.write as write_path
 
     threads: list[tuple[int, int]] = []
     real = write_path._decode_write

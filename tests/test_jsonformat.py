@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promwire import DecodeError, from_dict, to_dict
-from promwire import messages as m
+from promwire.codec import messages as m
 from promwire.testing import MESSAGE_CLASSES, canonical, messages
 from tests.cases import CASES, Case
 from tests.oracle import ORACLE, from_oracle, to_oracle

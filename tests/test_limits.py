@@ -39,10 +39,13 @@ from promwire import (
     snappy,
     v2,
 )
-from promwire.asgi import RemoteStorageApp
+from promwire.chunks.frames import FrameReader, iter_frames
+from promwire.client.reader import RemoteReadClient
+from promwire.codec.messages import ChunkedReadResponse, ResponseType
+from promwire.codec.wire import varint
 from promwire.errors import LimitExceeded
-from promwire.frames import FrameReader, iter_frames
-from promwire.handlers import (
+from promwire.server.asgi import RemoteStorageApp
+from promwire.server.handlers import (
     DEFAULT_MAX_DECOMPRESSED_SIZE,
     Response,
     handle_read,
@@ -50,10 +53,7 @@ from promwire.handlers import (
     handle_write,
     handle_write_async,
 )
-from promwire.messages import ChunkedReadResponse, ResponseType
-from promwire.read_client import RemoteReadClient
-from promwire.storage import BaseStorage
-from promwire.wire import varint
+from promwire.stores.protocol import BaseStorage
 from tests.support.prometheus import free_port
 
 CONTENT_TYPES = {
@@ -477,7 +477,7 @@ def test_wsgi_app_passes_every_limit_on() -> None:
     import io
     from wsgiref.util import setup_testing_defaults
 
-    from promwire.wsgi import RemoteStorageApp as WsgiApp
+    from promwire.server.wsgi import RemoteStorageApp as WsgiApp
 
     store = Recorder()
     app = WsgiApp(store, max_labels_per_series=2, max_label_bytes=8, max_read_queries=1)

@@ -18,8 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promwire import DecodeError, decode, encode, snappy
-from promwire import messages as m
-from promwire.schema import SCHEMAS, Kind
+from promwire.codec import messages as m
+from promwire.codec.fields import SCHEMAS, Kind
+from promwire.codec.wire import LEN, read_varint, skip_field
 from promwire.testing import (
     MESSAGE_CLASSES,
     canonical,
@@ -28,7 +29,6 @@ from promwire.testing import (
     mutations,
     scrambled_encodings,
 )
-from promwire.wire import LEN, read_varint, skip_field
 from tests.cases import CASES
 from tests.conftest import FIXTURES
 from tests.oracle import ORACLE, from_oracle

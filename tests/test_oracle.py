@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import promwire
 from promwire import decode, encode
-from promwire import messages as m
+from promwire.codec import messages as m
 from promwire.testing import (
     MESSAGE_CLASSES,
     canonical,
@@ -40,9 +40,9 @@ def test_oracle_covers_every_message_class() -> None:
     assert set(ORACLE) == set(MESSAGE_CLASSES)
     for cls, pb_cls in ORACLE.items():
         names = [f.name for f in pb_cls.DESCRIPTOR.fields]
-        assert names == [spec.name for spec in promwire.schema.SCHEMAS[cls]]
+        assert names == [spec.name for spec in promwire.codec.fields.SCHEMAS[cls]]
         numbers = [f.number for f in pb_cls.DESCRIPTOR.fields]
-        assert numbers == [spec.number for spec in promwire.schema.SCHEMAS[cls]]
+        assert numbers == [spec.number for spec in promwire.codec.fields.SCHEMAS[cls]]
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)

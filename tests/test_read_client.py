@@ -30,17 +30,17 @@ from promwire import (
     encode,
     snappy,
 )
-from promwire.errors import DecodeError
-from promwire.frames import encode_frame
-from promwire.messages import Chunk, ChunkEncoding
-from promwire.read_client import (
+from promwire.chunks.frames import encode_frame
+from promwire.chunks.xor import encode_xor
+from promwire.client.reader import (
     RemoteReadClient,
     RemoteReadError,
     SelectorError,
     format_selector,
     parse_selector,
 )
-from promwire.xor import encode_xor
+from promwire.codec.messages import Chunk, ChunkEncoding
+from promwire.errors import DecodeError
 from tests.support.prometheus import free_port
 
 Answer = tuple[int, dict[str, str], bytes]

@@ -37,9 +37,10 @@ from promwire import (
     encode,
     snappy,
 )
-from promwire.asgi import RemoteStorageApp as AsgiApp
-from promwire.frames import iter_frames
-from promwire.handlers import (
+from promwire.chunks.frames import iter_frames
+from promwire.chunks.streamed import STREAMED_CONTENT_TYPE, read_streamed_response
+from promwire.server.asgi import RemoteStorageApp as AsgiApp
+from promwire.server.handlers import (
     Response,
     aprime_response,
     handle_read,
@@ -47,10 +48,9 @@ from promwire.handlers import (
     handle_write,
     prime_response,
 )
-from promwire.sqlite_store import SQLiteStorage
-from promwire.storage import AsyncBaseStorage, BaseStorage
-from promwire.streamed import STREAMED_CONTENT_TYPE, read_streamed_response
-from promwire.wsgi import RemoteStorageApp as WsgiApp
+from promwire.server.wsgi import RemoteStorageApp as WsgiApp
+from promwire.stores.protocol import AsyncBaseStorage, BaseStorage
+from promwire.stores.sqlite import SQLiteStorage
 from tests.test_asgi_wsgi import running
 
 STREAMED = ResponseType.STREAMED_XOR_CHUNKS
@@ -311,7 +311,7 @@ def test_sqlite_histograms_are_not_streamed(caplog: pytest.LogCaptureFixture) ->
 def test_sqlite_streams_one_series_at_a_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import promwire.sqlite_store as sqlite_store
+    import promwire.stores.sqlite as sqlite_store
 
     fetched: list[int] = []
     real = sqlite_store._series_rows

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-import promwire.handlers as pw
+import promwire.server.handlers as pw
 from promwire import (
     Label,
     LabelMatcher,
@@ -40,8 +40,8 @@ from promwire import (
     encode,
     snappy,
 )
-from promwire.storage import AsyncBaseStorage
-from promwire.streamed import read_streamed_response
+from promwire.chunks.streamed import read_streamed_response
+from promwire.stores.protocol import AsyncBaseStorage
 from tests.recipes.memory_storage import MemoryStorage
 
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guide.md"
@@ -275,7 +275,7 @@ def test_starlette_can_mount_the_asgi_app() -> None:
     from starlette.routing import Mount
     from starlette.testclient import TestClient
 
-    from promwire.asgi import RemoteStorageApp
+    from promwire.server.asgi import RemoteStorageApp
 
     storage = MemoryStorage()
     app = Starlette(routes=[Mount("/prom", app=RemoteStorageApp(storage))])

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promwire import DecodeError, EncodeError, decode, encode
-from promwire import messages as m
-from promwire.decode import cache_info, clear_caches, set_cache_limits
+from promwire.codec import messages as m
+from promwire.codec.decoder import cache_info, clear_caches, set_cache_limits
+from promwire.codec.wire import double_bits
 from promwire.testing import (
     MESSAGE_CLASSES,
     canonical,
@@ -23,7 +24,6 @@ from promwire.testing import (
     mutations,
     prometheus_write_requests,
 )
-from promwire.wire import double_bits
 from tests.oracle import ORACLE, from_oracle, to_oracle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,12 +208,19 @@ for name in [n for n in sys.modules if n.startswith("hypothesis")]:
 def test_promwire_never_imports_hypothesis() -> None:
     code = (
         "import sys, pkgutil, importlib, promwire\n"
-        "for mod in pkgutil.walk_packages(promwire.__path__, 'promwire.'):\n"
-        "    if not mod.name.endswith('.testing'):\n"
+        "def walk(path, prefix):\n"
+        "    for mod in pkgutil.iter_modules(path, prefix):\n"
+        "        if mod.name.startswith('promwire.testing'):\n"
+        "            continue\n"
         "        try:\n"
-        "            importlib.import_module(mod.name)\n"
+        "            module = importlib.import_module(mod.name)\n"
         "        except ImportError as exc:  # an optional dependency missing here\n"
         "            assert 'hypothesis' not in str(exc), mod.name\n"
+        "            continue\n"
+        "        if mod.ispkg:\n"
+        "            walk(module.__path__, mod.name + '.')\n"
+        "walk(promwire.__path__, 'promwire.')\n"
+        "assert 'promwire.server.handlers.write' in sys.modules\n"
         "assert not [n for n in sys.modules if n.startswith('hypothesis')], 'hypothesis imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
@@ -288,8 +295,8 @@ def test_concurrent_first_use_of_varint_tables() -> None:
     """
     import threading
 
-    decode_module = sys.modules["promwire.decode"]
-    encode_module = sys.modules["promwire.encode"]
+    decode_module = sys.modules["promwire.codec.decoder"]
+    encode_module = sys.modules["promwire.codec.encoder"]
     t0 = 1_795_582_339_377
     reqs = [
         m.WriteRequest(

@@ -38,11 +38,11 @@ from promwire import (
     snappy,
     v2,
 )
-from promwire.asgi import RemoteStorageApp as AsgiApp
-from promwire.client import RemoteWriteClient, RemoteWriteError
-from promwire.handlers import handle_write
-from promwire.sqlite_store import SQLiteStorage
-from promwire.storage import WriteOutcome
+from promwire.client.writer import RemoteWriteClient, RemoteWriteError
+from promwire.server.asgi import RemoteStorageApp as AsgiApp
+from promwire.server.handlers import handle_write
+from promwire.stores.protocol import WriteOutcome
+from promwire.stores.sqlite import SQLiteStorage
 from promwire.v2 import SymbolTable
 from tests.test_asgi_wsgi import running
 
@@ -732,7 +732,7 @@ def test_v2_client_against_promwire_serve(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("server", ["uvicorn", "wsgiref"])
 def test_adapters_413_still_carries_zero_counts_for_v2(server: str) -> None:
-    from promwire.wsgi import RemoteStorageApp as WsgiApp
+    from promwire.server.wsgi import RemoteStorageApp as WsgiApp
 
     store = SQLiteStorage(":memory:")
     app = (AsgiApp if server == "uvicorn" else WsgiApp)(store, max_body_size=16)

@@ -1,4 +1,4 @@
-"""End to end with the real Prometheus (2.42) and ``python -m promwire.server``.
+"""End to end with the real Prometheus (2.42) and ``python -m promwire.server.runner``.
 
 One Prometheus scrapes itself and a small protobuf target (a counter with an
 exemplar, a native histogram) every second and remote-writes to two
@@ -50,11 +50,20 @@ from promwire import (
     encode,
     snappy,
 )
-from promwire.asgi import RemoteStorageApp
-from promwire.sqlite_store import SQLiteStorage
-from promwire.storage import BaseStorage
-from promwire.streamed import read_streamed_response
-from promwire.wire import I64, LEN, VARINT, double_bits, pack_double, tag, varint, zigzag_encode
+from promwire.chunks.streamed import read_streamed_response
+from promwire.codec.wire import (
+    I64,
+    LEN,
+    VARINT,
+    double_bits,
+    pack_double,
+    tag,
+    varint,
+    zigzag_encode,
+)
+from promwire.server.asgi import RemoteStorageApp
+from promwire.stores.protocol import BaseStorage
+from promwire.stores.sqlite import SQLiteStorage
 from tests.support.prometheus import PrometheusProcess, free_port
 
 pytestmark = pytest.mark.prometheus
@@ -68,11 +77,11 @@ T = TypeVar("T")
 
 @contextmanager
 def promwire_serve(db: Path, server: str = "auto") -> Iterator[tuple[int, list[str]]]:
-    """``python -m promwire.server`` on a free port; yields (port, its output lines)."""
+    """``python -m promwire.server.runner`` on a free port; yields (port, its output lines)."""
     port = free_port()
     proc = subprocess.Popen(
         [
-            *(sys.executable, "-m", "promwire.server"),
+            *(sys.executable, "-m", "promwire.server.runner"),
             *("--db", str(db), "--listen", f"127.0.0.1:{port}", "--server", server),
         ],
         cwd=REPO,
@@ -634,7 +643,7 @@ def test_serve_falls_back_to_wsgiref_without_uvicorn(tmp_path: Path) -> None:
     port = free_port()
     code = (
         "import sys; sys.modules['uvicorn'] = None\n"  # makes find_spec/import fail
-        "from promwire.server import main\n"
+        "from promwire.server.runner import main\n"
         f"main(['--db', {str(tmp_path / 'w.db')!r}, '--listen', '127.0.0.1:{port}'])\n"
     )
     proc = subprocess.Popen(
@@ -665,7 +674,7 @@ def _connectable(port: int) -> bool:
 
 
 def test_listen_parsing_and_snippet() -> None:
-    from promwire.server import parse_listen, prometheus_snippet
+    from promwire.server.runner import parse_listen, prometheus_snippet
 
     assert parse_listen("127.0.0.1:9201") == ("127.0.0.1", 9201)
     assert parse_listen("[::1]:80") == ("::1", 80)
@@ -703,16 +712,16 @@ def _vm(pid: int, key: str) -> int:
 
 
 def _server_pid(port: int) -> int:
-    """The pid of the ``promwire.server`` process started with ``--listen 127.0.0.1:<port>``."""
+    """The pid of the ``promwire.server.runner`` process listening on ``127.0.0.1:<port>``."""
     wanted = f"127.0.0.1:{port}".encode()
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             args = cmdline.read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"promwire.server" in args and wanted in args:
+        if b"promwire.server.runner" in args and wanted in args:
             return int(cmdline.parent.name)
-    raise AssertionError(f"no promwire.server process listening on {port}")
+    raise AssertionError(f"no promwire.server.runner process listening on {port}")
 
 
 class _PeakRSS:

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promwire import LimitExceeded, PromwireError, SnappyError, snappy
-from promwire.wire import varint
+from promwire.codec.wire import varint
 
 
 @pytest.fixture(params=snappy.BACKENDS, autouse=True)

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import promwire
 from promwire import LimitExceeded, SnappyError, WriteRequest, snappy
-from promwire.wire import varint
+from promwire.codec.wire import varint
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -365,7 +365,7 @@ def test_env_var_with_unknown_value_fails_loudly() -> None:
 def test_python_backend_checks_the_limit_itself() -> None:
     # promwire.snappy checks the declared size first; the pure-Python
     # decompressor, used on its own, refuses it as well before inflating.
-    from promwire import _snappy_py
+    from promwire.codec import _snappy_py
 
     bomb = snappy_bomb()
     with pytest.raises(LimitExceeded):

@@ -1,4 +1,4 @@
-"""promwire.sqlite_store: durability, idempotence, exact floats, matchers, concurrency."""
+"""promwire.stores.sqlite: durability, idempotence, exact floats, matchers, concurrency."""
 
 from __future__ import annotations
 
@@ -33,11 +33,11 @@ from promwire import (
     encode,
     snappy,
 )
-from promwire.handlers import handle_read, handle_write
-from promwire.matchers import compile_matchers
-from promwire.sqlite_store import SQLiteStorage
+from promwire.codec.wire import double_bits
+from promwire.server.handlers import handle_read, handle_write
+from promwire.stores.matchers import compile_matchers
+from promwire.stores.sqlite import SQLiteStorage
 from promwire.testing import prometheus_write_requests
-from promwire.wire import double_bits
 
 EQ, NEQ, RE, NRE = MatchType.EQ, MatchType.NEQ, MatchType.RE, MatchType.NRE
 ALL = (-(1 << 63), (1 << 63) - 1)

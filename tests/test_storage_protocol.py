@@ -1,4 +1,4 @@
-"""promwire.storage: the protocols and the default ``read`` of the base classes."""
+"""promwire.stores.protocol: the protocols and the default ``read`` of the base classes."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ import asyncio
 from typing import Any
 
 from promwire import Query, QueryResult, ReadRequest, Sample, TimeSeries, WriteRequest
-from promwire.sqlite_store import SQLiteStorage
-from promwire.storage import AsyncBaseStorage, AsyncRemoteStorage, BaseStorage, RemoteStorage
+from promwire.stores.protocol import (
+    AsyncBaseStorage,
+    AsyncRemoteStorage,
+    BaseStorage,
+    RemoteStorage,
+)
+from promwire.stores.sqlite import SQLiteStorage
 
 
 def result_for(query: Query) -> QueryResult:

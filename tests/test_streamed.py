@@ -27,8 +27,8 @@ from promwire import (
     TimeSeries,
     UnsupportedChunkEncoding,
 )
-from promwire.frames import encode_frame, iter_frames
-from promwire.streamed import (
+from promwire.chunks.frames import encode_frame, iter_frames
+from promwire.chunks.streamed import (
     STREAMED_CONTENT_TYPE,
     aread_streamed_response,
     decode_series,
@@ -36,8 +36,8 @@ from promwire.streamed import (
     read_streamed_response,
     stream_chunked_response,
 )
-from promwire.wire import double_bits
-from promwire.xor import cut_chunks, encode_xor
+from promwire.chunks.xor import cut_chunks, encode_xor
+from promwire.codec.wire import double_bits
 
 Key = tuple[int, tuple[tuple[str, str], ...]]
 

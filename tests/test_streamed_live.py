@@ -20,8 +20,8 @@ from promwire import (
     ReadResponse,
     ResponseType,
 )
-from promwire.streamed import STREAMED_CONTENT_TYPE, read_streamed_response
-from promwire.wire import double_bits
+from promwire.chunks.streamed import STREAMED_CONTENT_TYPE, read_streamed_response
+from promwire.codec.wire import double_bits
 from tests.support.prometheus import PrometheusProcess
 
 CONFIG = """

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 import promwire
 from promwire import DecodeError, WriteRequest, decode, encode, from_dict, to_dict, v2
-from promwire.schema import SCHEMAS
+from promwire.codec.fields import SCHEMAS
 from promwire.testing import canonical
-from promwire.v2.testing import MESSAGE_CLASSES, messages, requests, timeseries
+from promwire.testing.v2 import MESSAGE_CLASSES, messages, requests, timeseries
 from tests.oracle import IMPLEMENTATION
 from tests.oracle_v2 import CLASSES, LEGACY, ORACLE, from_oracle, to_oracle
 

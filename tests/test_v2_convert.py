@@ -19,9 +19,9 @@ from promwire import (
     snappy,
     v2,
 )
-from promwire import messages as m
+from promwire.codec import messages as m
 from promwire.testing import canonical, exemplars, histograms, samples, texts
-from promwire.v2.testing import valid_requests
+from promwire.testing.v2 import valid_requests
 from tests.oracle_v2 import CLASSES, from_oracle
 
 

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promwire import DecodeError, decode, encode, v2
-from promwire.decode import _DECODERS, _make_generic
+from promwire.codec.decoder import _DECODERS, _make_generic
 from promwire.testing import canonical
+from promwire.testing.v2 import timeseries
 from promwire.v2.fastdecode import decode_timeseries
-from promwire.v2.testing import timeseries
 
 GENERIC = _make_generic(v2.TimeSeries)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from promwire import UnsupportedMediaType, WriteRequest, v2
-from promwire import messages as m
+from promwire.codec import messages as m
 
 V1 = "v1"
 V2 = "v2"

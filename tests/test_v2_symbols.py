@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from promwire import DecodeError, Label, decode, encode, v2
 from promwire.testing import texts
-from promwire.v2.testing import valid_requests
+from promwire.testing.v2 import valid_requests
 
 
 def test_symbol_table_interns_and_starts_with_empty() -> None:

@@ -1,4 +1,4 @@
-"""Wire primitives (promwire.wire) and the encoder's refusals (EncodeError)."""
+"""Wire primitives (promwire.codec.wire) and the encoder's refusals (EncodeError)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ import pytest
 from hypothesis import given, settings
 
 from promwire import EncodeError, PromwireError, encode
-from promwire import messages as m
-from promwire.errors import DecodeError
-from promwire.schema import SCHEMAS, WIRE_TYPE, Kind
-from promwire.testing import doubles, int64s, sint32s, uint64s
-from promwire.wire import (
+from promwire.codec import messages as m
+from promwire.codec.fields import SCHEMAS, WIRE_TYPE, Kind
+from promwire.codec.wire import (
     I32,
     I64,
     LEN,
@@ -32,6 +30,8 @@ from promwire.wire import (
     zigzag_decode,
     zigzag_encode,
 )
+from promwire.errors import DecodeError
+from promwire.testing import doubles, int64s, sint32s, uint64s
 
 # ------------------------------------------------------------------------ varints
 

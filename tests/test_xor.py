@@ -25,8 +25,8 @@ from promwire import (
     Sample,
     UnsupportedChunkEncoding,
 )
-from promwire.frames import iter_frames
-from promwire.xor import (
+from promwire.chunks.frames import iter_frames
+from promwire.chunks.xor import (
     UnsupportedChunk,
     bits_to_floats,
     cut_chunks,

@@ -16,7 +16,7 @@ from promwire import (
     WriteRequest,
     snappy,
 )
-from promwire.decode import clear_caches
+from promwire.codec.decoder import clear_caches
 
 from . import plain
 

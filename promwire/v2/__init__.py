@@ -15,7 +15,7 @@ works on v2 messages::
 from __future__ import annotations
 
 from . import fastdecode as _fastdecode  # noqa: F401  (registers the hot TimeSeries decoder)
-from . import schema as _schema  # noqa: F401  (registers the field tables)
+from . import fields as _schema  # noqa: F401  (registers the field tables)
 from .convert import from_v1, histogram_to_v1, histogram_to_v2, to_v1
 from .messages import (
     BucketSpan,

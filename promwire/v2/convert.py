@@ -28,9 +28,9 @@ import enum
 from operator import attrgetter
 from typing import Any, TypeVar
 
-from .. import messages as v1
+from ..codec import messages as v1
+from ..codec.fields import SCHEMAS, Kind
 from ..errors import DecodeError
-from ..schema import SCHEMAS, Kind
 from . import messages as v2
 from .symbols import SymbolTable, series_error
 

@@ -14,11 +14,11 @@ decoders of the sub-messages. What it speeds up:
 
 from __future__ import annotations
 
-from ..decode import _DECODERS, _make_generic
+from ..codec.decoder import _DECODERS, _make_generic
+from ..codec.wire import INT64_MAX, MASK32, read_varint, skip_unknown, unpack_double
 from ..errors import DecodeError
-from ..wire import INT64_MAX, MASK32, read_varint, skip_unknown, unpack_double
+from . import fields as _schema  # noqa: F401  (field tables first: the fallbacks need them)
 from . import messages as v2
-from . import schema as _schema  # noqa: F401  (field tables first: the fallbacks need them)
 
 __all__ = ["decode_timeseries"]
 

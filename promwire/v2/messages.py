@@ -1,7 +1,7 @@
 """Message classes of remote write 2.0 (protobuf package ``io.prometheus.write.v2``).
 
 They mirror ``prompb/io/prometheus/write/v2/types.proto`` field for field,
-with the same names, and follow the conventions of :mod:`promwire.messages`
+with the same names, and follow the conventions of :mod:`promwire.codec.messages`
 (proto3 defaults as Python defaults, enums accept plain ``int`` for numbers
 promwire does not know, floats keep their bits, histogram oneofs keep
 presence with ``None`` for "absent").
@@ -23,7 +23,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ..messages import BucketSpan
+from ..codec.messages import BucketSpan
 
 __all__ = [
     "BucketSpan",

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from ..codec.messages import Label
 from ..errors import DecodeError
-from ..messages import Label
 from .messages import Request, TimeSeries
 
 __all__ = [

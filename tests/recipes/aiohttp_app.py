@@ -4,7 +4,7 @@ from typing import Any
 
 from aiohttp import web
 
-import promwire.handlers as pw
+import promwire.server.handlers as pw
 
 
 def pull(it: Iterator[bytes]) -> bytes | None:

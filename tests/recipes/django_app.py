@@ -5,7 +5,7 @@ from django.urls import URLPattern, path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-import promwire.handlers as pw
+import promwire.server.handlers as pw
 
 # settings.py: Django refuses (400) bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (default 2.5 MB)
 #     DATA_UPLOAD_MAX_MEMORY_SIZE = 32 * 1024 * 1024

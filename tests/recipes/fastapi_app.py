@@ -3,7 +3,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
-import promwire.handlers as pw
+import promwire.server.handlers as pw
 
 
 def to_starlette(resp: pw.Response) -> Response:

@@ -2,7 +2,7 @@ from typing import Any
 
 import flask
 
-import promwire.handlers as pw
+import promwire.server.handlers as pw
 
 
 def to_flask(resp: pw.Response) -> flask.Response:

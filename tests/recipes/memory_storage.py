@@ -2,8 +2,8 @@ import threading
 from typing import Any
 
 from promwire import Label, Query, QueryResult, Sample, StorageRejected, TimeSeries, WriteRequest
-from promwire.matchers import compile_matchers
-from promwire.storage import BaseStorage
+from promwire.stores.matchers import compile_matchers
+from promwire.stores.protocol import BaseStorage
 
 Key = tuple[tuple[str, str], ...]
 

@@ -1,0 +1,325 @@
+"""Streamed remote read (``STREAMED_XOR_CHUNKS``): both ends, no I/O.
+
+Server side, :func:`stream_chunked_response` turns query results into the
+frames of the response body, filled the way Prometheus fills them:
+
+* queries in the order given, every frame carrying its ``query_index``;
+* exactly one ``ChunkedSeries`` per frame, labels sorted by name;
+* frame budget = ``max_bytes_in_frame`` minus the encoded size of the labels;
+  chunks are appended, each subtracting its encoded size, until the budget is
+  <= 0 or the series has no more chunks - so a frame always holds >= 1 chunk
+  and may overshoot by one chunk; a long series continues in the next frame,
+  repeating its labels; a series without chunks produces no frame.
+
+Client side, :func:`read_streamed_response` (and :func:`aread_streamed_response`)
+turns a body back into ``(query_index, TimeSeries)`` pairs: consecutive frames
+of the same series (same ``query_index`` and labels) are joined, XOR chunks
+decoded. :func:`iter_chunked_series` gives the joined series with their raw
+chunks instead (for encodings promwire does not decode).
+
+Remote-read chunks may hold samples outside the queried range (whole TSDB
+chunks are sent): clients filter by time. The readers return every sample
+unless given ``start_ms``/``end_ms``.
+
+Memory stays flat on both sides: one series (server) or one frame plus the
+series being joined (client) at a time.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from itertools import chain
+from typing import Literal
+
+from ..codec import messages as m
+from ..codec.decoder import decode
+from ..codec.encoder import encode
+from ..codec.wire import MASK64, varint
+from ..errors import EncodeError
+from .frames import DEFAULT_MAX_FRAME_SIZE, aiter_frames, encode_frame, iter_frames
+from .xor import SAMPLES_PER_CHUNK, UnsupportedChunk, cut_chunks, decode_xor
+
+__all__ = [
+    "DEFAULT_MAX_BYTES_IN_FRAME",
+    "STREAMED_CONTENT_TYPE",
+    "aiter_chunked_series",
+    "aread_streamed_response",
+    "chunked_messages",
+    "decode_series",
+    "iter_chunked_series",
+    "read_streamed_response",
+    "stream_chunked_response",
+]
+
+#: Content-Type of a streamed response (Prometheus' client matches it as a prefix; note the space).
+STREAMED_CONTENT_TYPE = "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse"
+#: Prometheus' default ``--storage.remote.read-max-bytes-in-frame``.
+DEFAULT_MAX_BYTES_IN_FRAME = 1_048_576
+
+OnUnsupported = Literal["raise", "skip"]
+
+# ----------------------------------------------------------------------------- server side
+
+
+def _labels_key(labels: Sequence[m.Label]) -> tuple[tuple[str, str], ...]:
+    """Sort key of a label set in Prometheus' order (name, value pairwise, then length)."""
+    return tuple(sorted((lb.name, lb.value) for lb in labels))
+
+
+def _record(field_tag: int, body: bytes) -> bytes:
+    return bytes((field_tag,)) + varint(len(body)) + body
+
+
+def chunked_messages(
+    results: Iterable[tuple[int, Iterable[m.TimeSeries | m.ChunkedSeries]]],
+    *,
+    max_bytes_in_frame: int = DEFAULT_MAX_BYTES_IN_FRAME,
+    samples_per_chunk: int = SAMPLES_PER_CHUNK,
+) -> Iterator[bytes]:
+    """The encoded ``ChunkedReadResponse`` messages of :func:`stream_chunked_response`, unframed."""
+    if max_bytes_in_frame <= 0:
+        raise ValueError("max_bytes_in_frame must be > 0")
+    for query_index, series_iterable in results:
+        if not isinstance(query_index, int) or isinstance(query_index, bool):
+            raise EncodeError(f"query_index must be an int, got {query_index!r}")
+        # query_index is field 2 (int64, tag 0x10); 0 is the proto3 default, omitted.
+        trailer = b"\x10" + varint(query_index & MASK64) if query_index else b""
+        if isinstance(series_iterable, list):
+            series_iterable = sorted(series_iterable, key=lambda s: _labels_key(s.labels))
+        for series in series_iterable:
+            if isinstance(series, m.TimeSeries):
+                if series.histograms:
+                    raise EncodeError(
+                        "native histograms cannot be streamed: promwire has no histogram "
+                        "chunk encoder (answer with SAMPLES or pass ChunkedSeries)"
+                    )
+                chunks = cut_chunks(series.samples, max_samples=samples_per_chunk)
+            else:
+                chunks = series.chunks
+            if not chunks:
+                continue
+            labels = sorted(series.labels, key=lambda lb: lb.name)
+            label_bodies = [encode(lb) for lb in labels]
+            labels_block = b"".join(_record(0x0A, body) for body in label_bodies)
+            budget_start = max_bytes_in_frame - sum(len(body) for body in label_bodies)
+            budget = budget_start
+            parts: list[bytes] = [labels_block]
+            for index, chunk in enumerate(chunks):
+                body = encode(chunk)
+                parts.append(_record(0x12, body))
+                budget -= len(body)
+                if budget > 0 and index + 1 < len(chunks):
+                    continue
+                yield _record(0x0A, b"".join(parts)) + trailer
+                parts = [labels_block]
+                budget = budget_start
+
+
+def stream_chunked_response(
+    results: Iterable[tuple[int, Iterable[m.TimeSeries | m.ChunkedSeries]]],
+    *,
+    max_bytes_in_frame: int = DEFAULT_MAX_BYTES_IN_FRAME,
+    samples_per_chunk: int = SAMPLES_PER_CHUNK,
+) -> Iterator[bytes]:
+    """Yield the frames of a ``STREAMED_XOR_CHUNKS`` response body, one at a time.
+
+    ``results`` holds ``(query_index, series)`` per query, in request order.
+    Series are :class:`~promwire.codec.messages.TimeSeries` (float samples in time
+    order, cut into XOR chunks of ``samples_per_chunk`` samples, never more
+    than 1024 bytes; a series carrying histograms raises
+    :class:`~promwire.errors.EncodeError`) or
+    :class:`~promwire.codec.messages.ChunkedSeries` (chunks passed through as they
+    are, any encoding).
+
+    Series order: Prometheus sends each query's series sorted by label set.
+    When ``series`` is a ``list`` it is sorted here; any other iterable is
+    streamed in the order given (sort it yourself), so a generator is never
+    materialised. Labels inside a series are sorted by name.
+
+    Every frame holds one ``ChunkedSeries``; see the module docstring for how
+    ``max_bytes_in_frame`` splits long series.
+    """
+    for message in chunked_messages(
+        results, max_bytes_in_frame=max_bytes_in_frame, samples_per_chunk=samples_per_chunk
+    ):
+        yield encode_frame(message)
+
+
+# ----------------------------------------------------------------------------- client side
+
+
+class _Joiner:
+    """Joins consecutive frames of one series (same query_index and labels)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, tuple[m.Label, ...]] | None = None
+        self._series: m.ChunkedSeries | None = None
+
+    def add(self, message: bytes) -> list[tuple[int, m.ChunkedSeries]]:
+        response = decode(m.ChunkedReadResponse, message)
+        done: list[tuple[int, m.ChunkedSeries]] = []
+        query_index = response.query_index
+        for series in response.chunked_series:
+            key = (query_index, tuple(series.labels))
+            if self._series is not None and key == self._key:
+                self._series.chunks.extend(series.chunks)
+                continue
+            if self._series is not None and self._key is not None:
+                done.append((self._key[0], self._series))
+            self._key = key
+            self._series = series
+        return done
+
+    def finish(self) -> list[tuple[int, m.ChunkedSeries]]:
+        if self._series is None or self._key is None:
+            return []
+        done = [(self._key[0], self._series)]
+        self._series = None
+        self._key = None
+        return done
+
+
+def iter_chunked_series(
+    chunks: Iterable[bytes] | bytes, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+) -> Iterator[tuple[int, m.ChunkedSeries]]:
+    """Yield ``(query_index, ChunkedSeries)`` from a streamed body, frames of a series joined.
+
+    ``chunks`` is the body as byte pieces split anywhere. Chunks keep their
+    raw bytes and encodings. Raises the errors of
+    :func:`~promwire.chunks.frames.iter_frames` and
+    :class:`~promwire.errors.DecodeError` for a frame that is not a
+    ``ChunkedReadResponse``. A frame with several series is accepted.
+    """
+    joiner = _Joiner()
+    for message in iter_frames(chunks, max_frame_size=max_frame_size):
+        yield from joiner.add(message)
+    yield from joiner.finish()
+
+
+async def aiter_chunked_series(
+    chunks: AsyncIterable[bytes], *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+) -> AsyncIterator[tuple[int, m.ChunkedSeries]]:
+    """Async twin of :func:`iter_chunked_series`."""
+    joiner = _Joiner()
+    async for message in aiter_frames(chunks, max_frame_size=max_frame_size):
+        for item in joiner.add(message):
+            yield item
+    for item in joiner.finish():
+        yield item
+
+
+def _first(pair: tuple[int, float]) -> int:
+    return pair[0]
+
+
+def decode_series(
+    series: m.ChunkedSeries,
+    *,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    on_unsupported: OnUnsupported = "raise",
+) -> tuple[list[int], list[float]]:
+    """Decode a series' chunks into ``(timestamps, values)`` in time order.
+
+    Chunks in order and not overlapping (the usual case) are concatenated;
+    otherwise samples are merged by timestamp and a timestamp seen in an
+    earlier chunk wins over a later duplicate. ``start_ms``/``end_ms``
+    (inclusive, optional) drop samples outside the range. Non-XOR chunks
+    raise :class:`~promwire.chunks.xor.UnsupportedChunk` (a
+    :class:`~promwire.errors.UnsupportedChunkEncoding` holding the chunk), or
+    are left out with ``on_unsupported="skip"``.
+    """
+    parts: list[tuple[list[int], list[float]]] = []
+    ordered = True
+    last = None
+    for chunk in series.chunks:
+        if int(chunk.type) != m.ChunkEncoding.XOR:
+            if on_unsupported == "skip":
+                continue
+            raise UnsupportedChunk(chunk)
+        ts, vs = decode_xor(chunk.data)
+        if not ts:
+            continue
+        if last is not None and ts[0] <= last:
+            ordered = False
+        last = ts[-1]
+        parts.append((ts, vs))
+    if not parts:
+        return [], []
+    if len(parts) == 1:
+        timestamps, values = parts[0]
+    elif ordered:
+        timestamps = list(chain.from_iterable(ts for ts, _ in parts))
+        values = list(chain.from_iterable(vs for _, vs in parts))
+    else:
+        # heapq.merge is stable: on equal timestamps the earlier chunk comes first.
+        timestamps, values = [], []
+        merged = heapq.merge(*(zip(ts, vs, strict=True) for ts, vs in parts), key=_first)
+        for t, v in merged:
+            if not timestamps or t != timestamps[-1]:
+                timestamps.append(t)
+                values.append(v)
+    if start_ms is not None or end_ms is not None:
+        lo = start_ms if start_ms is not None else -(1 << 63)
+        hi = end_ms if end_ms is not None else (1 << 63) - 1
+        if min(timestamps) < lo or max(timestamps) > hi:
+            keep = [i for i, t in enumerate(timestamps) if lo <= t <= hi]
+            timestamps = [timestamps[i] for i in keep]
+            values = [values[i] for i in keep]
+    return timestamps, values
+
+
+def _to_timeseries(
+    series: m.ChunkedSeries,
+    start_ms: int | None,
+    end_ms: int | None,
+    on_unsupported: OnUnsupported,
+) -> m.TimeSeries:
+    ts, vs = decode_series(series, start_ms=start_ms, end_ms=end_ms, on_unsupported=on_unsupported)
+    sample = m.Sample
+    return m.TimeSeries(labels=list(series.labels), samples=list(map(sample, vs, ts)))
+
+
+def read_streamed_response(
+    chunks: Iterable[bytes] | bytes,
+    *,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    on_unsupported: OnUnsupported = "raise",
+) -> Iterator[tuple[int, m.TimeSeries]]:
+    """Yield ``(query_index, TimeSeries)`` from a ``STREAMED_XOR_CHUNKS`` body.
+
+    ``chunks``: the body as byte pieces split anywhere (e.g. an HTTP response
+    read in blocks), or the whole body as one ``bytes``. Frames of one series
+    are joined and its XOR chunks decoded into ``samples`` (see
+    :func:`decode_series` for overlapping chunks).
+
+    Nothing is filtered by default: completed TSDB chunks are sent whole and
+    may reach outside the query's range (Prometheus 2.42 trims only the
+    head's open chunk), so pass the query's ``start_ms``/``end_ms``
+    (inclusive) to get exactly its samples.
+
+    Histogram and other non-XOR chunks raise
+    :class:`~promwire.chunks.xor.UnsupportedChunk`, or are skipped with
+    ``on_unsupported="skip"`` (the series is then still yielded, with the
+    float samples it has, possibly none). Use :func:`iter_chunked_series` for
+    the raw chunks. ``max_frame_size`` limits each frame's declared size
+    (Prometheus' client default, 50 000 000 bytes).
+    """
+    for query_index, series in iter_chunked_series(chunks, max_frame_size=max_frame_size):
+        yield query_index, _to_timeseries(series, start_ms, end_ms, on_unsupported)
+
+
+async def aread_streamed_response(
+    chunks: AsyncIterable[bytes],
+    *,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    on_unsupported: OnUnsupported = "raise",
+) -> AsyncIterator[tuple[int, m.TimeSeries]]:
+    """Async twin of :func:`read_streamed_response` over an async iterable of bytes."""
+    async for query_index, series in aiter_chunked_series(chunks, max_frame_size=max_frame_size):
+        yield query_index, _to_timeseries(series, start_ms, end_ms, on_unsupported)

@@ -1,0 +1,160 @@
+"""Snappy *block* (raw) format, the only compression remote write/read use.
+
+Two backends do the work, with the same results (their compressed output is
+byte-identical, and each inflates the other's):
+
+* ``"cramjam"`` (Rust, fast) - the default whenever ``cramjam`` imports;
+* ``"python"`` (:mod:`promwire.codec._snappy_py`, pure Python) - used when
+  cramjam is not installed, so ``import promwire`` needs no compiled code.
+
+The environment variable ``PROMWIRE_SNAPPY`` overrides the choice when
+promwire is imported: ``PROMWIRE_SNAPPY=python`` forces the pure-Python
+backend, ``PROMWIRE_SNAPPY=cramjam`` forces cramjam (the import fails if it
+is missing), unset/empty/``auto`` means cramjam if importable, else Python.
+:data:`BACKEND` names the backend in use.
+
+The framed ("streaming") snappy format is refused: both remote write specs
+forbid it, and it is recognisable by its stream identifier.
+
+The declared decompressed size (the varint preamble of a snappy block) is
+checked against ``max_decompressed_size`` *before* anything is inflated, so a
+48-byte body that declares gigabytes costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from ..errors import LimitExceeded, SnappyError
+from . import _snappy_py
+from .wire import read_varint
+
+__all__ = [
+    "BACKEND",
+    "BACKENDS",
+    "DEFAULT_MAX_DECOMPRESSED_SIZE",
+    "ENV_VAR",
+    "compress",
+    "declared_size",
+    "decompress",
+]
+
+#: Prometheus' own receive limit for the decoded body (32 MiB).
+DEFAULT_MAX_DECOMPRESSED_SIZE = 32 * 1024 * 1024
+
+_FRAMED_MAGIC = b"\xff\x06\x00\x00sNaPpY"
+
+#: The environment variable read once, at import, to choose the backend.
+ENV_VAR = "PROMWIRE_SNAPPY"
+#: The backend names, fastest first.
+BACKENDS = ("cramjam", "python")
+
+_Inflate = Callable[[bytes, int], bytes]
+_Deflate = Callable[[bytes], bytes]
+
+
+def _cramjam_codec() -> tuple[_Inflate, _Deflate]:
+    import cramjam  # imported here so that promwire imports without it
+
+    def inflate(data: bytes, size: int) -> bytes:
+        try:
+            return bytes(cramjam.snappy.decompress_raw(data))
+        except Exception as exc:
+            raise SnappyError(f"invalid snappy block: {exc}") from None
+
+    def deflate(data: bytes) -> bytes:
+        return bytes(cramjam.snappy.compress_raw(data))
+
+    return inflate, deflate
+
+
+def _python_codec() -> tuple[_Inflate, _Deflate]:
+    def inflate(data: bytes, size: int) -> bytes:
+        return _snappy_py.decompress(data, max_size=size)
+
+    return inflate, _snappy_py.compress
+
+
+def _use_backend(name: str) -> str:
+    """Switch the backend (for tests); returns the previous one's name.
+
+    Raises ImportError if ``name`` is ``"cramjam"`` and cramjam is missing.
+    """
+    global BACKEND, _inflate, _deflate
+    if name == "cramjam":
+        codec = _cramjam_codec()
+    elif name == "python":
+        codec = _python_codec()
+    else:
+        raise ValueError(f"unknown snappy backend {name!r}; choose one of {BACKENDS}")
+    previous = BACKEND
+    _inflate, _deflate = codec
+    BACKEND = name
+    return previous
+
+
+def _choose_backend(choice: str) -> str:
+    """The backend named by the value of ``PROMWIRE_SNAPPY``."""
+    choice = choice.strip().lower()
+    if choice in ("", "auto"):
+        try:
+            import cramjam  # noqa: F401
+        except ImportError:
+            return "python"
+        return "cramjam"
+    if choice in BACKENDS:
+        return choice
+    raise ImportError(f"{ENV_VAR}={choice!r}: expected one of {BACKENDS} or 'auto'")
+
+
+#: The backend in use, ``"cramjam"`` or ``"python"``.
+BACKEND: str = ""
+_inflate: _Inflate
+_deflate: _Deflate
+_use_backend(_choose_backend(os.environ.get(ENV_VAR, "")))
+
+
+def declared_size(data: bytes | bytearray | memoryview) -> int:
+    """The decompressed size a snappy block declares in its preamble."""
+    buf = bytes(data[:10])
+    if buf.startswith(_FRAMED_MAGIC[:4]):
+        raise SnappyError("framed snappy stream: remote storage uses the snappy block format")
+    try:
+        size, _ = read_varint(buf, 0)
+    except Exception:
+        raise SnappyError("snappy block has no valid length preamble") from None
+    if size >= 1 << 32:
+        raise SnappyError(f"snappy block declares an impossible size ({size} bytes)")
+    return size
+
+
+def decompress(
+    data: bytes | bytearray | memoryview,
+    *,
+    max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
+) -> bytes:
+    """Inflate a snappy block, refusing one that declares more than the limit.
+
+    Raises :class:`~promwire.errors.LimitExceeded` (status 400) when the
+    declared size exceeds ``max_decompressed_size`` and
+    :class:`~promwire.errors.SnappyError` for anything that is not a valid
+    snappy block (including framed snappy and plain uncompressed protobuf).
+    """
+    if not data:
+        raise SnappyError("empty body: a snappy block is at least one byte")
+    size = declared_size(data)
+    if size > max_decompressed_size:
+        raise LimitExceeded(
+            f"snappy block declares {size} bytes, over the limit of {max_decompressed_size}",
+            status=400,
+        )
+    result = _inflate(bytes(data), size)  # bytes(b) is b itself: no copy
+    if len(result) != size:
+        raise SnappyError(f"snappy block declared {size} bytes but inflated to {len(result)}")
+    return result
+
+
+def compress(data: bytes | bytearray | memoryview) -> bytes:
+    """Compress to a snappy block (raw format); ``b""`` gives ``b"\\x00"``."""
+    return _deflate(bytes(data))

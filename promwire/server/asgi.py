@@ -1,0 +1,201 @@
+"""An ASGI application serving remote write and remote read over a storage.
+
+    from promwire.server.asgi import RemoteStorageApp
+    app = RemoteStorageApp(SQLiteStorage("metrics.db"))
+    # uvicorn module:app --host 127.0.0.1 --port 9201
+
+* ``POST write_path`` -> :func:`promwire.server.handlers.handle_write_async`,
+  ``POST read_path`` -> :func:`promwire.server.handlers.handle_read_async`;
+  another method on those paths is a 405 (with ``Allow: POST``), any other
+  path a 404.
+* The body is read message by message until ``more_body`` is false; the size
+  cap is enforced while reading: a declared ``Content-Length`` over the limit
+  is refused before reading anything, a body that grows past it is refused as
+  soon as it does (413), without buffering the rest.
+* A sync storage runs in a worker thread; an async one on the event loop.
+* A streamed remote read (``STREAMED_XOR_CHUNKS``) is sent frame by frame as
+  it is computed, with chunked transfer encoding; a failure before the first
+  frame is an ordinary error status (:func:`promwire.server.handlers.aprime_response`).
+* A response body that is an iterable of ``bytes`` is streamed chunk by chunk
+  (pulled in a worker thread, since producing a chunk may block); an async
+  iterable is streamed from the loop.
+* ``lifespan`` events are acknowledged, so servers that send them are happy.
+* Paths are relative to the mount point (``root_path``), so the app can be
+  mounted under a prefix, e.g. ``starlette_app.mount("/prom", app)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, MutableMapping
+from typing import Any
+
+from ..stores.protocol import RequestContext
+from ._app import AppBase
+from .handlers import (
+    Response,
+    aprime_response,
+    handle_read_async,
+    handle_write_async,
+)
+
+__all__ = ["RemoteStorageApp"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def _next_or_none(it: Iterator[bytes]) -> bytes | None:
+    return next(it, None)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class RemoteStorageApp(AppBase):
+    """ASGI 3 application for a :class:`~promwire.stores.protocol.RemoteStorage` or
+    :class:`~promwire.stores.protocol.AsyncRemoteStorage`.
+
+    Keyword limits are those of the handlers: ``max_body_size`` (also enforced
+    while reading the body and from ``Content-Length`` before reading),
+    ``max_decompressed_size``, ``max_series``, ``max_samples``,
+    ``max_labels_per_series``, ``max_label_bytes`` (write),
+    ``max_read_queries``, ``max_read_samples`` and ``max_bytes_in_frame``
+    (read); see :mod:`promwire.server.handlers` for defaults and answers. Set
+    ``read_path`` or ``write_path`` to ``None`` to disable that endpoint.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return  # websockets etc.: not ours; returning closes the connection
+        try:
+            response = await self._respond(scope, receive)
+        except _Disconnected:
+            return
+        await _send_response(send, response)
+
+    async def _respond(self, scope: Scope, receive: Receive) -> Response:
+        path = _route_path(scope)
+        early = self.route(path, str(scope.get("method")))
+        if early is not None:
+            return early
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            body = await _read_body(receive, headers, self.max_body_size)
+        except _BodyTooLarge:
+            return self.too_large(path, headers)
+        client = scope.get("client")
+        ctx = RequestContext(
+            headers=headers,
+            method="POST",
+            path=path,
+            client=f"{client[0]}:{client[1]}" if client else None,
+            raw=scope,
+        )
+        if path == self.write_path:
+            return await handle_write_async(
+                body,
+                headers,
+                self.storage,
+                ctx,
+                **self.write_limits,
+            )
+        response = await handle_read_async(
+            body,
+            headers,
+            self.storage,
+            ctx,
+            **self.read_limits,
+        )
+        # A streamed read's body is lazy: compute its first frame before the
+        # status goes out, so a storage failure up to there is an error status.
+        return await aprime_response(response)
+
+
+def _route_path(scope: Scope) -> str:
+    """The request path relative to where the app is mounted.
+
+    Servers and frameworks disagree on whether ``path`` includes ``root_path``
+    (Starlette's ``Mount`` and uvicorn's ``--root-path`` now include it, older
+    ones did not): strip it when it is there.
+    """
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root + "/"):
+        return path[len(root) :]
+    return path
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _BodyTooLarge
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _send_response(send: Send, response: Response) -> None:
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    body = response.body
+    if isinstance(body, bytes | bytearray | memoryview):
+        data = bytes(body) if response.status != 204 else b""  # never a body on 204
+        if response.status != 204:
+            headers.append((b"content-length", str(len(data)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+        return
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    async for chunk in _aiter(body):
+        if chunk:
+            await send({"type": "http.response.body", "body": bytes(chunk), "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _aiter(body: Iterable[bytes] | AsyncIterable[bytes]) -> AsyncIterable[bytes]:
+    if isinstance(body, AsyncIterable):
+        async for piece in body:
+            yield piece
+        return
+    it: Iterator[bytes] = iter(body)
+    try:
+        while True:
+            # next() may do blocking work (a storage cursor): keep it off the loop.
+            chunk: bytes | None = await asyncio.to_thread(_next_or_none, it)
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,122 @@
+"""Shared pieces of the handlers: limit defaults, :class:`Response` and header checks.
+
+The ``DEFAULT_*`` limits are the keyword defaults of every handler (and of the
+ASGI/WSGI apps); :func:`text_response` and :func:`error_response` build the
+plain-text answers; the private helpers lower-case header names and check
+Content-Encoding and body size, the first checks of both the write and read
+paths.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ...codec import snappy
+from ...codec.messages import ResponseType
+from ...errors import LimitExceeded, PromwireError, StorageOverloaded, UnsupportedMediaType
+from ...stores.protocol import DEFAULT_ACCEPTED_PROTOCOLS, RequestContext
+
+log = logging.getLogger("promwire")
+
+
+#: Largest request body accepted (compressed), as Prometheus: 32 MiB.
+DEFAULT_MAX_BODY_SIZE = 32 * 1024 * 1024
+#: Largest decoded size a snappy body may declare, as Prometheus: 32 MiB.
+DEFAULT_MAX_DECOMPRESSED_SIZE = snappy.DEFAULT_MAX_DECOMPRESSED_SIZE
+#: Most series one write request may hold. Prometheus sends at most
+#: ``max_samples_per_send`` series per request (default 2000; 500 in 2.42).
+DEFAULT_MAX_SERIES = 1_000_000
+#: Most data points (samples + histograms + exemplars) one write request may hold.
+DEFAULT_MAX_SAMPLES = 1_000_000
+#: Most labels one series of a write request may carry. Prometheus has no such
+#: limit; Grafana Mimir's default refuses more than 30, so this never refuses
+#: a real series while bounding the per-series work of sorting labels and
+#: building keys.
+DEFAULT_MAX_LABELS_PER_SERIES = 1000
+#: Longest label name or value of a written series, in UTF-8 bytes. Prometheus
+#: has no such limit; Grafana Mimir (2048 characters) and VictoriaMetrics
+#: (4 KiB) are far stricter, so this only stops strings no storage should
+#: have to index.
+DEFAULT_MAX_LABEL_BYTES = 64 * 1024
+#: Most queries one read request may hold (each one a storage scan).
+#: Prometheus sends one query per request.
+DEFAULT_MAX_READ_QUERIES = 1000
+#: Most samples (+ histograms) one SAMPLES read response may carry, as Prometheus'
+#: ``--storage.remote.read-sample-limit`` default. Streamed answers have no such
+#: limit (as in Prometheus): their memory does not grow with the answer.
+DEFAULT_MAX_READ_SAMPLES = 50_000_000
+#: Most problems a partial-write (400) answer lists one by one; the rest are counted.
+MAX_LISTED_PROBLEMS = 20
+
+PROTOBUF = "application/x-protobuf"
+#: Remote write messages the handlers can take ("v1": ``prometheus.WriteRequest``,
+#: "v2": ``io.prometheus.write.v2.Request``); a storage narrows them with
+#: ``accepted_protocols`` (see :mod:`promwire.stores.protocol`).
+SUPPORTED_WRITE_PROTOS: tuple[str, ...] = DEFAULT_ACCEPTED_PROTOCOLS
+#: Response types handle_read can produce.
+SUPPORTED_RESPONSE_TYPES: tuple[ResponseType, ...] = (
+    ResponseType.SAMPLES,
+    ResponseType.STREAMED_XOR_CHUNKS,
+)
+
+
+_TEXT = ("Content-Type", "text/plain; charset=utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What to send back. ``body`` is ``bytes`` or an iterable of ``bytes`` to stream."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes | Iterable[bytes] | AsyncIterator[bytes] = b""
+
+
+def text_response(status: int, message: str, headers: Iterable[tuple[str, str]] = ()) -> Response:
+    """A plain-text response (``message`` plus a newline)."""
+    return Response(status, [_TEXT, *headers], (message.rstrip("\n") + "\n").encode())
+
+
+def error_response(exc: BaseException, headers: Iterable[tuple[str, str]] = ()) -> Response:
+    """Turn an exception into a response: promwire errors by ``.status``, others 500."""
+    extra: list[tuple[str, str]] = list(headers)
+    if isinstance(exc, PromwireError):
+        if isinstance(exc, StorageOverloaded) and exc.retry_after is not None:
+            # Retry-After takes whole seconds; round up so the sender never comes back early.
+            extra.append(("Retry-After", str(max(0, math.ceil(exc.retry_after)))))
+        return text_response(exc.status, exc.message, extra)
+    log.error("storage raised an unexpected exception", exc_info=exc)
+    return text_response(500, f"internal storage error: {type(exc).__name__}: {exc}", extra)
+
+
+def _no_content(headers: Iterable[tuple[str, str]] = ()) -> Response:
+    # A fresh header list each time: callers may append to it.
+    return Response(204, list(headers), b"")
+
+
+def _lower(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def _check_encoding(value: str | None) -> None:
+    # A missing Content-Encoding is tolerated and the body still read as snappy
+    # (Prometheus does the same). Compared case-insensitively (older Prometheus did).
+    if value is not None and value.strip().lower() != "snappy":
+        raise UnsupportedMediaType(
+            f"unsupported Content-Encoding {value!r}: only 'snappy' (block format) is accepted"
+        )
+
+
+def _check_body_size(body: bytes, max_body_size: int) -> None:
+    if len(body) > max_body_size:
+        raise LimitExceeded(
+            f"request body is {len(body)} bytes, over the limit of {max_body_size}", status=413
+        )
+
+
+def _context(ctx: Any, headers: Mapping[str, str]) -> Any:
+    return RequestContext(headers=_lower(headers)) if ctx is None else ctx

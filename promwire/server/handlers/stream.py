@@ -1,0 +1,255 @@
+"""Streamed remote read (STREAMED_XOR_CHUNKS) bodies and priming a lazy body.
+
+A streamed answer's body is a lazy iterator (sync storage) or async iterator
+(async storage) of frames, one series each, computed as it is pulled; an
+error after the first frame ends the body with a text message, as in
+Prometheus. :func:`prime_response` / :func:`aprime_response` pull the first
+frame before the status is sent so an early failure is an error status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any
+
+from ...chunks.streamed import STREAMED_CONTENT_TYPE, stream_chunked_response
+from ...codec.messages import ChunkedSeries, Query, QueryResult, ReadRequest, TimeSeries
+from ...errors import PromwireError
+from .common import Response, error_response
+from .offload import _call
+
+log = logging.getLogger("promwire")
+
+
+def _labels_key(series: TimeSeries | ChunkedSeries) -> tuple[tuple[str, str], ...]:
+    # Prometheus orders label sets pairwise by (name, value), then by length:
+    # exactly how tuples of sorted pairs compare.
+    return tuple(sorted((lb.name, lb.value) for lb in series.labels))
+
+
+class _Dropped:
+    """Counts series whose native histograms a streamed answer had to leave out."""
+
+    __slots__ = ("series",)
+
+    def __init__(self) -> None:
+        self.series = 0
+
+    def floats_only(
+        self, items: Iterable[TimeSeries | ChunkedSeries]
+    ) -> Iterator[TimeSeries | ChunkedSeries]:
+        # promwire has no histogram chunk encoder: a TimeSeries' histograms
+        # cannot become chunks, so the series is sent with its float samples only.
+        for series in items:
+            if isinstance(series, TimeSeries) and series.histograms:
+                self.series += 1
+                series = TimeSeries(labels=series.labels, samples=series.samples)
+            yield series
+
+    def warn(self) -> None:
+        if self.series:
+            log.warning(
+                "streamed remote read: native histograms of %d series left out "
+                "(no histogram chunk encoder; ask for SAMPLES to get them)",
+                self.series,
+            )
+
+
+def _sorted_result(result: QueryResult) -> list[TimeSeries]:
+    return sorted(result.timeseries, key=_labels_key)
+
+
+def _query_series(storage: Any, ctx: Any, query: Query) -> Iterable[TimeSeries | ChunkedSeries]:
+    chunks = getattr(storage, "process_query_chunks", None)
+    if chunks is not None:
+        items: Iterable[TimeSeries | ChunkedSeries] = chunks(ctx, query)
+        return items
+    return _sorted_result(storage.process_query(ctx, query))
+
+
+def _stream_error(exc: BaseException) -> bytes:
+    """What is appended to a stream that fails after its first frame.
+
+    Like Prometheus: the status (200) is already sent, so the error text goes
+    into the body, where a reader sees an unreadable frame (a bad length or a
+    CRC mismatch) and fails the read instead of taking a cut answer as whole.
+    """
+    log.error("streamed remote read failed after the first frame", exc_info=exc)
+    message = exc.message if isinstance(exc, PromwireError) else f"{type(exc).__name__}: {exc}"
+    return f"promwire: streamed remote read failed: {message}\n".encode()
+
+
+def _stream_frames(
+    storage: Any,
+    ctx: Any,
+    request: ReadRequest,
+    max_bytes_in_frame: int,
+    samples_per_chunk: int,
+) -> Iterator[bytes]:
+    """The frames of a streamed answer, computed as they are pulled.
+
+    Raises when the first frame cannot be made (the caller can still answer
+    with an error status); after that, an error ends the body with a text
+    message (see :func:`_stream_error`).
+    """
+    dropped = _Dropped()
+    results = (
+        (index, dropped.floats_only(_query_series(storage, ctx, query)))
+        for index, query in enumerate(request.queries)
+    )
+    started = False
+    try:
+        for frame in stream_chunked_response(
+            results, max_bytes_in_frame=max_bytes_in_frame, samples_per_chunk=samples_per_chunk
+        ):
+            started = True
+            yield frame
+    except Exception as exc:
+        if not started:
+            raise
+        yield _stream_error(exc)
+    finally:
+        dropped.warn()
+
+
+def _frames_of(
+    index: int, series: TimeSeries | ChunkedSeries, max_bytes_in_frame: int, samples_per_chunk: int
+) -> list[bytes]:
+    return list(
+        stream_chunked_response(
+            [(index, [series])],
+            max_bytes_in_frame=max_bytes_in_frame,
+            samples_per_chunk=samples_per_chunk,
+        )
+    )
+
+
+async def _aquery_series(
+    storage: Any, ctx: Any, query: Query
+) -> AsyncIterator[TimeSeries | ChunkedSeries]:
+    chunks = getattr(storage, "process_query_chunks", None)
+    if chunks is None:
+        for series in _sorted_result(await _call(storage.process_query, ctx, query)):
+            yield series
+        return
+    items = chunks(ctx, query)
+    if inspect.isawaitable(items):
+        items = await items
+    if isinstance(items, AsyncIterator):
+        async for series in items:
+            yield series
+    else:
+        for series in items:
+            yield series
+
+
+async def _astream_frames(
+    storage: Any,
+    ctx: Any,
+    request: ReadRequest,
+    max_bytes_in_frame: int,
+    samples_per_chunk: int,
+) -> AsyncIterator[bytes]:
+    """:func:`_stream_frames` for an async storage: series pulled on the loop,
+    each series framed on its own (frames never span series, so this is the
+    same byte stream); series of many samples are framed in a worker thread."""
+    dropped = _Dropped()
+    started = False
+    try:
+        for index, query in enumerate(request.queries):
+            async for item in _aquery_series(storage, ctx, query):
+                for series in dropped.floats_only([item]):
+                    size = (
+                        len(series.samples)
+                        if isinstance(series, TimeSeries)
+                        else len(series.chunks)
+                    )
+                    if size > 4 * samples_per_chunk:
+                        frames = await asyncio.to_thread(
+                            _frames_of, index, series, max_bytes_in_frame, samples_per_chunk
+                        )
+                    else:
+                        frames = _frames_of(index, series, max_bytes_in_frame, samples_per_chunk)
+                    for frame in frames:
+                        started = True
+                        yield frame
+    except Exception as exc:
+        if not started:
+            raise
+        yield _stream_error(exc)
+    finally:
+        dropped.warn()
+
+
+def _is_async_storage(storage: Any) -> bool:
+    chunks = getattr(storage, "process_query_chunks", None)
+    if chunks is not None:
+        return inspect.isasyncgenfunction(chunks) or inspect.iscoroutinefunction(chunks)
+    return inspect.iscoroutinefunction(getattr(storage, "process_query", None))
+
+
+def _streamed_headers() -> list[tuple[str, str]]:
+    # No Content-Encoding: the frames are not snappy-compressed.
+    return [("Content-Type", STREAMED_CONTENT_TYPE)]
+
+
+def prime_response(response: Response) -> Response:
+    """Compute the first piece of a streamed body before anything is sent.
+
+    A streamed read's body is lazy: the storage is first called when the
+    body is iterated. Call this before sending the status line so that a
+    failure up to the first frame becomes an ordinary error response
+    (4xx/5xx text) instead of a broken 200. Bodies that are ``bytes`` come
+    back unchanged; an empty stream becomes an empty body (zero frames is a
+    valid answer). The adapters in :mod:`promwire.server.asgi` and
+    :mod:`promwire.server.wsgi` do this.
+    """
+    body = response.body
+    if isinstance(body, bytes | bytearray | memoryview):
+        return response
+    if isinstance(body, AsyncIterator):
+        raise TypeError("an async body needs aprime_response")
+    it = iter(body)
+    try:
+        first = next(it, None)
+    except Exception as exc:
+        return error_response(exc)
+    if first is None:
+        return Response(response.status, response.headers, b"")
+    return Response(response.status, response.headers, _resume(first, it))
+
+
+def _resume(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest  # closing this generator closes ``rest`` too
+
+
+async def aprime_response(response: Response) -> Response:
+    """:func:`prime_response` for the async adapters: async bodies are pulled on
+    the loop, sync ones in a worker thread (pulling may block on a storage)."""
+    body = response.body
+    if isinstance(body, bytes | bytearray | memoryview):
+        return response
+    if not isinstance(body, AsyncIterator):
+        return await asyncio.to_thread(prime_response, response)
+    try:
+        first = await anext(body, None)
+    except Exception as exc:
+        return error_response(exc)
+    if first is None:
+        return Response(response.status, response.headers, b"")
+    return Response(response.status, response.headers, _aresume(first, body))
+
+
+async def _aresume(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        yield first
+        async for piece in rest:
+            yield piece
+    finally:
+        aclose = getattr(rest, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -1,0 +1,121 @@
+"""Receiver-side rules of remote write 2.0 (PROTOCOL.md §2.1).
+
+:func:`check_v2_request` splits a decoded ``io.prometheus.write.v2.Request``
+into the series and points that may be stored and one message per problem
+(bad refs, empty or repeated label names, series without samples and
+histograms or with both, points going back in time, exemplars without a
+timestamp); the write handlers answer those problems as a partial write.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from ... import v2
+from ...codec.encoder import encode
+from ...errors import DecodeError
+
+
+def _in_time_order(
+    points: list[Any], what: str, problems: list[str], name: Callable[[], str]
+) -> list[Any]:
+    """The points a series may keep: each not older than the one before.
+
+    A point older than the last kept one is out of order; one at the same
+    timestamp is kept when equal (a harmless duplicate, as Prometheus counts
+    it) and refused when different ("duplicate sample for timestamp").
+    ``name`` makes the series' name for a message (only built when needed).
+    """
+    if len(points) < 2:
+        return points
+    stamps = [p.timestamp for p in points]
+    if all(map(operator.lt, stamps, stamps[1:])):  # the usual case, checked in C
+        return points
+    kept = [points[0]]
+    for p in points[1:]:
+        last = kept[-1]
+        if p.timestamp > last.timestamp:
+            kept.append(p)
+        elif p.timestamp < last.timestamp:
+            problems.append(
+                f"{name()}: out-of-order {what} at {p.timestamp} after {last.timestamp}"
+            )
+        elif _same_point(p, last):
+            kept.append(p)
+        else:
+            problems.append(f"{name()}: duplicate {what} for timestamp {p.timestamp} (other value)")
+    return kept
+
+
+def _same_point(a: Any, b: Any) -> bool:
+    if isinstance(a, v2.Sample):
+        # Compare bits, not floats: NaN != NaN, and stale markers are NaNs.
+        return bool(encode(a) == encode(b))
+    return bool(a == b)
+
+
+def check_v2_request(request: v2.Request) -> tuple[v2.Request, list[str]]:
+    """Split a decoded v2 request into what may be stored and the problems of the rest.
+
+    Checks the receiver-side rules of remote write 2.0 (PROTOCOL.md §2.1):
+
+    * a non-empty symbol table must start with ``""`` - otherwise the whole
+      request is refused (:class:`~promwire.errors.DecodeError`, a 400 with
+      nothing written);
+    * per series: refs in range and ``labels_refs`` of even length, no empty
+      or repeated label name, at least one sample or histogram, not both - a
+      failing series is left out whole;
+    * per point: samples and histograms in time order (see
+      :func:`_in_time_order`), exemplars with a timestamp - a failing point is
+      left out, the rest of its series kept.
+
+    Returns the request to store (same symbol table, kept series only) and
+    one message per problem, naming the series.
+    """
+    symbols = request.symbols
+    if symbols and symbols[0] != "":
+        raise DecodeError(f"symbols[0] must be the empty string, got {symbols[0]!r}")
+    problems: list[str] = []
+    kept: list[v2.TimeSeries] = []
+    for index, series in enumerate(request.timeseries):
+        ref_problem = v2.series_error(symbols, series, index)
+        if ref_problem is not None:
+            problems.append(ref_problem)
+            continue
+        name = partial(v2.describe_series, symbols, series, index)
+        label_names = [symbols[r] for r in series.labels_refs[::2]]
+        if "" in label_names:
+            problems.append(f"{name()}: empty label name")
+            continue
+        if len(set(label_names)) != len(label_names):
+            problems.append(f"{name()}: repeated label name")
+            continue
+        if not series.samples and not series.histograms:
+            problems.append(f"{name()}: no samples and no histograms")
+            continue
+        if series.samples and series.histograms:
+            problems.append(f"{name()}: both samples and histograms (send two series)")
+            continue
+        before = len(problems)
+        samples = _in_time_order(series.samples, "sample", problems, name)
+        histograms = _in_time_order(series.histograms, "histogram", problems, name)
+        exemplars = series.exemplars
+        if any(e.timestamp == 0 for e in exemplars):
+            exemplars = [e for e in exemplars if e.timestamp != 0]
+            missing = len(series.exemplars) - len(exemplars)
+            problems.append(f"{name()}: {missing} exemplar(s) without a timestamp")
+        if len(problems) != before:
+            series = v2.TimeSeries(
+                labels_refs=series.labels_refs,
+                samples=samples,
+                histograms=histograms,
+                exemplars=exemplars,
+                metadata=series.metadata,
+            )
+        kept.append(series)
+    if len(kept) == len(request.timeseries) and not problems:
+        return request, problems
+    return v2.Request(symbols=symbols, timeseries=kept), problems

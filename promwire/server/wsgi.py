@@ -1,0 +1,161 @@
+"""A WSGI application serving remote write and remote read over a sync storage.
+
+    from promwire.server.wsgi import RemoteStorageApp
+    app = RemoteStorageApp(SQLiteStorage("metrics.db"))
+    # waitress-serve --listen=127.0.0.1:9201 module:app
+
+Same routing and limits as :mod:`promwire.server.asgi`: ``POST`` on ``write_path`` /
+``read_path``, 405 (``Allow: POST``) for other methods there, 404 elsewhere.
+The body is read in a loop of bounded ``read()`` calls; a ``Content-Length``
+over ``max_body_size`` is refused before reading, and reading stops with 413
+as soon as the body passes the limit. Without a Content-Length (chunked
+upload) the body is read to EOF only when the server sets
+``wsgi.input_terminated`` (waitress does); otherwise it is empty, per PEP 3333. Iterable response
+bodies (a streamed remote read's frames) are handed to the server as the WSGI
+iterable, which streams them without a Content-Length; the first frame is
+computed before ``start_response`` so a storage failure up to there is an
+error status (:func:`promwire.server.handlers.prime_response`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import IO, Any
+
+from ..stores.protocol import RequestContext
+from ._app import AppBase
+from .handlers import (
+    Response,
+    handle_read,
+    handle_write,
+    prime_response,
+)
+
+__all__ = ["RemoteStorageApp"]
+
+StartResponse = Callable[..., Any]
+
+_REASONS = {
+    200: "OK",
+    204: "No Content",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+_READ_SIZE = 64 * 1024
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class RemoteStorageApp(AppBase):
+    """WSGI application for a synchronous :class:`~promwire.stores.protocol.RemoteStorage`.
+
+    Keyword limits are those of the handlers (see :mod:`promwire.server.handlers`);
+    set ``read_path`` or ``write_path`` to ``None`` to disable that endpoint.
+    """
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        response = self._respond(environ)
+        status = f"{response.status} {_REASONS.get(response.status, 'Status')}"
+        headers = list(response.headers)
+        body = response.body
+        if isinstance(body, bytes | bytearray | memoryview):
+            if response.status == 204:
+                start_response(status, headers)
+                return []  # never a body on 204
+            headers.append(("Content-Length", str(len(body))))
+            start_response(status, headers)
+            return [bytes(body)]
+        if isinstance(body, AsyncIterator):  # only handle_read_async makes these
+            raise TypeError("a WSGI app cannot send an async body")
+        start_response(status, headers)
+        return body
+
+    def _respond(self, environ: dict[str, Any]) -> Response:
+        path = environ.get("PATH_INFO", "") or "/"
+        method = environ.get("REQUEST_METHOD", "")
+        early = self.route(path, method)
+        if early is not None:
+            return early
+        headers = _headers(environ)
+        try:
+            body = _read_body(environ, self.max_body_size)
+        except _BodyTooLarge:
+            return self.too_large(path, headers)
+        addr = environ.get("REMOTE_ADDR")
+        ctx = RequestContext(
+            headers=headers,
+            method=method,
+            path=path,
+            client=f"{addr}:{environ.get('REMOTE_PORT', '')}" if addr else None,
+            raw=environ,
+        )
+        if path == self.write_path:
+            return handle_write(
+                body,
+                headers,
+                self.storage,
+                ctx,
+                **self.write_limits,
+            )
+        response = handle_read(
+            body,
+            headers,
+            self.storage,
+            ctx,
+            **self.read_limits,
+        )
+        # A streamed read's body is lazy: compute its first frame before the
+        # status goes out, so a storage failure up to there is an error status.
+        return prime_response(response)
+
+
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
+    """Request headers from a WSGI environ, names lower-cased with dashes."""
+    headers = {
+        key[5:].replace("_", "-").lower(): str(value)
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    # CGI keeps these two out of the HTTP_ namespace.
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = str(environ[key])
+    return headers
+
+
+def _read_body(environ: dict[str, Any], limit: int) -> bytes:
+    stream: IO[bytes] = environ["wsgi.input"]
+    declared = str(environ.get("CONTENT_LENGTH") or "")
+    if declared.isdigit():
+        remaining = int(declared)
+        if remaining > limit:
+            raise _BodyTooLarge
+    elif environ.get("wsgi.input_terminated"):
+        # No length but the server de-chunked the body and ends the stream at its
+        # end: read to EOF, never more than one byte past the limit.
+        remaining = limit + 1
+    else:
+        # No length and no terminated stream: PEP 3333 says read nothing (reading
+        # would block on the socket).
+        remaining = 0
+    parts: list[bytes] = []
+    size = 0
+    while remaining > 0:
+        chunk = stream.read(min(_READ_SIZE, remaining))
+        if not chunk:
+            break
+        size += len(chunk)
+        remaining -= len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        parts.append(chunk)
+    return b"".join(parts)
