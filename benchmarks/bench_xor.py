@@ -294,7 +294,7 @@ def bench_workload(name: str, n: int, ref_n: int, repeat: int) -> None:
 
 
 def main() -> None:
-    from promwire.chunks import crc32c as crc
+    from promwire.chunks import checksum as crc
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=1_000_000)
@@ -320,7 +320,7 @@ def main() -> None:
     else:
         native = _rate(lambda: google_crc32c.value(blob), len(blob), args.repeat * 5) / 1e6
         print(f"crc32c  google_crc32c {native:8.1f} MB/s ({google_crc32c.implementation})")
-    print(f"promwire.chunks.crc32c.crc32c uses: {crc.IMPLEMENTATION}")
+    print(f"promwire.chunks.checksum.crc32c uses: {crc.IMPLEMENTATION}")
 
 
 if __name__ == "__main__":

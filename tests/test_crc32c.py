@@ -8,8 +8,8 @@ import google_crc32c
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from promwire.chunks import crc32c as mod
-from promwire.chunks.crc32c import IMPLEMENTATION, crc32c, crc32c_pure, crc32c_update_pure
+from promwire.chunks import checksum as mod
+from promwire.chunks.checksum import IMPLEMENTATION, crc32c, crc32c_pure, crc32c_update_pure
 
 
 def test_check_value() -> None:

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 
 from ..codec.wire import varint
 from ..errors import ChecksumError, FrameError, LimitExceeded, TruncatedStreamError
-from .crc32c import crc32c
+from .checksum import crc32c
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
