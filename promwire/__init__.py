@@ -9,6 +9,8 @@ The wire codec::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .codec import snappy
 from .codec.decoder import decode
 from .codec.encoder import encode
@@ -57,8 +59,43 @@ from .errors import (
 
 __version__ = "0.1.0"
 
+# The layers above the codec are imported on first use, so ``import promwire``
+# costs no more than the codec: ``promwire.SQLiteStorage`` loads sqlite3,
+# ``promwire.RemoteWriteClient`` http.client, and so on (PEP 562).
+_LAZY = {
+    "RemoteWriteClient": "promwire.client.writer",
+    "AsyncRemoteWriteClient": "promwire.client.writer",
+    "RemoteReadClient": "promwire.client.reader",
+    "SQLiteStorage": "promwire.stores.sqlite",
+    "handle_write": "promwire.server.handlers",
+    "handle_read": "promwire.server.handlers",
+}
+
+if TYPE_CHECKING:
+    from .client.reader import RemoteReadClient
+    from .client.writer import AsyncRemoteWriteClient, RemoteWriteClient
+    from .server.handlers import handle_read, handle_write
+    from .stores.sqlite import SQLiteStorage
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'promwire' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "STALE_NAN_BITS",
+    "AsyncRemoteWriteClient",
     "BucketSpan",
     "ChecksumError",
     "Chunk",
@@ -83,8 +120,11 @@ __all__ = [
     "ReadHints",
     "ReadRequest",
     "ReadResponse",
+    "RemoteReadClient",
+    "RemoteWriteClient",
     "ResetHint",
     "ResponseType",
+    "SQLiteStorage",
     "Sample",
     "SnappyError",
     "StorageError",
@@ -99,6 +139,8 @@ __all__ = [
     "decode",
     "encode",
     "from_dict",
+    "handle_read",
+    "handle_write",
     "snappy",
     "to_dict",
 ]
