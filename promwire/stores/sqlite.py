@@ -270,24 +270,32 @@ class SQLiteStorage(BaseStorage):
     def check_writable(self) -> str | None:
         """``None`` if a write can succeed now, else why not (SQLite's message).
 
-        Tries a write that is rolled back (nothing changes). A failure leaves the
-        writer to be reopened by the next write, so the store recovers once the
-        cause is gone; ``promwire serve`` prints the answer at startup.
+        Tries a write that is rolled back (nothing changes). A lock held by
+        another connection is no reason (a write waits for it): then only the
+        file's permissions are checked. A failure leaves the writer to be
+        reopened by the next write, so the store recovers once the cause is
+        gone; ``promwire serve`` prints the answer at startup.
         """
         with self._lock:
             if self._closed:
                 return "storage is closed"
             try:
                 conn = self._writable()
-                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("PRAGMA busy_timeout=100")
                 try:
-                    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-                    conn.execute(f"PRAGMA user_version={version}")
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                        conn.execute(f"PRAGMA user_version={version}")
+                    finally:
+                        conn.execute("ROLLBACK")
                 finally:
-                    conn.execute("ROLLBACK")
+                    conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
             except StorageError as exc:
                 return exc.message
             except sqlite3.Error as exc:
+                if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+                    return _file_access_problem(self.path)
                 self._writer_stale = not self._memory
                 return str(exc)
         return None
@@ -644,6 +652,16 @@ class SQLiteStorage(BaseStorage):
                 table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
                 for table in ("series", "samples", "histograms", "exemplars", "metadata")
             }
+
+
+def _file_access_problem(path: str) -> str | None:
+    """Why this process cannot write ``path`` and its directory, or ``None``."""
+    if path == ":memory:" or path.startswith("file:"):
+        return None
+    for target in (path, os.path.dirname(os.path.abspath(path))):
+        if not os.access(target, os.W_OK):
+            return f"attempt to write a readonly database: no write access to {target}"
+    return None
 
 
 @contextmanager
