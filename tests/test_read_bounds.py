@@ -18,6 +18,7 @@ import pytest
 
 from promwire import (
     LabelMatcher,
+    LimitExceeded,
     MatchType,
     Query,
     QueryResult,
@@ -85,6 +86,34 @@ def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("wide") / "w.db"
     fill_store(db, SCAN_SERIES, 1)
     return db
+
+
+def test_read_budget_counts() -> None:
+    budget = ReadBudget(max_samples=10, max_series=3, seconds=60)
+    budget.take_samples(6)
+    budget.at_least_samples(6)  # a storage already counted these: not twice
+    budget.at_least_samples(4)
+    assert budget.samples == 6
+    budget.at_least_samples(10)
+    with pytest.raises(LimitExceeded, match="at least 11 samples") as info:
+        budget.take_samples(1)
+    assert info.value.status == 400
+    budget.examine(3)
+    with pytest.raises(LimitExceeded, match="max_read_series") as info:
+        budget.examine()
+    assert info.value.status == 400
+    late = ReadBudget(seconds=0.05)
+    time.sleep(0.1)
+    assert late.expired()
+    with pytest.raises(LimitExceeded, match="max_read_seconds") as info:
+        late.check_time()
+    assert info.value.status == 503
+    late.restart_clock()
+    late.check_time()
+    unlimited = ReadBudget()
+    unlimited.take_samples(10**12)
+    unlimited.examine(10**12)
+    assert not unlimited.expired()
 
 
 def test_defaults_hold_the_issue_read() -> None:
