@@ -18,6 +18,8 @@ from .handlers import (
     DEFAULT_MAX_LABELS_PER_SERIES,
     DEFAULT_MAX_READ_QUERIES,
     DEFAULT_MAX_READ_SAMPLES,
+    DEFAULT_MAX_READ_SECONDS,
+    DEFAULT_MAX_READ_SERIES,
     DEFAULT_MAX_SAMPLES,
     DEFAULT_MAX_SERIES,
     Response,
@@ -33,8 +35,9 @@ class AppBase:
     while reading the body and from ``Content-Length`` before reading),
     ``max_decompressed_size``, ``max_series``, ``max_samples``,
     ``max_labels_per_series``, ``max_label_bytes`` (write),
-    ``max_read_queries``, ``max_read_samples`` and ``max_bytes_in_frame``
-    (read); see :mod:`promwire.server.handlers` for defaults and answers. Set
+    ``max_read_queries``, ``max_read_samples``, ``max_read_series``,
+    ``max_read_seconds`` and ``max_bytes_in_frame`` (read); see
+    :mod:`promwire.server.handlers` for defaults and answers. Set
     ``read_path`` or ``write_path`` to ``None`` to disable that endpoint.
     """
 
@@ -52,6 +55,8 @@ class AppBase:
         max_label_bytes: int = DEFAULT_MAX_LABEL_BYTES,
         max_read_queries: int = DEFAULT_MAX_READ_QUERIES,
         max_read_samples: int = DEFAULT_MAX_READ_SAMPLES,
+        max_read_series: int = DEFAULT_MAX_READ_SERIES,
+        max_read_seconds: float = DEFAULT_MAX_READ_SECONDS,
         max_bytes_in_frame: int = DEFAULT_MAX_BYTES_IN_FRAME,
     ) -> None:
         if max_bytes_in_frame <= 0:
@@ -69,11 +74,13 @@ class AppBase:
             "max_labels_per_series": max_labels_per_series,
             "max_label_bytes": max_label_bytes,
         }
-        self.read_limits: dict[str, int] = {
+        self.read_limits: dict[str, Any] = {
             "max_body_size": max_body_size,
             "max_decompressed_size": max_decompressed_size,
             "max_read_queries": max_read_queries,
             "max_read_samples": max_read_samples,
+            "max_read_series": max_read_series,
+            "max_read_seconds": max_read_seconds,
             "max_bytes_in_frame": max_bytes_in_frame,
         }
 

@@ -109,6 +109,13 @@ def serve(
     storage = SQLiteStorage(db)
     try:
         print(f"promwire: storing in {db}, serving on {listen} ({server})", file=out)
+        unwritable = storage.check_writable()
+        if unwritable is not None:
+            print(
+                f"promwire: WARNING: {db} cannot be written ({unwritable}); "
+                "writes are answered 500 until it can, then accepted without a restart",
+                file=out,
+            )
         print("Add to prometheus.yml:\n", file=out)
         print(prometheus_snippet(host, port), file=out, flush=True)
         if server == "uvicorn":

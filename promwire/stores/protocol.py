@@ -57,22 +57,40 @@ Optional members (looked up with ``getattr``; a storage without them works):
     pulls each frame in a thread) and may be closed early when the client
     goes away. An async storage may make it an async generator.
     Without it, a streamed read calls ``process_query`` and sorts its series.
+
+Read budget: the handlers give every read request a :class:`ReadBudget`
+(``ctx.budget`` when the context is a :class:`RequestContext`; ``None``
+otherwise) holding the request's limits: samples in a SAMPLES answer
+(``max_read_samples``), series examined against the matchers
+(``max_read_series``) and time (``max_read_seconds``). A storage that
+produces rows should spend it *while* it produces them: ``take_samples(n)``
+before building ``n`` more samples or histograms, ``examine(n)`` for series
+whose labels it checks against the matchers, ``check_time()`` in any long
+loop. Each raises :class:`~promwire.errors.LimitExceeded` (400 for the counts,
+503 for time) the moment the budget is spent, so an over-limit read stops
+having built at most a limit's worth. :class:`BaseStorage` and
+:class:`AsyncBaseStorage` spend it between queries for storages that do not;
+the handlers check the sample count of the finished answer in any case, so
+a storage that ignores the budget stays correct, only less bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from ..codec.messages import Query, QueryResult, ReadRequest, ReadResponse, WriteRequest
+from ..errors import LimitExceeded
 
 __all__ = [
     "DEFAULT_ACCEPTED_PROTOCOLS",
     "AsyncBaseStorage",
     "AsyncRemoteStorage",
     "BaseStorage",
+    "ReadBudget",
     "RemoteStorage",
     "RequestContext",
     "WriteOutcome",
@@ -82,12 +100,99 @@ __all__ = [
 DEFAULT_ACCEPTED_PROTOCOLS: tuple[str, ...] = ("v1", "v2")
 
 
+class ReadBudget:
+    """What one read request may still spend (see the module docstring).
+
+    ``max_samples``: samples + histograms the answer may hold; ``max_series``:
+    series whose labels the storage may check against the matchers (summed
+    over the request's queries: the work of a scan, matching or not);
+    ``seconds``: how long the storage may work before the answer (a streamed
+    answer restarts the clock with every frame it sends, so the limit is the
+    longest silence, not the length of a stream). ``None`` means no limit.
+    Counters only grow; one budget serves one request (queries of an async
+    storage may spend it concurrently on one event loop).
+    """
+
+    __slots__ = ("_deadline", "max_samples", "max_series", "samples", "seconds", "series")
+
+    def __init__(
+        self,
+        *,
+        max_samples: int | None = None,
+        max_series: int | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        self.max_samples = max_samples
+        self.max_series = max_series
+        self.seconds = seconds
+        #: samples + histograms taken so far
+        self.samples = 0
+        #: series examined so far
+        self.series = 0
+        self._deadline: float | None = None
+        self.restart_clock()
+
+    def restart_clock(self) -> None:
+        """Give the storage ``seconds`` from now (called as a stream makes progress)."""
+        if self.seconds is not None:
+            self._deadline = time.monotonic() + self.seconds
+
+    def take_samples(self, n: int) -> None:
+        """Count ``n`` more samples or histograms; raise once over ``max_samples``."""
+        self.samples += n
+        self._check_samples()
+
+    def at_least_samples(self, total: int) -> None:
+        """Note that ``total`` samples have been produced in all (never counts twice)."""
+        if total > self.samples:
+            self.samples = total
+            self._check_samples()
+
+    def examine(self, n: int = 1) -> None:
+        """Count ``n`` more series checked against matchers; raise once over
+        ``max_series``; check the clock too."""
+        self.series += n
+        if self.max_series is not None and self.series > self.max_series:
+            raise LimitExceeded(
+                f"read examined more than {self.max_series} series, "
+                "over the limit (max_read_series); use narrower matchers",
+                status=400,
+            )
+        self.check_time()
+
+    def expired(self) -> bool:
+        """Whether the time is up (cheap: for SQLite's progress handler)."""
+        return self._deadline is not None and time.monotonic() > self._deadline
+
+    def check_time(self) -> None:
+        """Raise (503) once the storage has worked ``seconds`` without an answer."""
+        if self.expired():
+            raise self.timeout_error()
+
+    def timeout_error(self) -> LimitExceeded:
+        """The error for a read out of time: 503, as Prometheus answers a query timeout."""
+        return LimitExceeded(
+            f"read took longer than {self.seconds:g} s, over the limit (max_read_seconds)",
+            status=503,
+        )
+
+    def _check_samples(self) -> None:
+        if self.max_samples is not None and self.samples > self.max_samples:
+            raise LimitExceeded(
+                f"exceeded sample limit: the answer holds at least {self.samples} samples, "
+                f"over the limit of {self.max_samples} (max_read_samples)",
+                status=400,
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class RequestContext:
     """What a storage may want to know about the HTTP request.
 
     ``headers`` has lower-case names. ``raw`` is the framework's own request
     object (ASGI scope, WSGI environ, ...) when an adapter created the context.
+    ``budget`` is the :class:`ReadBudget` of a read request (set by the read
+    handlers; ``None`` for writes).
     """
 
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -95,6 +200,11 @@ class RequestContext:
     path: str = ""
     client: str | None = None
     raw: Any = None
+    budget: ReadBudget | None = None
+
+
+def _result_size(result: QueryResult) -> int:
+    return sum(len(ts.samples) + len(ts.histograms) for ts in result.timeseries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +254,11 @@ class AsyncRemoteStorage(Protocol):
 class BaseStorage:
     """Base class for synchronous storages: inherit it and write two methods.
 
-    ``read`` answers the queries one after another through ``process_query``.
-    ``write`` and ``process_query`` raise :class:`NotImplementedError` (a 500)
-    until overridden, so a read-only storage only overrides ``process_query``.
+    ``read`` answers the queries one after another through ``process_query``,
+    spending ``ctx.budget`` (if any) after each, so a storage that ignores
+    the budget still stops between queries. ``write`` and ``process_query``
+    raise :class:`NotImplementedError` (a 500) until overridden, so a
+    read-only storage only overrides ``process_query``.
     """
 
     accepted_protocols: tuple[str, ...] = DEFAULT_ACCEPTED_PROTOCOLS
@@ -158,14 +270,27 @@ class BaseStorage:
         raise NotImplementedError(f"{type(self).__name__} does not answer queries")
 
     def read(self, ctx: Any, request: ReadRequest) -> ReadResponse:
-        return ReadResponse(results=[self.process_query(ctx, q) for q in request.queries])
+        budget: ReadBudget | None = getattr(ctx, "budget", None)
+        results: list[QueryResult] = []
+        total = 0
+        for query in request.queries:
+            if budget is not None:
+                budget.check_time()
+            result = self.process_query(ctx, query)
+            results.append(result)
+            if budget is not None:
+                total += _result_size(result)
+                budget.at_least_samples(total)
+        return ReadResponse(results=results)
 
 
 class AsyncBaseStorage:
     """Base class for ``async`` storages; ``read`` runs the queries concurrently.
 
-    ``asyncio.gather`` keeps the results in query order whatever order they
-    finish in, which is what keeps ``results[i]`` the answer to ``queries[i]``.
+    Results are kept in query order whatever order they finish in, which is
+    what keeps ``results[i]`` the answer to ``queries[i]``. ``ctx.budget``
+    (if any) is spent as each query finishes; once it is spent (or a query
+    fails) the queries still running are cancelled.
     """
 
     accepted_protocols: tuple[str, ...] = DEFAULT_ACCEPTED_PROTOCOLS
@@ -177,5 +302,22 @@ class AsyncBaseStorage:
         raise NotImplementedError(f"{type(self).__name__} does not answer queries")
 
     async def read(self, ctx: Any, request: ReadRequest) -> ReadResponse:
-        results = await asyncio.gather(*(self.process_query(ctx, q) for q in request.queries))
+        budget: ReadBudget | None = getattr(ctx, "budget", None)
+        total = 0
+
+        async def one(query: Query) -> QueryResult:
+            nonlocal total
+            result = await self.process_query(ctx, query)
+            if budget is not None:
+                total += _result_size(result)
+                budget.at_least_samples(total)
+                budget.check_time()
+            return result
+
+        tasks = [asyncio.ensure_future(one(q)) for q in request.queries]
+        try:
+            results = await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()  # no-op for the finished ones
         return ReadResponse(results=list(results))

@@ -36,10 +36,29 @@ What it guarantees:
 * Labels with an empty value are dropped on write (an empty value means
   "absent" in Prometheus); series are identified by their sorted label set.
 * **Thread-safe.** Writes go through one connection behind a lock (SQLite has
-  a single writer anyway); each reading thread gets its own connection, so
-  reads run concurrently with writes under WAL. An in-memory database
-  (``":memory:"``) shares the writer connection instead, since every
-  connection to ``:memory:`` is a separate database.
+  a single writer anyway); each reading thread gets its own connection,
+  registered without that lock, so under WAL a read never waits for a write
+  (not even for a write stuck behind another process' lock). An in-memory
+  database (``":memory:"``) shares the writer connection instead, since
+  every connection to ``:memory:`` is a separate database: there reads do
+  wait for writes.
+* **Bounded reads.** A read spends the request's
+  :class:`~promwire.stores.protocol.ReadBudget` (``ctx.budget``) while it
+  runs: samples are fetched in batches and counted before they become
+  objects, every series checked against the matchers is counted, and the
+  clock is checked in the Python loops and, through SQLite's progress
+  handler, inside long SQL statements. A read over its budget stops there
+  (400 for the counts, 503 for time).
+* **Recovers from an unwritable file.** A write that fails in SQLite (the
+  file read-only, the disk full, a lock held too long by another process) is
+  a :class:`~promwire.errors.StorageError` (500: the sender retries), and the
+  next write opens a fresh writer connection, so the store accepts writes
+  again as soon as the cause is gone, without a restart (a connection opened
+  on a read-only file stays read-only forever). The ``-wal``/``-shm`` files
+  SQLite created while the database was read-only carry its mode of then;
+  on reopening they are given the database file's current mode (SQLite's own
+  rule for them), when this process owns them. :meth:`SQLiteStorage.check_writable`
+  says whether a write can succeed now (``promwire serve`` prints it at startup).
 """
 
 from __future__ import annotations
@@ -75,7 +94,7 @@ from ..codec.messages import (
 )
 from ..errors import StorageError
 from .matchers import compile_matchers
-from .protocol import BaseStorage
+from .protocol import BaseStorage, ReadBudget
 
 __all__ = ["SQLiteStorage"]
 
@@ -138,6 +157,10 @@ CREATE TABLE IF NOT EXISTS metadata (
 """
 
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+#: Rows fetched (and counted against the read budget) at a time.
+_BATCH = 4096
+#: SQLite virtual machine steps between two looks at the read deadline.
+_PROGRESS_STEPS = 10_000
 
 
 def _labels_key(labels: Iterable[Label]) -> tuple[str, list[tuple[str, str]]]:
@@ -175,20 +198,25 @@ class SQLiteStorage(BaseStorage):
         self._synchronous = synchronous.upper()
         self._timeout = timeout
         self._memory = self.path == ":memory:" or self.path.startswith("file::memory:")
+        # _lock: the writer connection (held for a whole write transaction).
+        # _readers_lock: the set of reader connections only; readers never take _lock.
         self._lock = threading.Lock()
+        self._readers_lock = threading.Lock()
         self._local = threading.local()
         # Weak: a reader dies with its thread (threading.local drops it), so a
         # server that starts a thread per connection does not pile them up.
         self._readers: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._writer = self._connect()
         self._writer.executescript(_SCHEMA)
+        # Set when a write failed in SQLite: the next write reopens the writer.
+        self._writer_stale = False
         self._series_ids: dict[tuple[Label, ...], int] = {}
         self._max_cached_series = max_cached_series
         self._closed = False
 
     # ---------------------------------------------------------------- connections
 
-    def _connect(self) -> _Connection:
+    def _connect(self, *, reader: bool = False) -> _Connection:
         # isolation_level=None: no implicit transactions, every BEGIN is ours.
         # check_same_thread=False: the writer moves between threads, always under _lock.
         conn = sqlite3.connect(
@@ -198,10 +226,79 @@ class SQLiteStorage(BaseStorage):
             check_same_thread=False,
             factory=_Connection,
         )
+        if reader:
+            # The writer put the file in WAL mode; a reader changes nothing.
+            conn.execute("PRAGMA query_only=ON")
+            return conn
         if not self._memory:
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         return conn
+
+    def _register(self, conn: _Connection) -> None:
+        with self._readers_lock:
+            if self._closed:
+                conn.close()
+                raise StorageError("storage is closed")
+            self._readers.add(conn)
+
+    def _writable(self) -> sqlite3.Connection:
+        """The writer connection, reopened if the last write failed in SQLite (under _lock)."""
+        if self._writer_stale and not self._memory:
+            self._align_sidecar_modes()
+            try:
+                fresh = self._connect()
+            except sqlite3.Error as exc:
+                raise StorageError(f"sqlite write failed: cannot reopen: {exc}") from exc
+            self._writer.close()
+            self._writer = fresh
+            self._writer_stale = False
+        return self._writer
+
+    def _align_sidecar_modes(self) -> None:
+        # SQLite creates -wal/-shm with the database file's mode: files made while
+        # it was read-only stay read-only after it is writable again.
+        try:
+            mode = os.stat(self.path).st_mode & 0o777
+            for suffix in ("-wal", "-shm"):
+                side = self.path + suffix
+                if os.path.exists(side) and os.stat(side).st_mode & 0o777 != mode:
+                    os.chmod(side, mode)
+        except OSError:
+            pass  # not ours to change: the reopened connection will say what is wrong
+
+    def check_writable(self) -> str | None:
+        """``None`` if a write can succeed now, else why not (SQLite's message).
+
+        Tries a write that is rolled back (nothing changes). A lock held by
+        another connection is no reason (a write waits for it): then only the
+        file's permissions are checked. A failure leaves the writer to be
+        reopened by the next write, so the store recovers once the cause is
+        gone; ``promwire serve`` prints the answer at startup.
+        """
+        with self._lock:
+            if self._closed:
+                return "storage is closed"
+            try:
+                conn = self._writable()
+                conn.execute("PRAGMA busy_timeout=100")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                        conn.execute(f"PRAGMA user_version={version}")
+                    finally:
+                        conn.execute("ROLLBACK")
+                finally:
+                    conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+            except StorageError as exc:
+                return exc.message
+            except sqlite3.Error as exc:
+                if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+                    return _file_access_problem(self.path)
+                self._writer_stale = not self._memory
+                return str(exc)
+        return None
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -214,10 +311,9 @@ class SQLiteStorage(BaseStorage):
             return
         conn: _Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect()
+            conn = self._connect(reader=True)
+            self._register(conn)
             self._local.conn = conn
-            with self._lock:
-                self._readers.add(conn)
         conn.execute("BEGIN")
         try:
             yield conn
@@ -226,7 +322,7 @@ class SQLiteStorage(BaseStorage):
 
     def close(self) -> None:
         """Close every connection. Later calls raise :class:`StorageError`."""
-        with self._lock:
+        with self._lock, self._readers_lock:
             self._closed = True
             for conn in list(self._readers):
                 conn.close()
@@ -254,7 +350,7 @@ class SQLiteStorage(BaseStorage):
         with self._lock:
             if self._closed:
                 raise StorageError("storage is closed")
-            conn = self._writer
+            conn = self._writable()
             cached = self._series_ids
             new_ids: dict[tuple[Label, ...], int] = {}
             try:
@@ -301,8 +397,15 @@ class SQLiteStorage(BaseStorage):
             except BaseException as exc:
                 # Whatever failed (SQLite, an unencodable histogram, a cancelled
                 # thread), nothing of this request may stay half-written.
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error) and not self._memory:
+                    # Read-only file, full disk, lock held elsewhere: start the next
+                    # write on a fresh connection (a read-only one stays read-only).
+                    self._writer_stale = True
+                try:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    self._writer_stale = not self._memory  # nothing was committed anyway
                 if isinstance(exc, sqlite3.Error | OverflowError):
                     raise StorageError(f"sqlite write failed: {exc}") from exc
                 raise
@@ -329,9 +432,10 @@ class SQLiteStorage(BaseStorage):
 
     @staticmethod
     def _candidates(
-        conn: sqlite3.Connection, matchers: list[LabelMatcher]
-    ) -> list[tuple[int, str]]:
-        """Series possibly matching: narrowed in SQL by non-empty equality matchers."""
+        conn: sqlite3.Connection, matchers: list[LabelMatcher], budget: ReadBudget | None
+    ) -> Iterator[tuple[int, list[tuple[str, str]]]]:
+        """Series possibly matching, narrowed in SQL by non-empty equality
+        matchers, as ``(id, label pairs)``; each one counts against the budget."""
         sql = "SELECT id, labels FROM series"
         args: list[str] = []
         conds = []
@@ -343,17 +447,27 @@ class SQLiteStorage(BaseStorage):
                 args += [m.name, m.value]
         if conds:
             sql += " WHERE " + " AND ".join(conds)
-        return [(int(i), str(k)) for i, k in conn.execute(sql, args)]
+        cursor = conn.execute(sql, args)
+        while rows := cursor.fetchmany(_BATCH):
+            if budget is not None:
+                budget.examine(len(rows))
+            for sid, key in rows:
+                yield int(sid), [(str(n), str(v)) for n, v in json.loads(key)]
 
     def _select(
-        self, matchers: list[LabelMatcher], start: int, end: int, *, exemplars: bool
+        self,
+        matchers: list[LabelMatcher],
+        start: int,
+        end: int,
+        *,
+        exemplars: bool,
+        budget: ReadBudget | None = None,
     ) -> list[TimeSeries]:
         match = compile_matchers(matchers)
         start, end = max(start, _INT64_MIN), min(end, _INT64_MAX)
         out: list[tuple[list[tuple[str, str]], TimeSeries]] = []
-        with self._reading() as conn:
-            for sid, key in self._candidates(conn, matchers):
-                pairs = [(str(n), str(v)) for n, v in json.loads(key)]
+        with self._reading() as conn, _deadline(conn, budget):
+            for sid, pairs in self._candidates(conn, matchers, budget):
                 if not match(dict(pairs)):
                     continue
                 series = TimeSeries(labels=[Label(n, v) for n, v in pairs])
@@ -376,18 +490,22 @@ class SQLiteStorage(BaseStorage):
                 else:
                     series.samples = [
                         Sample(_float(bits), ts)
-                        for ts, bits in conn.execute(
+                        for ts, bits in _batches(
+                            conn,
                             "SELECT ts, bits FROM samples "
                             "WHERE series_id = ? AND ts BETWEEN ? AND ? ORDER BY ts",
                             rng,
+                            budget,
                         )
                     ]
                     series.histograms = [
                         decode(Histogram, data)
-                        for (data,) in conn.execute(
+                        for (data,) in _batches(
+                            conn,
                             "SELECT data FROM histograms "
                             "WHERE series_id = ? AND ts BETWEEN ? AND ? ORDER BY ts",
                             rng,
+                            budget,
                         )
                     ]
                     if not (series.samples or series.histograms):
@@ -399,12 +517,20 @@ class SQLiteStorage(BaseStorage):
     def process_query(self, ctx: Any, query: Query) -> QueryResult:
         """Series matching ``query`` with their samples and histograms in
         ``[start_timestamp_ms, end_timestamp_ms]`` (inclusive), sorted by time;
-        series sorted by label set; series without data in range are left out."""
+        series sorted by label set; series without data in range are left out.
+        Spends ``ctx.budget`` while reading (see the module docstring)."""
+        budget: ReadBudget | None = getattr(ctx, "budget", None)
         try:
             series = self._select(
-                query.matchers, query.start_timestamp_ms, query.end_timestamp_ms, exemplars=False
+                query.matchers,
+                query.start_timestamp_ms,
+                query.end_timestamp_ms,
+                exemplars=False,
+                budget=budget,
             )
         except sqlite3.Error as exc:
+            if budget is not None and budget.expired():
+                raise budget.timeout_error() from exc
             raise StorageError(f"sqlite read failed: {exc}") from exc
         return QueryResult(timeseries=series)
 
@@ -420,18 +546,21 @@ class SQLiteStorage(BaseStorage):
         resumed on any thread; ``:memory:`` takes the writer lock per series
         instead (no snapshot across series). Series that also hold native
         histograms in range get a warning in the log: those are not streamed.
+        The series examined and the time spent count against ``ctx.budget``
+        (a stream has no sample limit).
         """
+        budget: ReadBudget | None = getattr(ctx, "budget", None)
         match = compile_matchers(query.matchers)
         start = max(query.start_timestamp_ms, _INT64_MIN)
         end = min(query.end_timestamp_ms, _INT64_MAX)
-        with self._stream_reader() as run:
-            candidates = run(lambda conn: self._candidates(conn, query.matchers))
-            chosen: list[tuple[list[tuple[str, str]], int]] = []
-            for sid, key in candidates:
-                pairs = [(str(n), str(v)) for n, v in json.loads(key)]
-                if match(dict(pairs)):
-                    chosen.append((pairs, sid))
-            del candidates
+        with self._stream_reader(budget) as run:
+            chosen = run(
+                lambda conn: [
+                    (pairs, sid)
+                    for sid, pairs in self._candidates(conn, query.matchers, budget)
+                    if match(dict(pairs))
+                ]
+            )
             chosen.sort()  # TSDB order: by label set
             with_histograms = 0
             for pairs, sid in chosen:
@@ -451,42 +580,48 @@ class SQLiteStorage(BaseStorage):
                 )
 
     @contextmanager
-    def _stream_reader(self) -> Iterator[Callable[[Callable[[sqlite3.Connection], T]], T]]:
+    def _stream_reader(
+        self, budget: ReadBudget | None = None
+    ) -> Iterator[Callable[[Callable[[sqlite3.Connection], T]], T]]:
         """A way to run reads for a long-lived stream: ``run(fn)`` calls ``fn(conn)``.
 
-        SQLite errors become :class:`StorageError`. A file database gets a
-        connection of its own (not the thread's: a stream is pulled from
-        several threads and outlives any one request on them), closed at the
-        end; ``:memory:`` borrows the writer under the lock for each call.
+        SQLite errors become :class:`StorageError` (the budget's 503 when its
+        time ran out). A file database gets a connection of its own (not the
+        thread's: a stream is pulled from several threads and outlives any
+        one request on them), closed at the end; ``:memory:`` borrows the
+        writer under the lock for each call.
         """
         if self._closed:
             raise StorageError("storage is closed")
         conn: _Connection | None = None
         if not self._memory:
             try:
-                conn = self._connect()
+                conn = self._connect(reader=True)
                 conn.execute("BEGIN")
             except sqlite3.Error as exc:
                 raise StorageError(f"sqlite read failed: {exc}") from exc
-            with self._lock:
-                self._readers.add(conn)
+            self._register(conn)
 
         def run(fn: Callable[[sqlite3.Connection], T]) -> T:
             try:
                 if conn is not None:
-                    return fn(conn)
+                    with _deadline(conn, budget):
+                        return fn(conn)
                 with self._lock:
                     if self._closed:
                         raise StorageError("storage is closed")
-                    return fn(self._writer)
+                    with _deadline(self._writer, budget):
+                        return fn(self._writer)
             except sqlite3.Error as exc:
+                if budget is not None and budget.expired():
+                    raise budget.timeout_error() from exc
                 raise StorageError(f"sqlite read failed: {exc}") from exc
 
         try:
             yield run
         finally:
             if conn is not None:
-                with self._lock:
+                with self._readers_lock:
                     self._readers.discard(conn)
                 conn.close()  # ends the read transaction
 
@@ -517,6 +652,41 @@ class SQLiteStorage(BaseStorage):
                 table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
                 for table in ("series", "samples", "histograms", "exemplars", "metadata")
             }
+
+
+def _file_access_problem(path: str) -> str | None:
+    """Why this process cannot write ``path`` and its directory, or ``None``."""
+    if path == ":memory:" or path.startswith("file:"):
+        return None
+    for target in (path, os.path.dirname(os.path.abspath(path))):
+        if not os.access(target, os.W_OK):
+            return f"attempt to write a readonly database: no write access to {target}"
+    return None
+
+
+@contextmanager
+def _deadline(conn: sqlite3.Connection, budget: ReadBudget | None) -> Iterator[None]:
+    """Interrupt SQL statements on ``conn`` once the budget's time is up."""
+    if budget is None or budget.seconds is None:
+        yield
+        return
+    conn.set_progress_handler(budget.expired, _PROGRESS_STEPS)
+    try:
+        yield
+    finally:
+        conn.set_progress_handler(None, 0)
+
+
+def _batches(
+    conn: sqlite3.Connection, sql: str, args: tuple[int, int, int], budget: ReadBudget | None
+) -> Iterator[Any]:
+    """The rows of ``sql``, fetched in batches each counted against the budget
+    before the caller turns it into objects."""
+    cursor = conn.execute(sql, args)
+    while rows := cursor.fetchmany(_BATCH):
+        if budget is not None:
+            budget.take_samples(len(rows))
+        yield from rows
 
 
 def _series_rows(

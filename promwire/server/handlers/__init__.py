@@ -35,7 +35,10 @@ HTTP behaviour (PROTOCOL.md §3-4):
   supports wins (none listed means SAMPLES). SAMPLES: 200 with
   ``Content-Type: application/x-protobuf`` and ``Content-Encoding: snappy``
   carrying a snappy ``ReadResponse``; 400 when the request holds more than
-  ``max_read_queries`` queries or the answer exceeds ``max_read_samples``.
+  ``max_read_queries`` queries, the answer exceeds ``max_read_samples`` or
+  the storage checks more than ``max_read_series`` series against the
+  matchers (both counted while the storage works); 503 when the storage
+  works longer than ``max_read_seconds``.
   STREAMED_XOR_CHUNKS: 200 with
   ``Content-Type: application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse``,
   no Content-Encoding, and a *lazy* body of frames (see :func:`handle_read`
@@ -69,6 +72,8 @@ from .common import (
     DEFAULT_MAX_LABELS_PER_SERIES,
     DEFAULT_MAX_READ_QUERIES,
     DEFAULT_MAX_READ_SAMPLES,
+    DEFAULT_MAX_READ_SECONDS,
+    DEFAULT_MAX_READ_SERIES,
     DEFAULT_MAX_SAMPLES,
     DEFAULT_MAX_SERIES,
     MAX_LISTED_PROBLEMS,
@@ -92,6 +97,8 @@ __all__ = [
     "DEFAULT_MAX_LABEL_BYTES",
     "DEFAULT_MAX_READ_QUERIES",
     "DEFAULT_MAX_READ_SAMPLES",
+    "DEFAULT_MAX_READ_SECONDS",
+    "DEFAULT_MAX_READ_SERIES",
     "DEFAULT_MAX_SAMPLES",
     "DEFAULT_MAX_SERIES",
     "MAX_LISTED_PROBLEMS",

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ...codec import snappy
 from ...codec.messages import ResponseType
 from ...errors import LimitExceeded, PromwireError, StorageOverloaded, UnsupportedMediaType
-from ...stores.protocol import DEFAULT_ACCEPTED_PROTOCOLS, RequestContext
+from ...stores.protocol import DEFAULT_ACCEPTED_PROTOCOLS, ReadBudget, RequestContext
 
 log = logging.getLogger("promwire")
 
@@ -43,12 +43,24 @@ DEFAULT_MAX_LABELS_PER_SERIES = 1000
 #: have to index.
 DEFAULT_MAX_LABEL_BYTES = 64 * 1024
 #: Most queries one read request may hold (each one a storage scan).
-#: Prometheus sends one query per request.
-DEFAULT_MAX_READ_QUERIES = 1000
-#: Most samples (+ histograms) one SAMPLES read response may carry, as Prometheus'
-#: ``--storage.remote.read-sample-limit`` default. Streamed answers have no such
-#: limit (as in Prometheus): their memory does not grow with the answer.
-DEFAULT_MAX_READ_SAMPLES = 50_000_000
+#: Prometheus sends one query per request; 100 leaves room for clients that
+#: batch selectors while bounding the fixed work of a small request.
+DEFAULT_MAX_READ_QUERIES = 100
+#: Most samples (+ histograms) one SAMPLES read answer may carry, counted while
+#: the storage produces them (a storage spending ``ctx.budget`` stops there).
+#: Prometheus' ``--storage.remote.read-sample-limit`` is 5e7, sized for Go; in
+#: Python a sample costs about 100 bytes as an object plus its encoding, so
+#: 1e6 keeps an answer at the limit near 150 MB. Streamed answers have no
+#: such limit (as in Prometheus): their memory does not grow with the answer.
+DEFAULT_MAX_READ_SAMPLES = 1_000_000
+#: Most series one read request may check against its matchers (summed over
+#: its queries, matching or not): the work of a scan a matcher without an
+#: equality (``{job=~".+"}``) makes over the whole store. About 3 s of CPU.
+DEFAULT_MAX_READ_SERIES = 1_000_000
+#: Longest a storage may work on a read before answering (a streamed answer:
+#: between two frames), in seconds. Over it: 503, as Prometheus answers a
+#: query timeout.
+DEFAULT_MAX_READ_SECONDS = 10.0
 #: Most problems a partial-write (400) answer lists one by one; the rest are counted.
 MAX_LISTED_PROBLEMS = 20
 
@@ -120,3 +132,12 @@ def _check_body_size(body: bytes, max_body_size: int) -> None:
 
 def _context(ctx: Any, headers: Mapping[str, str]) -> Any:
     return RequestContext(headers=_lower(headers)) if ctx is None else ctx
+
+
+def _read_context(ctx: Any, headers: Mapping[str, str], budget: ReadBudget) -> Any:
+    """The context of a read: a :class:`RequestContext` gets the request's budget;
+    a caller's own context object is passed as it is."""
+    ctx = _context(ctx, headers)
+    if isinstance(ctx, RequestContext):
+        return replace(ctx, budget=budget)
+    return ctx

@@ -4,6 +4,13 @@
 :func:`handle_read` and :func:`handle_read_async` answer SAMPLES (one snappy
 ``ReadResponse``, bounded by ``max_read_samples``) or STREAMED_XOR_CHUNKS
 (a lazy body of frames from :mod:`promwire.server.handlers.stream`).
+
+Every read gets a :class:`~promwire.stores.protocol.ReadBudget` made of its
+limits (``max_read_samples`` for SAMPLES answers, ``max_read_series``,
+``max_read_seconds``), handed to the storage as ``ctx.budget`` so a storage
+stops the moment a limit is passed instead of building the whole answer
+first; the sample count of a finished answer is checked again here, for
+storages that ignore the budget.
 """
 
 from __future__ import annotations
@@ -17,18 +24,21 @@ from ...codec.decoder import decode
 from ...codec.encoder import encode
 from ...codec.messages import ReadRequest, ReadResponse, ResponseType
 from ...errors import LimitExceeded, StorageError, UnsupportedMediaType
+from ...stores.protocol import ReadBudget
 from .common import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_MAX_DECOMPRESSED_SIZE,
     DEFAULT_MAX_READ_QUERIES,
     DEFAULT_MAX_READ_SAMPLES,
+    DEFAULT_MAX_READ_SECONDS,
+    DEFAULT_MAX_READ_SERIES,
     PROTOBUF,
     SUPPORTED_RESPONSE_TYPES,
     Response,
     _check_body_size,
     _check_encoding,
-    _context,
     _lower,
+    _read_context,
     error_response,
 )
 from .offload import _call, _off_loop
@@ -103,23 +113,29 @@ def prepare_read(
     return request, negotiate_response_type(request.accepted_response_types, supported)
 
 
-def _samples_response(
-    request: ReadRequest, response: ReadResponse, max_read_samples: int
-) -> Response:
+def _budget(
+    rtype: ResponseType, max_read_samples: int, max_read_series: int, max_read_seconds: float
+) -> ReadBudget:
+    if max_read_seconds <= 0:
+        raise ValueError("max_read_seconds must be > 0")
+    return ReadBudget(
+        # A streamed answer has no sample limit (its memory does not grow with it).
+        max_samples=None if rtype == ResponseType.STREAMED_XOR_CHUNKS else max_read_samples,
+        max_series=max_read_series,
+        seconds=max_read_seconds,
+    )
+
+
+def _samples_response(request: ReadRequest, response: ReadResponse, budget: ReadBudget) -> Response:
     if len(response.results) != len(request.queries):
         # The client pairs results with queries by position: a mismatch is a storage bug.
         raise StorageError(
             f"storage answered {len(response.results)} results for {len(request.queries)} queries"
         )
-    total = sum(
-        len(ts.samples) + len(ts.histograms) for r in response.results for ts in r.timeseries
+    # The storage may have ignored the budget: count the finished answer too.
+    budget.at_least_samples(
+        sum(len(ts.samples) + len(ts.histograms) for r in response.results for ts in r.timeseries)
     )
-    if total > max_read_samples:
-        raise LimitExceeded(
-            f"exceeded sample limit: response would hold {total} samples, "
-            f"over the limit of {max_read_samples}",
-            status=400,
-        )
     return Response(
         200,
         [("Content-Type", PROTOBUF), ("Content-Encoding", "snappy")],
@@ -137,6 +153,8 @@ def handle_read(
     max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
     max_read_queries: int = DEFAULT_MAX_READ_QUERIES,
     max_read_samples: int = DEFAULT_MAX_READ_SAMPLES,
+    max_read_series: int = DEFAULT_MAX_READ_SERIES,
+    max_read_seconds: float = DEFAULT_MAX_READ_SECONDS,
     max_bytes_in_frame: int = DEFAULT_MAX_BYTES_IN_FRAME,
     samples_per_chunk: int = 120,
 ) -> Response:
@@ -144,9 +162,17 @@ def handle_read(
 
     Limits: ``max_body_size`` (413), ``max_decompressed_size`` (400),
     ``max_read_queries`` (queries per request, 400, checked before the
-    storage is called) and ``max_read_samples``, the most samples a SAMPLES
-    answer may carry (400). A streamed answer has no sample limit (its memory
-    does not grow with it); ``max_bytes_in_frame`` bounds its frames.
+    storage is called); then, spent while the storage works (through
+    ``ctx.budget``, see :class:`~promwire.stores.protocol.ReadBudget`):
+    ``max_read_samples``, the most samples a SAMPLES answer may carry (400
+    "exceeded sample limit"), ``max_read_series``, the most series the
+    storage may check against the matchers (400), and ``max_read_seconds``,
+    the longest the storage may work before answering (503; for a streamed
+    answer, between two frames). A streamed answer has no sample limit (its
+    memory does not grow with it); ``max_bytes_in_frame`` bounds its frames.
+    A ``ctx`` of the caller's own (not a ``RequestContext``) is passed
+    unchanged, so the storage sees no budget; the finished SAMPLES answer is
+    still checked against ``max_read_samples``.
 
     A request preferring ``STREAMED_XOR_CHUNKS`` gets a 200 whose body is a
     lazy iterator of frames: nothing is asked of the storage until it is
@@ -168,15 +194,17 @@ def handle_read(
             max_decompressed_size=max_decompressed_size,
             max_read_queries=max_read_queries,
         )
+        budget = _budget(rtype, max_read_samples, max_read_series, max_read_seconds)
+        ctx = _read_context(ctx, headers, budget)
         if rtype == ResponseType.STREAMED_XOR_CHUNKS:
             if max_bytes_in_frame <= 0:
                 raise ValueError("max_bytes_in_frame must be > 0")
             frames = _stream_frames(
-                storage, _context(ctx, headers), request, max_bytes_in_frame, samples_per_chunk
+                storage, ctx, request, max_bytes_in_frame, samples_per_chunk, budget
             )
             return Response(200, _streamed_headers(), frames)
-        response = storage.read(_context(ctx, headers), request)
-        return _samples_response(request, response, max_read_samples)
+        response = storage.read(ctx, request)
+        return _samples_response(request, response, budget)
     except Exception as exc:
         return error_response(exc)
 
@@ -191,6 +219,8 @@ async def handle_read_async(
     max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
     max_read_queries: int = DEFAULT_MAX_READ_QUERIES,
     max_read_samples: int = DEFAULT_MAX_READ_SAMPLES,
+    max_read_series: int = DEFAULT_MAX_READ_SERIES,
+    max_read_seconds: float = DEFAULT_MAX_READ_SECONDS,
     max_bytes_in_frame: int = DEFAULT_MAX_BYTES_IN_FRAME,
     samples_per_chunk: int = 120,
 ) -> Response:
@@ -210,16 +240,17 @@ async def handle_read_async(
             max_decompressed_size=max_decompressed_size,
             max_read_queries=max_read_queries,
         )
-        ctx = _context(ctx, headers)
+        budget = _budget(rtype, max_read_samples, max_read_series, max_read_seconds)
+        ctx = _read_context(ctx, headers, budget)
         if rtype == ResponseType.STREAMED_XOR_CHUNKS:
             if max_bytes_in_frame <= 0:
                 raise ValueError("max_bytes_in_frame must be > 0")
-            args = (storage, ctx, request, max_bytes_in_frame, samples_per_chunk)
+            args = (storage, ctx, request, max_bytes_in_frame, samples_per_chunk, budget)
             frames: Iterator[bytes] | AsyncIterator[bytes] = (
                 _astream_frames(*args) if _is_async_storage(storage) else _stream_frames(*args)
             )
             return Response(200, _streamed_headers(), frames)
         response = await _call(storage.read, ctx, request)
-        return _samples_response(request, response, max_read_samples)
+        return _samples_response(request, response, budget)
     except Exception as exc:
         return error_response(exc)

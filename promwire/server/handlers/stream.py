@@ -18,6 +18,7 @@ from typing import Any
 from ...chunks.streamed import STREAMED_CONTENT_TYPE, stream_chunked_response
 from ...codec.messages import ChunkedSeries, Query, QueryResult, ReadRequest, TimeSeries
 from ...errors import PromwireError
+from ...stores.protocol import ReadBudget
 from .common import Response, error_response
 from .offload import _call
 
@@ -88,12 +89,14 @@ def _stream_frames(
     request: ReadRequest,
     max_bytes_in_frame: int,
     samples_per_chunk: int,
+    budget: ReadBudget | None = None,
 ) -> Iterator[bytes]:
     """The frames of a streamed answer, computed as they are pulled.
 
     Raises when the first frame cannot be made (the caller can still answer
     with an error status); after that, an error ends the body with a text
-    message (see :func:`_stream_error`).
+    message (see :func:`_stream_error`). Each frame sent restarts the
+    budget's clock: ``max_read_seconds`` bounds the silence between frames.
     """
     dropped = _Dropped()
     results = (
@@ -107,6 +110,8 @@ def _stream_frames(
         ):
             started = True
             yield frame
+            if budget is not None:
+                budget.restart_clock()
     except Exception as exc:
         if not started:
             raise
@@ -152,6 +157,7 @@ async def _astream_frames(
     request: ReadRequest,
     max_bytes_in_frame: int,
     samples_per_chunk: int,
+    budget: ReadBudget | None = None,
 ) -> AsyncIterator[bytes]:
     """:func:`_stream_frames` for an async storage: series pulled on the loop,
     each series framed on its own (frames never span series, so this is the
@@ -176,6 +182,8 @@ async def _astream_frames(
                     for frame in frames:
                         started = True
                         yield frame
+                        if budget is not None:
+                            budget.restart_clock()
     except Exception as exc:
         if not started:
             raise
