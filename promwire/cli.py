@@ -13,9 +13,10 @@ Data goes to stdout, progress and errors to stderr. Exit codes:
 == =============================================================
 0  success
 1  the remote side failed (HTTP error answer, no answer)
-2  usage error (bad option, selector or time)
-3  invalid input (file missing, not decodable, bad JSON or text)
-4  an optional part of promwire is missing (e.g. promwire.server.runner)
+2  usage error (bad option, selector or time; PROMWIRE_SNAPPY names no backend)
+3  invalid input (file missing, empty, not decodable, bad JSON or text)
+4  an optional part of promwire is missing (e.g. promwire.server.runner, or
+   cramjam when PROMWIRE_SNAPPY=cramjam)
 == =============================================================
 """
 
@@ -385,7 +386,9 @@ def _add_http_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--bearer-token", metavar="TOKEN", help="Authorization: Bearer TOKEN")
     p.add_argument("--bearer-token-file", metavar="FILE", help="read the bearer token from FILE")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per attempt (30)")
+    p.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="per attempt (default: 30)"
+    )
 
 
 # ------------------------------------------------------------------------- write
@@ -575,7 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="promwire",
         description="Prometheus remote write / remote read from the command line.",
         epilog="Exit codes: 0 ok, 1 remote failure, 2 usage, 3 invalid input, "
-        "4 optional component missing.",
+        "4 optional component missing. Environment: PROMWIRE_SNAPPY=auto|cramjam|python "
+        "chooses the snappy backend.",
     )
     parser.add_argument("--version", action="version", version=f"promwire {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
