@@ -13,9 +13,10 @@ Data goes to stdout, progress and errors to stderr. Exit codes:
 == =============================================================
 0  success
 1  the remote side failed (HTTP error answer, no answer)
-2  usage error (bad option, selector or time)
-3  invalid input (file missing, not decodable, bad JSON or text)
-4  an optional part of promwire is missing (e.g. promwire.server.runner)
+2  usage error (bad option, selector or time; PROMWIRE_SNAPPY names no backend)
+3  invalid input (file missing, empty, not decodable, bad JSON or text)
+4  an optional part of promwire is missing (e.g. promwire.server.runner, or
+   cramjam when PROMWIRE_SNAPPY=cramjam)
 == =============================================================
 """
 
@@ -45,6 +46,7 @@ from .codec.messages import (
     ResponseType,
     WriteRequest,
 )
+from .codec.textform import parse_duration
 from .errors import DecodeError, PromwireError
 
 __all__ = ["EXIT_INPUT", "EXIT_MISSING", "EXIT_OK", "EXIT_REMOTE", "EXIT_USAGE", "main"]
@@ -228,6 +230,10 @@ def _frames_json(data: bytes, *, samples: bool, max_frame_size: int) -> dict[str
 def cmd_decode(args: argparse.Namespace) -> int:
     data = _read_input(args.file)
     name = args.file or "stdin"
+    if not data and not (args.raw and args.type):
+        # Empty bytes decode as an empty message of every type: say so rather
+        # than print "{}" (an empty --raw body of a named --type is allowed).
+        raise CliError(f"{name}: empty input, nothing to decode", EXIT_INPUT)
     kind: str | None = args.type
     if kind is None and _framed_layout(data):
         kind = "chunked"
@@ -302,6 +308,8 @@ def _kind_of_json(doc: Any) -> str:
 
 
 def _load_json(data: bytes) -> Any:
+    if not data.strip():
+        raise CliError("empty input: expected a JSON document", EXIT_INPUT)
     try:
         return json.loads(data)
     except ValueError as exc:
@@ -378,7 +386,9 @@ def _add_http_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--bearer-token", metavar="TOKEN", help="Authorization: Bearer TOKEN")
     p.add_argument("--bearer-token-file", metavar="FILE", help="read the bearer token from FILE")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per attempt (30)")
+    p.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="per attempt (default: 30)"
+    )
 
 
 # ------------------------------------------------------------------------- write
@@ -416,7 +426,15 @@ def _write_request(data: bytes, fmt: str, protocol: str) -> Any:
 def cmd_write(args: argparse.Namespace) -> int:
     from .client.writer import RemoteWriteClient, RemoteWriteError
 
-    request = _write_request(_read_input(args.file), args.format, args.protocol)
+    data = _read_input(args.file)
+    if not data.strip():
+        raise CliError(f"{args.file or 'stdin'}: empty input, nothing to send", EXIT_INPUT)
+    request = _write_request(data, args.format, args.protocol)
+    if not request.timeseries and not getattr(request, "metadata", None):
+        raise CliError(
+            f"{args.file or 'stdin'}: no samples or metadata in the input, nothing to send",
+            EXIT_INPUT,
+        )
     try:
         client = RemoteWriteClient(
             args.url,
@@ -452,10 +470,6 @@ def cmd_write(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------- read
 
-_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_UNIT_MS.update({"w": 7 * 86_400_000, "y": 365 * 86_400_000})
-
 
 def parse_time(text: str, *, now_ms: int) -> int:
     """A time for ``--start``/``--end`` in ms since the epoch.
@@ -468,14 +482,8 @@ def parse_time(text: str, *, now_ms: int) -> int:
         return now_ms
     rel = t[3:] if t.startswith("now") else t
     if rel[:1] in ("-", "+") and rel[1:] and not rel[1:].isdigit():
-        body = rel[1:]
-        total, pos = 0, 0
-        for m in _DURATION.finditer(body):
-            if m.start() != pos:
-                break
-            total += int(m.group(1)) * _UNIT_MS[m.group(2)]
-            pos = m.end()
-        if pos == len(body):
+        total = parse_duration(rel[1:])
+        if total is not None:
             return now_ms - total if rel[0] == "-" else now_ms + total
     if re.fullmatch(r"-?\d+", t):
         return int(t)
@@ -570,7 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="promwire",
         description="Prometheus remote write / remote read from the command line.",
         epilog="Exit codes: 0 ok, 1 remote failure, 2 usage, 3 invalid input, "
-        "4 optional component missing.",
+        "4 optional component missing. Environment: PROMWIRE_SNAPPY=auto|cramjam|python "
+        "chooses the snappy backend.",
     )
     parser.add_argument("--version", action="version", version=f"promwire {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -585,9 +594,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="for a chunked stream: decode the chunks into samples (ReadResponse JSON)",
     )
     p.add_argument(
-        "--max-decompressed-size", type=int, default=snappy.DEFAULT_MAX_DECOMPRESSED_SIZE
+        "--max-decompressed-size",
+        type=int,
+        default=snappy.DEFAULT_MAX_DECOMPRESSED_SIZE,
+        metavar="BYTES",
+        help="refuse a snappy body that declares more (default: 32 MiB)",
     )
-    p.add_argument("--max-frame-size", type=int, default=50_000_000)
+    p.add_argument(
+        "--max-frame-size",
+        type=int,
+        default=50_000_000,
+        metavar="BYTES",
+        help="refuse a stream frame that declares more (default: 50000000)",
+    )
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("encode", help="encode JSON to a body")
@@ -605,11 +624,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("write", help="send samples to a remote write endpoint")
     p.add_argument("url", help="e.g. http://127.0.0.1:9090/api/v1/write")
     p.add_argument("file", nargs="?", help="JSON or text form (default: stdin)")
-    p.add_argument("--format", "-f", choices=("auto", "json", "text"), default="auto")
-    p.add_argument("--protocol", choices=("v1", "v2"), default="v1")
-    p.add_argument("--max-samples-per-send", type=int, default=2000)
-    p.add_argument("--max-retries", type=int, default=10)
-    p.add_argument("--retry-on-429", action="store_true")
+    p.add_argument(
+        "--format",
+        "-f",
+        choices=("auto", "json", "text"),
+        default="auto",
+        help="input form (default: auto, JSON if it parses, else the text form)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=("v1", "v2"),
+        default="v1",
+        help="remote write 1.0 (v1, default) or 2.0 (v2)",
+    )
+    p.add_argument(
+        "--max-samples-per-send",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="points per request (default: 2000)",
+    )
+    p.add_argument(
+        "--max-retries",
+        type=int,
+        default=10,
+        metavar="N",
+        help="retries of a 5xx or network error (default: 10)",
+    )
+    p.add_argument(
+        "--retry-on-429", action="store_true", help="retry 429 answers too (default: don't)"
+    )
     _add_http_options(p)
     p.set_defaults(func=cmd_write)
 
@@ -618,8 +662,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("selector", help="PromQL selector, e.g. 'up{job=\"x\"}'")
     p.add_argument("--start", default="now-1h", help="now-1h (default), -5m, epoch ms, RFC 3339")
     p.add_argument("--end", default="now", help="same forms as --start (default: now)")
-    p.add_argument("--output", "-o", choices=("text", "json"), default="text")
-    p.add_argument("--response-type", choices=("auto", "samples", "streamed"), default="auto")
+    p.add_argument(
+        "--output",
+        "-o",
+        choices=("text", "json"),
+        default="text",
+        help="text form (default) or ReadResponse JSON",
+    )
+    p.add_argument(
+        "--response-type",
+        choices=("auto", "samples", "streamed"),
+        default="auto",
+        help="answer form to ask for (default: auto, streamed preferred, like Prometheus)",
+    )
     _add_http_options(p)
     p.set_defaults(func=cmd_read)
 
@@ -634,6 +689,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    if snappy.BACKEND_PROBLEM is not None:
+        # The library falls back with a warning; the command line refuses instead.
+        missing = snappy.BACKEND_PROBLEM.startswith(f"{snappy.ENV_VAR}=cramjam")
+        _say(snappy.BACKEND_PROBLEM)
+        return EXIT_MISSING if missing else EXIT_USAGE
     try:
         return func(args)
     except CliError as exc:

@@ -38,11 +38,22 @@ def _files(pattern: str) -> list[Path]:
     return found
 
 
+def _plain_nan(value: Any) -> Any:
+    """The CLI's JSON with "NaN:0x..." written "NaN", as the sidecars (protobuf) write it."""
+    if isinstance(value, str) and value.startswith("NaN:0x"):
+        return "NaN"
+    if isinstance(value, list):
+        return [_plain_nan(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain_nan(v) for k, v in value.items()}
+    return value
+
+
 @pytest.mark.parametrize("path", _files("rw_sender/*.bin"), ids=lambda p: p.name)
 def test_write_requests(path: Path) -> None:
     sidecar = json.loads(path.with_suffix(".json").read_text())
     doc, err = _decode(path)
-    assert doc == sidecar["decoded"]
+    assert _plain_nan(doc) == sidecar["decoded"]
     assert ": write, snappy" in err
 
 

@@ -79,7 +79,7 @@ def test_remote_write_capture(path: Path) -> None:
     raw = snappy.decompress(body)
     assert len(raw) == side["summary"]["uncompressed_len"]
     req = decode(WriteRequest, raw)
-    assert to_dict(req) == side["decoded"]
+    assert to_dict(req, keep_nan_bits=False) == side["decoded"]  # protobuf's JSON
     summary = side["summary"]
     assert len(req.timeseries) == summary["series"]
     assert sum(len(ts.samples) for ts in req.timeseries) == summary["samples"]
@@ -104,7 +104,7 @@ def test_remote_read_client_request(path: Path) -> None:
     assert hashlib.sha256(body).hexdigest() == side["sha256"]
     raw = snappy.decompress(body)
     req = decode(ReadRequest, raw)
-    assert to_dict(req) == side["decoded"]
+    assert to_dict(req, keep_nan_bits=False) == side["decoded"]  # protobuf's JSON
     assert bool(req.accepted_response_types) == side["accepted_response_types_present"]
     assert encode(req) == raw
 

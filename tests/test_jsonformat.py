@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from typing import Any
 
 import pytest
@@ -11,8 +12,10 @@ from google.protobuf import json_format
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from promwire import DecodeError, from_dict, to_dict
+from promwire import DecodeError, encode, from_dict, to_dict
 from promwire.codec import messages as m
+from promwire.codec.messages import STALE_NAN_BITS
+from promwire.codec.wire import double_bits
 from promwire.testing import MESSAGE_CLASSES, canonical, messages
 from tests.cases import CASES, Case
 from tests.oracle import ORACLE, from_oracle, to_oracle
@@ -31,6 +34,17 @@ def _nan_blind(value: Any) -> Any:
     return value
 
 
+def _nan_text_blind(value: Any) -> Any:
+    """A to_dict() result with every "NaN:0x..." written "NaN", as protobuf writes it."""
+    if isinstance(value, str) and value.startswith("NaN:0x"):
+        return "NaN"
+    if isinstance(value, list):
+        return [_nan_text_blind(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _nan_text_blind(v) for k, v in value.items()}
+    return value
+
+
 def _protobuf_dict(msg: Any) -> dict[str, Any]:
     out: dict[str, Any] = json_format.MessageToDict(
         to_oracle(msg), preserving_proto_field_name=True
@@ -46,10 +60,15 @@ def test_round_trip(cls: type[Any], data: st.DataObject) -> None:
     d = to_dict(msg)
     back = from_dict(cls, d)
     assert type(back) is cls
-    assert _nan_blind(canonical(back)) == _nan_blind(canonical(msg))
+    # Bit-exact: NaN payloads and the stale marker survive ("NaN:0x...").
+    assert canonical(back) == canonical(msg)
+    assert encode(back) == encode(msg)
     # Plain JSON: no NaN/Infinity literals, survives a text round trip.
     text = json.dumps(d, allow_nan=False)
-    assert _nan_blind(canonical(from_dict(cls, json.loads(text)))) == _nan_blind(canonical(msg))
+    assert canonical(from_dict(cls, json.loads(text))) == canonical(msg)
+    # Without the NaN bits, only NaN payloads may differ.
+    blind = from_dict(cls, to_dict(msg, keep_nan_bits=False))
+    assert _nan_blind(canonical(blind)) == _nan_blind(canonical(msg))
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
@@ -57,7 +76,8 @@ def test_round_trip(cls: type[Any], data: st.DataObject) -> None:
 @given(data=st.data())
 def test_to_dict_equals_protobuf_message_to_dict(cls: type[Any], data: st.DataObject) -> None:
     msg = data.draw(messages(cls))
-    assert to_dict(msg) == _protobuf_dict(msg)
+    assert to_dict(msg, keep_nan_bits=False) == _protobuf_dict(msg)
+    assert _nan_text_blind(to_dict(msg)) == _protobuf_dict(msg)
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=CLASS_IDS)
@@ -74,10 +94,8 @@ def test_from_dict_reads_protobuf_json(cls: type[Any], data: st.DataObject) -> N
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_golden_cases(case: Case) -> None:
     d = to_dict(case.message)
-    assert d == _protobuf_dict(case.message)
-    assert _nan_blind(canonical(from_dict(type(case.message), d))) == _nan_blind(
-        canonical(case.message)
-    )
+    assert _nan_text_blind(d) == _protobuf_dict(case.message)
+    assert canonical(from_dict(type(case.message), d)) == canonical(case.message)
 
 
 def test_shapes() -> None:
@@ -213,7 +231,56 @@ def test_from_dict_of_capture_sidecar(fixtures_dir: Any) -> None:
         (fixtures_dir / "rw_sender" / "A_03_with_exemplars_and_native_histogram.json").read_text()
     )
     req = from_dict(m.WriteRequest, side["decoded"])
-    assert to_dict(req) == side["decoded"]
+    # The sidecar (protobuf's JSON) writes every NaN "NaN"; to_dict keeps the bits.
+    assert _nan_text_blind(to_dict(req)) == side["decoded"]
     pb = ORACLE[m.WriteRequest]()
     json_format.ParseDict(side["decoded"], pb)
     assert canonical(from_oracle(m.WriteRequest, pb)) == canonical(req)
+
+
+def _double(bits: int) -> float:
+    value: float = struct.unpack("<d", struct.pack("<Q", bits))[0]
+    return value
+
+
+NAN_FORMS = [
+    (0x7FF8000000000000, "NaN"),  # float("nan"): the plain proto3 spelling
+    (STALE_NAN_BITS, "NaN:0x7ff0000000000002"),  # Prometheus' stale marker
+    (0x7FF8000000000001, "NaN:0x7ff8000000000001"),  # Go's math.NaN()
+    (0xFFF8000000000000, "NaN:0xfff8000000000000"),  # negative quiet NaN
+    (0x7FFFFFFFFFFFFFFF, "NaN:0x7fffffffffffffff"),
+]
+
+
+@pytest.mark.parametrize(("bits", "text"), NAN_FORMS, ids=[t for _, t in NAN_FORMS])
+def test_nan_bits_are_kept(bits: int, text: str) -> None:
+    sample = m.Sample(_double(bits), 5)
+    assert to_dict(sample) == {"value": text, "timestamp": "5"}
+    assert to_dict(sample, keep_nan_bits=False) == {"value": "NaN", "timestamp": "5"}
+    back = from_dict(m.Sample, {"value": text, "timestamp": "5"})
+    assert double_bits(back.value) == bits
+    assert encode(back) == encode(sample)
+    histogram = m.Histogram(sum=_double(bits), count_float=_double(bits))
+    again = from_dict(m.Histogram, to_dict(histogram))
+    assert double_bits(again.sum) == double_bits(again.count_float) == bits
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "NaN:0x3ff0000000000000",  # 1.0: not a NaN
+        "NaN:0x7ff0000000000000",  # +Inf: not a NaN
+        "NaN:0x7ff800000000001",  # 15 digits
+        "NaN:0x7ff80000000000011",  # 17 digits
+        "NaN:0x7ff800000000000g",
+        "NaN:0x",
+    ],
+)
+def test_nan_text_must_name_a_nan(text: str) -> None:
+    with pytest.raises(DecodeError):
+        from_dict(m.Sample, {"value": text})
+
+
+def test_protobuf_json_of_a_stale_marker_still_reads() -> None:
+    # What protobuf (and the capture sidecars) write: a plain "NaN".
+    assert math.isnan(from_dict(m.Sample, {"value": "NaN"}).value)

@@ -350,16 +350,56 @@ def test_default_is_cramjam_when_importable() -> None:
     assert proc.stdout.strip() == "cramjam"
 
 
-def test_env_var_forcing_missing_cramjam_fails_loudly() -> None:
-    proc = run_python(BLOCK_CRAMJAM + "import promwire", "cramjam")
-    assert proc.returncode != 0
-    assert "ImportError" in proc.stderr and "cramjam" in proc.stderr
+ROUND_TRIP = """
+import warnings
+warnings.simplefilter("error", promwire.snappy.SnappyBackendWarning)
+try:
+    promwire.snappy.compress(b"x")
+except promwire.snappy.SnappyBackendWarning as w:
+    print("warned:", w)
+print(promwire.snappy.decompress(promwire.snappy.compress(b"abc" * 9)) == b"abc" * 9)
+"""
 
 
-def test_env_var_with_unknown_value_fails_loudly() -> None:
-    proc = run_python("import promwire", "zstd")
-    assert proc.returncode != 0
-    assert "PROMWIRE_SNAPPY" in proc.stderr
+def test_env_var_forcing_missing_cramjam_falls_back_with_a_warning() -> None:
+    code = BLOCK_CRAMJAM + "import promwire\nprint(promwire.snappy.BACKEND)\n" + ROUND_TRIP
+    proc = run_python(code, "cramjam")
+    assert proc.returncode == 0, proc.stderr
+    backend, warned, ok = proc.stdout.splitlines()
+    assert backend == "python"
+    assert warned.startswith("warned: PROMWIRE_SNAPPY=cramjam but cramjam is not installed")
+    assert ok == "True"
+
+
+def test_env_var_with_unknown_value_falls_back_with_a_warning() -> None:
+    code = "import promwire\nprint(promwire.snappy.BACKEND_PROBLEM)\n" + ROUND_TRIP
+    proc = run_python(code, "zstd")
+    assert proc.returncode == 0, proc.stderr
+    problem, warned, ok = proc.stdout.splitlines()
+    assert problem == (
+        "PROMWIRE_SNAPPY='zstd' is not a snappy backend: use one of cramjam, python or auto"
+    )
+    assert warned == f"warned: {problem}; using the cramjam backend"
+    assert ok == "True"
+
+
+def test_env_var_warning_comes_once() -> None:
+    code = (
+        "import warnings, promwire\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    warnings.simplefilter('always')\n"
+        "    for _ in range(3):\n"
+        "        promwire.snappy.decompress(promwire.snappy.compress(b'abc'))\n"
+        "print(len(seen), seen[0].category.__name__)\n"
+    )
+    proc = run_python(code, "bogus")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "SnappyBackendWarning"]
+
+
+def test_valid_env_var_has_no_problem() -> None:
+    proc = run_python("import promwire; print(promwire.snappy.BACKEND_PROBLEM)", "python")
+    assert proc.stdout.strip() == "None" and not proc.stderr
 
 
 def test_python_backend_checks_the_limit_itself() -> None:

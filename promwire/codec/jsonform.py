@@ -6,20 +6,45 @@ unknown number stays a number), non-finite doubles as ``"NaN"``,
 ``"Infinity"``, ``"-Infinity"``, bytes as base64, defaults left out (oneof
 members are kept whenever present).
 
-``to_dict`` cannot tell the stale marker from another NaN: JSON has only one
-NaN. Use the binary encoding where NaN payloads matter.
+**NaN bits are kept.** proto3 JSON has a single ``"NaN"``, but Prometheus
+gives NaNs meaning by their bits: the stale marker is ``0x7ff0000000000002``
+and Go's ``math.NaN()`` (summary quantiles without observations) is
+``0x7ff8000000000001``. So ``"NaN"`` stands for exactly one bit pattern,
+``0x7ff8000000000000`` (Python's ``float("nan")``), and every other NaN is
+written ``"NaN:0x"`` + its 16 hex digits, e.g. ``"NaN:0x7ff0000000000002"``.
+``from_dict`` reads both (and plain numbers, ``"Infinity"``...), so
+``from_dict(to_dict(m))`` encodes to the same bytes as ``m``. Only messages
+holding such NaNs differ from protobuf's ``MessageToDict``; pass
+``keep_nan_bits=False`` to get plain ``"NaN"`` there too (protobuf's parser
+refuses the ``NaN:0x`` form).
 """
 
 from __future__ import annotations
 
 import base64
 import math
+import struct
 from typing import Any, TypeVar
 
 from ..errors import DecodeError
 from .fields import SCHEMAS, FieldSpec, Kind
+from .wire import double_bits
 
-__all__ = ["from_dict", "to_dict"]
+__all__ = [
+    "CANONICAL_NAN_BITS",
+    "NAN_PREFIX",
+    "float_from_text",
+    "from_dict",
+    "nan_text",
+    "to_dict",
+]
+
+#: The NaN that plain ``"NaN"`` stands for (Python's ``float("nan")``).
+CANONICAL_NAN_BITS = 0x7FF8000000000000
+#: Prefix of the exact form of any other NaN: ``"NaN:0x7ff0000000000002"``.
+NAN_PREFIX = "NaN:0x"
+_EXP_MASK = 0x7FF0000000000000
+_FRACTION_MASK = (1 << 52) - 1
 
 T = TypeVar("T")
 
@@ -33,15 +58,36 @@ _INT_RANGES = {
 }
 
 
-def _value_to_json(spec: FieldSpec, v: Any) -> Any:
+def nan_text(value: float) -> str:
+    """``"NaN"`` for the canonical NaN, ``"NaN:0x<16 hex digits>"`` for any other."""
+    bits = double_bits(value)
+    return "NaN" if bits == CANONICAL_NAN_BITS else f"{NAN_PREFIX}{bits:016x}"
+
+
+def float_from_text(text: str) -> float:
+    """The float a ``"NaN:0x..."`` string names, bits and all.
+
+    Raises ValueError unless ``text`` is the prefix and 16 hex digits of a NaN.
+    """
+    digits = text[len(NAN_PREFIX) :]
+    if not text.startswith(NAN_PREFIX) or len(digits) != 16:
+        raise ValueError(f"{text!r}: expected {NAN_PREFIX} and 16 hex digits")
+    bits = int(digits, 16)  # ValueError for a non-hex digit
+    if bits & _EXP_MASK != _EXP_MASK or not bits & _FRACTION_MASK:
+        raise ValueError(f"{text!r}: the bits are not a NaN")
+    value: float = struct.unpack("<d", struct.pack("<Q", bits))[0]
+    return value
+
+
+def _value_to_json(spec: FieldSpec, v: Any, keep_nan_bits: bool) -> Any:
     kind = spec.kind
     if kind == Kind.MESSAGE:
-        return to_dict(v)
+        return to_dict(v, keep_nan_bits=keep_nan_bits)
     if kind in _INT64_KINDS:
         return str(v)
     if kind == Kind.DOUBLE:
         if math.isnan(v):
-            return "NaN"
+            return nan_text(v) if keep_nan_bits else "NaN"
         if math.isinf(v):
             return "Infinity" if v > 0 else "-Infinity"
         return v
@@ -65,17 +111,21 @@ def _is_default(spec: FieldSpec, v: Any) -> bool:
     return not v
 
 
-def to_dict(message: Any) -> dict[str, Any]:
-    """The proto3 JSON form of ``message`` as plain Python data."""
+def to_dict(message: Any, *, keep_nan_bits: bool = True) -> dict[str, Any]:
+    """The proto3 JSON form of ``message`` as plain Python data.
+
+    NaNs other than ``float("nan")`` are written ``"NaN:0x<bits>"`` unless
+    ``keep_nan_bits=False`` (then every NaN is ``"NaN"``, as protobuf writes it).
+    """
     out: dict[str, Any] = {}
     for spec in SCHEMAS[type(message)]:
         v = getattr(message, spec.name)
         if _is_default(spec, v):
             continue
         if spec.repeated:
-            out[spec.name] = [_value_to_json(spec, x) for x in v]
+            out[spec.name] = [_value_to_json(spec, x, keep_nan_bits) for x in v]
         else:
-            out[spec.name] = _value_to_json(spec, v)
+            out[spec.name] = _value_to_json(spec, v, keep_nan_bits)
     return out
 
 
@@ -86,6 +136,8 @@ def _value_from_json(spec: FieldSpec, v: Any) -> Any:
     if kind == Kind.DOUBLE:
         if isinstance(v, str):
             try:
+                if v.startswith(NAN_PREFIX):
+                    return float_from_text(v)
                 return float({"NaN": "nan", "Infinity": "inf", "-Infinity": "-inf"}.get(v, v))
             except ValueError:
                 raise DecodeError(f"{spec.name}: {v!r} is not a number") from None

@@ -9,9 +9,16 @@ byte-identical, and each inflates the other's):
 
 The environment variable ``PROMWIRE_SNAPPY`` overrides the choice when
 promwire is imported: ``PROMWIRE_SNAPPY=python`` forces the pure-Python
-backend, ``PROMWIRE_SNAPPY=cramjam`` forces cramjam (the import fails if it
-is missing), unset/empty/``auto`` means cramjam if importable, else Python.
-:data:`BACKEND` names the backend in use.
+backend, ``PROMWIRE_SNAPPY=cramjam`` forces cramjam, unset/empty/``auto``
+means cramjam if importable, else Python. :data:`BACKEND` names the backend
+in use.
+
+A value that cannot be followed (an unknown name, or ``cramjam`` when cramjam
+is missing) does not break ``import promwire``: the automatic choice is used,
+:data:`BACKEND_PROBLEM` says why, and the first :func:`compress` or
+:func:`decompress` issues a :class:`SnappyBackendWarning`. The ``promwire``
+command refuses to run instead (exit 2 for an unknown name, 4 for a missing
+cramjam).
 
 The framed ("streaming") snappy format is refused: both remote write specs
 forbid it, and it is recognisable by its stream identifier.
@@ -24,6 +31,7 @@ checked against ``max_decompressed_size`` *before* anything is inflated, so a
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 
 from ..errors import LimitExceeded, SnappyError
@@ -33,8 +41,10 @@ from .wire import read_varint
 __all__ = [
     "BACKEND",
     "BACKENDS",
+    "BACKEND_PROBLEM",
     "DEFAULT_MAX_DECOMPRESSED_SIZE",
     "ENV_VAR",
+    "SnappyBackendWarning",
     "compress",
     "declared_size",
     "decompress",
@@ -94,25 +104,70 @@ def _use_backend(name: str) -> str:
     return previous
 
 
-def _choose_backend(choice: str) -> str:
-    """The backend named by the value of ``PROMWIRE_SNAPPY``."""
-    choice = choice.strip().lower()
+class SnappyBackendWarning(RuntimeWarning):
+    """``PROMWIRE_SNAPPY`` named a backend that cannot be used; another one is."""
+
+
+def _auto_backend() -> str:
+    try:
+        import cramjam  # noqa: F401
+    except ImportError:
+        return "python"
+    return "cramjam"
+
+
+def _choose_backend(value: str) -> tuple[str, str | None]:
+    """The backend for the value of ``PROMWIRE_SNAPPY``, and why the value
+    could not be followed (None when it was)."""
+    choice = value.strip().lower()
     if choice in ("", "auto"):
-        try:
-            import cramjam  # noqa: F401
-        except ImportError:
-            return "python"
-        return "cramjam"
-    if choice in BACKENDS:
-        return choice
-    raise ImportError(f"{ENV_VAR}={choice!r}: expected one of {BACKENDS} or 'auto'")
+        return _auto_backend(), None
+    if choice == "python":
+        return "python", None
+    if choice == "cramjam":
+        auto = _auto_backend()
+        if auto == "cramjam":
+            return "cramjam", None
+        return auto, f"{ENV_VAR}=cramjam but cramjam is not installed (pip install cramjam)"
+    return _auto_backend(), (
+        f"{ENV_VAR}={value!r} is not a snappy backend: use one of {', '.join(BACKENDS)} or auto"
+    )
+
+
+def _warn_first(problem: str) -> None:
+    """Make the first compress/decompress warn about ``problem`` (once)."""
+    global _inflate, _deflate
+    inflate, deflate = _inflate, _deflate
+
+    def restore() -> None:
+        global _inflate, _deflate
+        if _inflate is warn_inflate:
+            _inflate, _deflate = inflate, deflate
+            warnings.warn(
+                f"{problem}; using the {BACKEND} backend", SnappyBackendWarning, stacklevel=4
+            )
+
+    def warn_inflate(data: bytes, size: int) -> bytes:
+        restore()
+        return inflate(data, size)
+
+    def warn_deflate(data: bytes) -> bytes:
+        restore()
+        return deflate(data)
+
+    _inflate, _deflate = warn_inflate, warn_deflate
 
 
 #: The backend in use, ``"cramjam"`` or ``"python"``.
 BACKEND: str = ""
+#: Why ``PROMWIRE_SNAPPY`` could not be followed at import (None if it was).
+BACKEND_PROBLEM: str | None
 _inflate: _Inflate
 _deflate: _Deflate
-_use_backend(_choose_backend(os.environ.get(ENV_VAR, "")))
+_backend, BACKEND_PROBLEM = _choose_backend(os.environ.get(ENV_VAR, ""))
+_use_backend(_backend)
+if BACKEND_PROBLEM is not None:
+    _warn_first(BACKEND_PROBLEM)
 
 
 def declared_size(data: bytes | bytearray | memoryview) -> int:

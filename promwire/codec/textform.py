@@ -8,9 +8,12 @@ One sample per line::
     temperature_celsius 21.5
     {"my.metric", zone="a"} NaN 1700000001000
 
-* ``name{label="value",...} value [timestamp_ms]``; the value is a float
-  (``NaN``, ``+Inf``, ``-Inf`` allowed) or ``stale`` for Prometheus' stale
-  marker; the timestamp is integer milliseconds and defaults to ``now_ms``.
+* ``name{label="value",...} value [timestamp]``; the value is a float
+  (``NaN``, ``+Inf``, ``-Inf`` allowed), ``stale`` for Prometheus' stale
+  marker, or ``NaN:0x<16 hex digits>`` for a NaN with other bits (as
+  :mod:`promwire.codec.jsonform` writes it); the timestamp is integer
+  milliseconds since the epoch, or ``now`` / ``now-30s`` / ``now-1h5m``
+  (relative to ``now_ms``; units ms s m h d w y), and defaults to ``now_ms``.
 * Label values are double-quoted with ``\\\\``, ``\\"`` and ``\\n`` escapes.
   Prometheus 3's quoted names are accepted (``{"my.metric",...}``).
 * ``# HELP`` / ``# TYPE`` / ``# UNIT`` lines become ``MetricMetadata``;
@@ -25,10 +28,12 @@ One sample per line::
 from __future__ import annotations
 
 import math
+import re
 import struct
 from collections.abc import Callable, Iterable, Iterator
 
 from ..errors import DecodeError
+from .jsonform import NAN_PREFIX, float_from_text, nan_text
 from .messages import (
     STALE_NAN_BITS,
     Label,
@@ -40,7 +45,14 @@ from .messages import (
 )
 from .wire import double_bits
 
-__all__ = ["STALE_NAN", "TextFormatError", "format_labels", "format_series", "parse_text"]
+__all__ = [
+    "STALE_NAN",
+    "TextFormatError",
+    "format_labels",
+    "format_series",
+    "parse_duration",
+    "parse_text",
+]
 
 #: The stale marker as a Python float (struct keeps the signalling-NaN bits).
 STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
@@ -170,10 +182,44 @@ class _Line:
         add(name, self.quoted())
 
 
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_UNIT_MS.update({"w": 7 * 86_400_000, "y": 365 * 86_400_000})
+
+
+def parse_duration(text: str) -> int | None:
+    """Milliseconds in a Prometheus-style duration (``1h30m``, ``15s``, ``250ms``),
+    or None if ``text`` is not one."""
+    total, pos = 0, 0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            return None
+        total += int(m.group(1)) * _UNIT_MS[m.group(2)]
+        pos = m.end()
+    return total if text and pos == len(text) else None
+
+
+def _timestamp(token: str, now_ms: int, line: _Line) -> int:
+    if token == "now":
+        return now_ms
+    if token.startswith(("now-", "now+")):
+        ms = parse_duration(token[4:])
+        if ms is not None:
+            return now_ms - ms if token[3] == "-" else now_ms + ms
+    try:
+        return int(token)
+    except ValueError:
+        raise line.fail(
+            f"timestamp {token!r} is not integer milliseconds, now or now-<duration>"
+        ) from None
+
+
 def _value(token: str, line: _Line) -> float:
     if token.lower() == "stale":
         return STALE_NAN
     try:
+        if token.startswith(NAN_PREFIX):
+            return float_from_text(token)
         return float(token)
     except ValueError:
         raise line.fail(f"{token!r} is not a number") from None
@@ -201,11 +247,7 @@ def parse_text(text: str, *, now_ms: int) -> WriteRequest:
         line.ws()
         ts = now_ms
         if line.peek():
-            tok = line.token()
-            try:
-                ts = int(tok)
-            except ValueError:
-                raise line.fail(f"timestamp {tok!r} is not integer milliseconds") from None
+            ts = _timestamp(line.token(), now_ms, line)
             line.ws()
             if line.peek():
                 raise line.fail("unexpected text after the timestamp")
@@ -261,7 +303,8 @@ def _is_plain(name: str) -> bool:
 
 def _format_value(v: float) -> str:
     if math.isnan(v):
-        return "stale" if double_bits(v) == STALE_NAN_BITS else "NaN"
+        bits = double_bits(v)
+        return "stale" if bits == STALE_NAN_BITS else nan_text(v)
     if math.isinf(v):
         return "+Inf" if v > 0 else "-Inf"
     return repr(v)
