@@ -146,7 +146,7 @@ def _build(pattern: str, engine: Engine) -> Regex:
         ) from None
     except ProgramTooLarge as exc:
         raise StorageRejected(f"invalid regex {_quote(pattern)} in label matcher: {exc}") from None
-    units = 1024 + 16 * len(prog.ops)
+    units = min(1024 + 16 * len(prog.ops), 32 * 1024)
     matcher = Matcher(prog, start, max_cache_units=units)
     re2_obj = None
     size = 2 * len(pattern) + 200 + _INST_BYTES * len(prog.ops) + _UNIT_BYTES * units
