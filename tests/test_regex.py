@@ -268,7 +268,9 @@ def test_without_re2_the_python_engine_runs() -> None:
     done = _run(code, PROMWIRE_REGEX="")
     assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
     # Asking for re2 without it fails at import, naming the variable.
-    done = _run("import sys; sys.modules['re2'] = None\nimport promwire.stores.regex", PROMWIRE_REGEX="re2")
+    done = _run(
+        "import sys; sys.modules['re2'] = None\nimport promwire.stores.regex", PROMWIRE_REGEX="re2"
+    )
     assert done.returncode != 0 and "PROMWIRE_REGEX" in done.stderr
 
 
