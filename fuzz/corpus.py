@@ -37,7 +37,7 @@ REGEX_SEEDS = (
     ("(a+)+b", "a" * 40),
     ("([a-z_]+)+!", "node_cpu_seconds_total"),
     ("api|web.*", "web-1"),
-    ("(?i)K\\p{Greek}+\\pL", "\u212aαβx"),
+    ("(?i)K\\p{Greek}+\\pL", "\u212a\u03b1βx"),
     ("[[:alpha:]][^\\d\\s]{2,5}\\b.", "abc_d!"),
     ("(?s:.)*\\Q.*\\E(?m:^x$)\\z", "a\n.*\nx"),
     ("\\x{41}\\101[\\x00-\\x{10FFFF}]?(?U)a*?", "AAa"),

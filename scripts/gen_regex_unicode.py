@@ -18,11 +18,11 @@ import re2
 
 # Unicode general categories (one- and two-letter) and the script names of
 # Go's unicode.Scripts; only the names RE2 accepts are kept.
-CATEGORIES = (
+CATEGORIES = (  # noqa: SIM905
     "C Cc Cf Co Cs L Ll Lm Lo Lt Lu M Mc Me Mn N Nd Nl No P Pc Pd Pe Pf Pi Po Ps "
     "S Sc Sk Sm So Z Zl Zp Zs"
 ).split()
-SCRIPTS = (
+SCRIPTS = (  # noqa: SIM905
     "Adlam Ahom Anatolian_Hieroglyphs Arabic Armenian Avestan Balinese Bamum Bassa_Vah "
     "Batak Bengali Bhaiksuki Bopomofo Brahmi Braille Buginese Buhid Canadian_Aboriginal "
     "Carian Caucasian_Albanian Chakma Cham Cherokee Chorasmian Common Coptic Cuneiform "
@@ -100,7 +100,8 @@ def main() -> None:
     version = metadata.version("google-re2")
     out.write(
         f'"""Unicode tables for promwire.stores.regex, generated from google-re2 {version}.\n\n'
-        "Do not edit: ``python3 scripts/gen_regex_unicode.py > promwire/stores/_regex_unicode.py``.\n"
+        "Do not edit: ``python3 scripts/gen_regex_unicode.py"
+        " > promwire/stores/_regex_unicode.py``.\n"
         "TABLES: ``\\\\p{name}`` -> ranges, each ``lo:len`` in hex with ``lo`` counted from the\n"
         "previous range's end. FOLDS: the simple case-folding orbits, space-separated hex.\n"
         '"""\n\n# ruff: noqa: E501\n\n'

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,8 +63,10 @@ def test_hostile_patterns_match_in_linear_time(engine: str, _name: str, pattern:
 def serve(db: Path, server: str, engine: str) -> Iterator[int]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "promwire.server.runner", "--db", str(db)]
-        + ["--listen", f"127.0.0.1:{port}", "--server", server],
+        [
+            *(sys.executable, "-m", "promwire.server.runner", "--db", str(db)),
+            *("--listen", f"127.0.0.1:{port}", "--server", server),
+        ],
         cwd=REPO,
         env={**os.environ, "PROMWIRE_REGEX": engine},
         stdout=subprocess.DEVNULL,
@@ -119,11 +122,11 @@ def test_hostile_read_does_not_stall_the_server(server: str, engine: str, tmp_pa
 
         for name, pattern in HOSTILE:
             results: dict[str, tuple[int, bytes, float]] = {}
-            reader = threading.Thread(
-                target=lambda n=name, p=pattern: results.update(
-                    read=post(port, "/api/v1/read", read_body(n, p), RR)
-                )
-            )
+
+            def read(n: str = name, p: str = pattern, out: dict[str, Any] = results) -> None:
+                out["read"] = post(port, "/api/v1/read", read_body(n, p), RR)
+
+            reader = threading.Thread(target=read)
             reader.start()
             write = post(port, "/api/v1/write", write_body("zz", 2000), RW)
             reader.join(10)

@@ -39,7 +39,7 @@ CASES = [
     ("(?i)\\w", "\u212a", True),
     ("(?i)\\W", "\u212a", False),
     ("\\pL+", "héllo", True),
-    ("\\p{Greek}+", "αβγ", True),
+    ("\\p{Greek}+", "\u03b1β\u03b3", True),
     ("\\p{^Greek}", "a", True),
     ("\\PL", "1", True),
     ("\\pN", "٣", True),
@@ -76,7 +76,7 @@ CASES = [
     ("x*", "", True),
     ("(a*)*b", "a" * 50, False),
     ("[^\\x00-\\x{10FFFF}]", "a", False),
-    ("α.β", "α\u00e9β", True),
+    ("\u03b1.β", "\u03b1\u00e9β", True),
 ]
 
 REFUSED = [
@@ -183,12 +183,12 @@ def test_length_limit_and_short_quotes() -> None:
 def test_random_patterns_agree_with_re2() -> None:
     rng = random.Random(12)
     atoms = [
-        *"ab.^$()|*+?{}]-K\u212aα\n",
+        *"ab.^$()|*+?{}]-K\u212a\u03b1\n",
         *("\\b", "\\B", "(?i)", "(?m)", "(?s)", "[ab]", "[^a]", "\\w", "\\W", "\\s", "\\d"),
         *("{2}", "{1,3}", "{0,}", "\\n", "\\pL", "\\p{Greek}", "[[:upper:]]", "\\z", "\\A"),
         *("(?:", "(?i:", "\\Q*\\E", "[a-c]", "(?U)", "\\x41", "\\101", "(?P<n>", "\\1"),
     ]
-    values = ["", "a", "b", "ab", "ba", "aab", "a b", "a\nb", "\n", "Kk\u212a", "AB", "α", "*"]
+    values = ["", "a", "b", "ab", "ba", "aab", "a b", "a\nb", "\n", "Kk\u212a", "AB", "\u03b1", "*"]
     checked = 0
     for _ in range(3000):
         pattern = "".join(rng.choice(atoms) for _ in range(rng.randint(1, 6)))
@@ -262,7 +262,7 @@ def test_without_re2_the_python_engine_runs() -> None:
         "assert regex.ENGINE == 'python', regex.ENGINE\n"
         "m = compile_matchers([LabelMatcher(MatchType.RE, 'job', '(a+)+b')])\n"
         "assert not m({'job': 'a' * 10000})\n"
-        "assert regex.compile_regex('\\\\p{Greek}+').matches('αβ')\n"
+        "assert regex.compile_regex('\\\\p{Greek}+').matches('\u03b1β')\n"
         "print('ok')\n"
     )
     done = _run(code, PROMWIRE_REGEX="")
