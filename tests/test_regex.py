@@ -280,3 +280,11 @@ def test_engine_variable(value: str, engine: str) -> None:
     assert done.stdout.strip() == engine, done.stderr
     bad = _run("import promwire.stores.regex", PROMWIRE_REGEX="pcre")
     assert bad.returncode != 0 and "PROMWIRE_REGEX" in bad.stderr
+
+
+def test_values_that_are_not_utf8_match_on_both_engines() -> None:
+    # A lone surrogate cannot be given to RE2; the re2 engine falls back to python.
+    for engine in ENGINES:
+        compiled = regex.compile_regex("a.b", engine=engine)  # type: ignore[arg-type]
+        assert compiled.matches("a\udc80b")
+        assert not compiled.matches("a\udc80\udc80b")

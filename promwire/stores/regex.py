@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 from ..errors import StorageRejected
 from ._regex_nfa import Matcher, ProgramTooLarge, compile_program
-from ._regex_syntax import RegexSyntaxError, parse
+from ._regex_syntax import Node, RegexSyntaxError, parse
 
 __all__ = [
     "CACHE_BYTES",
@@ -108,22 +108,26 @@ class Regex:
 
     __slots__ = ("_fallback", "_re2", "engine", "matches", "pattern", "size")
 
-    def __init__(self, pattern: str, engine: Engine, tree_program: Matcher, re2_obj: Any) -> None:
+    def __init__(
+        self, pattern: str, engine: Engine, matcher: Matcher | None, re2_obj: Any, size: int
+    ) -> None:
         self.pattern = pattern
         self.engine = engine
-        self._fallback = tree_program
+        self._fallback = matcher
         self._re2 = re2_obj
         #: Estimated memory held, in bytes (what the compile cache counts).
-        self.size = 0
+        self.size = size
         #: ``matches(value)``: whether the whole value matches (Prometheus' ``=~``).
         self.matches: Callable[[str], bool] = (
-            self._match_re2 if re2_obj is not None else tree_program.search
+            matcher.search if matcher is not None else self._match_re2
         )
 
     def _match_re2(self, value: str) -> bool:
         try:
             return self._re2.search(value) is not None
         except UnicodeEncodeError:  # lone surrogates: not UTF-8, RE2 cannot see them
+            if self._fallback is None:
+                self._fallback = _python_matcher(self.pattern)[0]
             return self._fallback.search(value)
 
     def fullmatch(self, value: str) -> Literal[True] | None:
@@ -134,40 +138,53 @@ class Regex:
         return f"Regex({_quote(self.pattern)}, engine={self.engine!r})"
 
 
-def _build(pattern: str, engine: Engine) -> Regex:
-    wrapped = f"^(?:{pattern})$"  # exactly as Prometheus does, text and all
+def _wrap(pattern: str) -> str:
+    return f"^(?:{pattern})$"  # exactly as Prometheus does, text and all
+
+
+def _check(pattern: str) -> Node:
+    """Parse (and so validate) ``pattern`` as Prometheus compiles it."""
     try:
-        tree = parse(wrapped, max_depth=MAX_NESTING + 1)
-        prog, start = compile_program(tree, max_insts=MAX_PROGRAM_SIZE)
+        return parse(_wrap(pattern), max_depth=MAX_NESTING + 1)
     except RegexSyntaxError as exc:
         at = min(max(exc.pos - 4, 0), len(pattern))  # 4 = len("^(?:")
         raise StorageRejected(
             f"invalid regex {_quote(pattern)} in label matcher: {exc.what} (at offset {at})"
         ) from None
+
+
+def _python_matcher(pattern: str, tree: Node | None = None) -> tuple[Matcher, int]:
+    """The python engine's matcher and its estimated size in bytes."""
+    try:
+        prog, start = compile_program(tree or _check(pattern), max_insts=MAX_PROGRAM_SIZE)
     except ProgramTooLarge as exc:
         raise StorageRejected(f"invalid regex {_quote(pattern)} in label matcher: {exc}") from None
     units = min(1024 + 16 * len(prog.ops), 32 * 1024)
-    matcher = Matcher(prog, start, max_cache_units=units)
-    re2_obj = None
-    size = 2 * len(pattern) + 200 + _INST_BYTES * len(prog.ops) + _UNIT_BYTES * units
-    if engine == "re2":
-        module = _re2 if _re2 is not None else _load_re2()
-        if module is None:
-            raise StorageRejected("regex engine re2 requested but google-re2 is not installed")
-        options = module.Options()
-        options.log_errors = False
-        options.max_mem = RE2_MAX_MEM
-        try:
-            re2_obj = module.compile(wrapped, options)
-        except module.error as exc:
-            reason = str(exc).removeprefix("b'").removesuffix("'").partition(":")[0]
-            raise StorageRejected(
-                f"invalid regex {_quote(pattern)} in label matcher: {reason}"
-            ) from None
-        size += RE2_MAX_MEM
-    regex = Regex(pattern, engine, matcher, re2_obj)
-    regex.size = size
-    return regex
+    size = _INST_BYTES * len(prog.ops) + _UNIT_BYTES * units
+    return Matcher(prog, start, max_cache_units=units), size
+
+
+def _build(pattern: str, engine: Engine) -> Regex:
+    tree = _check(pattern)
+    base = 2 * len(pattern) + 200
+    if engine == "python":
+        matcher, size = _python_matcher(pattern, tree)
+        return Regex(pattern, engine, matcher, None, base + size)
+    module = _re2 if _re2 is not None else _load_re2()
+    if module is None:
+        raise StorageRejected("regex engine re2 requested but google-re2 is not installed")
+    options = module.Options()
+    options.log_errors = False
+    options.never_capture = True  # only "does it match" is asked
+    options.max_mem = RE2_MAX_MEM
+    try:
+        re2_obj = module.compile(_wrap(pattern), options)
+    except module.error as exc:
+        reason = str(exc).removeprefix("b'").removesuffix("'").partition(":")[0]
+        raise StorageRejected(
+            f"invalid regex {_quote(pattern)} in label matcher: {reason}"
+        ) from None
+    return Regex(pattern, engine, None, re2_obj, base + RE2_MAX_MEM)
 
 
 _cache: OrderedDict[tuple[str, str], Regex] = OrderedDict()
