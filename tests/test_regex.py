@@ -288,3 +288,18 @@ def test_values_that_are_not_utf8_match_on_both_engines() -> None:
         compiled = regex.compile_regex("a.b", engine=engine)  # type: ignore[arg-type]
         assert compiled.matches("a\udc80b")
         assert not compiled.matches("a\udc80\udc80b")
+
+
+def test_python_engine_work_budget_per_value() -> None:
+    # A large program with many live threads on a long value: linear, but the
+    # python engine stops at MAX_MATCH_WORK steps instead of spending seconds.
+    pattern = "(?s)(.{0,1000}a){1}(.{0,1000}b){1}"
+    value = "a" * 65536
+    with pytest.raises(StorageRejected, match="pattern too large"):
+        regex.compile_regex(pattern, engine="re2")  # over RE2's memory budget
+    compiled = regex.compile_regex(pattern, engine="python")
+    with pytest.raises(StorageRejected) as info:
+        compiled.matches(value)
+    assert "too costly" in str(info.value) and "promwire[re2]" in str(info.value)
+    assert len(str(info.value)) < 250
+    assert not compiled.matches("a" * 100)  # short values still answer

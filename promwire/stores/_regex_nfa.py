@@ -19,6 +19,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Generator
 
+from ..errors import StorageRejected
 from ._regex_syntax import (
     ALT,
     ASSERT,
@@ -195,12 +196,32 @@ _DEAD = _State(frozenset(), EDGE)
 class Matcher:
     """Searches text with a compiled program (thread-safe; the cache is shared)."""
 
-    __slots__ = ("_start", "_states", "_units", "max_cache_units", "prog", "start_pc")
+    __slots__ = (
+        "_start",
+        "_states",
+        "_units",
+        "max_cache_units",
+        "max_work",
+        "name",
+        "prog",
+        "start_pc",
+    )
 
-    def __init__(self, prog: Program, start_pc: int, *, max_cache_units: int) -> None:
+    def __init__(
+        self,
+        prog: Program,
+        start_pc: int,
+        *,
+        max_cache_units: int,
+        max_work: int,
+        name: str = "regex",
+    ) -> None:
         self.prog = prog
         self.start_pc = start_pc
         self.max_cache_units = max_cache_units
+        #: NFA work (states visited outside the DFA cache) one search may do.
+        self.max_work = max_work
+        self.name = name  # for the refusal message
         self._reset()
 
     def _reset(self) -> None:
@@ -218,8 +239,9 @@ class Matcher:
             self._units += len(pcs) + 8
         return state
 
-    def _closure(self, pcs: frozenset[int], before: int, after: int) -> tuple[list[int], bool]:
-        """The CHAR pcs reachable without input, and whether MATCH is."""
+    def _closure(self, pcs: frozenset[int], before: int, after: int) -> tuple[list[int], bool, int]:
+        """The CHAR pcs reachable without input, whether MATCH is, and the pcs visited
+        (each at most once: the work is at most the program size)."""
         ops, outs, arg = self.prog.ops, self.prog.outs, self.prog.arg
         seen: set[int] = set()
         todo = list(pcs)
@@ -233,14 +255,15 @@ class Matcher:
             if op == CHAR:
                 chars.append(pc)
             elif op == MATCH:
-                return chars, True
+                return chars, True, len(seen)
             elif op == SPLIT or _holds(arg[pc], before, after):  # type: ignore[arg-type]
                 todo.extend(outs[pc])
-        return chars, False
+        return chars, False, len(seen)
 
-    def _step(self, state: _State, ch: str) -> _State:
+    def _step(self, state: _State, ch: str) -> tuple[_State, int]:
+        """The state after ``ch``, and the work it took."""
         after = _kind(ch)
-        chars, found = self._closure(state.pcs, state.before, after)
+        chars, found, work = self._closure(state.pcs, state.before, after)
         if found:
             nxt = _FOUND
         else:
@@ -257,15 +280,23 @@ class Matcher:
         else:
             state.next[ch] = nxt
             self._units += 1
-        return nxt
+        return nxt, work + len(chars)
 
     def search(self, text: str) -> bool:
-        """Whether the pattern matches somewhere in ``text``."""
+        """Whether the pattern matches somewhere in ``text``.
+
+        Raises :class:`~promwire.errors.StorageRejected` if that needs more than
+        ``max_work`` NFA steps outside the DFA cache.
+        """
         state = self._start
+        work = 0
         for ch in text:
             nxt = state.next.get(ch)
             if nxt is None:
-                nxt = self._step(state, ch)
+                nxt, cost = self._step(state, ch)
+                work += cost
+                if work > self.max_work:
+                    self._too_costly(len(text))
             if nxt is _FOUND:
                 return True
             if nxt is _DEAD:
@@ -275,3 +306,10 @@ class Matcher:
         if final is None:
             final = state.final = self._closure(state.pcs, state.before, EDGE)[1]
         return final
+
+    def _too_costly(self, length: int) -> None:
+        raise StorageRejected(
+            f"{self.name} in label matcher is too costly to match against a "
+            f"{length}-character value without RE2 (over {self.max_work} NFA steps); "
+            "simplify it, or install promwire[re2]"
+        )

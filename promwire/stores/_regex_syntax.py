@@ -157,6 +157,23 @@ POSIX_CLASSES: dict[str, Ranges] = {
     "word": _r("09", "AZ", "__", "az"),
     "xdigit": _r("09", "AF", "af"),
 }
+
+
+@lru_cache(maxsize=1024)
+def named_table(family: str, name: str, folded: bool, negated: bool) -> Ranges | None:
+    """A ``\\p`` (family ``p``), Perl (``perl``) or POSIX (``posix``) class, folded
+    and negated as asked; cached, so a pattern repeating one costs nothing more."""
+    if family == "p":
+        base = unicode_table(name)
+    else:
+        base = (PERL_CLASSES if family == "perl" else POSIX_CLASSES).get(name)
+    if base is None:
+        return None
+    if folded:
+        base = fold(base)
+    return negate(base) if negated else base
+
+
 ANY = ((0, MAX_RUNE),)
 ANY_BUT_NEWLINE = ((0, 9), (11, MAX_RUNE))
 _C_ESCAPES = {"a": 7, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11}
@@ -274,22 +291,17 @@ class _Parser:
             self.i += 1
         if name.startswith("^"):
             negated, name = not negated, name[1:]
-        table = unicode_table(name)
+        table = named_table("p", name, bool(self.flags & FOLD_CASE), negated)
         if table is None:
             raise self.error("invalid character class range", start)
-        if self.flags & FOLD_CASE:
-            table = fold(table)
-        return negate(table) if negated else table
+        return table
 
     def perl_class(self) -> Ranges | None:
         c = self.peek(1)
         if self.peek() != "\\" or c.lower() not in PERL_CLASSES:
             return None
         self.i += 2
-        table = PERL_CLASSES[c.lower()]
-        if self.flags & FOLD_CASE:
-            table = fold(table)
-        return negate(table) if c.isupper() else table
+        return named_table("perl", c.lower(), bool(self.flags & FOLD_CASE), c.isupper())
 
     # -- classes
 
@@ -301,6 +313,7 @@ class _Parser:
         if negated:
             self.i += 1
         items: list[tuple[int, int]] = []
+        tables: set[int] = set()  # ids of the cached named tables already in items
         first = True
         while first or self.peek() != "]":
             if not self.peek():
@@ -311,19 +324,23 @@ class _Parser:
                 if end >= 0:
                     name = self.s[self.i + 2 : end]
                     neg = name.startswith("^")
-                    table = POSIX_CLASSES.get(name[1:] if neg else name)
+                    table = named_table(
+                        "posix", name[1:] if neg else name, bool(self.flags & FOLD_CASE), neg
+                    )
                     if table is None:
                         raise self.error("invalid character class range", self.i)
                     self.i = end + 2
-                    if self.flags & FOLD_CASE:
-                        table = fold(table)
-                    items.extend(negate(table) if neg else table)
+                    if id(table) not in tables:  # the same class twice adds nothing
+                        tables.add(id(table))
+                        items.extend(table)
                     continue
             table = self.unicode_class()
             if table is None:
                 table = self.perl_class()
             if table is not None:
-                items.extend(table)
+                if id(table) not in tables:
+                    tables.add(id(table))
+                    items.extend(table)
                 continue
             item_start = self.i
             lo = self.class_char(start)

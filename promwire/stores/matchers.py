@@ -26,6 +26,8 @@ Differences from Prometheus (Go's RE2):
 * very large programs are refused earlier than Go would: over RE2's memory
   budget (e.g. ``\\pL{1000}``) or, without google-re2, over 50,000 NFA
   instructions;
+* without google-re2, a match needing over 1,000,000 NFA steps on one
+  value (a huge program against a long value) is refused, not answered;
 * ``(?<name>...)`` is accepted (RE2 and Go >= 1.22 do; Prometheus 2.42's Go
   did not); Unicode tables are RE2's (newer than Go 1.19's).
 

@@ -25,7 +25,8 @@ default engine: unset/``auto`` (re2 if importable), ``python`` or ``re2``.
 Limits (see docs/robustness.md): patterns longer than ``max_length``
 characters (default :data:`DEFAULT_MAX_REGEX_LENGTH`) are refused; the
 python engine refuses programs over :data:`MAX_PROGRAM_SIZE` instructions
-and RE2 programs over its memory budget (:data:`RE2_MAX_MEM`); compiled
+and matches that need over :data:`MAX_MATCH_WORK` NFA steps on one value,
+RE2 programs over its memory budget (:data:`RE2_MAX_MEM`); compiled
 patterns are cached up to :data:`CACHE_BYTES` of estimated memory, least
 recently used first out; refused patterns are never cached.
 """
@@ -46,6 +47,7 @@ __all__ = [
     "CACHE_BYTES",
     "DEFAULT_MAX_REGEX_LENGTH",
     "ENGINE",
+    "MAX_MATCH_WORK",
     "MAX_NESTING",
     "MAX_PROGRAM_SIZE",
     "Regex",
@@ -61,6 +63,8 @@ MAX_NESTING = 1000
 MAX_PROGRAM_SIZE = 50_000
 #: RE2's memory budget per pattern (program and lazy DFA), in bytes.
 RE2_MAX_MEM = 256 * 1024
+#: NFA steps the python engine may spend on one value outside its DFA cache (about 1 s).
+MAX_MATCH_WORK = 1_000_000
 #: The compile cache holds patterns up to this many bytes of estimated memory.
 CACHE_BYTES = 64 * 1024 * 1024
 #: At most this many characters of a pattern appear in an error message.
@@ -161,7 +165,10 @@ def _python_matcher(pattern: str, tree: Node | None = None) -> tuple[Matcher, in
         raise StorageRejected(f"invalid regex {_quote(pattern)} in label matcher: {exc}") from None
     units = min(1024 + 16 * len(prog.ops), 32 * 1024)
     size = _INST_BYTES * len(prog.ops) + _UNIT_BYTES * units
-    return Matcher(prog, start, max_cache_units=units), size
+    matcher = Matcher(
+        prog, start, max_cache_units=units, max_work=MAX_MATCH_WORK, name=f"regex {_quote(pattern)}"
+    )
+    return matcher, size
 
 
 def _build(pattern: str, engine: Engine) -> Regex:
