@@ -346,6 +346,8 @@ def _regex_targets(targets: list[Target], unavailable: dict[str, str]) -> None:
             raise mine  # both refused: the python engine's reason
         if isinstance(theirs, PromwireError) and "pattern too large" in str(theirs):
             raise theirs  # over RE2's memory budget: a documented difference
+        if isinstance(mine, PromwireError) and "too costly" in str(mine):
+            raise mine  # over the python engine's work budget: documented too
         if type(mine) is not type(theirs) or mine != theirs:
             raise Broken(f"engines disagree on {pattern!r:.80} / {value!r:.40}: {outcomes!r:.200}")
 
