@@ -10,9 +10,9 @@ same with one of two engines:
   (:mod:`._regex_syntax`) and a Thompson-NFA simulation run as a lazy DFA
   (:mod:`._regex_nfa`), pure Python.
 
-Both give the same answers, and both are linear: matching looks at each
-character of the value once, whatever the pattern, so ``(a+)+b`` against
-40 ``a`` s costs what ``a+b`` does. Every pattern is first parsed by
+Both give the same answers (within the limits below), and both are
+linear: matching looks at each character of the value once, whatever the
+pattern, so ``(a+)+b`` against 40 ``a`` s costs what ``a+b`` does. Every pattern is first parsed by
 promwire's parser, so both engines refuse the same patterns, as Go does:
 backreferences, lookarounds, ``\\C``, repeat counts over 1000, bad syntax,
 and groups nested more than :data:`MAX_NESTING` deep. Refusals raise
@@ -51,6 +51,7 @@ __all__ = [
     "MAX_NESTING",
     "MAX_PROGRAM_SIZE",
     "Regex",
+    "cache_stats",
     "clear_cache",
     "compile_regex",
 ]
