@@ -11,6 +11,7 @@ Every kind of input a target can ask for (``Target.seeds``):
 * ``xor`` - the XOR chunks inside them;
 * ``text`` - write requests in promwire's text form;
 * ``json`` - write requests in proto3 JSON.
+* ``regex`` - a label-matcher regex, a NUL byte, and a value to match.
 
 The captures live in ``../shared/fixtures/prometheus-2.42`` next to the
 repository (``PROMWIRE_FIXTURES`` overrides the path).
@@ -29,7 +30,21 @@ from promwire import snappy
 from promwire.codec.fields import SCHEMAS
 from promwire.errors import PromwireError
 
-__all__ = ["FIXTURES", "seeds"]
+__all__ = ["FIXTURES", "REGEX_SEEDS", "seeds"]
+
+#: (pattern, value) pairs covering the RE2 syntax, for the ``regex`` targets.
+REGEX_SEEDS = (
+    ("(a+)+b", "a" * 40),
+    ("([a-z_]+)+!", "node_cpu_seconds_total"),
+    ("api|web.*", "web-1"),
+    ("(?i)K\\p{Greek}+\\pL", "\u212a\u03b1βx"),
+    ("[[:alpha:]][^\\d\\s]{2,5}\\b.", "abc_d!"),
+    ("(?s:.)*\\Q.*\\E(?m:^x$)\\z", "a\n.*\nx"),
+    ("\\x{41}\\101[\\x00-\\x{10FFFF}]?(?U)a*?", "AAa"),
+    ("(?P<name>a{2,3}|b{0,}|c{1})*\\A", "aab"),
+    ("a)|(b", "xb"),
+    ("\\1(?=a)(?<=b)\\C{1001}", ""),
+)
 
 FIXTURES = Path(
     os.environ.get(
@@ -114,6 +129,8 @@ def seeds(kind: str) -> tuple[bytes, ...]:
     elif kind == "json":
         out += [json.dumps(promwire.to_dict(r)).encode() for r in _write_requests()]
         out.append(b'{"timeseries": [{"labels": [{"name": "a", "value": "b"}]}]}')
+    elif kind == "regex":
+        out += [p.encode() + b"\x00" + v.encode() for p, v in REGEX_SEEDS]
     else:
         raise ValueError(f"unknown seed kind {kind!r}")
     return tuple(dict.fromkeys(out))  # unique, order kept
@@ -121,5 +138,5 @@ def seeds(kind: str) -> tuple[bytes, ...]:
 
 def describe() -> dict[str, Any]:
     """How many seeds of each kind there are (for the runner's report)."""
-    kinds = ("payload", "snappy", "stream", "chunked", "xor", "text", "json")
+    kinds = ("payload", "snappy", "stream", "chunked", "xor", "text", "json", "regex")
     return {k: len(seeds(k)) for k in kinds}

@@ -14,6 +14,10 @@ Some targets check more than the contract (each says so):
   or the same error class);
 * ``snappy:roundtrip`` - the input as *uncompressed* data: both backends
   compress it to the same block and inflate it back unchanged.
+* ``regex:python`` - the input as ``pattern NUL value``: the pure-Python RE2
+  engine compiles the pattern and matches the value;
+  ``regex:differential`` - the same through google-re2 too: both engines
+  refuse the same patterns and agree on every match.
 
 Targets for modules that are not importable in this checkout are left out
 and listed in :data:`UNAVAILABLE`.
@@ -302,7 +306,52 @@ def _build() -> tuple[list[Target], dict[str, str]]:
         promwire.from_dict(promwire.WriteRequest, obj)
 
     targets.append(Target("json:WriteRequest", from_json, "json"))
+    _regex_targets(targets, unavailable)
     return targets, unavailable
+
+
+def _regex_input(data: bytes) -> tuple[str, str]:
+    pattern, _, value = data.partition(b"\x00")
+    return pattern.decode("utf-8", "replace"), value.decode("utf-8", "replace")
+
+
+def _regex_targets(targets: list[Target], unavailable: dict[str, str]) -> None:
+    try:
+        from promwire.stores import regex
+    except ImportError as exc:
+        unavailable["regex:*"] = repr(exc)
+        return
+
+    def python(data: bytes) -> None:
+        pattern, value = _regex_input(data)
+        compiled = regex.compile_regex(pattern, engine="python")
+        if compiled.matches(value) != compiled.matches(value):
+            raise Broken("a second match of the same value gave another answer")
+
+    targets.append(Target("regex:python", python, "regex"))
+    if regex._load_re2() is None:
+        unavailable["regex:differential"] = "google-re2 is not installed"
+        return
+
+    def differential(data: bytes) -> None:
+        pattern, value = _regex_input(data)
+        outcomes: list[bool | PromwireError] = []
+        for engine in ("python", "re2"):
+            try:
+                outcomes.append(regex.compile_regex(pattern, engine=engine).matches(value))
+            except PromwireError as exc:
+                outcomes.append(exc)
+        mine, theirs = outcomes
+        if isinstance(mine, PromwireError) and isinstance(theirs, PromwireError):
+            raise mine  # both refused: the python engine's reason
+        if isinstance(theirs, PromwireError) and "pattern too large" in str(theirs):
+            raise theirs  # over RE2's memory budget: a documented difference
+        if isinstance(mine, PromwireError) and "too costly" in str(mine):
+            raise mine  # over the python engine's work budget: documented too
+        if type(mine) is not type(theirs) or mine != theirs:
+            raise Broken(f"engines disagree on {pattern!r:.80} / {value!r:.40}: {outcomes!r:.200}")
+
+    targets.append(Target("regex:differential", differential, "regex"))
 
 
 TARGETS, UNAVAILABLE = _build()
