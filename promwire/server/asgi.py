@@ -12,6 +12,11 @@
   cap is enforced while reading: a declared ``Content-Length`` over the limit
   is refused before reading anything, a body that grows past it is refused as
   soon as it does (413), without buffering the rest.
+* Before reading the body: a request carrying a disallowed ``Origin`` or
+  ``Host`` is refused (403), a malformed ``Content-Length`` is 400, and the
+  declared length is reserved from ``max_buffered_bytes`` (503 when it does
+  not fit); the body must arrive within ``body_timeout`` (408). These early
+  answers carry ``Connection: close`` (see :class:`~promwire.server._app.AppBase`).
 * A sync storage runs in a worker thread; an async one on the event loop.
 * A streamed remote read (``STREAMED_XOR_CHUNKS``) is sent frame by frame as
   it is computed, with chunked transfer encoding; a failure before the first
@@ -79,6 +84,8 @@ class RemoteStorageApp(AppBase):
     ``max_read_queries``, ``max_read_samples`` and ``max_bytes_in_frame``
     (read); see :mod:`promwire.server.handlers` for defaults and answers. Set
     ``read_path`` or ``write_path`` to ``None`` to disable that endpoint.
+    Guards: ``allowed_origins``, ``allowed_hosts``, ``body_timeout`` and
+    ``max_buffered_bytes`` (see :class:`~promwire.server._app.AppBase`).
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

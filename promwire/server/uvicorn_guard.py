@@ -19,12 +19,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import h11
+from uvicorn.protocols.http import h11_impl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .guards import DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 
 __all__ = ["guarded_protocol", "uvicorn_options"]
+
+# h11 as uvicorn uses it (a dependency of uvicorn's, not promwire's).
+_IDLE: Any = h11_impl.h11.IDLE  # type: ignore[attr-defined]
 
 
 class _HeaderDeadlineProtocol(H11Protocol):
@@ -37,7 +40,7 @@ class _HeaderDeadlineProtocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.conn.their_state is h11.IDLE:
+        if self.conn.their_state is _IDLE:
             # Part of a request head is buffered: it must complete in time.
             if self._header_timer is None:
                 self._arm()
@@ -58,7 +61,7 @@ class _HeaderDeadlineProtocol(H11Protocol):
 
     def _headers_late(self) -> None:
         self._header_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        if self.conn.their_state is _IDLE and not self.transport.is_closing():
             self.transport.close()
 
 

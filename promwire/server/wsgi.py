@@ -15,6 +15,15 @@ bodies (a streamed remote read's frames) are handed to the server as the WSGI
 iterable, which streams them without a Content-Length; the first frame is
 computed before ``start_response`` so a storage failure up to there is an
 error status (:func:`promwire.server.handlers.prime_response`).
+
+The guards are the ASGI app's (``allowed_origins``, ``allowed_hosts``,
+``body_timeout``, ``max_buffered_bytes``, 400 for a malformed
+Content-Length; see :class:`~promwire.server._app.AppBase`), except that the
+``Connection: close`` of early answers is left to the server (PEP 3333 keeps
+hop-by-hop headers from apps). A WSGI app cannot interrupt a blocking read:
+``body_timeout`` is checked between reads, and a server that bounds each read
+(``promwire serve``'s :mod:`promwire.server.stdlib_httpd` does) turns a
+stalled one into a 408 as well.
 """
 
 from __future__ import annotations
@@ -71,8 +80,9 @@ class _OverBudget(Exception):
 class RemoteStorageApp(AppBase):
     """WSGI application for a synchronous :class:`~promwire.stores.protocol.RemoteStorage`.
 
-    Keyword limits are those of the handlers (see :mod:`promwire.server.handlers`);
-    set ``read_path`` or ``write_path`` to ``None`` to disable that endpoint.
+    Keyword limits are those of the handlers (see :mod:`promwire.server.handlers`)
+    and the guards of :class:`~promwire.server._app.AppBase`; set ``read_path``
+    or ``write_path`` to ``None`` to disable that endpoint.
     """
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
