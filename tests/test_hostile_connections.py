@@ -255,11 +255,20 @@ def test_unfinished_large_uploads_are_refused_past_the_buffered_bytes_cap(
                     sock.close()
                     continue
                 held.append(sock)
-                sock.sendall(chunk)
+                with contextlib.suppress(OSError):  # a late 503 closes it
+                    sock.sendall(chunk)
                 peak = max(peak, served.rss_kib())
             for _ in range(10):
                 time.sleep(0.2)
                 peak = max(peak, served.rss_kib())
+            # On a slow machine a 503 may come after the 1 s wait: count it now.
+            for sock in list(held):
+                readable, _, _ = select.select([sock], [], [], 0)
+                if readable:
+                    assert read_status(sock, timeout=5) in (503, None)
+                    refused += 1
+                    held.remove(sock)
+                    sock.close()
             assert (len(held), refused) == (2, 28)
             assert peak < 300 * 1024, f"VmRSS reached {peak // 1024} MiB"
         finally:

@@ -203,6 +203,9 @@ class GuardedWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
 
     daemon_threads = True
     block_on_close = False
+    #: listen() backlog: socketserver's 5 drops connections arriving together
+    #: (Prometheus' shards), which then wait for the client's SYN retry.
+    request_queue_size = 128
 
     def __init__(
         self,
