@@ -441,3 +441,33 @@ def test_an_unexpected_exception_answers_500_without_its_class_or_text(server: s
     assert resp.status == 500
     assert "RuntimeError" not in text and "secret" not in text
     assert text == "internal storage error (the cause is in the server's log)\n"
+
+
+def test_error_text_keeps_the_message_and_drops_the_wrapped_cause() -> None:
+    from promwire import StorageError
+    from promwire.server.handlers import error_response, text_response
+
+    def wrapped(cause: Exception, message: str) -> StorageError:
+        try:
+            try:
+                raise cause
+            except Exception as exc:
+                raise StorageError(message.format(exc)) from exc
+        except StorageError as err:
+            return err
+
+    cases = [
+        (wrapped(sqlite3.OperationalError("no such table: samples"), "write failed: {}"), 500),
+        (wrapped(KeyError("x"), "lookup failed"), 500),
+        (StorageError("disk on fire"), 500),
+        (RuntimeError("secret at /var/lib/x"), 500),
+    ]
+    texts = [error_response(err).body for err, _ in cases]
+    assert texts == [
+        b"write failed\n",
+        b"lookup failed\n",
+        b"disk on fire\n",
+        b"internal storage error (the cause is in the server's log)\n",
+    ]
+    long = text_response(400, "x" * 100_000).body
+    assert isinstance(long, bytes) and len(long) <= 4097

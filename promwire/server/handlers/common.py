@@ -118,7 +118,7 @@ def error_message(exc: BaseException) -> str:
     cause = exc.__cause__
     if cause is not None and not isinstance(cause, PromwireError):
         cause_text = str(cause)
-        if cause_text and cause_text in message:
+        if cause_text and (message.endswith(cause_text) or len(cause_text) >= 8):
             message = message.replace(cause_text, "").rstrip(" :;,-") or INTERNAL_ERROR
     return message
 
