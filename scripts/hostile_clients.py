@@ -184,9 +184,9 @@ with tempfile.TemporaryDirectory() as tmp:
         for _ in range(10):
             time.sleep(0.2)
             peak = max(peak, status_of(proc.pid, "VmRSS"))
-        for s in list(held):  # a 503 that came after the 0.5 s wait
+        for s in list(held):  # a 503 that came after the 0.5 s wait (not a later 408)
             r, _, _ = select.select([s], [], [], 0)
-            if r:
+            if r and b" 503" in wait_answer(s, 1)[1]:
                 held.remove(s)
                 refused += 1
         for s in held:
