@@ -63,7 +63,8 @@ class AppBase:
       the request reached the app is answered 408 and the connection closed.
     * ``max_buffered_bytes`` (256 MiB): request-body bytes held at once over
       all requests; a request whose Content-Length (or chunked body) would
-      pass it is answered 503 with ``Retry-After: 1``.
+      pass it is answered 503 with ``Retry-After: 1``. It must be at least
+      ``max_body_size``.
     * a ``Content-Length`` that is not a decimal number is answered 400.
     """
 
@@ -91,6 +92,12 @@ class AppBase:
             raise ValueError("max_bytes_in_frame must be > 0")
         if body_timeout <= 0:
             raise ValueError("body_timeout must be > 0")
+        if max_buffered_bytes < max_body_size:
+            # Else a body within max_body_size could never fit: a 503 forever.
+            raise ValueError(
+                f"max_buffered_bytes ({max_buffered_bytes}) must be at least "
+                f"max_body_size ({max_body_size})"
+            )
         self.allowed_origins = tuple(allowed_origins)
         self.allowed_hosts = None if allowed_hosts is None else tuple(allowed_hosts)
         self.body_timeout = body_timeout
