@@ -293,10 +293,13 @@ def test_unfinished_large_uploads_are_refused_past_the_buffered_bytes_cap(
 def test_connections_past_the_cap_get_503(server: str, tmp_path: Path) -> None:
     flags = ("--max-connections", "5", "--header-timeout", "30")
     with serve(tmp_path, server, *flags) as served:
-        idle = [served.connect() for _ in range(5)]
+        idle = [served.connect() for _ in range(4)]
         time.sleep(0.5)  # let the server register them
         try:
-            status, _, text = served.post()
+            assert served.post()[0] == 204  # the fifth connection is served
+            idle.append(served.connect())
+            time.sleep(0.5)
+            status, _, text = served.post()  # the sixth is not
             assert status == 503, text
         finally:
             for sock in idle:

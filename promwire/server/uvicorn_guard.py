@@ -85,8 +85,9 @@ def uvicorn_options(
         raise ValueError("idle_timeout and max_connections must be > 0")
     return {
         "http": guarded_protocol(header_timeout),
-        "timeout_keep_alive": max(1, round(idle_timeout)),
-        "limit_concurrency": max_connections,
+        "timeout_keep_alive": idle_timeout,
+        # uvicorn answers 503 once len(connections) >= limit, counting the asking one.
+        "limit_concurrency": max_connections + 1,
         "server_header": False,
         "headers": [("Server", "promwire")],
     }
