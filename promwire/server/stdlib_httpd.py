@@ -11,8 +11,9 @@ a thread forever. This server is wsgiref's request handling with:
   of the headers (a read past it raises ``TimeoutError``, which the app
   answers 408);
 * a **connection cap**: at most ``max_connections`` connections are served at
-  once (one thread each); more are answered ``503`` at once and closed, from
-  the accepting thread, without a thread of their own;
+  once (one thread each); more are answered ``503`` at once from the
+  accepting thread, without a thread of their own (one shared thread drains
+  and closes them);
 * no version banner (``Server: promwire``), short ``text/plain`` error
   answers that never echo the request line, and no ``Content-Type`` made up
   when the request has none (wsgiref says ``text/plain``; the receiver
@@ -29,9 +30,11 @@ reads the answer instead of a reset.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
+import queue
 import socket
 import socketserver
 import sys
@@ -225,7 +228,10 @@ class GuardedWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
         self.active = 0
         self._count_lock = threading.Lock()
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        super().__init__(address, _GuardedHandler)
+        #: refused connections waiting to be closed (at most 64; more are closed at once)
+        self._refused: queue.Queue[socket.socket | None] = queue.Queue(maxsize=64)
+        threading.Thread(target=self._close_refused, daemon=True).start()
+        super().__init__(address, _GuardedHandler)  # on failure, server_close ends the thread
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._count_lock:
@@ -252,12 +258,27 @@ class GuardedWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
             self.active -= 1
 
     def _refuse(self, request: socket.socket) -> None:
+        # Answer at once, then let one lingering thread close it (a client
+        # still sending would otherwise get a reset instead of the 503).
         try:
             request.setblocking(False)
             request.send(_busy_answer())
         except OSError:
             pass
-        self.shutdown_request(request)
+        try:
+            self._refused.put_nowait(request)
+        except queue.Full:
+            self.shutdown_request(request)
+
+    def _close_refused(self) -> None:
+        while (sock := self._refused.get()) is not None:
+            _linger(sock)
+            self.shutdown_request(sock)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with contextlib.suppress(queue.Full):
+            self._refused.put_nowait(None)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("connection from %s failed", client_address, exc_info=True)
