@@ -553,13 +553,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"promwire serve needs promwire.server.runner, which is missing ({exc})", EXIT_MISSING
         ) from None
     try:
-        server.serve(db=args.db, listen=args.listen)
+        server.serve(db=args.db, listen=args.listen, **server.serve_options(args))
     except KeyboardInterrupt:
         return EXIT_OK
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    except server.UnusableDatabase as exc:
+        raise CliError(f"--db: {exc}", EXIT_INPUT) from None
     except OSError as exc:  # e.g. address in use, database not writable
-        raise CliError(f"cannot serve on {args.listen}: {exc}", EXIT_REMOTE) from None
+        raise CliError(
+            f"cannot serve on {args.listen}: {exc.strerror or exc}", EXIT_REMOTE
+        ) from None
     except SystemExit as exc:
         # uvicorn exits (status 3) when it cannot bind; keep our own exit codes.
         if exc.code not in (0, None):
@@ -568,6 +572,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 EXIT_REMOTE,
             ) from None
     return EXIT_OK
+
+
+def _add_serve_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run promwire's remote write/read receiver",
+        description="Run promwire's remote write/read receiver on SQLite. "
+        "Exit codes: 2 bad option or --listen, 3 unusable --db, 1 the server cannot start.",
+    )
+    try:
+        runner = importlib.import_module("promwire.server.runner")
+    except ImportError:
+        # Without the runner, `serve` still parses its options and then says what is missing.
+        p.add_argument("--db", default="promwire.db", help="SQLite file (default promwire.db)")
+        p.add_argument("--listen", default="127.0.0.1:9201", help="HOST:PORT (127.0.0.1:9201)")
+        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    else:
+        runner.add_serve_options(p)
+    p.set_defaults(func=cmd_serve)
 
 
 # -------------------------------------------------------------------------- main
@@ -678,10 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_http_options(p)
     p.set_defaults(func=cmd_read)
 
-    p = sub.add_parser("serve", help="run promwire's remote write/read receiver")
-    p.add_argument("--db", default="promwire.db", help="storage path (promwire.db)")
-    p.add_argument("--listen", default="127.0.0.1:9201", help="HOST:PORT (127.0.0.1:9201)")
-    p.set_defaults(func=cmd_serve)
+    _add_serve_parser(sub)
     return parser
 
 

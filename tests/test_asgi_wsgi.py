@@ -32,7 +32,7 @@ from promwire import (
 )
 from promwire.server.asgi import RemoteStorageApp as AsgiApp
 from promwire.server.handlers import Response
-from promwire.server.runner import _QuietHandler, _ThreadingWSGIServer
+from promwire.server.stdlib_httpd import make_guarded_server
 from promwire.server.wsgi import RemoteStorageApp as WsgiApp
 from promwire.stores.protocol import AsyncBaseStorage, BaseStorage
 from promwire.stores.sqlite import SQLiteStorage
@@ -81,11 +81,7 @@ def running(kind: str, app: Any) -> Iterator[int]:
             thread.join(10)
             wserver.close()
     else:
-        from wsgiref.simple_server import make_server
-
-        httpd = make_server(
-            "127.0.0.1", port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
-        )
+        httpd = make_guarded_server("127.0.0.1", port, app)  # what `promwire serve` runs
         thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
         thread.start()
         try:

@@ -566,7 +566,7 @@ def oversized_status(port: int, size: int) -> tuple[int, str]:
     """Send only the headers of a huge request: a capped server answers without the body."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(
-            b"POST /api/v1/write HTTP/1.1\r\nHost: x\r\n"
+            b"POST /api/v1/write HTTP/1.1\r\nHost: 127.0.0.1\r\n"  # loopback names only
             b"Content-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\n"
             + f"Content-Length: {size}\r\n\r\n".encode()
         )

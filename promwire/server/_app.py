@@ -7,9 +7,18 @@ the response.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .guards import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_MAX_BUFFERED_BYTES,
+    BadContentLength,
+    BodyBudget,
+    host_allowed,
+    origin_allowed,
+    parse_content_length,
+)
 from .handlers import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_MAX_BYTES_IN_FRAME,
@@ -27,6 +36,10 @@ from .handlers import (
     text_response,
 )
 
+#: Added to answers given before the body was read: the rest of the body is
+#: not wanted, so the server closes the connection instead of reading on.
+CLOSE = ("Connection", "close")
+
 
 class AppBase:
     """Storage, paths and limits of a remote storage app, and its early answers.
@@ -39,6 +52,23 @@ class AppBase:
     ``max_read_seconds`` and ``max_bytes_in_frame`` (read); see
     :mod:`promwire.server.handlers` for defaults and answers. Set
     ``read_path`` or ``write_path`` to ``None`` to disable that endpoint.
+
+    Guards (see :mod:`promwire.server.guards`):
+
+    * ``allowed_origins`` (default none): a request carrying an ``Origin``
+      header is refused (403) unless its origin is listed (``"*"``: any).
+      Remote write senders send no Origin; browsers do, so a web page cannot
+      write to or read from a receiver on your machine.
+    * ``allowed_hosts`` (default ``None``: any): when given, a ``Host``
+      header naming another host is refused (403), which stops DNS
+      rebinding; ``promwire serve`` on loopback allows only loopback names.
+    * ``body_timeout`` (60 s): a body not received in full that long after
+      the request reached the app is answered 408 and the connection closed.
+    * ``max_buffered_bytes`` (256 MiB): request-body bytes held at once over
+      all requests; a request whose Content-Length (or chunked body) would
+      pass it is answered 503 with ``Retry-After: 1``. It must be at least
+      ``max_body_size``.
+    * a ``Content-Length`` that is not a decimal number is answered 400.
     """
 
     def __init__(
@@ -58,9 +88,25 @@ class AppBase:
         max_read_series: int = DEFAULT_MAX_READ_SERIES,
         max_read_seconds: float = DEFAULT_MAX_READ_SECONDS,
         max_bytes_in_frame: int = DEFAULT_MAX_BYTES_IN_FRAME,
+        allowed_origins: Iterable[str] = (),
+        allowed_hosts: Iterable[str] | None = None,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
     ) -> None:
         if max_bytes_in_frame <= 0:
             raise ValueError("max_bytes_in_frame must be > 0")
+        if body_timeout <= 0:
+            raise ValueError("body_timeout must be > 0")
+        if max_buffered_bytes < max_body_size:
+            # Else a body within max_body_size could never fit: a 503 forever.
+            raise ValueError(
+                f"max_buffered_bytes ({max_buffered_bytes}) must be at least "
+                f"max_body_size ({max_body_size})"
+            )
+        self.allowed_origins = tuple(allowed_origins)
+        self.allowed_hosts = None if allowed_hosts is None else tuple(allowed_hosts)
+        self.body_timeout = body_timeout
+        self.budget = BodyBudget(max_buffered_bytes)
         self.storage = storage
         self.write_path = write_path
         self.read_path = read_path
@@ -92,10 +138,51 @@ class AppBase:
             return text_response(405, f"method {method} not allowed: use POST", [("Allow", "POST")])
         return None
 
+    def refuse(self, path: str, headers: Mapping[str, str]) -> Response | None:
+        """The 403 for a request from a browser page or for another host, else ``None``.
+
+        ``headers`` has lower-case names.
+        """
+        if not origin_allowed(headers.get("origin"), self.allowed_origins):
+            return self.refusal(
+                path, headers, 403, "cross-origin request refused: this Origin is not allowed"
+            )
+        if not host_allowed(headers.get("host"), self.allowed_hosts):
+            return self.refusal(path, headers, 403, "request refused: this Host is not allowed")
+        return None
+
+    def declared_length(self, path: str, headers: Mapping[str, str]) -> int | Response | None:
+        """The request's Content-Length, or the 400 answer for a malformed one."""
+        try:
+            return parse_content_length(headers.get("content-length"))
+        except BadContentLength as exc:
+            return self.refusal(path, headers, 400, str(exc))
+
+    def body_timed_out(self, path: str, headers: Mapping[str, str]) -> Response:
+        """The 408 answer for a body not received within ``body_timeout``."""
+        message = f"request body not received within {self.body_timeout:g} s"
+        return self.refusal(path, headers, 408, message)
+
+    def busy(self, path: str, headers: Mapping[str, str]) -> Response:
+        """The 503 answer when ``max_buffered_bytes`` is used up."""
+        message = "too many request bodies in flight: retry later"
+        return self.refusal(path, headers, 503, message, [("Retry-After", "1")])
+
     def too_large(self, path: str, headers: Mapping[str, str]) -> Response:
         """The 413 answer for a body over ``max_body_size``."""
-        return text_response(
-            413,
-            f"request body is over the limit of {self.max_body_size} bytes",
-            refused_write_headers(headers) if path == self.write_path else (),
-        )
+        message = f"request body is over the limit of {self.max_body_size} bytes"
+        return self.refusal(path, headers, 413, message)
+
+    def refusal(
+        self,
+        path: str,
+        headers: Mapping[str, str],
+        status: int,
+        message: str,
+        extra: Iterable[tuple[str, str]] = (),
+    ) -> Response:
+        """An answer given before the handler ran: a write's carries the Written
+        counts (0) when it names remote write 2.0, and every one closes the
+        connection, since the rest of the body is not wanted."""
+        written = refused_write_headers(headers) if path == self.write_path else []
+        return text_response(status, message, [*written, *extra, CLOSE])

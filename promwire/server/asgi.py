@@ -12,6 +12,11 @@
   cap is enforced while reading: a declared ``Content-Length`` over the limit
   is refused before reading anything, a body that grows past it is refused as
   soon as it does (413), without buffering the rest.
+* Before reading the body: a request carrying a disallowed ``Origin`` or
+  ``Host`` is refused (403), a malformed ``Content-Length`` is 400, and the
+  declared length is reserved from ``max_buffered_bytes`` (503 when it does
+  not fit); the body must arrive within ``body_timeout`` (408). These early
+  answers carry ``Connection: close`` (see :class:`~promwire.server._app.AppBase`).
 * A sync storage runs in a worker thread; an async one on the event loop.
 * A streamed remote read (``STREAMED_XOR_CHUNKS``) is sent frame by frame as
   it is computed, with chunked transfer encoding; a failure before the first
@@ -32,6 +37,7 @@ from typing import Any
 
 from ..stores.protocol import RequestContext
 from ._app import AppBase
+from .guards import Reservation
 from .handlers import (
     Response,
     aprime_response,
@@ -59,6 +65,14 @@ class _Disconnected(Exception):
     pass
 
 
+class _BodyTimeout(Exception):
+    pass
+
+
+class _OverBudget(Exception):
+    pass
+
+
 class RemoteStorageApp(AppBase):
     """ASGI 3 application for a :class:`~promwire.stores.protocol.RemoteStorage` or
     :class:`~promwire.stores.protocol.AsyncRemoteStorage`.
@@ -70,6 +84,8 @@ class RemoteStorageApp(AppBase):
     ``max_read_queries``, ``max_read_samples`` and ``max_bytes_in_frame``
     (read); see :mod:`promwire.server.handlers` for defaults and answers. Set
     ``read_path`` or ``write_path`` to ``None`` to disable that endpoint.
+    Guards: ``allowed_origins``, ``allowed_hosts``, ``body_timeout`` and
+    ``max_buffered_bytes`` (see :class:`~promwire.server._app.AppBase`).
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -90,10 +106,33 @@ class RemoteStorageApp(AppBase):
         if early is not None:
             return early
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        try:
-            body = await _read_body(receive, headers, self.max_body_size)
-        except _BodyTooLarge:
+        refused = self.refuse(path, headers)
+        if refused is not None:
+            return refused
+        declared = self.declared_length(path, headers)
+        if isinstance(declared, Response):
+            return declared
+        if declared is not None and declared > self.max_body_size:
             return self.too_large(path, headers)
+        held = self.budget.hold()
+        if not held.grow_to(declared or 0):
+            return self.busy(path, headers)
+        try:
+            try:
+                body = await _read_body(receive, self.max_body_size, held, self.body_timeout)
+            except _BodyTooLarge:
+                return self.too_large(path, headers)
+            except _BodyTimeout:
+                return self.body_timed_out(path, headers)
+            except _OverBudget:
+                return self.busy(path, headers)
+            return await self._handle(scope, path, headers, body)
+        finally:
+            held.release()
+
+    async def _handle(
+        self, scope: Scope, path: str, headers: dict[str, str], body: bytes
+    ) -> Response:
         client = scope.get("client")
         ctx = RequestContext(
             headers=headers,
@@ -146,20 +185,28 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _BodyTooLarge
+async def _read_body(receive: Receive, limit: int, held: Reservation, timeout: float) -> bytes:
+    """The body, within ``timeout`` seconds and ``limit`` bytes; ``held`` grows
+    with it past what was reserved up front (the declared Content-Length)."""
+    deadline = asyncio.get_running_loop().time() + timeout
     parts: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise _BodyTimeout
+        try:
+            message = await asyncio.wait_for(receive(), remaining)
+        except asyncio.TimeoutError:
+            raise _BodyTimeout from None
         if message["type"] == "http.disconnect":
             raise _Disconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _BodyTooLarge
+        if not held.grow_to(size):
+            raise _OverBudget
         parts.append(chunk)
         if not message.get("more_body", False):
             return b"".join(parts)

@@ -10,11 +10,21 @@ Which server runs it:
   in worker threads, so a slow commit never stalls other connections.
 * otherwise **wsgiref** from the standard library (WSGI, :mod:`promwire.server.wsgi`),
   because promwire's only runtime dependency is cramjam and ``serve`` must
-  work without extras. It is made multi-threaded (one thread per connection)
-  so parallel shards are not serialised behind one slow request; it speaks
-  HTTP/1.0-style close-after-response, which Prometheus handles fine.
+  work without extras. It runs in :mod:`promwire.server.stdlib_httpd`, wsgiref's
+  request handling with a thread per connection (so parallel shards are
+  not serialised behind one slow request), deadlines and a connection cap;
+  it speaks HTTP/1.0-style close-after-response, which Prometheus handles
+  fine. Install uvicorn for production (``pip install 'promwire[serve]'``).
 
 ``server="uvicorn"`` or ``"wsgiref"`` forces one.
+
+Guards (defaults in :mod:`promwire.server.guards`; all are keywords of
+:func:`serve` and flags of ``promwire serve``): ``header_timeout`` (10 s),
+``body_timeout`` (60 s), ``idle_timeout`` (15 s, uvicorn's keep-alive),
+``max_connections`` (256), ``max_buffered_bytes`` (256 MiB of request bodies
+held at once), ``allowed_origins`` (none: any request with an ``Origin`` header
+is refused, 403) and ``allowed_hosts`` (``None``: loopback names when
+listening on a loopback address, else any host).
 
 What it speaks: remote write 1.0 and 2.0 on ``/api/v1/write`` (2.0 answers
 carry the ``X-Prometheus-Remote-Write-*-Written`` counts; see
@@ -29,28 +39,61 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import ipaddress
+import os
 import signal
-import socketserver
+import sqlite3
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from ..stores.sqlite import SQLiteStorage
+from .guards import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
+    LOOPBACK_HOSTS,
+)
 
-__all__ = ["main", "parse_listen", "prometheus_snippet", "serve"]
+__all__ = [
+    "UnusableDatabase",
+    "add_serve_options",
+    "main",
+    "parse_listen",
+    "prometheus_snippet",
+    "serve",
+    "serve_options",
+]
 
 WRITE_PATH = "/api/v1/write"
 READ_PATH = "/api/v1/read"
 
 
+class UnusableDatabase(Exception):
+    """``db`` cannot be opened as an SQLite database (the message says why)."""
+
+
 def parse_listen(listen: str) -> tuple[str, int]:
-    """``"host:port"`` (IPv6 as ``"[::1]:9201"``) to ``(host, port)``."""
+    """``"host:port"`` (IPv6 as ``"[::1]:9201"``) to ``(host, port)``; ``ValueError`` if bad."""
     host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"listen address must be host:port, got {listen!r}")
+    if not sep or not (port.isascii() and port.isdigit()):
+        raise ValueError(f"listen address must be host:port, got {listen[:100]!r}")
+    if int(port) > 65535:
+        raise ValueError(f"port must be 0-65535, got {port[:20]}")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or address to listen on) is a loopback one."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def prometheus_snippet(host: str, port: int) -> str:
@@ -67,13 +110,22 @@ def prometheus_snippet(host: str, port: int) -> str:
     )
 
 
-class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # one line per request of a 1 s scrape loop is noise
+def open_storage(db: str) -> SQLiteStorage:
+    """The SQLite store at ``db``, or :class:`UnusableDatabase` saying why not."""
+    if db != ":memory:":
+        if os.path.isdir(db):
+            raise UnusableDatabase(f"{db} is a directory, not a database file")
+        parent = os.path.dirname(os.path.abspath(db))
+        if not os.path.isdir(parent):
+            raise UnusableDatabase(f"{db}: directory {parent} does not exist")
+    try:
+        return SQLiteStorage(db)
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc) or "malformed" in str(exc):
+            raise UnusableDatabase(f"{db} is not an SQLite database") from None
+        raise UnusableDatabase(f"cannot open {db} as an SQLite database") from None
+    except OSError as exc:
+        raise UnusableDatabase(f"cannot open {db}: {exc.strerror or exc}") from None
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -81,8 +133,8 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def _stop_on_sigterm() -> None:
-    # Let `kill` end wsgiref's serve_forever like Ctrl-C does, closing the store
-    # (uvicorn installs its own handlers).
+    # Let `kill` end the stdlib server's serve_forever like Ctrl-C does, closing
+    # the store (uvicorn installs its own handlers).
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupt)
 
@@ -93,20 +145,47 @@ def serve(
     *,
     server: str = "auto",
     out: TextIO | None = None,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
+    allowed_origins: Iterable[str] = (),
+    allowed_hosts: Iterable[str] | None = None,
 ) -> None:
     """Serve remote write and remote read on ``listen``, storing in the SQLite file ``db``.
 
     Prints the prometheus.yml snippet to ``out`` (stdout) and blocks until
     interrupted. ``server`` is ``"auto"`` (uvicorn if installed, else
-    wsgiref), ``"uvicorn"`` or ``"wsgiref"``.
+    wsgiref), ``"uvicorn"`` or ``"wsgiref"``. The guards are described in the
+    module docstring. Raises ``ValueError`` for a bad ``listen``, ``server``
+    or limit, :class:`UnusableDatabase` for a ``db`` that cannot be opened,
+    ``OSError`` when the address cannot be bound (wsgiref; uvicorn exits).
     """
     host, port = parse_listen(listen)
     if server == "auto":
         server = "uvicorn" if importlib.util.find_spec("uvicorn") else "wsgiref"
     if server not in ("uvicorn", "wsgiref"):
-        raise ValueError(f"unknown server {server!r}: use auto, uvicorn or wsgiref")
+        raise ValueError(f"unknown server {server[:40]!r}: use auto, uvicorn or wsgiref")
+    for name, value in (
+        ("header_timeout", header_timeout),
+        ("body_timeout", body_timeout),
+        ("idle_timeout", idle_timeout),
+        ("max_connections", max_connections),
+        ("max_buffered_bytes", max_buffered_bytes),
+    ):
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0")
+    if allowed_hosts is None and is_loopback(host):
+        allowed_hosts = (*LOOPBACK_HOSTS, host)
+    app_options: dict[str, Any] = {
+        "allowed_origins": tuple(allowed_origins),
+        "allowed_hosts": None if allowed_hosts is None else tuple(allowed_hosts),
+        "body_timeout": body_timeout,
+        "max_buffered_bytes": max_buffered_bytes,
+    }
     out = out or sys.stdout
-    storage = SQLiteStorage(db)
+    storage = open_storage(db)
     try:
         print(f"promwire: storing in {db}, serving on {listen} ({server})", file=out)
         unwritable = storage.check_writable()
@@ -122,23 +201,31 @@ def serve(
             import uvicorn
 
             from .asgi import RemoteStorageApp as AsgiApp
+            from .uvicorn_guard import uvicorn_options
 
             uvicorn.run(
-                AsgiApp(storage, WRITE_PATH, READ_PATH),
+                AsgiApp(storage, WRITE_PATH, READ_PATH, **app_options),
                 host=host,
                 port=port,
                 log_level="warning",
                 access_log=False,
+                **uvicorn_options(
+                    header_timeout=header_timeout,
+                    idle_timeout=idle_timeout,
+                    max_connections=max_connections,
+                ),
             )
         else:
+            from .stdlib_httpd import make_guarded_server
             from .wsgi import RemoteStorageApp as WsgiApp
 
-            with make_server(
+            with make_guarded_server(
                 host,
                 port,
-                WsgiApp(storage, WRITE_PATH, READ_PATH),
-                server_class=_ThreadingWSGIServer,
-                handler_class=_QuietHandler,
+                WsgiApp(storage, WRITE_PATH, READ_PATH, **app_options),
+                header_timeout=header_timeout,
+                body_timeout=body_timeout,
+                max_connections=max_connections,
             ) as httpd:
                 _stop_on_sigterm()
                 with contextlib.suppress(KeyboardInterrupt):
@@ -147,24 +234,126 @@ def serve(
         storage.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m promwire.server.runner [--db FILE] [--listen HOST:PORT]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m promwire.server.runner",
-        description="Serve Prometheus remote write/read backed by SQLite.",
-    )
-    parser.add_argument("--db", default="promwire.db", help="SQLite file (default promwire.db)")
+def _positive(kind: type[float] | type[int]) -> Any:
+    def parse(text: str) -> float | int:
+        value = kind(text)
+        if not value > 0:
+            raise ValueError(text)
+        return value
+
+    parse.__name__ = "positive " + kind.__name__  # argparse names it in its error
+    return parse
+
+
+def add_serve_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``promwire serve`` (and ``python -m promwire.server.runner``)."""
     parser.add_argument(
-        "--listen", default="127.0.0.1:9201", help="host:port (default 127.0.0.1:9201)"
+        "--db", default="promwire.db", help="SQLite file, created if missing (default promwire.db)"
+    )
+    parser.add_argument(
+        "--listen", default="127.0.0.1:9201", help="HOST:PORT to listen on (default 127.0.0.1:9201)"
     )
     parser.add_argument(
         "--server",
         choices=("auto", "uvicorn", "wsgiref"),
         default="auto",
-        help="HTTP server (default: uvicorn if installed, else wsgiref)",
+        help="HTTP server (default auto: uvicorn if installed, else the standard library's)",
     )
+    seconds = _positive(float)
+    parser.add_argument(
+        "--header-timeout",
+        type=seconds,
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="SECONDS",
+        help="close a connection whose request headers take longer "
+        f"(default {DEFAULT_HEADER_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=seconds,
+        default=DEFAULT_BODY_TIMEOUT,
+        metavar="SECONDS",
+        help=f"answer 408 to a request body taking longer (default {DEFAULT_BODY_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=seconds,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"close a kept-alive connection idle this long (default {DEFAULT_IDLE_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help=f"connections served at once; more get 503 (default {DEFAULT_MAX_CONNECTIONS})",
+    )
+    parser.add_argument(
+        "--max-buffered-bytes",
+        type=_positive(int),
+        default=DEFAULT_MAX_BUFFERED_BYTES,
+        metavar="BYTES",
+        help="request-body bytes held at once over all requests; a request that would "
+        f"pass it gets 503 (default {DEFAULT_MAX_BUFFERED_BYTES})",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="accept requests carrying this Origin header, e.g. https://grafana.example "
+        "(repeatable; '*' any). Default: refuse every request with an Origin (403)",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="accept only requests whose Host header names NAME (repeatable; '*' any). "
+        "Default: localhost, 127.0.0.1 and ::1 when listening on loopback, else any",
+    )
+
+
+def serve_options(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`serve` keywords from parsed :func:`add_serve_options` options."""
+    return {
+        "server": args.server,
+        "header_timeout": args.header_timeout,
+        "body_timeout": args.body_timeout,
+        "idle_timeout": args.idle_timeout,
+        "max_connections": args.max_connections,
+        "max_buffered_bytes": args.max_buffered_bytes,
+        "allowed_origins": args.allowed_origin,
+        "allowed_hosts": args.allowed_host,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m promwire.server.runner [options]`` (see ``--help``).
+
+    Errors are one line on stderr: exit 2 for a bad option or address, 3 for
+    a database that cannot be opened, 1 when the server cannot start.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m promwire.server.runner",
+        description="Serve Prometheus remote write/read backed by SQLite.",
+    )
+    add_serve_options(parser)
     args = parser.parse_args(argv)
-    serve(args.db, args.listen, server=args.server)
+    try:
+        serve(args.db, args.listen, **serve_options(args))
+    except KeyboardInterrupt:
+        return 0
+    except ValueError as exc:
+        print(f"promwire: {exc}", file=sys.stderr)
+        return 2
+    except UnusableDatabase as exc:
+        print(f"promwire: {exc}", file=sys.stderr)
+        return 3
+    except OSError as exc:
+        print(f"promwire: cannot serve on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 

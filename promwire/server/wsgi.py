@@ -15,15 +15,27 @@ bodies (a streamed remote read's frames) are handed to the server as the WSGI
 iterable, which streams them without a Content-Length; the first frame is
 computed before ``start_response`` so a storage failure up to there is an
 error status (:func:`promwire.server.handlers.prime_response`).
+
+The guards are the ASGI app's (``allowed_origins``, ``allowed_hosts``,
+``body_timeout``, ``max_buffered_bytes``, 400 for a malformed
+Content-Length; see :class:`~promwire.server._app.AppBase`), except that the
+``Connection: close`` of early answers is left to the server (PEP 3333 keeps
+hop-by-hop headers from apps). A WSGI app cannot interrupt a blocking read:
+``body_timeout`` is checked between reads, and a server that bounds each read
+(``promwire serve``'s :mod:`promwire.server.stdlib_httpd` does) turns a
+stalled one into a 408 as well.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import IO, Any
+from wsgiref.util import is_hop_by_hop
 
 from ..stores.protocol import RequestContext
 from ._app import AppBase
+from .guards import Reservation
 from .handlers import (
     Response,
     handle_read,
@@ -39,8 +51,10 @@ _REASONS = {
     200: "OK",
     204: "No Content",
     400: "Bad Request",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     429: "Too Many Requests",
@@ -55,17 +69,27 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _BodyTimeout(Exception):
+    pass
+
+
+class _OverBudget(Exception):
+    pass
+
+
 class RemoteStorageApp(AppBase):
     """WSGI application for a synchronous :class:`~promwire.stores.protocol.RemoteStorage`.
 
-    Keyword limits are those of the handlers (see :mod:`promwire.server.handlers`);
-    set ``read_path`` or ``write_path`` to ``None`` to disable that endpoint.
+    Keyword limits are those of the handlers (see :mod:`promwire.server.handlers`)
+    and the guards of :class:`~promwire.server._app.AppBase`; set ``read_path``
+    or ``write_path`` to ``None`` to disable that endpoint.
     """
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         response = self._respond(environ)
         status = f"{response.status} {_REASONS.get(response.status, 'Status')}"
-        headers = list(response.headers)
+        # PEP 3333: hop-by-hop headers (Connection) are the server's business.
+        headers = [(k, v) for k, v in response.headers if not is_hop_by_hop(k)]
         body = response.body
         if isinstance(body, bytes | bytearray | memoryview):
             if response.status == 204:
@@ -86,10 +110,33 @@ class RemoteStorageApp(AppBase):
         if early is not None:
             return early
         headers = _headers(environ)
-        try:
-            body = _read_body(environ, self.max_body_size)
-        except _BodyTooLarge:
+        refused = self.refuse(path, headers)
+        if refused is not None:
+            return refused
+        declared = self.declared_length(path, headers)
+        if isinstance(declared, Response):
+            return declared
+        if declared is not None and declared > self.max_body_size:
             return self.too_large(path, headers)
+        held = self.budget.hold()
+        if not held.grow_to(declared or 0):
+            return self.busy(path, headers)
+        try:
+            try:
+                body = _read_body(environ, declared, self.max_body_size, held, self.body_timeout)
+            except _BodyTooLarge:
+                return self.too_large(path, headers)
+            except _BodyTimeout:
+                return self.body_timed_out(path, headers)
+            except _OverBudget:
+                return self.busy(path, headers)
+            return self._handle(environ, path, method, headers, body)
+        finally:
+            held.release()
+
+    def _handle(
+        self, environ: dict[str, Any], path: str, method: str, headers: dict[str, str], body: bytes
+    ) -> Response:
         addr = environ.get("REMOTE_ADDR")
         ctx = RequestContext(
             headers=headers,
@@ -132,13 +179,18 @@ def _headers(environ: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
-def _read_body(environ: dict[str, Any], limit: int) -> bytes:
+def _read_body(
+    environ: dict[str, Any], declared: int | None, limit: int, held: Reservation, timeout: float
+) -> bytes:
+    """The body, in bounded reads, within ``limit`` bytes and ``timeout`` seconds.
+
+    The deadline is checked between reads; a server that bounds each read
+    (``promwire serve``'s does, to the same deadline) makes a stalled read
+    raise ``TimeoutError``, also answered 408.
+    """
     stream: IO[bytes] = environ["wsgi.input"]
-    declared = str(environ.get("CONTENT_LENGTH") or "")
-    if declared.isdigit():
-        remaining = int(declared)
-        if remaining > limit:
-            raise _BodyTooLarge
+    if declared is not None:
+        remaining = declared
     elif environ.get("wsgi.input_terminated"):
         # No length but the server de-chunked the body and ends the stream at its
         # end: read to EOF, never more than one byte past the limit.
@@ -147,15 +199,23 @@ def _read_body(environ: dict[str, Any], limit: int) -> bytes:
         # No length and no terminated stream: PEP 3333 says read nothing (reading
         # would block on the socket).
         remaining = 0
+    deadline = time.monotonic() + timeout
     parts: list[bytes] = []
     size = 0
     while remaining > 0:
-        chunk = stream.read(min(_READ_SIZE, remaining))
+        if time.monotonic() > deadline:
+            raise _BodyTimeout
+        try:
+            chunk = stream.read(min(_READ_SIZE, remaining))
+        except TimeoutError:
+            raise _BodyTimeout from None
         if not chunk:
             break
         size += len(chunk)
         remaining -= len(chunk)
         if size > limit:
             raise _BodyTooLarge
+        if not held.grow_to(size):
+            raise _OverBudget
         parts.append(chunk)
     return b"".join(parts)

@@ -88,21 +88,67 @@ class Response:
     body: bytes | Iterable[bytes] | AsyncIterator[bytes] = b""
 
 
+#: Longest text answer; a longer message is cut (it never echoes much input).
+MAX_MESSAGE_CHARS = 4096
+
+
 def text_response(status: int, message: str, headers: Iterable[tuple[str, str]] = ()) -> Response:
-    """A plain-text response (``message`` plus a newline)."""
-    return Response(status, [_TEXT, *headers], (message.rstrip("\n") + "\n").encode())
+    """A plain-text response (``message``, cut to :data:`MAX_MESSAGE_CHARS`, plus a newline)."""
+    message = message.rstrip("\n")
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[: MAX_MESSAGE_CHARS - 3] + "..."
+    return Response(status, [_TEXT, *headers], (message + "\n").encode())
+
+
+def quoted(value: str, limit: int = 64) -> str:
+    """``repr(value)``, cut to about ``limit`` characters, for quoting input in a message."""
+    if len(value) > limit:
+        return repr(value[:limit]) + f"... ({len(value)} characters)"
+    return repr(value)
+
+
+#: The answer to a storage failure that is not a promwire error.
+INTERNAL_ERROR = "internal storage error (the cause is in the server's log)"
+
+
+def error_message(exc: BaseException) -> str:
+    """What a client is told about ``exc``; the cause goes to the ``promwire`` log.
+
+    A promwire error's own message (the words its raiser chose for the
+    client), without the text of a wrapped non-promwire cause (``raise
+    StorageError("sqlite write failed: ...") from exc`` answers "sqlite write
+    failed"); "not implemented by this storage" for ``NotImplementedError``
+    (a :class:`~promwire.stores.protocol.BaseStorage` without ``write``);
+    anything else is :data:`INTERNAL_ERROR`. Never an exception
+    class name, a traceback or a database's own error text.
+    """
+    if isinstance(exc, NotImplementedError):
+        return "not implemented by this storage"
+    if not isinstance(exc, PromwireError):
+        return INTERNAL_ERROR
+    message = exc.message
+    cause = exc.__cause__
+    if cause is not None and not isinstance(cause, PromwireError):
+        cause_text = str(cause)
+        if cause_text and (message.endswith(cause_text) or len(cause_text) >= 8):
+            message = message.replace(cause_text, "").rstrip(" :;,-") or INTERNAL_ERROR
+    return message
 
 
 def error_response(exc: BaseException, headers: Iterable[tuple[str, str]] = ()) -> Response:
-    """Turn an exception into a response: promwire errors by ``.status``, others 500."""
+    """Turn an exception into a response: promwire errors by ``.status``, others 500.
+
+    5xx answers are logged (with the traceback and cause) on the ``promwire``
+    logger; the client gets :func:`error_message`.
+    """
     extra: list[tuple[str, str]] = list(headers)
-    if isinstance(exc, PromwireError):
-        if isinstance(exc, StorageOverloaded) and exc.retry_after is not None:
-            # Retry-After takes whole seconds; round up so the sender never comes back early.
-            extra.append(("Retry-After", str(max(0, math.ceil(exc.retry_after)))))
-        return text_response(exc.status, exc.message, extra)
-    log.error("storage raised an unexpected exception", exc_info=exc)
-    return text_response(500, f"internal storage error: {type(exc).__name__}: {exc}", extra)
+    status = exc.status if isinstance(exc, PromwireError) else 500
+    if isinstance(exc, StorageOverloaded) and exc.retry_after is not None:
+        # Retry-After takes whole seconds; round up so the sender never comes back early.
+        extra.append(("Retry-After", str(max(0, math.ceil(exc.retry_after)))))
+    if status >= 500:
+        log.error("storage failed: answering %d", status, exc_info=exc)
+    return text_response(status, error_message(exc), extra)
 
 
 def _no_content(headers: Iterable[tuple[str, str]] = ()) -> Response:
@@ -119,7 +165,8 @@ def _check_encoding(value: str | None) -> None:
     # (Prometheus does the same). Compared case-insensitively (older Prometheus did).
     if value is not None and value.strip().lower() != "snappy":
         raise UnsupportedMediaType(
-            f"unsupported Content-Encoding {value!r}: only 'snappy' (block format) is accepted"
+            f"unsupported Content-Encoding {quoted(value)}: "
+            "only 'snappy' (block format) is accepted"
         )
 
 

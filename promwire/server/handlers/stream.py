@@ -17,9 +17,8 @@ from typing import Any
 
 from ...chunks.streamed import STREAMED_CONTENT_TYPE, stream_chunked_response
 from ...codec.messages import ChunkedSeries, Query, QueryResult, ReadRequest, TimeSeries
-from ...errors import PromwireError
 from ...stores.protocol import ReadBudget
-from .common import Response, error_response
+from .common import Response, error_message, error_response
 from .offload import _call
 
 log = logging.getLogger("promwire")
@@ -79,7 +78,7 @@ def _stream_error(exc: BaseException) -> bytes:
     CRC mismatch) and fails the read instead of taking a cut answer as whole.
     """
     log.error("streamed remote read failed after the first frame", exc_info=exc)
-    message = exc.message if isinstance(exc, PromwireError) else f"{type(exc).__name__}: {exc}"
+    message = error_message(exc)
     return f"promwire: streamed remote read failed: {message}\n".encode()
 
 
