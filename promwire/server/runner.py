@@ -48,6 +48,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
+from ..stores.regex import DEFAULT_MAX_REGEX_LENGTH
 from ..stores.sqlite import SQLiteStorage
 from .guards import (
     DEFAULT_BODY_TIMEOUT,
@@ -56,6 +57,12 @@ from .guards import (
     DEFAULT_MAX_BUFFERED_BYTES,
     DEFAULT_MAX_CONNECTIONS,
     LOOPBACK_HOSTS,
+)
+from .handlers.common import (
+    DEFAULT_MAX_READ_QUERIES,
+    DEFAULT_MAX_READ_SAMPLES,
+    DEFAULT_MAX_READ_SECONDS,
+    DEFAULT_MAX_READ_SERIES,
 )
 
 __all__ = [
@@ -110,7 +117,7 @@ def prometheus_snippet(host: str, port: int) -> str:
     )
 
 
-def open_storage(db: str) -> SQLiteStorage:
+def open_storage(db: str, *, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) -> SQLiteStorage:
     """The SQLite store at ``db``, or :class:`UnusableDatabase` saying why not."""
     if db != ":memory:":
         if os.path.isdir(db):
@@ -119,7 +126,7 @@ def open_storage(db: str) -> SQLiteStorage:
         if not os.path.isdir(parent):
             raise UnusableDatabase(f"{db}: directory {parent} does not exist")
     try:
-        return SQLiteStorage(db)
+        return SQLiteStorage(db, max_regex_length=max_regex_length)
     except sqlite3.DatabaseError as exc:
         if "not a database" in str(exc) or "malformed" in str(exc):
             raise UnusableDatabase(f"{db} is not an SQLite database") from None
@@ -152,6 +159,11 @@ def serve(
     max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
     allowed_origins: Iterable[str] = (),
     allowed_hosts: Iterable[str] | None = None,
+    max_read_queries: int = DEFAULT_MAX_READ_QUERIES,
+    max_read_samples: int = DEFAULT_MAX_READ_SAMPLES,
+    max_read_series: int = DEFAULT_MAX_READ_SERIES,
+    max_read_seconds: float = DEFAULT_MAX_READ_SECONDS,
+    max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH,
 ) -> None:
     """Serve remote write and remote read on ``listen``, storing in the SQLite file ``db``.
 
@@ -173,6 +185,11 @@ def serve(
         ("idle_timeout", idle_timeout),
         ("max_connections", max_connections),
         ("max_buffered_bytes", max_buffered_bytes),
+        ("max_read_queries", max_read_queries),
+        ("max_read_samples", max_read_samples),
+        ("max_read_series", max_read_series),
+        ("max_read_seconds", max_read_seconds),
+        ("max_regex_length", max_regex_length),
     ):
         if not value > 0:
             raise ValueError(f"{name} must be > 0")
@@ -183,9 +200,13 @@ def serve(
         "allowed_hosts": None if allowed_hosts is None else tuple(allowed_hosts),
         "body_timeout": body_timeout,
         "max_buffered_bytes": max_buffered_bytes,
+        "max_read_queries": max_read_queries,
+        "max_read_samples": max_read_samples,
+        "max_read_series": max_read_series,
+        "max_read_seconds": max_read_seconds,
     }
     out = out or sys.stdout
-    storage = open_storage(db)
+    storage = open_storage(db, max_regex_length=max_regex_length)
     try:
         print(f"promwire: storing in {db}, serving on {listen} ({server})", file=out)
         unwritable = storage.check_writable()
@@ -313,6 +334,45 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="accept only requests whose Host header names NAME (repeatable; '*' any). "
         "Default: localhost, 127.0.0.1 and ::1 when listening on loopback, else any",
     )
+    parser.add_argument(
+        "--max-read-queries",
+        type=_positive(int),
+        default=DEFAULT_MAX_READ_QUERIES,
+        metavar="N",
+        help=f"queries in one remote read; more is 400 (default {DEFAULT_MAX_READ_QUERIES})",
+    )
+    parser.add_argument(
+        "--max-read-samples",
+        type=_positive(int),
+        default=DEFAULT_MAX_READ_SAMPLES,
+        metavar="N",
+        help="samples in one SAMPLES answer, counted while the store reads; more is 400 "
+        f"(default {DEFAULT_MAX_READ_SAMPLES})",
+    )
+    parser.add_argument(
+        "--max-read-series",
+        type=_positive(int),
+        default=DEFAULT_MAX_READ_SERIES,
+        metavar="N",
+        help="series one read may examine against its matchers; more is 400 "
+        f"(default {DEFAULT_MAX_READ_SERIES})",
+    )
+    parser.add_argument(
+        "--max-read-seconds",
+        type=seconds,
+        default=DEFAULT_MAX_READ_SECONDS,
+        metavar="SECONDS",
+        help="time one read may take (streamed: between two frames); longer is 503 "
+        f"(default {DEFAULT_MAX_READ_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--max-regex-length",
+        type=_positive(int),
+        default=DEFAULT_MAX_REGEX_LENGTH,
+        metavar="CHARS",
+        help="longest regex in a label matcher; longer is 400 "
+        f"(default {DEFAULT_MAX_REGEX_LENGTH})",
+    )
 
 
 def serve_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -326,6 +386,11 @@ def serve_options(args: argparse.Namespace) -> dict[str, Any]:
         "max_buffered_bytes": args.max_buffered_bytes,
         "allowed_origins": args.allowed_origin,
         "allowed_hosts": args.allowed_host,
+        "max_read_queries": args.max_read_queries,
+        "max_read_samples": args.max_read_samples,
+        "max_read_series": args.max_read_series,
+        "max_read_seconds": args.max_read_seconds,
+        "max_regex_length": args.max_regex_length,
     }
 
 

@@ -95,6 +95,7 @@ from ..codec.messages import (
 from ..errors import StorageError
 from .matchers import compile_matchers
 from .protocol import BaseStorage, ReadBudget
+from .regex import DEFAULT_MAX_REGEX_LENGTH
 
 __all__ = ["SQLiteStorage"]
 
@@ -191,6 +192,7 @@ class SQLiteStorage(BaseStorage):
         synchronous: str = "FULL",
         timeout: float = 30.0,
         max_cached_series: int = 1_000_000,
+        max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH,
     ) -> None:
         if synchronous.upper() not in _SYNC_MODES:
             raise ValueError(f"synchronous must be one of {_SYNC_MODES}")
@@ -212,6 +214,8 @@ class SQLiteStorage(BaseStorage):
         self._writer_stale = False
         self._series_ids: dict[tuple[Label, ...], int] = {}
         self._max_cached_series = max_cached_series
+        # Longest regex matcher value accepted (characters); longer is refused (400).
+        self._max_regex_length = max_regex_length
         self._closed = False
 
     # ---------------------------------------------------------------- connections
@@ -463,7 +467,7 @@ class SQLiteStorage(BaseStorage):
         exemplars: bool,
         budget: ReadBudget | None = None,
     ) -> list[TimeSeries]:
-        match = compile_matchers(matchers)
+        match = compile_matchers(matchers, max_regex_length=self._max_regex_length)
         start, end = max(start, _INT64_MIN), min(end, _INT64_MAX)
         out: list[tuple[list[tuple[str, str]], TimeSeries]] = []
         with self._reading() as conn, _deadline(conn, budget):
@@ -550,7 +554,7 @@ class SQLiteStorage(BaseStorage):
         (a stream has no sample limit).
         """
         budget: ReadBudget | None = getattr(ctx, "budget", None)
-        match = compile_matchers(query.matchers)
+        match = compile_matchers(query.matchers, max_regex_length=self._max_regex_length)
         start = max(query.start_timestamp_ms, _INT64_MIN)
         end = min(query.end_timestamp_ms, _INT64_MAX)
         with self._stream_reader(budget) as run:

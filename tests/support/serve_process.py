@@ -37,15 +37,19 @@ class Served:
 
 
 @contextmanager
-def serve_process(db: Path, server: str, prefix: Sequence[str] = ()) -> Iterator[Served]:
-    """``promwire serve`` on ``db`` with ``server`` (uvicorn or wsgiref), run
-    under ``prefix`` (e.g. a ``setpriv`` command line); stopped at the end."""
+def serve_process(
+    db: Path, server: str, prefix: Sequence[str] = (), options: Sequence[str] = ()
+) -> Iterator[Served]:
+    """``promwire serve`` on ``db`` with ``server`` (uvicorn or wsgiref) and
+    further command-line ``options``, run under ``prefix`` (e.g. a ``setpriv``
+    command line); stopped at the end."""
     port = free_port()
     proc = subprocess.Popen(
         [
             *prefix,
             *(sys.executable, "-m", "promwire.server.runner"),
             *("--db", str(db), "--listen", f"127.0.0.1:{port}", "--server", server),
+            *options,
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,
