@@ -32,6 +32,7 @@ from promwire.server.wsgi import RemoteStorageApp as WsgiApp
 from promwire.stores.protocol import BaseStorage
 from promwire.stores.sqlite import SQLiteStorage
 from tests.support.prometheus import free_port
+from tests.support.serve_process import serve_process
 
 REPO = Path(__file__).resolve().parent.parent
 SERVERS = ["uvicorn", "wsgiref"]
@@ -72,36 +73,9 @@ class Served:
 @contextmanager
 def serve(tmp_path: Path, server: str, *flags: str) -> Iterator[Served]:
     """``python -m promwire serve`` on a free port with ``flags``."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "promwire", "serve", "--server", server),
-            *("--db", str(tmp_path / "h.db"), "--listen", f"127.0.0.1:{port}", *flags),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    assert proc.stdout is not None
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, f"promwire serve exited: {lines}"
-            assert time.monotonic() < deadline, "promwire serve did not start listening"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield Served(proc, port, lines)
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        reader.join(5)
+    command = (sys.executable, "-m", "promwire", "serve")
+    with serve_process(tmp_path / "h.db", server, options=flags, command=command) as s:
+        yield Served(s.proc, s.port, s.lines)
 
 
 def closed_by_peer(sock: socket.socket) -> bool:

@@ -10,10 +10,6 @@ groups, huge repeat counts, over-long patterns) are 400 with a short body.
 from __future__ import annotations
 
 import http.client
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -39,7 +35,7 @@ from promwire import (
 )
 from promwire.errors import StorageRejected
 from promwire.stores import regex
-from tests.support.prometheus import free_port
+from tests.support.serve_process import serve_process
 
 REPO = Path(__file__).resolve().parent.parent
 RW = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
@@ -61,31 +57,9 @@ def test_hostile_patterns_match_in_linear_time(engine: str, _name: str, pattern:
 
 @contextmanager
 def serve(db: Path, server: str, engine: str) -> Iterator[int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "promwire.server.runner", "--db", str(db)),
-            *("--listen", f"127.0.0.1:{port}", "--server", server),
-        ],
-        cwd=REPO,
-        env={**os.environ, "PROMWIRE_REGEX": engine},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, "promwire serve exited"
-            assert time.monotonic() < deadline, "promwire serve did not start"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield port
-    finally:
-        proc.kill()  # a hung server ignores SIGTERM (the bug): do not wait on it
-        proc.wait(10)
+    # A hung server ignores SIGTERM (the bug): serve_process kills it after 10 s.
+    with serve_process(db, server, env={"PROMWIRE_REGEX": engine}) as served:
+        yield served.port
 
 
 def post(port: int, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, float]:

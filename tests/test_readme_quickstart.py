@@ -10,10 +10,8 @@ port 9201. A remote write to it is answered 204 and read back.
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -30,8 +28,7 @@ from promwire import (
     decode,
     snappy,
 )
-from tests.support.prometheus import free_port
-from tests.support.serve_process import post
+from tests.support.serve_process import post, serve_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,30 +63,9 @@ def test_pip_install_then_serve_in_a_new_venv(tmp_path: Path) -> None:
     names = {line.split("==")[0].lower() for line in listed.split() if "==" in line}
     assert names - {"pip", "setuptools", "wheel"} == {"promwire", "cramjam"}, names
 
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            *(str(venv / "bin" / "promwire"), "serve"),
-            *("--db", str(tmp_path / "m.db"), "--listen", f"127.0.0.1:{port}"),
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, lines
-            assert time.monotonic() < deadline, lines
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+    command = (str(venv / "bin" / "promwire"), "serve")
+    with serve_process(tmp_path / "m.db", None, command=command, cwd=tmp_path) as served:
+        port, lines = served.port, served.lines
         assert any("(wsgiref)" in line for line in lines), lines  # no uvicorn without [serve]
         now = int(time.time() * 1000)
         labels = [Label("__name__", "quickstart"), Label("job", "readme")]
@@ -100,7 +76,3 @@ def test_pip_install_then_serve_in_a_new_venv(tmp_path: Path) -> None:
         assert status == 200
         answer = decode(ReadResponse, snappy.decompress(body))
         assert answer.results[0].timeseries[0].samples == [Sample(1.5, now)]
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        reader.join(5)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import sqlite3
 import subprocess
@@ -29,34 +30,48 @@ REPO = Path(__file__).resolve().parent.parent.parent
 PROTOBUF_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
 
 
+SERVE = (sys.executable, "-m", "promwire.server.runner")
+
+
 @dataclass
 class Served:
     port: int
     pid: int
+    proc: subprocess.Popen[str]
     lines: list[str] = field(default_factory=list)
 
 
 @contextmanager
 def serve_process(
-    db: Path, server: str, prefix: Sequence[str] = (), options: Sequence[str] = ()
+    db: Path,
+    server: str | None,
+    prefix: Sequence[str] = (),
+    options: Sequence[str] = (),
+    *,
+    command: Sequence[str] = SERVE,
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO,
 ) -> Iterator[Served]:
-    """``promwire serve`` on ``db`` with ``server`` (uvicorn or wsgiref) and
-    further command-line ``options``, run under ``prefix`` (e.g. a ``setpriv``
-    command line); stopped at the end."""
+    """``command`` (``promwire serve``) on ``db`` with ``server`` (uvicorn or
+    wsgiref; None: its default) and further command-line ``options``, run
+    under ``prefix`` (e.g. a ``setpriv`` command line) with ``env`` added to
+    the environment; yields once it accepts connections, stopped at the end."""
     port = free_port()
     proc = subprocess.Popen(
         [
             *prefix,
-            *(sys.executable, "-m", "promwire.server.runner"),
-            *("--db", str(db), "--listen", f"127.0.0.1:{port}", "--server", server),
+            *command,
+            *("--db", str(db), "--listen", f"127.0.0.1:{port}"),
+            *(("--server", server) if server else ()),
             *options,
         ],
-        cwd=REPO,
+        cwd=cwd,
+        env={**os.environ, **env} if env else None,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    served = Served(port, proc.pid)
+    served = Served(port, proc.pid, proc)
     assert proc.stdout is not None
     reader = threading.Thread(target=lambda: served.lines.extend(proc.stdout or []), daemon=True)
     reader.start()
