@@ -51,8 +51,14 @@ def _too_many_labels(what: str, count: int, limit: int) -> LimitExceeded:
 
 
 def _utf8_len(text: str) -> int:
+    """UTF-8 bytes of ``text``, measured piece by piece (no copy of a long string)."""
+    if text.isascii():
+        return len(text)
     # Decoded strings are valid UTF-8 (the decoder checks), so this never fails.
-    return len(text.encode("utf-8", "surrogatepass"))
+    step = 1 << 16
+    return sum(
+        len(text[i : i + step].encode("utf-8", "surrogatepass")) for i in range(0, len(text), step)
+    )
 
 
 def _label_too_long(what: str, kind: str, text: str, limit: int) -> LimitExceeded:
