@@ -32,6 +32,7 @@ import threading
 from typing import Any
 
 from . import messages as m
+from .labelset import label_set_problem
 
 __all__ = [
     "DEFAULT_BUDGETS",
@@ -117,8 +118,12 @@ def remember_pair(key: bytes, label: m.Label) -> None:
 
 
 def remember_block(key: bytes, block: tuple[m.Label, ...], longest: int) -> None:
-    """Offer a label block; ``longest`` is the size of its longest label record."""
-    if len(key) <= _cap["blocks"] and longest <= _cap["pairs"]:
+    """Offer a label block; ``longest`` is the size of its longest label record.
+
+    Only a valid label set is kept (see :mod:`promwire.codec.labelset`): a
+    cached block needs no check when it is found again.
+    """
+    if len(key) <= _cap["blocks"] and longest <= _cap["pairs"] and label_set_problem(block) is None:
         cost = _BLOCK_FIXED + _sized(key) + len(block) * (8 + _LABEL)
         _admit("blocks", _blocks, key, block, cost)
 

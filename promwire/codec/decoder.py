@@ -20,6 +20,7 @@ import gc
 import re
 import struct
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from ..errors import DecodeError
@@ -505,14 +506,21 @@ def _timeseries(buf: bytes, pos: int, end: int) -> m.TimeSeries:
 _generic_write_request = _make_generic(m.WriteRequest)
 
 
-def _write_request_sized(buf: bytes, pos: int, end: int) -> tuple[m.WriteRequest, int]:
+def _write_request_sized(
+    buf: bytes, pos: int, end: int, unchecked: list[int] | None = None
+) -> tuple[m.WriteRequest, int]:
     """Decode a WriteRequest: a loop over ``0a``-tagged TimeSeries records.
 
     Also returns the size of the largest TimeSeries record: no label of the
     request is longer, which lets a receiver skip its label-length check.
+    The index of every series whose labels are not one cached label block
+    (a block is only cached when it is a valid label set) is appended to
+    ``unchecked``: only those need a receiver's label-set check.
     """
     series: list[m.TimeSeries] = []
     biggest = 0
+    if unchecked is None:
+        unchecked = []
     while pos < end and buf[pos] == 0x0A:
         n = buf[pos + 1]
         if n < 0x80:
@@ -529,6 +537,7 @@ def _write_request_sized(buf: bytes, pos: int, end: int) -> tuple[m.WriteRequest
                 raise DecodeError("WriteRequest.timeseries: length runs past the end")
             if n > biggest:
                 biggest = n
+            unchecked.append(len(series))
             series.append(_timeseries(buf, pos, stop))
             pos = stop
             continue
@@ -583,6 +592,7 @@ def _write_request_sized(buf: bytes, pos: int, end: int) -> tuple[m.WriteRequest
         # they are the series' records, since records parse one way only.
         if stop - pos < 20 or (buf[stop - 18] == 0x12 and buf[stop - 17] == 0x10):
             # too short, or it ends with a sample (above, with a label block not cached)
+            unchecked.append(len(series))
             series.append(_timeseries(buf, pos, stop))
             pos = stop
             continue
@@ -606,6 +616,7 @@ def _write_request_sized(buf: bytes, pos: int, end: int) -> tuple[m.WriteRequest
                             p += n
                     if p == s0:
                         block = _label_block(buf, pos, s0, key)
+                        unchecked.append(len(series))
                 if block is not None:
                     v, a, b, c = _unpack_sample18(buf, s0)
                     if (a & b & 0x8080) == 0x8080 and (c & 0x8080) == 0x0080:
@@ -637,6 +648,7 @@ def _write_request_sized(buf: bytes, pos: int, end: int) -> tuple[m.WriteRequest
                 series.append(TimeSeries(list(block), [], [_exemplar(buf, e0 + 2, stop)], []))
                 pos = stop
                 continue
+        unchecked.append(len(series))
         series.append(_timeseries(buf, pos, stop))
         pos = stop
     if pos == end:
@@ -645,6 +657,7 @@ def _write_request_sized(buf: bytes, pos: int, end: int) -> tuple[m.WriteRequest
     # the rest, and the series decoded so far are kept in front.
     rest: m.WriteRequest = _generic_write_request(buf, pos, end)
     rest.timeseries[:0] = series
+    unchecked.extend(range(len(series), len(rest.timeseries)))
     return rest, max(biggest, end - pos)
 
 
@@ -937,12 +950,19 @@ def decode(cls: type[T], data: bytes | bytearray | memoryview) -> T:
     return result
 
 
-def decode_write_request(data: bytes | bytearray | memoryview) -> tuple[m.WriteRequest, int]:
+def decode_write_request(
+    data: bytes | bytearray | memoryview, *, unchecked: list[int] | None = None
+) -> tuple[m.WriteRequest, int]:
     """``decode(WriteRequest, data)``, plus the byte size of its largest TimeSeries.
 
     No label name or value of the request is longer than that size, so a
     receiver enforcing a label-length limit needs to look at labels only
-    when it exceeds the limit.
+    when it exceeds the limit. When a list is passed as ``unchecked``, the
+    indexes of the series whose label sets still need a validity check
+    (:func:`promwire.codec.labelset.label_set_problem`) are appended to it;
+    the others are label blocks the decoder has seen valid before.
     """
-    result: tuple[m.WriteRequest, int] = _run(_write_request_sized, "WriteRequest", data)
+    result: tuple[m.WriteRequest, int] = _run(
+        partial(_write_request_sized, unchecked=unchecked), "WriteRequest", data
+    )
     return result
