@@ -40,6 +40,7 @@ from promwire import (
     decode,
     encode,
     snappy,
+    v2,
 )
 from promwire.codec.decoder import clear_caches
 from promwire.codec.wire import varint
@@ -246,3 +247,29 @@ def test_invalid_label_sets_through_promwire_serve(tmp_path: Path, server: str) 
     assert _stored_points(db) == 1
     results = decode(ReadResponse, snappy.decompress(answer)).results
     assert [ts.labels for ts in results[0].timeseries] == [[UP, Label("job", "ok")]]
+
+
+@pytest.mark.parametrize(
+    ("refs", "problem"),
+    [([], "no labels"), ([1, 0], "no label has a value"), ([1, 2, 1, 3], "repeated label name")],
+)
+def test_remote_write_2_refuses_the_same_series(
+    tmp_path: Path, refs: list[int], problem: str
+) -> None:
+    """The same rule for 2.0, as a partial write: the bad series refused, the good one stored."""
+    symbols = ["", "__name__", "up", "down"]
+    request = v2.Request(
+        symbols,
+        [
+            v2.TimeSeries(labels_refs=refs, samples=[v2.Sample(1.0, T0)]),
+            v2.TimeSeries(labels_refs=[1, 2], samples=[v2.Sample(2.0, T0)]),
+        ],
+    )
+    headers = {**RW1, "Content-Type": v2.negotiation.CONTENT_TYPE_V2}
+    with SQLiteStorage(str(tmp_path / "db")) as store:
+        resp = handle_write(snappy.compress(encode(request)), headers, store)
+    assert resp.status == 400
+    assert isinstance(resp.body, bytes)
+    assert "series #0 {" in resp.body.decode() and problem in resp.body.decode()
+    assert ("X-Prometheus-Remote-Write-Samples-Written", "1") in resp.headers
+    assert _stored_series(tmp_path / "db") == ['[["__name__","up"]]']
