@@ -27,12 +27,12 @@ Lookups (hits) take no lock: dict get/set are atomic under the GIL. Inserts
 
 from __future__ import annotations
 
+import operator
 import sys
 import threading
 from typing import Any
 
 from . import messages as m
-from .labelset import label_set_problem
 
 __all__ = [
     "DEFAULT_BUDGETS",
@@ -73,6 +73,8 @@ _budget = dict(DEFAULT_BUDGETS)
 _cap = dict(DEFAULT_ENTRY_CAPS)
 _used = dict.fromkeys(_CACHES, 0)
 _lock = threading.Lock()
+_name_of = operator.attrgetter("name")
+_value_of = operator.attrgetter("value")
 
 # Fixed parts of an entry's cost: the key's bytes header, a dict slot (index
 # and entry, with the table's slack), the objects around the strings.
@@ -112,20 +114,72 @@ def _admit(name: str, cache: dict[bytes, Any], key: bytes, value: Any, cost: int
 
 
 def remember_pair(key: bytes, label: m.Label) -> None:
-    """Offer a decoded label to the pair cache (kept unless too long or the cache is off)."""
-    if len(key) <= _cap["pairs"]:
-        _admit("pairs", _pairs, key, label, _PAIR_FIXED + _sized(key))
+    """Offer one decoded label to the pair cache (the caller has checked ``max_pair_bytes``)."""
+    remember_pairs([(key, label)])
 
 
-def remember_block(key: bytes, block: tuple[m.Label, ...], longest: int) -> None:
-    """Offer a label block; ``longest`` is the size of its longest label record.
+def _store_pairs(missed: list[tuple[bytes, m.Label]]) -> None:
+    """The pair inserts of :func:`remember_pairs`; the caller holds ``_lock``."""
+    budget = _budget["pairs"]
+    used = _used["pairs"]
+    for key, label in missed:
+        n = len(key)
+        cost = _PAIR_FIXED + (n + n if key.isascii() else 5 * n)
+        used += cost
+        if used > budget:
+            if cost > budget:
+                used -= cost
+                continue
+            _pairs.clear()
+            used = cost
+        _pairs[key] = label
+    _used["pairs"] = used
 
-    Only a valid label set is kept (see :mod:`promwire.codec.labelset`): a
-    cached block needs no check when it is found again.
+
+def remember_pairs(missed: list[tuple[bytes, m.Label]]) -> None:
+    """Offer decoded labels (each within ``max_pair_bytes``) to the pair cache, one lock for all.
+
+    A key two threads both missed is charged twice (an over-count, never an
+    under-count).
     """
-    if len(key) <= _cap["blocks"] and longest <= _cap["pairs"] and label_set_problem(block) is None:
-        cost = _BLOCK_FIXED + _sized(key) + len(block) * (8 + _LABEL)
-        _admit("blocks", _blocks, key, block, cost)
+    with _lock:
+        _store_pairs(missed)
+
+
+def remember_block(
+    key: bytes | None, block: tuple[m.Label, ...], missed: list[tuple[bytes, m.Label]] | None
+) -> None:
+    """Offer a decoded label block and the pairs it missed (``None``: none).
+
+    ``key`` is ``None`` when the block is not to be cached (it holds a label
+    over ``max_pair_bytes``). A block is only kept when it is a valid label
+    set (:mod:`promwire.codec.labelset`: a label with a value, no name
+    twice), so a cached block needs no check when it is found again. One
+    lock for the block and its pairs: this runs on every block miss.
+    """
+    if key is None or not any(map(_value_of, block)):
+        if missed:
+            remember_pairs(missed)
+        return
+    n = len(key)
+    k = len(block)
+    if n > _cap["blocks"] or len(set(map(_name_of, block))) != k:
+        if missed:
+            remember_pairs(missed)
+        return
+    cost = _BLOCK_FIXED + (n + n if key.isascii() else 5 * n) + k * (8 + _LABEL)
+    with _lock:
+        if missed:
+            _store_pairs(missed)
+        budget = _budget["blocks"]
+        used = _used["blocks"] + cost
+        if used > budget:
+            if cost > budget:
+                return
+            _blocks.clear()
+            used = cost
+        _blocks[key] = block
+        _used["blocks"] = used
 
 
 def remember_span(key: bytes, span: m.BucketSpan) -> None:

@@ -322,12 +322,12 @@ def _label_block(buf: bytes, pos: int, end: int, key: bytes | None) -> tuple[m.L
     """Decode a run of ``0a``-tagged Label records filling ``[pos, end)``.
 
     Called on a block cache miss; offers the block to the cache under ``key``
-    (its bytes; ``None``: not to be cached).
+    (its bytes; ``None``: not to be cached), with the pairs it missed.
     """
     out = []
     pairs = _pairs
     pair_cap = _cap["pairs"]
-    longest = 0
+    missed: list[tuple[bytes, m.Label]] | None = None
     while pos < end:
         pos += 1  # the 0a tag, checked by the caller's scan
         n = buf[pos]
@@ -336,21 +336,24 @@ def _label_block(buf: bytes, pos: int, end: int, key: bytes | None) -> tuple[m.L
         else:
             n, pos = read_varint(buf, pos)
         stop = pos + n
-        if n > longest:
-            longest = n
-        if n > pair_cap:  # never cached, so not looked up
+        if n > pair_cap:  # never cached, so not looked up; nor is its block
             out.append(_label_uncached(buf, pos, stop))
+            key = None
             pos = stop
             continue
         # the pair cache lookup of _label(), inlined: this loop runs per label
-        label = pairs.get(buf[pos:stop])
+        pair = buf[pos:stop]
+        label = pairs.get(pair)
         if label is None:
-            label = _label(buf, pos, stop)
+            label = _label_uncached(buf, pos, stop)
+            if missed is None:
+                missed = [(pair, label)]
+            else:
+                missed.append((pair, label))
         out.append(label)
         pos = stop
     block = tuple(out)
-    if key is not None:
-        remember_block(key, block, longest)
+    remember_block(key, block, missed)
     return block
 
 
