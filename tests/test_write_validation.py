@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from promwire import (
     Exemplar,
@@ -42,7 +44,8 @@ from promwire import (
     snappy,
     v2,
 )
-from promwire.codec.decoder import clear_caches
+from promwire.codec.decoder import cache_info, clear_caches, decode_write_request
+from promwire.codec.labelset import label_set_problem
 from promwire.codec.wire import varint
 from promwire.server.handlers.write import handle_write
 from promwire.stores.sqlite import SQLiteStorage
@@ -273,3 +276,23 @@ def test_remote_write_2_refuses_the_same_series(
     assert "series #0 {" in resp.body.decode() and problem in resp.body.decode()
     assert ("X-Prometheus-Remote-Write-Samples-Written", "1") in resp.headers
     assert _stored_series(tmp_path / "db") == ['[["__name__","up"]]']
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.builds(Label, st.sampled_from(["", "a", "b", "__name__"]), st.sampled_from(["", "x"])),
+        max_size=4,
+    )
+)
+def test_the_decoder_caches_exactly_the_valid_label_sets(labels: list[Label]) -> None:
+    """A cached block skips the handler's check, so the two must agree on validity."""
+    clear_caches()
+    raw = encode(WriteRequest([TimeSeries(labels, [Sample(1.0, T0)])]))
+    unchecked: list[int] = []
+    decode_write_request(raw, unchecked=unchecked)
+    cached = cache_info()["blocks"] == 1
+    assert cached == (labels != [] and label_set_problem(labels) is None)
+    unchecked.clear()
+    decode_write_request(raw, unchecked=unchecked)  # warm: only an uncached block is checked
+    assert unchecked == ([] if cached else [0])

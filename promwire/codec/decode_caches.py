@@ -19,7 +19,10 @@ the cache's per-entry cap is never stored (decoded, used, not kept), and a
 block is only stored when each of its labels is within the pair cap: no
 cache ever holds a label longer than ``max_pair_bytes``. Since the default
 ``max_label_bytes`` of the receiver (64 KiB) is far above it, a label
-refused for its length is never cached.
+refused for its length is never cached. A block is also only stored when
+it is a valid label set (:mod:`promwire.codec.labelset`), so the decoder
+can tell a receiver which series need that check: those whose labels did
+not come whole from this cache.
 
 Lookups (hits) take no lock: dict get/set are atomic under the GIL. Inserts
 (misses only) take one lock so that the byte counts stay exact.
