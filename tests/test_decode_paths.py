@@ -92,7 +92,7 @@ def test_cold_warm_and_uncached_decodes_agree_with_upb(fixtures_dir: Path) -> No
         clear_caches()
         assert canonical(p.decode(p.WriteRequest, raw)) == want  # cold
         assert canonical(p.decode(p.WriteRequest, raw)) == want  # warm: shortcuts taken
-        set_cache_limits(pairs=0, blocks=0)
+        set_cache_limits(pairs_bytes=0, blocks_bytes=0)
         assert canonical(p.decode(p.WriteRequest, raw)) == want  # no caches at all
         set_cache_limits()
 
@@ -144,7 +144,7 @@ def test_series_with_exemplars_decode_like_upb_cold_warm_and_uncached(
     clear_caches()
     assert canonical(p.decode(p.WriteRequest, raw)) == want  # cold
     assert canonical(p.decode(p.WriteRequest, raw)) == want  # warm: shortcuts taken
-    set_cache_limits(pairs=0, blocks=0)
+    set_cache_limits(pairs_bytes=0, blocks_bytes=0)
     try:
         assert canonical(p.decode(p.WriteRequest, raw)) == want
     finally:
@@ -152,7 +152,7 @@ def test_series_with_exemplars_decode_like_upb_cold_warm_and_uncached(
 
 
 def test_tiny_caches_keep_results_exact(small_caches: None, fixtures_dir: Path) -> None:
-    set_cache_limits(pairs=3, blocks=2)
+    set_cache_limits(pairs_bytes=900, blocks_bytes=2000)  # a few entries
     for raw in _captures(fixtures_dir) * 2:
         assert canonical(p.decode(p.WriteRequest, raw)) == canonical(_upb(raw))
 
@@ -193,7 +193,7 @@ def test_histograms_decode_like_upb_cold_warm_and_uncached(hs: list[p.Histogram]
     clear_caches()
     assert canonical(p.decode(p.WriteRequest, raw)) == want  # cold
     assert canonical(p.decode(p.WriteRequest, raw)) == want  # warm
-    set_cache_limits(pairs=0, blocks=0)
+    set_cache_limits(pairs_bytes=0, blocks_bytes=0)
     try:
         assert canonical(p.decode(p.WriteRequest, raw)) == want  # no caches
     finally:

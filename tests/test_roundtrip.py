@@ -73,10 +73,10 @@ def test_caches_disabled_give_the_same(req: m.WriteRequest) -> None:
     raw = encode(req)
     warm = canonical(decode(m.WriteRequest, raw))
     try:
-        set_cache_limits(pairs=0, blocks=0)
+        set_cache_limits(pairs_bytes=0, blocks_bytes=0)
         assert canonical(decode(m.WriteRequest, raw)) == warm
         assert cache_info()["pairs"] == 0 and cache_info()["blocks"] == 0
-        set_cache_limits(pairs=1, blocks=1)  # constant eviction
+        set_cache_limits(pairs_bytes=350, blocks_bytes=1000)  # constant eviction
         assert canonical(decode(m.WriteRequest, raw)) == warm
         assert canonical(decode(m.WriteRequest, raw)) == warm
     finally:
@@ -362,7 +362,7 @@ def test_concurrent_decodes_with_tiny_caches() -> None:
     raws = [encode(r) for r in reqs]
     expected = [canonical(r) for r in reqs]
     errors: list[str] = []
-    set_cache_limits(pairs=3, blocks=2)
+    set_cache_limits(pairs_bytes=900, blocks_bytes=2000)  # a few entries
     try:
 
         def work(k: int) -> None:

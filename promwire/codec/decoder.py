@@ -20,10 +20,25 @@ import gc
 import re
 import struct
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from ..errors import DecodeError
 from . import messages as m
+from .decode_caches import (
+    _blocks,
+    _cap,
+    _metadata_fields,
+    _pairs,
+    _spans,
+    cache_info,
+    clear_caches,
+    remember_block,
+    remember_metadata,
+    remember_pair,
+    remember_span,
+    set_cache_limits,
+)
 from .fields import SCHEMAS, WIRE_TYPE, FieldSpec, Kind
 from .wire import (
     INT64_MAX,
@@ -45,42 +60,9 @@ Decoder = Callable[[bytes, int, int], Any]
 # ------------------------------------------------------------------------------ caches
 #
 # Label pairs repeat massively within a request, and Prometheus resends the same
-# series every scrape. Two caches exploit that, keyed by raw wire bytes (so a hit
-# is exactly the object a fresh decode would build):
-#   _pairs:  bytes of one Label message          -> Label (frozen, shareable)
-#   _blocks: bytes of a series' run of labels    -> tuple[Label, ...]
-# Both are bounded: when one is full it is emptied and refills with what is hot.
-# dict get/set are atomic under the GIL, so concurrent handlers need no lock.
-
-_pairs: dict[bytes, m.Label] = {}
-_blocks: dict[bytes, tuple[m.Label, ...]] = {}
-_limits = {"pairs": 200_000, "blocks": 50_000}
-
-
-def set_cache_limits(*, pairs: int = 200_000, blocks: int = 50_000) -> None:
-    """Bound the label caches (entries). ``0`` disables a cache."""
-    _limits["pairs"] = pairs
-    _limits["blocks"] = blocks
-    clear_caches()
-
-
-def clear_caches() -> None:
-    """Empty the decoder's caches: labels, spans, metadata (a cold start, e.g. for benchmarks)."""
-    _pairs.clear()
-    _blocks.clear()
-    _spans.clear()
-    _metadata_fields.clear()
-
-
-def cache_info() -> dict[str, int]:
-    """Current sizes and limits of the label caches."""
-    return {
-        "pairs": len(_pairs),
-        "pairs_limit": _limits["pairs"],
-        "blocks": len(_blocks),
-        "blocks_limit": _limits["blocks"],
-    }
-
+# series every scrape: the decoder keeps labels, label blocks, spans and metadata
+# keyed by raw wire bytes (promwire.codec.decode_caches: byte budgets, per-entry
+# caps). Hits are plain dict lookups here; only a miss calls remember_*().
 
 # ------------------------------------------------------------------ the generic decoder
 
@@ -98,6 +80,8 @@ def _decoder_for(cls: type[Any]) -> Decoder:
 
 
 Reader = Callable[[bytes, int, int], tuple[Any, int]]
+# Strings longer than this are decoded from a memoryview instead of a slice.
+_BIG_STRING = 64 * 1024
 
 # What a varint becomes, per kind (UINT64 stays as it is).
 _VARINT_CONVERT: dict[Kind, Callable[[int], Any]] = {
@@ -136,6 +120,8 @@ def _scalar_reader(spec: FieldSpec) -> Reader:
             if not text:
                 return buf[pos:stop], stop
             try:
+                if n > _BIG_STRING:  # no intermediate copy of a long string's bytes
+                    return str(memoryview(buf)[pos:stop], "utf-8"), stop
                 return buf[pos:stop].decode("utf-8"), stop
             except UnicodeDecodeError:
                 raise DecodeError(f"{name}: string is not valid UTF-8") from None
@@ -321,23 +307,27 @@ def _label_uncached(buf: bytes, pos: int, end: int) -> m.Label:
 
 
 def _label(buf: bytes, pos: int, end: int) -> m.Label:
-    """Decode one Label, through the pair cache."""
+    """Decode one Label, through the pair cache (unless too long to be cached)."""
+    if end - pos > _cap["pairs"]:
+        return _label_uncached(buf, pos, end)
     key = buf[pos:end]
     label = _pairs.get(key)
     if label is None:
         label = _label_uncached(buf, pos, end)
-        if len(_pairs) >= _limits["pairs"]:
-            _pairs.clear()
-            if not _limits["pairs"]:
-                return label
-        _pairs[key] = label
+        remember_pair(key, label)
     return label
 
 
-def _label_block(buf: bytes, pos: int, end: int) -> tuple[m.Label, ...]:
-    """Decode a run of ``0a``-tagged Label records filling ``[pos, end)``."""
+def _label_block(buf: bytes, pos: int, end: int, key: bytes | None) -> tuple[m.Label, ...]:
+    """Decode a run of ``0a``-tagged Label records filling ``[pos, end)``.
+
+    Called on a block cache miss; offers the block to the cache under ``key``
+    (its bytes; ``None``: not to be cached), with the pairs it missed.
+    """
     out = []
     pairs = _pairs
+    pair_cap = _cap["pairs"]
+    missed: list[tuple[bytes, m.Label]] | None = None
     while pos < end:
         pos += 1  # the 0a tag, checked by the caller's scan
         n = buf[pos]
@@ -346,13 +336,25 @@ def _label_block(buf: bytes, pos: int, end: int) -> tuple[m.Label, ...]:
         else:
             n, pos = read_varint(buf, pos)
         stop = pos + n
+        if n > pair_cap:  # never cached, so not looked up; nor is its block
+            out.append(_label_uncached(buf, pos, stop))
+            key = None
+            pos = stop
+            continue
         # the pair cache lookup of _label(), inlined: this loop runs per label
-        label = pairs.get(buf[pos:stop])
+        pair = buf[pos:stop]
+        label = pairs.get(pair)
         if label is None:
-            label = _label(buf, pos, stop)
+            label = _label_uncached(buf, pos, stop)
+            if missed is None:
+                missed = [(pair, label)]
+            else:
+                missed.append((pair, label))
         out.append(label)
         pos = stop
-    return tuple(out)
+    block = tuple(out)
+    remember_block(key, block, missed)
+    return block
 
 
 _generic_exemplar = _make_generic(m.Exemplar)
@@ -417,15 +419,14 @@ def _timeseries(buf: bytes, pos: int, end: int) -> m.TimeSeries:
                 p += n
         if p > end:
             raise DecodeError("TimeSeries.labels: length runs past the end")
-        key = buf[pos:p]
-        block = _blocks.get(key)
-        if block is None:
-            block = _label_block(buf, pos, p)
-            if len(_blocks) >= _limits["blocks"]:
-                _blocks.clear()
-            if _limits["blocks"]:
-                _blocks[key] = block
-        labels = list(block)
+        if p - pos <= _cap["blocks"]:
+            key = buf[pos:p]
+            block = _blocks.get(key)
+            if block is None:
+                block = _label_block(buf, pos, p, key)
+            labels = list(block)
+        else:  # too long to be cached: not looked up either (no copy of it as a key)
+            labels = list(_label_block(buf, pos, p, None))
         pos = p
 
     while pos < end:
@@ -508,14 +509,21 @@ def _timeseries(buf: bytes, pos: int, end: int) -> m.TimeSeries:
 _generic_write_request = _make_generic(m.WriteRequest)
 
 
-def _write_request_sized(buf: bytes, pos: int, end: int) -> tuple[m.WriteRequest, int]:
+def _write_request_sized(
+    buf: bytes, pos: int, end: int, unchecked: list[int] | None = None
+) -> tuple[m.WriteRequest, int]:
     """Decode a WriteRequest: a loop over ``0a``-tagged TimeSeries records.
 
     Also returns the size of the largest TimeSeries record: no label of the
     request is longer, which lets a receiver skip its label-length check.
+    The index of every series whose labels are not one cached label block
+    (a block is only cached when it is a valid label set) is appended to
+    ``unchecked``: only those need a receiver's label-set check.
     """
     series: list[m.TimeSeries] = []
     biggest = 0
+    if unchecked is None:
+        unchecked = []
     while pos < end and buf[pos] == 0x0A:
         n = buf[pos + 1]
         if n < 0x80:
@@ -524,7 +532,18 @@ def _write_request_sized(buf: bytes, pos: int, end: int) -> tuple[m.WriteRequest
             n = (n & 0x7F) | (buf[pos + 2] << 7)
             pos += 3
         else:
+            # 16 KiB or more: many samples or long labels, not the one-sample
+            # shapes below (whose lookups would copy the whole record)
             n, pos = read_varint(buf, pos + 1)
+            stop = pos + n
+            if stop > end:
+                raise DecodeError("WriteRequest.timeseries: length runs past the end")
+            if n > biggest:
+                biggest = n
+            unchecked.append(len(series))
+            series.append(_timeseries(buf, pos, stop))
+            pos = stop
+            continue
         stop = pos + n
         if stop > end:
             raise DecodeError("WriteRequest.timeseries: length runs past the end")
@@ -576,6 +595,7 @@ def _write_request_sized(buf: bytes, pos: int, end: int) -> tuple[m.WriteRequest
         # they are the series' records, since records parse one way only.
         if stop - pos < 20 or (buf[stop - 18] == 0x12 and buf[stop - 17] == 0x10):
             # too short, or it ends with a sample (above, with a label block not cached)
+            unchecked.append(len(series))
             series.append(_timeseries(buf, pos, stop))
             pos = stop
             continue
@@ -598,11 +618,8 @@ def _write_request_sized(buf: bytes, pos: int, end: int) -> tuple[m.WriteRequest
                             n, p = read_varint(buf, p + 1)
                             p += n
                     if p == s0:
-                        block = _label_block(buf, pos, s0)
-                        if len(_blocks) >= _limits["blocks"]:
-                            _blocks.clear()
-                        if _limits["blocks"]:
-                            _blocks[key] = block
+                        block = _label_block(buf, pos, s0, key)
+                        unchecked.append(len(series))
                 if block is not None:
                     v, a, b, c = _unpack_sample18(buf, s0)
                     if (a & b & 0x8080) == 0x8080 and (c & 0x8080) == 0x0080:
@@ -634,6 +651,7 @@ def _write_request_sized(buf: bytes, pos: int, end: int) -> tuple[m.WriteRequest
                 series.append(TimeSeries(list(block), [], [_exemplar(buf, e0 + 2, stop)], []))
                 pos = stop
                 continue
+        unchecked.append(len(series))
         series.append(_timeseries(buf, pos, stop))
         pos = stop
     if pos == end:
@@ -642,6 +660,7 @@ def _write_request_sized(buf: bytes, pos: int, end: int) -> tuple[m.WriteRequest
     # the rest, and the series decoded so far are kept in front.
     rest: m.WriteRequest = _generic_write_request(buf, pos, end)
     rest.timeseries[:0] = series
+    unchecked.extend(range(len(series), len(rest.timeseries)))
     return rest, max(biggest, end - pos)
 
 
@@ -650,7 +669,6 @@ def _write_request(buf: bytes, pos: int, end: int) -> m.WriteRequest:
 
 
 _generic_span = _make_generic(m.BucketSpan)
-_spans: dict[bytes, m.BucketSpan] = {}
 
 
 def _span(buf: bytes, pos: int, end: int) -> m.BucketSpan:
@@ -659,9 +677,7 @@ def _span(buf: bytes, pos: int, end: int) -> m.BucketSpan:
     span = _spans.get(key)
     if span is None:
         span = _generic_span(buf, pos, end)
-        if len(_spans) >= 10_000:
-            _spans.clear()
-        _spans[key] = span
+        remember_span(key, span)
     return span
 
 
@@ -876,7 +892,6 @@ def _histogram(buf: bytes, pos: int, end: int) -> m.Histogram:
 
 
 _generic_metadata = _make_generic(m.MetricMetadata)
-_metadata_fields: dict[bytes, tuple[Any, str, str, str]] = {}
 
 
 def _metadata(buf: bytes, pos: int, end: int) -> m.MetricMetadata:
@@ -889,9 +904,7 @@ def _metadata(buf: bytes, pos: int, end: int) -> m.MetricMetadata:
     fields = _metadata_fields.get(key)
     if fields is None:
         md: m.MetricMetadata = _generic_metadata(buf, pos, end)
-        if len(_metadata_fields) >= 10_000:
-            _metadata_fields.clear()
-        _metadata_fields[key] = (md.type, md.metric_family_name, md.help, md.unit)
+        remember_metadata(key, (md.type, md.metric_family_name, md.help, md.unit))
         return md
     return m.MetricMetadata(*fields)
 
@@ -940,12 +953,19 @@ def decode(cls: type[T], data: bytes | bytearray | memoryview) -> T:
     return result
 
 
-def decode_write_request(data: bytes | bytearray | memoryview) -> tuple[m.WriteRequest, int]:
+def decode_write_request(
+    data: bytes | bytearray | memoryview, *, unchecked: list[int] | None = None
+) -> tuple[m.WriteRequest, int]:
     """``decode(WriteRequest, data)``, plus the byte size of its largest TimeSeries.
 
     No label name or value of the request is longer than that size, so a
     receiver enforcing a label-length limit needs to look at labels only
-    when it exceeds the limit.
+    when it exceeds the limit. When a list is passed as ``unchecked``, the
+    indexes of the series whose label sets still need a validity check
+    (:func:`promwire.codec.labelset.label_set_problem`) are appended to it;
+    the others are label blocks the decoder has seen valid before.
     """
-    result: tuple[m.WriteRequest, int] = _run(_write_request_sized, "WriteRequest", data)
+    result: tuple[m.WriteRequest, int] = _run(
+        partial(_write_request_sized, unchecked=unchecked), "WriteRequest", data
+    )
     return result

@@ -256,9 +256,14 @@ _generic_label = _make_generic(m.Label)
 # than by the Label: a frozen dataclass hashes and compares in Python code,
 # str keys in C (and str caches its hash).
 _label_records: dict[str, dict[str, bytes]] = {}
-_label_records_count = [0]
+# Bytes the cache keeps alive (records, key strings, dict slots), bounded like
+# the decoder's caches: emptied when an insert would go over the budget, and a
+# record longer than the cap is never kept.
+_label_records_bytes = [0]
 _Label = m.Label
-_LABEL_CACHE_LIMIT = 200_000
+_LABEL_CACHE_BYTES = 32 * 1024 * 1024
+_LABEL_RECORD_CAP = 1024
+_ENTRY_OVERHEAD = 256  # bytes and str headers, dict slots
 _pack_sample = struct.Struct("<Bd").pack  # 09 + double
 
 
@@ -284,12 +289,15 @@ def _label_record(label: m.Label, remember: bool = True) -> bytes:
         else:
             body = _generic_label(label)  # checks types, encodes (or refuses) non-ASCII
         rec = b"\x0a" + varint(len(body)) + body
-        if remember:
-            if _label_records_count[0] >= _LABEL_CACHE_LIMIT:
+        if remember and len(rec) <= _LABEL_RECORD_CAP:
+            # the record, plus the two key strings: at most 4 bytes a character
+            cost = _ENTRY_OVERHEAD + len(rec) * (2 if name.isascii() and value.isascii() else 5)
+            used = _label_records_bytes[0] + cost
+            if used > _LABEL_CACHE_BYTES:
                 _label_records.clear()
-                _label_records_count[0] = 0
-            _label_records.setdefault(label.name, {})[label.value] = rec
-            _label_records_count[0] += 1
+                used = cost
+            _label_records.setdefault(name, {})[value] = rec
+            _label_records_bytes[0] = used
     return rec
 
 
@@ -524,6 +532,9 @@ def _timeseries(ts: m.TimeSeries) -> bytes:
 
 _generic_metadata = _make_generic(m.MetricMetadata)
 _metadata_bodies: dict[tuple[Any, str, str, str], bytes] = {}
+_METADATA_BODY_CAP = 4096
+_METADATA_CACHE_BYTES = 8 * 1024 * 1024
+_metadata_bytes = [0]
 
 
 def _metadata(md: m.MetricMetadata) -> bytes:
@@ -537,9 +548,14 @@ def _metadata(md: m.MetricMetadata) -> bytes:
     body = _metadata_bodies.get(key)
     if body is None:
         body = _generic_metadata(md)
-        if len(_metadata_bodies) >= 10_000:
-            _metadata_bodies.clear()
-        _metadata_bodies[key] = body
+        if len(body) <= _METADATA_BODY_CAP:  # a long help text is not kept
+            # the body and the key's strings (at most 4 bytes a character)
+            used = _metadata_bytes[0] + _ENTRY_OVERHEAD + 5 * len(body)
+            if used > _METADATA_CACHE_BYTES:
+                _metadata_bodies.clear()
+                used = _ENTRY_OVERHEAD + 5 * len(body)
+            _metadata_bodies[key] = body
+            _metadata_bytes[0] = used
     return body
 
 

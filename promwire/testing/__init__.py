@@ -393,7 +393,11 @@ def timestamps_ms() -> st.SearchStrategy[int]:
 def _label_set(draw: st.DrawFn) -> list[m.Label]:
     names = draw(st.lists(st.one_of(st.sampled_from(_NAMES), texts(20)), max_size=6, unique=True))
     values = st.one_of(st.sampled_from(_VALUES), texts(40))
-    return [m.Label(n, draw(values)) for n in sorted(names)]
+    labels = [m.Label(n, draw(values)) for n in sorted(names)]
+    if not any(lb.value for lb in labels):  # Prometheus sends none without a labelled value
+        labels = [lb for lb in labels if lb.name != "__name__"] + [m.Label("__name__", "up")]
+        labels.sort(key=lambda lb: lb.name)
+    return labels
 
 
 @st.composite

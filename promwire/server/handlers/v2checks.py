@@ -2,7 +2,7 @@
 
 :func:`check_v2_request` splits a decoded ``io.prometheus.write.v2.Request``
 into the series and points that may be stored and one message per problem
-(bad refs, empty or repeated label names, series without samples and
+(bad refs, no labels, empty or repeated label names, series without samples and
 histograms or with both, points going back in time, exemplars without a
 timestamp); the write handlers answer those problems as a partial write.
 """
@@ -65,8 +65,8 @@ def check_v2_request(request: v2.Request) -> tuple[v2.Request, list[str]]:
     * a non-empty symbol table must start with ``""`` - otherwise the whole
       request is refused (:class:`~promwire.errors.DecodeError`, a 400 with
       nothing written);
-    * per series: refs in range and ``labels_refs`` of even length, no empty
-      or repeated label name, at least one sample or histogram, not both - a
+    * per series: refs in range and ``labels_refs`` of even length, a label
+      with a value, no empty or repeated label name, at least one sample or histogram, not both - a
       failing series is left out whole;
     * per point: samples and histograms in time order (see
       :func:`_in_time_order`), exemplars with a timestamp - a failing point is
@@ -86,6 +86,14 @@ def check_v2_request(request: v2.Request) -> tuple[v2.Request, list[str]]:
             problems.append(ref_problem)
             continue
         name = partial(v2.describe_series, symbols, series, index)
+        if not any(map(symbols.__getitem__, series.labels_refs[1::2])):
+            # as remote write 1.0 (promwire.codec.labelset): no label with a value
+            problems.append(
+                f"{name()}: no labels"
+                if not series.labels_refs
+                else f"{name()}: no label has a value"
+            )
+            continue
         label_names = [symbols[r] for r in series.labels_refs[::2]]
         if "" in label_names:
             problems.append(f"{name()}: empty label name")

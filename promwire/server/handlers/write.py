@@ -38,7 +38,12 @@ from .common import (
 )
 from .offload import _call, _off_loop
 from .v2checks import check_v2_request
-from .write_limits import _check_v1_labels, _check_v2_labels, _check_write_counts
+from .write_limits import (
+    _check_v1_label_sets,
+    _check_v1_labels,
+    _check_v2_labels,
+    _check_write_counts,
+)
 
 _NO_WRITES = v2.written_headers(0, 0, 0)
 
@@ -82,9 +87,11 @@ def _decode_write(
         return request_v2
     # The decoder also reports the largest series record: labels need a look
     # only when it is over max_label_bytes.
-    request, biggest_series = decode_write_request(raw)
+    unchecked: list[int] = []
+    request, biggest_series = decode_write_request(raw, unchecked=unchecked)
     _check_write_counts(request, max_series, max_samples)
     _check_v1_labels(request.timeseries, max_labels_per_series, max_label_bytes, biggest_series)
+    _check_v1_label_sets(request.timeseries, unchecked)
     return request
 
 

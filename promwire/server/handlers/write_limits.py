@@ -3,7 +3,10 @@
 Series and data-point counts (``max_series``, ``max_samples``), labels per
 series (``max_labels_per_series``) and UTF-8 bytes of one label name or value
 (``max_label_bytes``), for remote write 1.0 and 2.0. A refused request is
-refused whole with a 400 (:class:`~promwire.errors.LimitExceeded`).
+refused whole with a 400 (:class:`~promwire.errors.LimitExceeded`). Also the
+label-set rule of remote write 1.0 (:mod:`promwire.codec.labelset`: at least
+one label with a value, no name twice), a 400
+(:class:`~promwire.errors.DecodeError`) naming the series.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import operator
 from itertools import chain
 
 from ... import v2
+from ...codec.labelset import label_set_problem
 from ...codec.messages import TimeSeries, WriteRequest
-from ...errors import LimitExceeded
+from ...errors import DecodeError, LimitExceeded
 
 
 def _check_write_counts(
@@ -51,8 +55,14 @@ def _too_many_labels(what: str, count: int, limit: int) -> LimitExceeded:
 
 
 def _utf8_len(text: str) -> int:
+    """UTF-8 bytes of ``text``, measured piece by piece (no copy of a long string)."""
+    if text.isascii():
+        return len(text)
     # Decoded strings are valid UTF-8 (the decoder checks), so this never fails.
-    return len(text.encode("utf-8", "surrogatepass"))
+    step = 1 << 16
+    return sum(
+        len(text[i : i + step].encode("utf-8", "surrogatepass")) for i in range(0, len(text), step)
+    )
 
 
 def _label_too_long(what: str, kind: str, text: str, limit: int) -> LimitExceeded:
@@ -103,6 +113,38 @@ def _check_v1_labels(
             for kind, text in (("name", lb.name), ("value", lb.value)):
                 if len(text) > fits and _utf8_len(text) > max_bytes:
                     raise _label_too_long(_describe_v1(ts, index), kind, text, max_bytes)
+
+
+#: Longest text of one label name or value, and of all of them, an error message quotes.
+_SHOWN_TEXT = 40
+_SHOWN_SET = 200
+
+
+def _describe_set(series: TimeSeries, index: int) -> str:
+    """``series #3 {__name__="up", a="1", a="2"}``, each text and the whole cut short."""
+
+    def cut(text: str) -> str:
+        return text[:_SHOWN_TEXT] + "..." if len(text) > _SHOWN_TEXT else text
+
+    inner = ", ".join(f"{cut(lb.name)}={cut(lb.value)!r}" for lb in series.labels)
+    if len(inner) > _SHOWN_SET:
+        inner = inner[:_SHOWN_SET] + "..."
+    return f"series #{index} {{{inner}}}"
+
+
+def _check_v1_label_sets(series: list[TimeSeries], indexes: list[int]) -> None:
+    """Refuse (400) a v1 request holding a series with an invalid label set.
+
+    ``indexes`` are the series to look at: those the decoder did not find as
+    a label block already seen valid (``decode_write_request(unchecked=)``).
+    A ReadRequest posted to the write endpoint decodes as series without
+    labels, so it is refused here instead of being stored.
+    """
+    for index in indexes:
+        ts = series[index]
+        problem = label_set_problem(ts.labels)
+        if problem is not None:
+            raise DecodeError(f"{_describe_set(ts, index)}: {problem}")
 
 
 def _check_v2_labels(request: v2.Request, max_labels: int, max_bytes: int) -> None:
