@@ -213,3 +213,29 @@ def test_check_writable(db: Path, sqlite_write_lock: Callable[[], None]) -> None
         assert store.counts()["samples"] == 2
     with SQLiteStorage(":memory:") as memory:
         assert memory.check_writable() is None
+
+
+def test_series_id_cache_is_bounded_by_bytes(tmp_path: Path) -> None:
+    budget = 2 * 1024 * 1024
+    with SQLiteStorage(tmp_path / "c.db", max_cached_series_bytes=budget) as store:
+        # 400 series with 2 KiB label values: about 3.6 MB estimated if all were kept.
+        for i in range(40):
+            batch = [
+                TimeSeries(
+                    [Label("__name__", "big"), Label("i", f"{i}-{j}"), Label("pad", "x" * 2048)],
+                    [Sample(1.0, 1)],
+                )
+                for j in range(10)
+            ]
+            store.write(None, WriteRequest(batch))
+            entries, held = store.cached_series()
+            assert held <= budget
+        assert entries > 0  # it still caches
+        # a label set over 16 KiB is looked up every time, never kept
+        huge = TimeSeries([Label("__name__", "huge"), Label("pad", "y" * 20_000)], [Sample(1.0, 1)])
+        before = store.cached_series()
+        store.write(None, WriteRequest([huge]))
+        assert store.cached_series() == before
+        store.write(None, WriteRequest([huge]))  # found again in SQLite: same series
+        answer = store.process_query(None, query("huge"))
+        assert len(answer.timeseries) == 1 and len(answer.timeseries[0].samples) == 1

@@ -363,7 +363,8 @@ def test_series_cache_bound_keeps_ids_right(tmp_path: Path) -> None:
 def test_handlers_and_store_agree_with_a_model(batches: list[WriteRequest]) -> None:
     """Prometheus-shaped requests (any labels, NaN payloads, histograms, metadata),
     each sent twice through handle_write, read back through handle_read."""
-    points: dict[tuple[tuple[str, str], ...], dict[int, object]] = {}
+    # (kind, timestamp): a float sample and a histogram may share a timestamp.
+    points: dict[tuple[tuple[str, str], ...], dict[tuple[str, int], object]] = {}
     metadata: dict[str, MetricMetadata] = {}
     rw = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
     with SQLiteStorage(":memory:") as store:
@@ -374,9 +375,9 @@ def test_handlers_and_store_agree_with_a_model(batches: list[WriteRequest]) -> N
             for series in req.timeseries:
                 key = tuple(sorted((lb.name, lb.value) for lb in series.labels if lb.value))
                 for s in series.samples:
-                    points.setdefault(key, {}).setdefault(s.timestamp, double_bits(s.value))
+                    points.setdefault(key, {}).setdefault(("s", s.timestamp), double_bits(s.value))
                 for h in series.histograms:
-                    points.setdefault(key, {}).setdefault(h.timestamp, encode(h))
+                    points.setdefault(key, {}).setdefault(("h", h.timestamp), encode(h))
             metadata.update((md.metric_family_name, md) for md in req.metadata)
         query = snappy.compress(encode(ReadRequest([Query(ALL[0], ALL[1], [])])))
         resp = handle_read(query, {}, store)
@@ -386,8 +387,8 @@ def test_handlers_and_store_agree_with_a_model(batches: list[WriteRequest]) -> N
         assert [md for _, md in sorted(metadata.items())] == store.metadata()
     got = {
         tuple((lb.name, lb.value) for lb in r.labels): {
-            **{s.timestamp: double_bits(s.value) for s in r.samples},
-            **{h.timestamp: encode(h) for h in r.histograms},
+            **{("s", s.timestamp): double_bits(s.value) for s in r.samples},
+            **{("h", h.timestamp): encode(h) for h in r.histograms},
         }
         for r in result.timeseries
     }

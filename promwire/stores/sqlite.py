@@ -173,6 +173,17 @@ class _Connection(sqlite3.Connection):
     """A connection that can be weakly referenced (the base class cannot)."""
 
 
+#: A label set larger than this (estimated bytes) is never kept in the series-id cache.
+_MAX_CACHED_SERIES_KEY_BYTES = 16 * 1024
+
+
+def _cached_key_bytes(labels: tuple[Label, ...]) -> int:
+    """An upper estimate of the memory a cached label tuple keeps alive: the
+    strings (4 bytes a character at most, plus their headers), the Label
+    objects, the tuple and the dict slot."""
+    return 120 + sum(200 + 4 * (len(lb.name) + len(lb.value)) for lb in labels)
+
+
 class SQLiteStorage(BaseStorage):
     """A :class:`~promwire.stores.protocol.RemoteStorage` in one SQLite file.
 
@@ -181,8 +192,11 @@ class SQLiteStorage(BaseStorage):
     docstring for why ``FULL`` is the default). ``timeout`` is how long a
     connection waits for a lock held by another process before failing with a
     :class:`~promwire.errors.StorageError` (a 500, so the sender retries).
-    ``max_cached_series`` bounds the in-memory map from label sets to series
-    ids (emptied when full; it refills from the database).
+    ``max_cached_series`` (entries) and ``max_cached_series_bytes`` (an upper
+    estimate of the memory held) bound the in-memory map from label sets to
+    series ids (emptied when either is reached; it refills from the
+    database); a label set over 16 KiB is never kept in it.
+    ``max_regex_length`` is the longest regex matcher a read may use (400).
     """
 
     def __init__(
@@ -192,6 +206,7 @@ class SQLiteStorage(BaseStorage):
         synchronous: str = "FULL",
         timeout: float = 30.0,
         max_cached_series: int = 1_000_000,
+        max_cached_series_bytes: int = 256 * 1024 * 1024,
         max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH,
     ) -> None:
         if synchronous.upper() not in _SYNC_MODES:
@@ -214,6 +229,11 @@ class SQLiteStorage(BaseStorage):
         self._writer_stale = False
         self._series_ids: dict[tuple[Label, ...], int] = {}
         self._max_cached_series = max_cached_series
+        # The series-id cache is bounded by bytes too (an upper estimate of
+        # the label tuples it keeps alive); a label set over 16 KiB is looked
+        # up in SQLite every time rather than kept.
+        self._max_cached_series_bytes = max_cached_series_bytes
+        self._series_ids_bytes = 0
         # Longest regex matcher value accepted (characters); longer is refused (400).
         self._max_regex_length = max_regex_length
         self._closed = False
@@ -414,9 +434,25 @@ class SQLiteStorage(BaseStorage):
                     raise StorageError(f"sqlite write failed: {exc}") from exc
                 raise
             # Only now are the new series ids real: a rolled-back id must never be cached.
-            if len(cached) + len(new_ids) > self._max_cached_series:
+            added = 0
+            for raw in list(new_ids):
+                size = _cached_key_bytes(raw)
+                if size > _MAX_CACHED_SERIES_KEY_BYTES:
+                    del new_ids[raw]
+                else:
+                    added += size
+            if (
+                len(cached) + len(new_ids) > self._max_cached_series
+                or self._series_ids_bytes + added > self._max_cached_series_bytes
+            ):
                 cached.clear()
+                self._series_ids_bytes = 0
             cached.update(new_ids)
+            self._series_ids_bytes += added
+
+    def cached_series(self) -> tuple[int, int]:
+        """Series ids held in memory: (entries, estimated bytes)."""
+        return len(self._series_ids), self._series_ids_bytes
 
     @staticmethod
     def _series_id(conn: sqlite3.Connection, key: str, pairs: list[tuple[str, str]]) -> int:
