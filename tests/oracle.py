@@ -23,6 +23,7 @@ from google.protobuf.internal import api_implementation
 
 import promwire.codec.messages as m
 from promwire.codec.fields import SCHEMAS, Kind
+from promwire.codec.wire import LEN, read_varint, skip_field
 
 FDP = descriptor_pb2.FieldDescriptorProto
 
@@ -293,3 +294,22 @@ def from_oracle(cls: type[Any], pb: Any) -> Any:
         else:
             kw[spec.name] = getattr(pb, spec.name)
     return cls(**kw)
+
+
+def has_group(cls: type[Any], buf: bytes, pos: int, end: int) -> bool:
+    """Whether ``buf[pos:end]``, which upb parsed as ``cls``, holds a group (wire type 3/4)."""
+    specs = {s.number: s for s in SCHEMAS[cls]}
+    while pos < end:
+        t, pos = read_varint(buf, pos)
+        wt = t & 7
+        if wt in (3, 4):
+            return True
+        spec = specs.get(t >> 3)
+        if wt == LEN and spec is not None and spec.kind == Kind.MESSAGE:
+            n, pos = read_varint(buf, pos)
+            if has_group(spec.message, buf, pos, pos + n):
+                return True
+            pos += n
+        else:
+            pos = skip_field(buf, pos, end, wt)
+    return False

@@ -31,7 +31,7 @@ from promwire.testing import (
 )
 from tests.cases import CASES
 from tests.conftest import FIXTURES
-from tests.oracle import ORACLE, from_oracle
+from tests.oracle import ORACLE, from_oracle, has_group
 
 CLASS_IDS = [c.__name__ for c in MESSAGE_CLASSES]
 
@@ -74,25 +74,6 @@ def _oversized_tag(cls: type[Any], buf: bytes, pos: int, end: int) -> bool:
     return False
 
 
-def _has_group(cls: type[Any], buf: bytes, pos: int, end: int) -> bool:
-    """Whether ``buf[pos:end]``, which upb parsed as ``cls``, holds a group (wire type 3/4)."""
-    specs = {s.number: s for s in SCHEMAS[cls]}
-    while pos < end:
-        t, pos = read_varint(buf, pos)
-        wt = t & 7
-        if wt in (3, 4):
-            return True
-        spec = specs.get(t >> 3)
-        if wt == LEN and spec is not None and spec.kind == Kind.MESSAGE:
-            n, pos = read_varint(buf, pos)
-            if _has_group(spec.message, buf, pos, pos + n):
-                return True
-            pos += n
-        else:
-            pos = skip_field(buf, pos, end, wt)
-    return False
-
-
 def _refused_only_if_upb_refuses(cls: type[Any], raw: bytes) -> None:
     """promwire refused ``raw``: so must upb, unless it holds a group.
 
@@ -103,7 +84,7 @@ def _refused_only_if_upb_refuses(cls: type[Any], raw: bytes) -> None:
         ORACLE[cls].FromString(raw)
     except ProtobufDecodeError:
         return
-    assert _has_group(cls, raw, 0, len(raw)), raw.hex()
+    assert has_group(cls, raw, 0, len(raw)), raw.hex()
 
 
 def _agrees_with_upb(cls: type[Any], raw: bytes, msg: Any) -> None:
