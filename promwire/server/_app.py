@@ -36,6 +36,11 @@ from .handlers import (
     text_response,
 )
 
+#: Remote reads handled at once (Prometheus' --storage.remote.read-concurrent-limit).
+DEFAULT_MAX_CONCURRENT_READS = 10
+#: How long a read waits for one of those slots before it is answered 503.
+DEFAULT_READ_QUEUE_TIMEOUT = 10.0
+
 #: Added to answers given before the body was read: the rest of the body is
 #: not wanted, so the server closes the connection instead of reading on.
 CLOSE = ("Connection", "close")
@@ -69,6 +74,11 @@ class AppBase:
       pass it is answered 503 with ``Retry-After: 1``. It must be at least
       ``max_body_size``.
     * a ``Content-Length`` that is not a decimal number is answered 400.
+    * ``max_concurrent_reads`` (10, Prometheus' ``--storage.remote.read-concurrent-limit``):
+      remote reads handled at once. A read past it waits up to
+      ``read_queue_timeout`` seconds (10) for a slot, then is answered 503
+      with ``Retry-After: 1``. With ``max_read_samples`` this bounds the
+      memory all reads together can take while their answers are built.
     """
 
     def __init__(
@@ -92,7 +102,16 @@ class AppBase:
         allowed_hosts: Iterable[str] | None = None,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
+        max_concurrent_reads: int = DEFAULT_MAX_CONCURRENT_READS,
+        read_queue_timeout: float = DEFAULT_READ_QUEUE_TIMEOUT,
     ) -> None:
+        if max_concurrent_reads <= 0:
+            raise ValueError("max_concurrent_reads must be > 0")
+        if read_queue_timeout < 0:
+            raise ValueError("read_queue_timeout must be >= 0")
+        self.max_concurrent_reads = max_concurrent_reads
+        self.read_queue_timeout = read_queue_timeout
+        self._read_slots = self._new_read_slots(max_concurrent_reads)
         if max_bytes_in_frame <= 0:
             raise ValueError("max_bytes_in_frame must be > 0")
         if body_timeout <= 0:
@@ -129,6 +148,18 @@ class AppBase:
             "max_read_seconds": max_read_seconds,
             "max_bytes_in_frame": max_bytes_in_frame,
         }
+
+    def _new_read_slots(self, n: int) -> Any:
+        """The semaphore of the read slots: a threading one (WSGI) or an asyncio one (ASGI)."""
+        raise NotImplementedError
+
+    def reads_busy(self) -> Response:
+        """The 503 for a read that found no free slot within ``read_queue_timeout``."""
+        return text_response(
+            503,
+            f"too many concurrent remote reads (limit {self.max_concurrent_reads}); retry later",
+            [("Retry-After", "1")],
+        )
 
     def route(self, path: str, method: str) -> Response | None:
         """The 404 or 405 answer for a request, or ``None`` when it is for an endpoint."""

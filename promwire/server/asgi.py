@@ -100,6 +100,9 @@ class RemoteStorageApp(AppBase):
             return
         await _send_response(send, response)
 
+    def _new_read_slots(self, n: int) -> asyncio.BoundedSemaphore:
+        return asyncio.BoundedSemaphore(n)
+
     async def _respond(self, scope: Scope, receive: Receive) -> Response:
         path = _route_path(scope)
         early = self.route(path, str(scope.get("method")))
@@ -149,16 +152,26 @@ class RemoteStorageApp(AppBase):
                 ctx,
                 **self.write_limits,
             )
-        response = await handle_read_async(
-            body,
-            headers,
-            self.storage,
-            ctx,
-            **self.read_limits,
-        )
-        # A streamed read's body is lazy: compute its first frame before the
-        # status goes out, so a storage failure up to there is an error status.
-        return await aprime_response(response)
+        # The answer is built (a SAMPLES body whole, a streamed one up to its
+        # first frame) while holding one of max_concurrent_reads slots.
+        slots = self._read_slots
+        try:
+            await asyncio.wait_for(slots.acquire(), self.read_queue_timeout)
+        except asyncio.TimeoutError:
+            return self.reads_busy()
+        try:
+            response = await handle_read_async(
+                body,
+                headers,
+                self.storage,
+                ctx,
+                **self.read_limits,
+            )
+            # A streamed read's body is lazy: compute its first frame before the
+            # status goes out, so a storage failure up to there is an error status.
+            return await aprime_response(response)
+        finally:
+            slots.release()
 
 
 def _route_path(scope: Scope) -> str:

@@ -50,6 +50,7 @@ from typing import Any, TextIO
 
 from ..stores.regex import DEFAULT_MAX_REGEX_LENGTH
 from ..stores.sqlite import SQLiteStorage
+from ._app import DEFAULT_MAX_CONCURRENT_READS
 from .guards import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
@@ -164,6 +165,7 @@ def serve(
     max_read_series: int = DEFAULT_MAX_READ_SERIES,
     max_read_seconds: float = DEFAULT_MAX_READ_SECONDS,
     max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH,
+    max_concurrent_reads: int = DEFAULT_MAX_CONCURRENT_READS,
 ) -> None:
     """Serve remote write and remote read on ``listen``, storing in the SQLite file ``db``.
 
@@ -190,6 +192,7 @@ def serve(
         ("max_read_series", max_read_series),
         ("max_read_seconds", max_read_seconds),
         ("max_regex_length", max_regex_length),
+        ("max_concurrent_reads", max_concurrent_reads),
     ):
         if not value > 0:
             raise ValueError(f"{name} must be > 0")
@@ -204,6 +207,7 @@ def serve(
         "max_read_samples": max_read_samples,
         "max_read_series": max_read_series,
         "max_read_seconds": max_read_seconds,
+        "max_concurrent_reads": max_concurrent_reads,
     }
     out = out or sys.stdout
     storage = open_storage(db, max_regex_length=max_regex_length)
@@ -366,6 +370,14 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         f"(default {DEFAULT_MAX_READ_SECONDS:g})",
     )
     parser.add_argument(
+        "--max-concurrent-reads",
+        type=_positive(int),
+        default=DEFAULT_MAX_CONCURRENT_READS,
+        metavar="N",
+        help="remote reads handled at once; another waits up to 10 s for a slot, then 503 "
+        f"(default {DEFAULT_MAX_CONCURRENT_READS})",
+    )
+    parser.add_argument(
         "--max-regex-length",
         type=_positive(int),
         default=DEFAULT_MAX_REGEX_LENGTH,
@@ -391,6 +403,7 @@ def serve_options(args: argparse.Namespace) -> dict[str, Any]:
         "max_read_series": args.max_read_series,
         "max_read_seconds": args.max_read_seconds,
         "max_regex_length": args.max_regex_length,
+        "max_concurrent_reads": args.max_concurrent_reads,
     }
 
 

@@ -28,6 +28,7 @@ stalled one into a 408 as well.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import IO, Any
@@ -103,6 +104,9 @@ class RemoteStorageApp(AppBase):
         start_response(status, headers)
         return body
 
+    def _new_read_slots(self, n: int) -> threading.BoundedSemaphore:
+        return threading.BoundedSemaphore(n)
+
     def _respond(self, environ: dict[str, Any]) -> Response:
         path = environ.get("PATH_INFO", "") or "/"
         method = environ.get("REQUEST_METHOD", "")
@@ -153,16 +157,23 @@ class RemoteStorageApp(AppBase):
                 ctx,
                 **self.write_limits,
             )
-        response = handle_read(
-            body,
-            headers,
-            self.storage,
-            ctx,
-            **self.read_limits,
-        )
-        # A streamed read's body is lazy: compute its first frame before the
-        # status goes out, so a storage failure up to there is an error status.
-        return prime_response(response)
+        # The answer is built (a SAMPLES body whole, a streamed one up to its
+        # first frame) while holding one of max_concurrent_reads slots.
+        if not self._read_slots.acquire(timeout=self.read_queue_timeout):
+            return self.reads_busy()
+        try:
+            response = handle_read(
+                body,
+                headers,
+                self.storage,
+                ctx,
+                **self.read_limits,
+            )
+            # A streamed read's body is lazy: compute its first frame before the
+            # status goes out, so a storage failure up to there is an error status.
+            return prime_response(response)
+        finally:
+            self._read_slots.release()
 
 
 def _headers(environ: dict[str, Any]) -> dict[str, str]:
