@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import gc
 import http.client
-import socket
 import subprocess
-import sys
-import threading
-import time
 import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +25,7 @@ from promwire.codec.decoder import cache_info, clear_caches, decode_write_reques
 from promwire.codec.messages import BucketSpan, Histogram, MetricMetadata, MetricType
 from promwire.codec.wire import varint
 from promwire.server.handlers.common import DEFAULT_MAX_DECOMPRESSED_SIZE
-from tests.support.prometheus import free_port
+from tests.support.serve_process import serve_process
 
 REPO = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
@@ -85,36 +81,8 @@ def _post(port: int, body: bytes) -> tuple[int, str]:
 
 @contextmanager
 def _serve(db: Path, server: str) -> Iterator[tuple[int, subprocess.Popen[str], list[str]]]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "promwire.server.runner"),
-            *("--db", str(db), "--listen", f"127.0.0.1:{port}", "--server", server),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    assert proc.stdout is not None
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, f"promwire serve exited: {lines}"
-            assert time.monotonic() < deadline, "promwire serve did not start listening"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield port, proc, lines
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        reader.join(5)
+    with serve_process(db, server) as served:
+        yield served.port, served.proc, served.lines
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "wsgiref"])

@@ -11,11 +11,7 @@ and with the decoder's caches warm, and through a real ``promwire serve``.
 from __future__ import annotations
 
 import http.client
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,7 +45,7 @@ from promwire.codec.labelset import label_set_problem
 from promwire.codec.wire import varint
 from promwire.server.handlers.write import handle_write
 from promwire.stores.sqlite import SQLiteStorage
-from tests.support.prometheus import free_port
+from tests.support.serve_process import serve_process
 
 REPO = Path(__file__).resolve().parent.parent
 RW1 = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
@@ -198,30 +194,8 @@ def _post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
 
 @contextmanager
 def _serve(db: Path, server: str) -> Iterator[int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "promwire.server.runner"),
-            *("--db", str(db), "--listen", f"127.0.0.1:{port}", "--server", server),
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, "promwire serve exited"
-            assert time.monotonic() < deadline, "promwire serve did not start listening"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with serve_process(db, server) as served:
+        yield served.port
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "wsgiref"])
