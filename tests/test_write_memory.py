@@ -27,7 +27,6 @@ from promwire.codec.wire import varint
 from promwire.server.handlers.common import DEFAULT_MAX_DECOMPRESSED_SIZE
 from tests.support.serve_process import serve_process
 
-REPO = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
 #: How far ``promwire serve``'s RSS may rise over its baseline after the 20 refused
 #: requests (docs/robustness.md, "Memory bounds of a write"): one request's

@@ -47,7 +47,6 @@ from promwire.server.handlers.write import handle_write
 from promwire.stores.sqlite import SQLiteStorage
 from tests.support.serve_process import serve_process
 
-REPO = Path(__file__).resolve().parent.parent
 RW1 = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
 T0 = 1_700_000_000_000
 
