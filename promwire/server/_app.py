@@ -15,6 +15,10 @@ from .guards import (
     DEFAULT_MAX_BUFFERED_BYTES,
     BadContentLength,
     BodyBudget,
+    BodyTimeout,
+    BodyTooLarge,
+    OverBudget,
+    Reservation,
     host_allowed,
     origin_allowed,
     parse_content_length,
@@ -160,6 +164,38 @@ class AppBase:
             f"too many concurrent remote reads (limit {self.max_concurrent_reads}); retry later",
             [("Retry-After", "1")],
         )
+
+    def admit(
+        self, path: str, method: str, headers: Mapping[str, str]
+    ) -> Response | tuple[Reservation, int | None]:
+        """Everything decided before the body is read: the early answer (404,
+        405, 403, 400 for a bad Content-Length, 413, 503), or the bytes of
+        ``max_buffered_bytes`` reserved for the body (its declared
+        Content-Length up front) with that length. ``headers`` has
+        lower-case names; the caller releases the reservation."""
+        early = self.route(path, method) or self.refuse(path, headers)
+        if early is not None:
+            return early
+        declared = self.declared_length(path, headers)
+        if isinstance(declared, Response):
+            return declared
+        if declared is not None and declared > self.max_body_size:
+            return self.too_large(path, headers)
+        held = self.budget.hold()
+        if not held.grow_to(declared or 0):
+            return self.busy(path, headers)
+        return held, declared
+
+    def body_refused(self, exc: Exception, path: str, headers: Mapping[str, str]) -> Response:
+        """The answer to a body that failed to arrive (``BodyTooLarge``, ``BodyTimeout``,
+        ``OverBudget`` from :mod:`promwire.server.guards`)."""
+        if isinstance(exc, BodyTooLarge):
+            return self.too_large(path, headers)
+        if isinstance(exc, BodyTimeout):
+            return self.body_timed_out(path, headers)
+        if isinstance(exc, OverBudget):
+            return self.busy(path, headers)
+        raise exc
 
     def route(self, path: str, method: str) -> Response | None:
         """The 404 or 405 answer for a request, or ``None`` when it is for an endpoint."""

@@ -37,7 +37,7 @@ from typing import Any
 
 from ..stores.protocol import RequestContext
 from ._app import AppBase
-from .guards import Reservation
+from .guards import BodyTimeout, BodyTooLarge, OverBudget, Reservation
 from .handlers import (
     Response,
     aprime_response,
@@ -57,19 +57,7 @@ def _next_or_none(it: Iterator[bytes]) -> bytes | None:
     return next(it, None)
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class _Disconnected(Exception):
-    pass
-
-
-class _BodyTimeout(Exception):
-    pass
-
-
-class _OverBudget(Exception):
     pass
 
 
@@ -105,30 +93,16 @@ class RemoteStorageApp(AppBase):
 
     async def _respond(self, scope: Scope, receive: Receive) -> Response:
         path = _route_path(scope)
-        early = self.route(path, str(scope.get("method")))
-        if early is not None:
-            return early
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        refused = self.refuse(path, headers)
-        if refused is not None:
-            return refused
-        declared = self.declared_length(path, headers)
-        if isinstance(declared, Response):
-            return declared
-        if declared is not None and declared > self.max_body_size:
-            return self.too_large(path, headers)
-        held = self.budget.hold()
-        if not held.grow_to(declared or 0):
-            return self.busy(path, headers)
+        admitted = self.admit(path, str(scope.get("method")), headers)
+        if isinstance(admitted, Response):
+            return admitted
+        held, _ = admitted
         try:
             try:
                 body = await _read_body(receive, self.max_body_size, held, self.body_timeout)
-            except _BodyTooLarge:
-                return self.too_large(path, headers)
-            except _BodyTimeout:
-                return self.body_timed_out(path, headers)
-            except _OverBudget:
-                return self.busy(path, headers)
+            except (BodyTooLarge, BodyTimeout, OverBudget) as exc:
+                return self.body_refused(exc, path, headers)
             return await self._handle(scope, path, headers, body)
         finally:
             held.release()
@@ -207,19 +181,19 @@ async def _read_body(receive: Receive, limit: int, held: Reservation, timeout: f
     while True:
         remaining = deadline - asyncio.get_running_loop().time()
         if remaining <= 0:
-            raise _BodyTimeout
+            raise BodyTimeout
         try:
             message = await asyncio.wait_for(receive(), remaining)
         except asyncio.TimeoutError:
-            raise _BodyTimeout from None
+            raise BodyTimeout from None
         if message["type"] == "http.disconnect":
             raise _Disconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise _BodyTooLarge
+            raise BodyTooLarge
         if not held.grow_to(size):
-            raise _OverBudget
+            raise OverBudget
         parts.append(chunk)
         if not message.get("more_body", False):
             return b"".join(parts)

@@ -25,6 +25,9 @@ __all__ = [
     "LOOPBACK_HOSTS",
     "BadContentLength",
     "BodyBudget",
+    "BodyTimeout",
+    "BodyTooLarge",
+    "OverBudget",
     "Reservation",
     "host_allowed",
     "origin_allowed",
@@ -52,6 +55,19 @@ LOOPBACK_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
 
 class BadContentLength(ValueError):
     """A Content-Length that is not a plain decimal number."""
+
+
+# How reading a body can fail; the apps answer each through AppBase.body_refused.
+class BodyTooLarge(Exception):
+    """The body grew past ``max_body_size`` (413)."""
+
+
+class BodyTimeout(Exception):
+    """The body was not in within ``body_timeout`` (408)."""
+
+
+class OverBudget(Exception):
+    """The body no longer fits in ``max_buffered_bytes`` (503)."""
 
 
 def parse_content_length(value: str | None) -> int | None:

@@ -36,7 +36,7 @@ from wsgiref.util import is_hop_by_hop
 
 from ..stores.protocol import RequestContext
 from ._app import AppBase
-from .guards import Reservation
+from .guards import BodyTimeout, BodyTooLarge, OverBudget, Reservation
 from .handlers import (
     Response,
     handle_read,
@@ -64,18 +64,6 @@ _REASONS = {
 }
 
 _READ_SIZE = 64 * 1024
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-class _BodyTimeout(Exception):
-    pass
-
-
-class _OverBudget(Exception):
-    pass
 
 
 class RemoteStorageApp(AppBase):
@@ -110,30 +98,16 @@ class RemoteStorageApp(AppBase):
     def _respond(self, environ: dict[str, Any]) -> Response:
         path = environ.get("PATH_INFO", "") or "/"
         method = environ.get("REQUEST_METHOD", "")
-        early = self.route(path, method)
-        if early is not None:
-            return early
         headers = _headers(environ)
-        refused = self.refuse(path, headers)
-        if refused is not None:
-            return refused
-        declared = self.declared_length(path, headers)
-        if isinstance(declared, Response):
-            return declared
-        if declared is not None and declared > self.max_body_size:
-            return self.too_large(path, headers)
-        held = self.budget.hold()
-        if not held.grow_to(declared or 0):
-            return self.busy(path, headers)
+        admitted = self.admit(path, method, headers)
+        if isinstance(admitted, Response):
+            return admitted
+        held, declared = admitted
         try:
             try:
                 body = _read_body(environ, declared, self.max_body_size, held, self.body_timeout)
-            except _BodyTooLarge:
-                return self.too_large(path, headers)
-            except _BodyTimeout:
-                return self.body_timed_out(path, headers)
-            except _OverBudget:
-                return self.busy(path, headers)
+            except (BodyTooLarge, BodyTimeout, OverBudget) as exc:
+                return self.body_refused(exc, path, headers)
             return self._handle(environ, path, method, headers, body)
         finally:
             held.release()
@@ -215,18 +189,18 @@ def _read_body(
     size = 0
     while remaining > 0:
         if time.monotonic() > deadline:
-            raise _BodyTimeout
+            raise BodyTimeout
         try:
             chunk = stream.read(min(_READ_SIZE, remaining))
         except TimeoutError:
-            raise _BodyTimeout from None
+            raise BodyTimeout from None
         if not chunk:
             break
         size += len(chunk)
         remaining -= len(chunk)
         if size > limit:
-            raise _BodyTooLarge
+            raise BodyTooLarge
         if not held.grow_to(size):
-            raise _OverBudget
+            raise OverBudget
         parts.append(chunk)
     return b"".join(parts)
