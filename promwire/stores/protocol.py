@@ -94,6 +94,7 @@ __all__ = [
     "RemoteStorage",
     "RequestContext",
     "WriteOutcome",
+    "result_samples",
 ]
 
 #: What ``accepted_protocols`` defaults to: both messages (v2 through the conversion).
@@ -203,7 +204,8 @@ class RequestContext:
     budget: ReadBudget | None = None
 
 
-def _result_size(result: QueryResult) -> int:
+def result_samples(result: QueryResult) -> int:
+    """Samples + histograms in a query result: what ``max_read_samples`` counts."""
     return sum(len(ts.samples) + len(ts.histograms) for ts in result.timeseries)
 
 
@@ -279,7 +281,7 @@ class BaseStorage:
             result = self.process_query(ctx, query)
             results.append(result)
             if budget is not None:
-                total += _result_size(result)
+                total += result_samples(result)
                 budget.at_least_samples(total)
         return ReadResponse(results=results)
 
@@ -309,7 +311,7 @@ class AsyncBaseStorage:
             nonlocal total
             result = await self.process_query(ctx, query)
             if budget is not None:
-                total += _result_size(result)
+                total += result_samples(result)
                 budget.at_least_samples(total)
                 budget.check_time()
             return result

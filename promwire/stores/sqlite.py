@@ -569,9 +569,7 @@ class SQLiteStorage(BaseStorage):
                 budget=budget,
             )
         except sqlite3.Error as exc:
-            if budget is not None and budget.expired():
-                raise budget.timeout_error() from exc
-            raise StorageError(f"sqlite read failed: {exc}") from exc
+            raise _read_failure(exc, budget) from exc
         return QueryResult(timeseries=series)
 
     def process_query_chunks(self, ctx: Any, query: Query) -> Iterator[TimeSeries]:
@@ -653,9 +651,7 @@ class SQLiteStorage(BaseStorage):
                     with _deadline(self._writer, budget):
                         return fn(self._writer)
             except sqlite3.Error as exc:
-                if budget is not None and budget.expired():
-                    raise budget.timeout_error() from exc
-                raise StorageError(f"sqlite read failed: {exc}") from exc
+                raise _read_failure(exc, budget) from exc
 
         try:
             yield run
@@ -702,6 +698,14 @@ def _file_access_problem(path: str) -> str | None:
         if not os.access(target, os.W_OK):
             return f"attempt to write a readonly database: no write access to {target}"
     return None
+
+
+def _read_failure(exc: sqlite3.Error, budget: ReadBudget | None) -> Exception:
+    """What a read failing in SQLite raises: the budget's 503 when its time ran
+    out (the progress handler interrupted the statement), else a 500."""
+    if budget is not None and budget.expired():
+        return budget.timeout_error()
+    return StorageError(f"sqlite read failed: {exc}")
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from ...codec.decoder import decode
 from ...codec.encoder import encode
 from ...codec.messages import ReadRequest, ReadResponse, ResponseType
 from ...errors import LimitExceeded, StorageError, UnsupportedMediaType
-from ...stores.protocol import ReadBudget
+from ...stores.protocol import ReadBudget, result_samples
 from .common import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_MAX_DECOMPRESSED_SIZE,
@@ -133,9 +133,7 @@ def _samples_response(request: ReadRequest, response: ReadResponse, budget: Read
             f"storage answered {len(response.results)} results for {len(request.queries)} queries"
         )
     # The storage may have ignored the budget: count the finished answer too.
-    budget.at_least_samples(
-        sum(len(ts.samples) + len(ts.histograms) for r in response.results for ts in r.timeseries)
-    )
+    budget.at_least_samples(sum(map(result_samples, response.results)))
     return Response(
         200,
         [("Content-Type", PROTOBUF), ("Content-Encoding", "snappy")],
