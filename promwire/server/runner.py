@@ -46,11 +46,12 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ..stores.regex import DEFAULT_MAX_REGEX_LENGTH
 from ..stores.sqlite import SQLiteStorage
-from ._app import DEFAULT_MAX_CONCURRENT_READS
+from ._app import DEFAULT_MAX_CONCURRENT_READS, DEFAULT_READ_QUEUE_TIMEOUT
 from .guards import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
@@ -147,6 +148,81 @@ def _stop_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
+@dataclass(frozen=True)
+class _Limit:
+    """A positive-number keyword of :func:`serve` and its flag (``--name-with-dashes``)."""
+
+    name: str
+    default: int | float  # its type is the flag's type
+    metavar: str
+    help: str
+
+
+_LIMITS = (
+    _Limit(
+        "header_timeout",
+        DEFAULT_HEADER_TIMEOUT,
+        "SECONDS",
+        "close a connection whose request headers take longer",
+    ),
+    _Limit(
+        "body_timeout",
+        DEFAULT_BODY_TIMEOUT,
+        "SECONDS",
+        "answer 408 to a request body taking longer",
+    ),
+    _Limit(
+        "idle_timeout",
+        DEFAULT_IDLE_TIMEOUT,
+        "SECONDS",
+        "close a kept-alive connection idle this long",
+    ),
+    _Limit(
+        "max_connections", DEFAULT_MAX_CONNECTIONS, "N", "connections served at once; more get 503"
+    ),
+    _Limit(
+        "max_buffered_bytes",
+        DEFAULT_MAX_BUFFERED_BYTES,
+        "BYTES",
+        "request-body bytes held at once over all requests; a request that would pass it gets 503",
+    ),
+    _Limit(
+        "max_read_queries", DEFAULT_MAX_READ_QUERIES, "N", "queries in one remote read; more is 400"
+    ),
+    _Limit(
+        "max_read_samples",
+        DEFAULT_MAX_READ_SAMPLES,
+        "N",
+        "samples in one SAMPLES answer, counted while the store reads; more is 400",
+    ),
+    _Limit(
+        "max_read_series",
+        DEFAULT_MAX_READ_SERIES,
+        "N",
+        "series one read may examine against its matchers; more is 400",
+    ),
+    _Limit(
+        "max_read_seconds",
+        DEFAULT_MAX_READ_SECONDS,
+        "SECONDS",
+        "time one read may take (streamed: between two frames); longer is 503",
+    ),
+    _Limit(
+        "max_concurrent_reads",
+        DEFAULT_MAX_CONCURRENT_READS,
+        "N",
+        f"remote reads handled at once; another waits up to {DEFAULT_READ_QUEUE_TIMEOUT:g} s "
+        "for a slot, then 503",
+    ),
+    _Limit(
+        "max_regex_length",
+        DEFAULT_MAX_REGEX_LENGTH,
+        "CHARS",
+        "longest regex in a label matcher; longer is 400",
+    ),
+)
+
+
 def serve(
     db: str = "promwire.db",
     listen: str = "127.0.0.1:9201",
@@ -176,26 +252,15 @@ def serve(
     or limit, :class:`UnusableDatabase` for a ``db`` that cannot be opened,
     ``OSError`` when the address cannot be bound (wsgiref; uvicorn exits).
     """
+    arguments = locals()  # the keywords as given, checked against _LIMITS below
     host, port = parse_listen(listen)
     if server == "auto":
         server = "uvicorn" if importlib.util.find_spec("uvicorn") else "wsgiref"
     if server not in ("uvicorn", "wsgiref"):
         raise ValueError(f"unknown server {server[:40]!r}: use auto, uvicorn or wsgiref")
-    for name, value in (
-        ("header_timeout", header_timeout),
-        ("body_timeout", body_timeout),
-        ("idle_timeout", idle_timeout),
-        ("max_connections", max_connections),
-        ("max_buffered_bytes", max_buffered_bytes),
-        ("max_read_queries", max_read_queries),
-        ("max_read_samples", max_read_samples),
-        ("max_read_series", max_read_series),
-        ("max_read_seconds", max_read_seconds),
-        ("max_regex_length", max_regex_length),
-        ("max_concurrent_reads", max_concurrent_reads),
-    ):
-        if not value > 0:
-            raise ValueError(f"{name} must be > 0")
+    for limit in _LIMITS:
+        if not arguments[limit.name] > 0:
+            raise ValueError(f"{limit.name} must be > 0")
     if allowed_hosts is None and is_loopback(host):
         allowed_hosts = (*LOOPBACK_HOSTS, host)
     app_options: dict[str, Any] = {
@@ -284,44 +349,16 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="HTTP server (default auto: uvicorn if installed, else the standard library's)",
     )
-    seconds = _positive(float)
-    parser.add_argument(
-        "--header-timeout",
-        type=seconds,
-        default=DEFAULT_HEADER_TIMEOUT,
-        metavar="SECONDS",
-        help="close a connection whose request headers take longer "
-        f"(default {DEFAULT_HEADER_TIMEOUT:g})",
-    )
-    parser.add_argument(
-        "--body-timeout",
-        type=seconds,
-        default=DEFAULT_BODY_TIMEOUT,
-        metavar="SECONDS",
-        help=f"answer 408 to a request body taking longer (default {DEFAULT_BODY_TIMEOUT:g})",
-    )
-    parser.add_argument(
-        "--idle-timeout",
-        type=seconds,
-        default=DEFAULT_IDLE_TIMEOUT,
-        metavar="SECONDS",
-        help=f"close a kept-alive connection idle this long (default {DEFAULT_IDLE_TIMEOUT:g})",
-    )
-    parser.add_argument(
-        "--max-connections",
-        type=_positive(int),
-        default=DEFAULT_MAX_CONNECTIONS,
-        metavar="N",
-        help=f"connections served at once; more get 503 (default {DEFAULT_MAX_CONNECTIONS})",
-    )
-    parser.add_argument(
-        "--max-buffered-bytes",
-        type=_positive(int),
-        default=DEFAULT_MAX_BUFFERED_BYTES,
-        metavar="BYTES",
-        help="request-body bytes held at once over all requests; a request that would "
-        f"pass it gets 503 (default {DEFAULT_MAX_BUFFERED_BYTES})",
-    )
+    for limit in _LIMITS:
+        kind = type(limit.default)
+        shown = f"{limit.default:g}" if kind is float else str(limit.default)
+        parser.add_argument(
+            "--" + limit.name.replace("_", "-"),
+            type=_positive(kind),
+            default=limit.default,
+            metavar=limit.metavar,
+            help=f"{limit.help} (default {shown})",
+        )
     parser.add_argument(
         "--allowed-origin",
         action="append",
@@ -338,72 +375,15 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="accept only requests whose Host header names NAME (repeatable; '*' any). "
         "Default: localhost, 127.0.0.1 and ::1 when listening on loopback, else any",
     )
-    parser.add_argument(
-        "--max-read-queries",
-        type=_positive(int),
-        default=DEFAULT_MAX_READ_QUERIES,
-        metavar="N",
-        help=f"queries in one remote read; more is 400 (default {DEFAULT_MAX_READ_QUERIES})",
-    )
-    parser.add_argument(
-        "--max-read-samples",
-        type=_positive(int),
-        default=DEFAULT_MAX_READ_SAMPLES,
-        metavar="N",
-        help="samples in one SAMPLES answer, counted while the store reads; more is 400 "
-        f"(default {DEFAULT_MAX_READ_SAMPLES})",
-    )
-    parser.add_argument(
-        "--max-read-series",
-        type=_positive(int),
-        default=DEFAULT_MAX_READ_SERIES,
-        metavar="N",
-        help="series one read may examine against its matchers; more is 400 "
-        f"(default {DEFAULT_MAX_READ_SERIES})",
-    )
-    parser.add_argument(
-        "--max-read-seconds",
-        type=seconds,
-        default=DEFAULT_MAX_READ_SECONDS,
-        metavar="SECONDS",
-        help="time one read may take (streamed: between two frames); longer is 503 "
-        f"(default {DEFAULT_MAX_READ_SECONDS:g})",
-    )
-    parser.add_argument(
-        "--max-concurrent-reads",
-        type=_positive(int),
-        default=DEFAULT_MAX_CONCURRENT_READS,
-        metavar="N",
-        help="remote reads handled at once; another waits up to 10 s for a slot, then 503 "
-        f"(default {DEFAULT_MAX_CONCURRENT_READS})",
-    )
-    parser.add_argument(
-        "--max-regex-length",
-        type=_positive(int),
-        default=DEFAULT_MAX_REGEX_LENGTH,
-        metavar="CHARS",
-        help="longest regex in a label matcher; longer is 400 "
-        f"(default {DEFAULT_MAX_REGEX_LENGTH})",
-    )
 
 
 def serve_options(args: argparse.Namespace) -> dict[str, Any]:
     """:func:`serve` keywords from parsed :func:`add_serve_options` options."""
     return {
         "server": args.server,
-        "header_timeout": args.header_timeout,
-        "body_timeout": args.body_timeout,
-        "idle_timeout": args.idle_timeout,
-        "max_connections": args.max_connections,
-        "max_buffered_bytes": args.max_buffered_bytes,
         "allowed_origins": args.allowed_origin,
         "allowed_hosts": args.allowed_host,
-        "max_read_queries": args.max_read_queries,
-        "max_read_samples": args.max_read_samples,
-        "max_read_series": args.max_read_series,
-        "max_read_seconds": args.max_read_seconds,
-        "max_regex_length": args.max_regex_length,
-        "max_concurrent_reads": args.max_concurrent_reads,
+        **{limit.name: getattr(args, limit.name) for limit in _LIMITS},
     }
 
 
