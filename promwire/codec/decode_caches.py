@@ -100,20 +100,28 @@ def _sized(key: bytes) -> int:
     return 2 * len(key) if key.isascii() else 5 * len(key)
 
 
+def _charge(name: str, cache: dict[bytes, Any], cost: int) -> bool:
+    """Account ``cost`` more bytes to cache ``name``; the caller holds ``_lock``.
+
+    False when the entry alone is over the budget (not to be stored); a cache
+    that would go over its budget is emptied first.
+    """
+    budget = _budget[name]
+    if cost > budget:
+        return False
+    used = _used[name] + cost
+    if used > budget:
+        cache.clear()
+        used = cost
+    _used[name] = used
+    return True
+
+
 def _admit(name: str, cache: dict[bytes, Any], key: bytes, value: Any, cost: int) -> None:
     """Store ``key -> value`` charged ``cost`` bytes, emptying the cache first if it is full."""
     with _lock:
-        if key in cache:
-            return
-        budget = _budget[name]
-        if cost > budget:
-            return
-        used = _used[name] + cost
-        if used > budget:
-            cache.clear()
-            used = cost
-        cache[key] = value
-        _used[name] = used
+        if key not in cache and _charge(name, cache, cost):
+            cache[key] = value
 
 
 def remember_pair(key: bytes, label: m.Label) -> None:
@@ -123,20 +131,9 @@ def remember_pair(key: bytes, label: m.Label) -> None:
 
 def _store_pairs(missed: list[tuple[bytes, m.Label]]) -> None:
     """The pair inserts of :func:`remember_pairs`; the caller holds ``_lock``."""
-    budget = _budget["pairs"]
-    used = _used["pairs"]
     for key, label in missed:
-        n = len(key)
-        cost = _PAIR_FIXED + (n + n if key.isascii() else 5 * n)
-        used += cost
-        if used > budget:
-            if cost > budget:
-                used -= cost
-                continue
-            _pairs.clear()
-            used = cost
-        _pairs[key] = label
-    _used["pairs"] = used
+        if _charge("pairs", _pairs, _PAIR_FIXED + _sized(key)):
+            _pairs[key] = label
 
 
 def remember_pairs(missed: list[tuple[bytes, m.Label]]) -> None:
@@ -170,19 +167,12 @@ def remember_block(
         if missed:
             remember_pairs(missed)
         return
-    cost = _BLOCK_FIXED + (n + n if key.isascii() else 5 * n) + k * (8 + _LABEL)
+    cost = _BLOCK_FIXED + _sized(key) + k * (8 + _LABEL)
     with _lock:
         if missed:
             _store_pairs(missed)
-        budget = _budget["blocks"]
-        used = _used["blocks"] + cost
-        if used > budget:
-            if cost > budget:
-                return
-            _blocks.clear()
-            used = cost
-        _blocks[key] = block
-        _used["blocks"] = used
+        if _charge("blocks", _blocks, cost):
+            _blocks[key] = block
 
 
 def remember_span(key: bytes, span: m.BucketSpan) -> None:
