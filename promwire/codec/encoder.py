@@ -267,6 +267,16 @@ _ENTRY_OVERHEAD = 256  # bytes and str headers, dict slots
 _pack_sample = struct.Struct("<Bd").pack  # 09 + double
 
 
+def _charge(used: list[int], cost: int, budget: int, cache: dict[Any, Any]) -> None:
+    """Count ``cost`` more bytes in ``used[0]``, emptying ``cache`` first when
+    that would pass ``budget`` (the caller then stores its entry)."""
+    total = used[0] + cost
+    if total > budget:
+        cache.clear()
+        total = cost
+    used[0] = total
+
+
 def _label_record(label: m.Label, remember: bool = True) -> bytes:
     """``0a <len> <Label>``: a label's whole record, cached by value.
 
@@ -292,12 +302,8 @@ def _label_record(label: m.Label, remember: bool = True) -> bytes:
         if remember and len(rec) <= _LABEL_RECORD_CAP:
             # the record, plus the two key strings: at most 4 bytes a character
             cost = _ENTRY_OVERHEAD + len(rec) * (2 if name.isascii() and value.isascii() else 5)
-            used = _label_records_bytes[0] + cost
-            if used > _LABEL_CACHE_BYTES:
-                _label_records.clear()
-                used = cost
+            _charge(_label_records_bytes, cost, _LABEL_CACHE_BYTES, _label_records)
             _label_records.setdefault(name, {})[value] = rec
-            _label_records_bytes[0] = used
     return rec
 
 
@@ -550,12 +556,9 @@ def _metadata(md: m.MetricMetadata) -> bytes:
         body = _generic_metadata(md)
         if len(body) <= _METADATA_BODY_CAP:  # a long help text is not kept
             # the body and the key's strings (at most 4 bytes a character)
-            used = _metadata_bytes[0] + _ENTRY_OVERHEAD + 5 * len(body)
-            if used > _METADATA_CACHE_BYTES:
-                _metadata_bodies.clear()
-                used = _ENTRY_OVERHEAD + 5 * len(body)
+            cost = _ENTRY_OVERHEAD + 5 * len(body)
+            _charge(_metadata_bytes, cost, _METADATA_CACHE_BYTES, _metadata_bodies)
             _metadata_bodies[key] = body
-            _metadata_bytes[0] = used
     return body
 
 
