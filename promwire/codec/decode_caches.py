@@ -30,12 +30,12 @@ Lookups (hits) take no lock: dict get/set are atomic under the GIL. Inserts
 
 from __future__ import annotations
 
-import operator
 import sys
 import threading
 from typing import Any
 
 from . import messages as m
+from .labelset import label_set_problem
 
 __all__ = [
     "DEFAULT_BUDGETS",
@@ -76,8 +76,6 @@ _budget = dict(DEFAULT_BUDGETS)
 _cap = dict(DEFAULT_ENTRY_CAPS)
 _used = dict.fromkeys(_CACHES, 0)
 _lock = threading.Lock()
-_name_of = operator.attrgetter("name")
-_value_of = operator.attrgetter("value")
 
 # Fixed parts of an entry's cost: the key's bytes header, a dict slot (index
 # and entry, with the table's slack), the objects around the strings.
@@ -157,17 +155,11 @@ def remember_block(
     twice), so a cached block needs no check when it is found again. One
     lock for the block and its pairs: this runs on every block miss.
     """
-    if key is None or not any(map(_value_of, block)):
+    if key is None or len(key) > _cap["blocks"] or label_set_problem(block) is not None:
         if missed:
             remember_pairs(missed)
         return
-    n = len(key)
-    k = len(block)
-    if n > _cap["blocks"] or len(set(map(_name_of, block))) != k:
-        if missed:
-            remember_pairs(missed)
-        return
-    cost = _BLOCK_FIXED + _sized(key) + k * (8 + _LABEL)
+    cost = _BLOCK_FIXED + _sized(key) + len(block) * (8 + _LABEL)
     with _lock:
         if missed:
             _store_pairs(missed)
