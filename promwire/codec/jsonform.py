@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import base64
 import math
-import struct
 from typing import Any, TypeVar
 
 from ..errors import DecodeError
 from .fields import SCHEMAS, FieldSpec, Kind
-from .wire import double_bits
+from .wire import bits_double, double_bits
 
 __all__ = [
     "CANONICAL_NAN_BITS",
@@ -75,8 +74,7 @@ def float_from_text(text: str) -> float:
     bits = int(digits, 16)  # ValueError for a non-hex digit
     if bits & _EXP_MASK != _EXP_MASK or not bits & _FRACTION_MASK:
         raise ValueError(f"{text!r}: the bits are not a NaN")
-    value: float = struct.unpack("<d", struct.pack("<Q", bits))[0]
-    return value
+    return bits_double(bits)
 
 
 def _value_to_json(spec: FieldSpec, v: Any, keep_nan_bits: bool) -> Any:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import re
-import struct
 from collections.abc import Callable, Iterable, Iterator
 
 from ..errors import DecodeError
@@ -43,7 +42,7 @@ from .messages import (
     TimeSeries,
     WriteRequest,
 )
-from .wire import double_bits
+from .wire import bits_double, double_bits
 
 __all__ = [
     "STALE_NAN",
@@ -54,8 +53,8 @@ __all__ = [
     "parse_text",
 ]
 
-#: The stale marker as a Python float (struct keeps the signalling-NaN bits).
-STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
+#: The stale marker as a Python float (its signalling-NaN bits kept).
+STALE_NAN: float = bits_double(STALE_NAN_BITS)
 
 _TYPES = {
     "counter": MetricType.COUNTER,

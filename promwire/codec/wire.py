@@ -61,6 +61,11 @@ def double_bits(value: float) -> int:
     return int(_bits.unpack(_double.pack(value))[0])
 
 
+def bits_double(bits: int) -> float:
+    """The double whose IEEE-754 bit pattern is ``bits`` (the inverse of :func:`double_bits`)."""
+    return float(_double.unpack(_bits.pack(bits))[0])
+
+
 def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     """Read a base-128 varint of at most 10 bytes starting at ``pos``.
 
