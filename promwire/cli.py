@@ -574,17 +574,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_serve_parser(sub: Any) -> None:
+def _add_serve_parser(sub: Any, *, with_options: bool) -> None:
+    # The server's options come from promwire.server.runner, which imports the
+    # whole server (SQLite, regex engine, handlers: ~130 ms); loaded only when
+    # `serve` is the command, so `decode` and the others start without it.
     p = sub.add_parser(
         "serve",
         help="run promwire's remote write/read receiver",
         description="Run promwire's remote write/read receiver on SQLite. "
         "Exit codes: 2 bad option or --listen, 3 unusable --db, 1 the server cannot start.",
     )
-    try:
-        runner = importlib.import_module("promwire.server.runner")
-    except ImportError:
-        # Without the runner, `serve` still parses its options and then says what is missing.
+    runner = None
+    if with_options:
+        with contextlib.suppress(ImportError):
+            runner = importlib.import_module("promwire.server.runner")
+    if runner is None:
+        # Another command, or no runner: `serve` still parses (and then says what is missing).
         p.add_argument("--db", default="promwire.db", help="SQLite file (default promwire.db)")
         p.add_argument("--listen", default="127.0.0.1:9201", help="HOST:PORT (127.0.0.1:9201)")
         p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -596,7 +601,9 @@ def _add_serve_parser(sub: Any) -> None:
 # -------------------------------------------------------------------------- main
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, serve_options: bool = True) -> argparse.ArgumentParser:
+    """The command line's parser; ``serve_options=False`` leaves out the options
+    of ``serve`` (and the import of the server they need)."""
     parser = argparse.ArgumentParser(
         prog="promwire",
         description="Prometheus remote write / remote read from the command line.",
@@ -701,13 +708,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_http_options(p)
     p.set_defaults(func=cmd_read)
 
-    _add_serve_parser(sub)
+    _add_serve_parser(sub, with_options=serve_options)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = next((w for w in words if not w.startswith("-")), None)
+    args = build_parser(serve_options=command in (None, "serve")).parse_args(words)
     func: Callable[[argparse.Namespace], int] = args.func
     if snappy.BACKEND_PROBLEM is not None:
         # The library falls back with a warning; the command line refuses instead.
