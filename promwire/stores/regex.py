@@ -116,6 +116,11 @@ def _quote(pattern: str) -> str:
     return repr(short)
 
 
+def _invalid(pattern: str, reason: object) -> StorageRejected:
+    """The 400 for a pattern RE2 (or the python engine) refuses."""
+    return StorageRejected(f"invalid regex {_quote(pattern)} in label matcher: {reason}")
+
+
 class Regex:
     """A compiled matcher regex: ``matches(value)`` is Prometheus' ``=~``."""
 
@@ -173,9 +178,7 @@ def _check(pattern: str) -> Node:
         return parse(_wrap(pattern), max_depth=MAX_NESTING + 1)
     except RegexSyntaxError as exc:
         at = min(max(exc.pos - 4, 0), len(pattern))  # 4 = len("^(?:")
-        raise StorageRejected(
-            f"invalid regex {_quote(pattern)} in label matcher: {exc.what} (at offset {at})"
-        ) from None
+        raise _invalid(pattern, f"{exc.what} (at offset {at})") from None
 
 
 def _python_matcher(pattern: str, tree: Node | None = None) -> tuple[Matcher, int]:
@@ -183,7 +186,7 @@ def _python_matcher(pattern: str, tree: Node | None = None) -> tuple[Matcher, in
     try:
         prog, start = compile_program(tree or _check(pattern), max_insts=MAX_PROGRAM_SIZE)
     except ProgramTooLarge as exc:
-        raise StorageRejected(f"invalid regex {_quote(pattern)} in label matcher: {exc}") from None
+        raise _invalid(pattern, exc) from None
     units = min(1024 + 16 * len(prog.ops), 32 * 1024)
     size = _INST_BYTES * len(prog.ops) + _UNIT_BYTES * units
     matcher = Matcher(
@@ -209,9 +212,7 @@ def _build(pattern: str, engine: Engine) -> Regex:
         re2_obj = module.compile(_wrap(pattern), options)
     except module.error as exc:
         reason = str(exc).removeprefix("b'").removesuffix("'").partition(":")[0]
-        raise StorageRejected(
-            f"invalid regex {_quote(pattern)} in label matcher: {reason}"
-        ) from None
+        raise _invalid(pattern, reason) from None
     return Regex(pattern, engine, None, re2_obj, base + RE2_MAX_MEM)
 
 
