@@ -201,6 +201,10 @@ def _busy_answer() -> bytes:
     return head.encode() + body
 
 
+#: What a connection past ``max_connections`` is sent, built once.
+_BUSY = _busy_answer()
+
+
 class GuardedWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     """wsgiref's WSGI server, one thread per connection, with deadlines and a cap."""
 
@@ -262,7 +266,7 @@ class GuardedWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
         # still sending would otherwise get a reset instead of the 503).
         try:
             request.setblocking(False)
-            request.send(_busy_answer())
+            request.send(_BUSY)
         except OSError:
             pass
         try:
