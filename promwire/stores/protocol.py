@@ -46,6 +46,15 @@ Optional members (looked up with ``getattr``; a storage without them works):
     :class:`WriteOutcome` with the counts actually kept and the problems
     (a partial write: answered 400 with those counts).
 
+``write_columns(ctx, series: Sequence[SeriesColumns]) -> None``
+    Called instead of ``write`` for a remote write request (1.0, or 2.0 when
+    the storage has no ``write_v2``) when present: each
+    :class:`~promwire.codec.columns.SeriesColumns` holds a series' labels,
+    its float samples as ``array('q')`` timestamps and ``array('d')`` values
+    (no per-sample objects), and its histograms and exemplars as objects.
+    The same durability and failure rules as ``write``. Metadata of a v1
+    request is not passed (``write`` keeps getting it).
+
 ``process_query_chunks(ctx, query: Query) -> Iterable[ChunkedSeries | TimeSeries]``
     Used for streamed remote read (``STREAMED_XOR_CHUNKS``) instead of
     ``process_query``: yield the matching series one at a time, **sorted by
@@ -193,7 +202,10 @@ class RequestContext:
     ``headers`` has lower-case names. ``raw`` is the framework's own request
     object (ASGI scope, WSGI environ, ...) when an adapter created the context.
     ``budget`` is the :class:`ReadBudget` of a read request (set by the read
-    handlers; ``None`` for writes).
+    handlers; ``None`` for writes). ``tenant`` is the tenant the request was
+    authenticated for (``serve --tenant-header``); ``None`` means the single
+    default tenant. A storage that serves several tenants must keep them
+    apart: a read sees only its own tenant's series.
     """
 
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -202,6 +214,7 @@ class RequestContext:
     client: str | None = None
     raw: Any = None
     budget: ReadBudget | None = None
+    tenant: str | None = None
 
 
 def result_samples(result: QueryResult) -> int:
