@@ -130,6 +130,12 @@ class HATracker:
             mine = self._elected.get((tenant, cluster))
             return None if mine is None else mine.replica
 
+    def elected_replicas(self) -> dict[tuple[str, ...], float]:
+        """``{(tenant, cluster, replica): 1}`` for the replicas this process last saw
+        elected (the ``promwire_ha_elected_replica`` gauge)."""
+        with self._lock:
+            return {(t, c, e.replica): 1.0 for (t, c), e in self._elected.items()}
+
     def close(self) -> None:
         if self._db is not None:
             self._db.close()

@@ -209,6 +209,22 @@ class Metrics:
             json.dump(self.snapshot(), f)
         os.replace(tmp, path)  # atomic: a reader sees the old or the new file, never half
 
+    def start_flusher(self) -> None:
+        """Flush every ``flush_interval`` seconds in a daemon thread, so an idle
+        worker's last counts reach the other workers' scrapes too."""
+        if self.state_dir is None:
+            return
+
+        def run() -> None:
+            while True:
+                time.sleep(self.flush_interval)
+                try:
+                    self.flush()
+                except OSError:  # the state directory is gone: shutting down
+                    return
+
+        threading.Thread(target=run, name="promwire-metrics-flush", daemon=True).start()
+
     def _merged(self) -> tuple[dict[Key, float], dict[Key, list[float]]]:
         if self.state_dir is None:
             with self._lock:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .auth import Authenticator
+from .ha import HATracker
 from .handlers import Response, text_response
 from .health import HEALTHY_PATH, READY_PATH, health_response
 from .metrics import Metrics, MetricSpec
@@ -39,6 +40,12 @@ _ACTIVE_SERIES = MetricSpec(
     "gauge",
     ("tenant",),
 )
+_ELECTED = MetricSpec(
+    "promwire_ha_elected_replica",
+    "1 for the replica of each (tenant, cluster) currently elected (as this process last saw).",
+    "gauge",
+    ("tenant", "cluster", "replica"),
+)
 
 
 class Operations:
@@ -58,7 +65,9 @@ class Operations:
         access_log: bool = False,
         active_series: Callable[[], Mapping[str, int]] | None = None,
         timings: dict[int, float] | None = None,
+        ha: HATracker | None = None,
     ) -> None:
+        self.ha = ha
         self.storage = storage
         self.auth = auth if auth is not None and auth.enabled else None
         self.tenant_header = tenant_header.lower() if tenant_header else None
@@ -114,6 +123,8 @@ class Operations:
         if self.active_series is not None:
             counts = self.active_series()
             extra.append((_ACTIVE_SERIES, {(t,): float(n) for t, n in counts.items()}))
+        if self.ha is not None:
+            extra.append((_ELECTED, self.ha.elected_replicas()))
         return self.metrics.render(extra)
 
     # ------------------------------------------------------------- after the answer

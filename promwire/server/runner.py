@@ -70,7 +70,7 @@ from .handlers.common import (
     DEFAULT_MAX_READ_SERIES,
 )
 from .logs import configure_logging
-from .operator_options import OperatorOptions, add_operator_options, operator_options
+from .operator import OperatorOptions, add_operator_options, operator_options
 from .workers import bind_socket, run_workers
 
 __all__ = [
@@ -256,7 +256,7 @@ def serve(
     """Serve remote write and remote read on ``listen``, storing in the SQLite file ``db``.
 
     ``operator`` holds auth/TLS, tenants, HA and log options
-    (:class:`~promwire.server.operator_options.OperatorOptions`; docs/operations.md);
+    (:class:`~promwire.server.operator.OperatorOptions`; docs/operations.md);
     ``/metrics``, ``/-/healthy`` and ``/-/ready`` are always served.
     ``workers`` processes share the port (uvicorn only, see
     :mod:`promwire.server.workers`); on SIGTERM each stops accepting, finishes
@@ -389,6 +389,7 @@ def _run_uvicorn(
     from .asgi import RemoteStorageApp as AsgiApp
 
     wrapped, ops = settings.assemble(storage, worker=worker, workers=workers, state_dir=state_dir)
+    ops.metrics.start_flusher()
     try:
         app = AsgiApp(wrapped, WRITE_PATH, READ_PATH, operations=ops, **app_options)
         config = uvicorn.Config(app, log_level="warning", access_log=False, **uv_options)

@@ -5,7 +5,7 @@
 the per-tenant limits), HA pairs (``--ha-*``) and logs (``--log-level``,
 ``--access-log``); :meth:`OperatorOptions.assemble` turns them into the
 storage the app calls (tenancy, HA, limits and metrics around the store, see
-:mod:`promwire.server.operated_storage` and :mod:`promwire.stores.tenancy`)
+:mod:`promwire.server.operated` and :mod:`promwire.stores.tenancy`)
 and the :class:`~promwire.server.operations.Operations` of the app.
 """
 
@@ -22,7 +22,7 @@ from .auth import Authenticator, read_token_file
 from .ha import DEFAULT_FAILOVER_TIMEOUT, HATracker
 from .logs import LEVELS
 from .metrics import Metrics
-from .operated_storage import operated_storage
+from .operated import operated_storage
 from .operations import Operations
 from .tenant_limits import DEFAULT_SERIES_IDLE_TIMEOUT, TenantLimits
 from .webconfig import WebConfig, WebConfigError, load_web_config
@@ -118,6 +118,7 @@ class OperatorOptions:
             access_log=self.access_log,
             active_series=limits.active_series if limits.max_series else None,
             timings=wrapped.timings,
+            ha=ha,
         )
         return wrapped, ops
 
