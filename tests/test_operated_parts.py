@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import io
 import re
 from array import array
 from collections.abc import Sequence
@@ -310,7 +311,7 @@ def call(app: RemoteStorageApp, path: str, method: str = "GET", **headers: str) 
         "REQUEST_METHOD": method,
         "CONTENT_TYPE": "application/x-protobuf",
         "CONTENT_LENGTH": str(len(body)),
-        "wsgi.input": __import__("io").BytesIO(body),
+        "wsgi.input": io.BytesIO(body),
         **{"HTTP_" + k.upper(): v for k, v in headers.items()},
     }
     answer: list[Any] = []
