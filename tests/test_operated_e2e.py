@@ -232,7 +232,7 @@ def read_series(port: int, tenant: str, name: str) -> list[TimeSeries]:
 
 def test_tenants_are_kept_apart_and_limited(tmp_path: Path) -> None:
     options = ["--tenant-header", "X-Scope-OrgID", "--tenant-ingestion-rate", "5"]
-    options += ["--tenant-max-series", "3"]
+    options += ["--tenant-max-series", "3", "--access-log", "--log-level", "info"]
     with serve_process(tmp_path / "t.db", "uvicorn", options=options) as served:
         port = served.port
         write = "/api/v1/write"
@@ -270,6 +270,7 @@ def test_tenants_are_kept_apart_and_limited(tmp_path: Path) -> None:
         time.sleep(0.3)
     log = "".join(served.lines)
     assert re.search(r"status=429 tenant=a", log) and "Traceback" not in log
+    assert re.search(r"level=info logger=promwire.access msg=request endpoint=/api/v1/read", log)
 
 
 def test_ha_pair_stores_one_copy_and_fails_over(prometheus_bin: str, tmp_path: Path) -> None:

@@ -344,3 +344,20 @@ def test_app_refuses_before_decoding_and_serves_metrics(tmp_path: Path) -> None:
     assert call(app, "/-/healthy", AUTHORIZATION=good)[0] == 200
     inner.close()
     assert call(app, "/-/ready", AUTHORIZATION=good)[0] == 503
+
+
+def test_serve_refuses_bad_operator_options_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from promwire.server.runner import main
+
+    web = tmp_path / "web.yml"
+    web.write_text("tls_server_config:\n  cert_file: nope.crt\n  key_file: nope.key\n")
+    db = str(tmp_path / "x.db")
+    assert main(["--db", db, "--listen", "127.0.0.1:0", "--web-config", str(web)]) == 2
+    assert "--web-config: cannot load TLS files" in capsys.readouterr().err
+    assert main(["--db", db, "--tenant-ingestion-rate", "5"]) == 2
+    assert "need --tenant-header" in capsys.readouterr().err
+    assert main(["--db", db, "--ha-cluster-label", "cluster"]) == 2
+    assert main(["--db", db, "--bearer-token-file", str(tmp_path / "missing")]) == 2
+    assert "--bearer-token-file" in capsys.readouterr().err
