@@ -63,6 +63,9 @@ def test_basic_auth_and_bearer_tokens() -> None:
     assert auth.check("Basic !!!") == "malformed basic credentials"
     assert auth.check("Digest x") is not None
     assert len(auth._cache) == 1  # one remembered success, no password kept
+    assert auth.remembered(basic("alice", "s3cret"))
+    assert not auth.remembered(basic("alice", "wrong"))
+    assert not auth.remembered(basic("bob", "s3cret")) and not auth.remembered("Bearer tok-1")
     assert Authenticator().check(None) is None  # nothing configured: open
 
 

@@ -102,7 +102,7 @@ class RemoteStorageApp(AppBase):
         started = time.perf_counter()
         note = RequestNote()
         method = str(scope.get("method"))
-        if ops.needs_auth_thread():  # a bcrypt run takes ~100 ms: not on the event loop
+        if ops.needs_auth_thread(headers):  # a bcrypt run takes ~100 ms: not on the event loop
             denied = await asyncio.to_thread(ops.unauthorized, headers)
         else:
             denied = ops.unauthorized(headers)

@@ -83,16 +83,36 @@ class Authenticator:
             ok |= hmac.compare_digest(token, given)
         return None if ok else "wrong bearer token"
 
-    def _check_basic(self, credentials: str) -> str | None:
+    def remembered(self, authorization: str | None) -> bool:
+        """Whether these basic credentials passed before (a check without bcrypt:
+        an async server needs no thread for them)."""
+        scheme, _, credentials = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        found = self._key(credentials.strip())
+        if found is None or found[1] is None:
+            return False
+        with self._lock:
+            return found[0] in self._cache
+
+    def _key(self, credentials: str) -> tuple[bytes, bytes | None, str, str] | None:
+        """(cache key, stored hash, user, password) of basic credentials, ``None`` if malformed."""
         try:
             decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            return "malformed basic credentials"
+            return None
         user, sep, password = decoded.partition(":")
         if not sep:
-            return "malformed basic credentials"
+            return None
         hashed = self.users.get(user)
         key = hashlib.sha256(b"\0".join((user.encode(), hashed or b"", password.encode()))).digest()
+        return key, hashed, user, password
+
+    def _check_basic(self, credentials: str) -> str | None:
+        found = self._key(credentials)
+        if found is None:
+            return "malformed basic credentials"
+        key, hashed, _, password = found
         with self._lock:
             if hashed is not None and key in self._cache:
                 return None

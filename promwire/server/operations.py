@@ -82,9 +82,13 @@ class Operations:
         """Whether ``path`` is one of the paths answered here (metrics, health)."""
         return path in (METRICS_PATH, HEALTHY_PATH, READY_PATH)
 
-    def needs_auth_thread(self) -> bool:
-        """Whether checking credentials may take a bcrypt run (run it off the event loop)."""
-        return self.auth is not None and bool(self.auth.users)
+    def needs_auth_thread(self, headers: Mapping[str, str]) -> bool:
+        """Whether checking this request's credentials may take a bcrypt run (then run
+        it off the event loop); credentials that passed before never do."""
+        auth = self.auth
+        if auth is None or not auth.users:
+            return False
+        return not auth.remembered(headers.get("authorization"))
 
     def unauthorized(self, headers: Mapping[str, str]) -> tuple[Response, str] | None:
         """The 401 (and the reason, for the log) for a request without valid
