@@ -47,6 +47,7 @@ import sqlite3
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -368,8 +369,18 @@ def serve(
                 _stop_on_sigterm()
                 with contextlib.suppress(KeyboardInterrupt):
                     httpd.serve_forever()
+                _drain(httpd, shutdown_timeout)
     finally:
         storage.close()
+
+
+def _drain(httpd: Any, timeout: float) -> None:
+    """Stop accepting, then wait up to ``timeout`` s for the requests in flight
+    (the standard-library server answers one request per connection)."""
+    httpd.socket.close()
+    deadline = time.monotonic() + timeout
+    while httpd.active > 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _run_uvicorn(
