@@ -17,12 +17,15 @@ whole receiver's counters (another worker's part is at most
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+log = logging.getLogger("promwire")
 
 __all__ = ["LATENCY_BUCKETS", "MetricSpec", "Metrics"]
 
@@ -196,7 +199,10 @@ class Metrics:
             return
         now = time.monotonic()
         if now - self._flushed >= self.flush_interval:
-            self.flush()
+            try:
+                self.flush()
+            except OSError:  # never fail a request over the metrics file; the next try may work
+                log.warning("cannot write the metrics snapshot to %s", self.state_dir)
 
     def flush(self) -> None:
         """Write this process' snapshot to ``state_dir`` (nothing without one)."""
