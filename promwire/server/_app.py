@@ -8,6 +8,7 @@ the response.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .guards import (
@@ -44,6 +45,17 @@ from .handlers import (
 DEFAULT_MAX_CONCURRENT_READS = 10
 #: How long a read waits for one of those slots before it is answered 503.
 DEFAULT_READ_QUEUE_TIMEOUT = 10.0
+
+
+@dataclass(slots=True)
+class RequestNote:
+    """What the app learns about a request for :meth:`Operations.finish`."""
+
+    tenant: str | None = None
+    ctx_id: int | None = None
+    body_bytes: int = 0
+    reason: str | None = None
+
 
 #: Added to answers given before the body was read: the rest of the body is
 #: not wanted, so the server closes the connection instead of reading on.
@@ -108,7 +120,11 @@ class AppBase:
         max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
         max_concurrent_reads: int = DEFAULT_MAX_CONCURRENT_READS,
         read_queue_timeout: float = DEFAULT_READ_QUEUE_TIMEOUT,
+        operations: Any = None,
     ) -> None:
+        #: a :class:`~promwire.server.operations.Operations` (auth, tenants,
+        #: /metrics, health, logs) or ``None`` for a bare receiver
+        self.operations = operations
         if max_concurrent_reads <= 0:
             raise ValueError("max_concurrent_reads must be > 0")
         if read_queue_timeout < 0:
@@ -186,6 +202,35 @@ class AppBase:
             return self.busy(path, headers)
         return held, declared
 
+    def operated_early(
+        self, path: str, method: str, headers: Mapping[str, str], note: RequestNote
+    ) -> Response | None:
+        """With ``operations``, what is answered before anything else: the metrics
+        and health paths, or the 401/400 of a request without tenant. Credentials
+        are checked before this (:meth:`Operations.unauthorized`)."""
+        ops = self.operations
+        if ops.is_own(path):
+            response: Response = ops.own(path, method)
+            return response
+        if path not in (self.write_path, self.read_path):
+            return None
+        tenant = ops.tenant(path, headers)
+        if isinstance(tenant, Response):
+            note.reason = "missing or invalid tenant"
+            return self.refusal(path, headers, tenant.status, _text(tenant), [])
+        note.tenant = tenant
+        return None
+
+    def endpoint(self, path: str) -> str:
+        """The ``endpoint`` label of a path in the self-metrics."""
+        if path == self.write_path:
+            return "write"
+        if path == self.read_path:
+            return "read"
+        return {"/metrics": "metrics", "/-/healthy": "healthy", "/-/ready": "ready"}.get(
+            path, "other"
+        )
+
     def body_refused(self, exc: Exception, path: str, headers: Mapping[str, str]) -> Response:
         """The answer to a body that failed to arrive (``BodyTooLarge``, ``BodyTimeout``,
         ``OverBudget`` from :mod:`promwire.server.guards`)."""
@@ -253,3 +298,8 @@ class AppBase:
         connection, since the rest of the body is not wanted."""
         written = refused_write_headers(headers) if path == self.write_path else []
         return text_response(status, message, [*written, *extra, CLOSE])
+
+
+def _text(response: Response) -> str:
+    body = response.body
+    return bytes(body).decode("utf-8").strip() if isinstance(body, bytes | bytearray) else ""

@@ -32,11 +32,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 from ..stores.protocol import RequestContext
-from ._app import AppBase
+from ._app import AppBase, RequestNote
 from .guards import BodyTimeout, BodyTooLarge, OverBudget, Reservation
 from .handlers import (
     Response,
@@ -94,6 +95,34 @@ class RemoteStorageApp(AppBase):
     async def _respond(self, scope: Scope, receive: Receive) -> Response:
         path = _route_path(scope)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        ops = self.operations
+        if ops is None:
+            return await self._serve(scope, receive, path, headers, RequestNote())
+        # Operated: credentials and tenant before the body is read, then count and log.
+        started = time.perf_counter()
+        note = RequestNote()
+        method = str(scope.get("method"))
+        if ops.needs_auth_thread(headers):  # a bcrypt run takes ~100 ms: not on the event loop
+            denied = await asyncio.to_thread(ops.unauthorized, headers)
+        else:
+            denied = ops.unauthorized(headers)
+        if denied is not None:
+            note.reason = denied[1]
+            response = self.refusal(path, headers, 401, "Unauthorized", denied[0].headers[-1:])
+        else:
+            early = self.operated_early(path, method, headers, note)
+            if early is None:
+                response = await self._serve(scope, receive, path, headers, note)
+            else:
+                response = early
+        client = scope.get("client")
+        peer = f"{client[0]}:{client[1]}" if client else None
+        ops.finish(self.endpoint(path), path, method, note, peer, started, response)
+        return response
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, path: str, headers: dict[str, str], note: RequestNote
+    ) -> Response:
         admitted = self.admit(path, str(scope.get("method")), headers)
         if isinstance(admitted, Response):
             return admitted
@@ -103,12 +132,13 @@ class RemoteStorageApp(AppBase):
                 body = await _read_body(receive, self.max_body_size, held, self.body_timeout)
             except (BodyTooLarge, BodyTimeout, OverBudget) as exc:
                 return self.body_refused(exc, path, headers)
-            return await self._handle(scope, path, headers, body)
+            note.body_bytes = len(body)
+            return await self._handle(scope, path, headers, body, note)
         finally:
             held.release()
 
     async def _handle(
-        self, scope: Scope, path: str, headers: dict[str, str], body: bytes
+        self, scope: Scope, path: str, headers: dict[str, str], body: bytes, note: RequestNote
     ) -> Response:
         client = scope.get("client")
         ctx = RequestContext(
@@ -117,7 +147,9 @@ class RemoteStorageApp(AppBase):
             path=path,
             client=f"{client[0]}:{client[1]}" if client else None,
             raw=scope,
+            tenant=note.tenant,
         )
+        note.ctx_id = id(ctx)
         if path == self.write_path:
             return await handle_write_async(
                 body,

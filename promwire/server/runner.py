@@ -41,10 +41,13 @@ import contextlib
 import importlib.util
 import ipaddress
 import os
+import shutil
 import signal
 import sqlite3
 import sys
+import tempfile
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -52,6 +55,7 @@ from typing import Any, TextIO
 from ..stores.regex import DEFAULT_MAX_REGEX_LENGTH
 from ..stores.sqlite import SQLiteStorage
 from ._app import DEFAULT_MAX_CONCURRENT_READS, DEFAULT_READ_QUEUE_TIMEOUT
+from .envflags import environment_defaults
 from .guards import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
@@ -66,6 +70,9 @@ from .handlers.common import (
     DEFAULT_MAX_READ_SECONDS,
     DEFAULT_MAX_READ_SERIES,
 )
+from .logs import configure_logging
+from .operator import OperatorOptions, add_operator_options, operator_options
+from .workers import bind_socket, run_workers
 
 __all__ = [
     "UnusableDatabase",
@@ -105,11 +112,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def prometheus_snippet(host: str, port: int) -> str:
+def prometheus_snippet(host: str, port: int, *, tls: bool = False) -> str:
     """The prometheus.yml lines pointing remote_write and remote_read here."""
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
-    base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    scheme = "https" if tls else "http"
+    base = f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
     return (
         "remote_write:\n"
         f"  - url: {base}{WRITE_PATH}\n"
@@ -242,8 +250,18 @@ def serve(
     max_read_seconds: float = DEFAULT_MAX_READ_SECONDS,
     max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH,
     max_concurrent_reads: int = DEFAULT_MAX_CONCURRENT_READS,
+    operator: OperatorOptions | None = None,
+    workers: int = 1,
+    shutdown_timeout: float = 30.0,
 ) -> None:
     """Serve remote write and remote read on ``listen``, storing in the SQLite file ``db``.
+
+    ``operator`` holds auth/TLS, tenants, HA and log options
+    (:class:`~promwire.server.operator.OperatorOptions`; docs/operations.md);
+    ``/metrics``, ``/-/healthy`` and ``/-/ready`` are always served.
+    ``workers`` processes share the port (uvicorn only, see
+    :mod:`promwire.server.workers`); on SIGTERM each stops accepting, finishes
+    in-flight requests within ``shutdown_timeout`` seconds and closes the store.
 
     Prints the prometheus.yml snippet to ``out`` (stdout) and blocks until
     interrupted. ``server`` is ``"auto"`` (uvicorn if installed, else
@@ -274,6 +292,15 @@ def serve(
         "max_read_seconds": max_read_seconds,
         "max_concurrent_reads": max_concurrent_reads,
     }
+    if workers < 1 or shutdown_timeout <= 0:
+        raise ValueError("workers must be >= 1 and shutdown_timeout > 0")
+    settings = (operator or OperatorOptions()).load()
+    tls = settings.ssl_context()
+    if server != "uvicorn" and (workers > 1 or tls is not None):
+        raise ValueError("--workers and TLS (--web-config tls_server_config) need uvicorn")
+    if server == "uvicorn" and db == ":memory:" and workers > 1:
+        raise ValueError("--workers > 1 needs a database file, not :memory:")
+    configure_logging(settings.log_level)
     out = out or sys.stdout
     storage = open_storage(db, max_regex_length=max_regex_length)
     try:
@@ -286,33 +313,55 @@ def serve(
                 file=out,
             )
         print("Add to prometheus.yml:\n", file=out)
-        print(prometheus_snippet(host, port), file=out, flush=True)
+        print(prometheus_snippet(host, port, tls=tls is not None), file=out, flush=True)
         if server == "uvicorn":
-            import uvicorn
-
-            from .asgi import RemoteStorageApp as AsgiApp
             from .uvicorn_guard import uvicorn_options
 
-            uvicorn.run(
-                AsgiApp(storage, WRITE_PATH, READ_PATH, **app_options),
-                host=host,
-                port=port,
-                log_level="warning",
-                access_log=False,
+            uv_options = {
                 **uvicorn_options(
                     header_timeout=header_timeout,
                     idle_timeout=idle_timeout,
                     max_connections=max_connections,
                 ),
-            )
+                "timeout_graceful_shutdown": shutdown_timeout,
+            }
+            sock = bind_socket(host, port)
+            if workers == 1:
+                with contextlib.closing(sock):
+                    _run_uvicorn(storage, sock, settings, app_options, uv_options)
+                return
+            storage.close()  # each worker opens its own after the fork
+            state_dir = tempfile.mkdtemp(prefix="promwire-state-")
+            try:
+
+                def run_one(index: int) -> None:
+                    own = open_storage(db, max_regex_length=max_regex_length)
+                    _run_uvicorn(
+                        own,
+                        sock,
+                        settings,
+                        app_options,
+                        uv_options,
+                        worker=index,
+                        workers=workers,
+                        state_dir=state_dir,
+                    )
+
+                status = run_workers(workers, run_one, shutdown_timeout=shutdown_timeout)
+            finally:
+                sock.close()
+                shutil.rmtree(state_dir, ignore_errors=True)
+            if status:
+                raise SystemExit(status)
         else:
             from .stdlib_httpd import make_guarded_server
             from .wsgi import RemoteStorageApp as WsgiApp
 
+            wrapped, ops = settings.assemble(storage)
             with make_guarded_server(
                 host,
                 port,
-                WsgiApp(storage, WRITE_PATH, READ_PATH, **app_options),
+                WsgiApp(wrapped, WRITE_PATH, READ_PATH, operations=ops, **app_options),
                 header_timeout=header_timeout,
                 body_timeout=body_timeout,
                 max_connections=max_connections,
@@ -320,8 +369,50 @@ def serve(
                 _stop_on_sigterm()
                 with contextlib.suppress(KeyboardInterrupt):
                     httpd.serve_forever()
+                _drain(httpd, shutdown_timeout)
     finally:
         storage.close()
+
+
+def _drain(httpd: Any, timeout: float) -> None:
+    """Stop accepting, then wait up to ``timeout`` s for the requests in flight
+    (the standard-library server answers one request per connection)."""
+    httpd.socket.close()
+    deadline = time.monotonic() + timeout
+    while httpd.active > 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _run_uvicorn(
+    storage: Any,
+    sock: Any,
+    settings: OperatorOptions,
+    app_options: dict[str, Any],
+    uv_options: dict[str, Any],
+    *,
+    worker: int = 0,
+    workers: int = 1,
+    state_dir: str | None = None,
+) -> None:
+    """One uvicorn server on the bound ``sock`` until SIGTERM/SIGINT; closes ``storage``."""
+    import uvicorn
+
+    from .asgi import RemoteStorageApp as AsgiApp
+
+    wrapped, ops = settings.assemble(storage, worker=worker, workers=workers, state_dir=state_dir)
+    ops.metrics.start_flusher()
+    try:
+        app = AsgiApp(wrapped, WRITE_PATH, READ_PATH, operations=ops, **app_options)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, **uv_options)
+        configure_logging(settings.log_level)  # uvicorn.Config set up its own loggers
+        config.load()
+        tls = settings.ssl_context()
+        if tls is not None:
+            config.ssl = tls  # used by uvicorn for the sockets it is given
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        ops.metrics.flush()
+        wrapped.close()
 
 
 def _positive(kind: type[float] | type[int]) -> Any:
@@ -375,6 +466,23 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="accept only requests whose Host header names NAME (repeatable; '*' any). "
         "Default: localhost, 127.0.0.1 and ::1 when listening on loopback, else any",
     )
+    parser.add_argument(
+        "--workers",
+        type=_positive(int),
+        default=1,
+        metavar="N",
+        help="processes serving the port, so decoding uses N cores (uvicorn; default 1)",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=_positive(float),
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM, time in-flight requests get to finish (default 30)",
+    )
+    add_operator_options(parser)
+    # Keep this last: every flag added above gets its PROMWIRE_* variable.
+    environment_defaults(parser)
 
 
 def serve_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -383,6 +491,9 @@ def serve_options(args: argparse.Namespace) -> dict[str, Any]:
         "server": args.server,
         "allowed_origins": args.allowed_origin,
         "allowed_hosts": args.allowed_host,
+        "workers": args.workers,
+        "shutdown_timeout": args.shutdown_timeout,
+        "operator": operator_options(args),
         **{limit.name: getattr(args, limit.name) for limit in _LIMITS},
     }
 

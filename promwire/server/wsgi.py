@@ -35,7 +35,7 @@ from typing import IO, Any
 from wsgiref.util import is_hop_by_hop
 
 from ..stores.protocol import RequestContext
-from ._app import AppBase
+from ._app import AppBase, RequestNote
 from .guards import BodyTimeout, BodyTooLarge, OverBudget, Reservation
 from .handlers import (
     Response,
@@ -52,6 +52,7 @@ _REASONS = {
     200: "OK",
     204: "No Content",
     400: "Bad Request",
+    401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -99,6 +100,32 @@ class RemoteStorageApp(AppBase):
         path = environ.get("PATH_INFO", "") or "/"
         method = environ.get("REQUEST_METHOD", "")
         headers = _headers(environ)
+        ops = self.operations
+        if ops is None:
+            return self._serve(environ, path, method, headers, RequestNote())
+        # Operated: credentials and tenant before the body is read, then count and log.
+        started = time.perf_counter()
+        note = RequestNote()
+        denied = ops.unauthorized(headers)
+        if denied is not None:
+            note.reason = denied[1]
+            response = self.refusal(path, headers, 401, "Unauthorized", denied[0].headers[-1:])
+        else:
+            early = self.operated_early(path, method, headers, note)
+            response = early or self._serve(environ, path, method, headers, note)
+        addr = environ.get("REMOTE_ADDR")
+        peer = f"{addr}:{environ.get('REMOTE_PORT', '')}" if addr else None
+        ops.finish(self.endpoint(path), path, method, note, peer, started, response)
+        return response
+
+    def _serve(
+        self,
+        environ: dict[str, Any],
+        path: str,
+        method: str,
+        headers: dict[str, str],
+        note: RequestNote,
+    ) -> Response:
         admitted = self.admit(path, method, headers)
         if isinstance(admitted, Response):
             return admitted
@@ -108,12 +135,19 @@ class RemoteStorageApp(AppBase):
                 body = _read_body(environ, declared, self.max_body_size, held, self.body_timeout)
             except (BodyTooLarge, BodyTimeout, OverBudget) as exc:
                 return self.body_refused(exc, path, headers)
-            return self._handle(environ, path, method, headers, body)
+            note.body_bytes = len(body)
+            return self._handle(environ, path, method, headers, body, note)
         finally:
             held.release()
 
     def _handle(
-        self, environ: dict[str, Any], path: str, method: str, headers: dict[str, str], body: bytes
+        self,
+        environ: dict[str, Any],
+        path: str,
+        method: str,
+        headers: dict[str, str],
+        body: bytes,
+        note: RequestNote,
     ) -> Response:
         addr = environ.get("REMOTE_ADDR")
         ctx = RequestContext(
@@ -122,7 +156,9 @@ class RemoteStorageApp(AppBase):
             path=path,
             client=f"{addr}:{environ.get('REMOTE_PORT', '')}" if addr else None,
             raw=environ,
+            tenant=note.tenant,
         )
+        note.ctx_id = id(ctx)
         if path == self.write_path:
             return handle_write(
                 body,

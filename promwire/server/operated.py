@@ -1,0 +1,267 @@
+"""The storage as the operated receiver sees it: HA de-duplication, tenant
+limits and self-metrics around any storage.
+
+:func:`operated_storage` wraps a storage; on a write, in this order (Mimir's
+distributor order):
+
+1. the points decoded are counted (``promwire_*_received_total`` per tenant);
+2. HA pairs (:class:`~promwire.server.ha.HATracker`): a request from a replica
+   that is not elected is dropped (answered 2xx), an accepted one loses its
+   replica label;
+3. the tenant's ingestion rate (429 with ``Retry-After``, nothing stored) and
+   active-series limit (new series over it dropped, the rest stored, then 400),
+   see :mod:`promwire.server.tenant_limits`;
+4. the storage call, timed (``promwire_storage_duration_seconds``).
+
+Points not stored are counted in ``promwire_samples_rejected_total`` with the
+reason. Both request shapes are handled: a decoded ``WriteRequest``
+(``write``) and the columnar ``SeriesColumns`` list (``write_columns``, offered
+only when the wrapped storage has it). Reads pass through, timed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from ..codec.columns import SeriesColumns
+from ..codec.messages import ChunkedSeries, Label, Query, QueryResult, TimeSeries, WriteRequest
+from ..errors import StorageOverloaded, StorageRejected
+from ..stores.protocol import BaseStorage
+from .ha import HATracker
+from .metrics import Metrics
+from .tenant_limits import TenantLimits
+
+__all__ = ["OperatedStorage", "operated_storage"]
+
+#: Most distinct tenant values the metrics carry; later tenants are counted as "_other".
+MAX_TENANTS_IN_METRICS = 1000
+
+T = TypeVar("T")
+
+
+class OperatedStorage(BaseStorage):
+    """See the module docstring. ``timings`` maps ``id(ctx)`` to the seconds the
+    storage took for that request (the app pops it to tell decode time apart)."""
+
+    def __init__(
+        self,
+        inner: Any,
+        metrics: Metrics,
+        *,
+        ha: HATracker | None = None,
+        limits: TenantLimits | None = None,
+    ) -> None:
+        self.inner = inner
+        self.metrics = metrics
+        self.ha = ha
+        self.limits = limits if limits is not None and limits.enabled else None
+        self.accepted_protocols = tuple(getattr(inner, "accepted_protocols", ("v1", "v2")))
+        self.timings: dict[int, float] = {}
+        self._tenants: set[str] = set()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _tenant_label(self, tenant: str) -> str:
+        if tenant in self._tenants:
+            return tenant
+        if len(self._tenants) >= MAX_TENANTS_IN_METRICS:
+            return "_other"
+        self._tenants.add(tenant)
+        return tenant
+
+    def _reject(self, tenant: str, reason: str, n: int) -> None:
+        self.metrics.inc("promwire_samples_rejected_total", (self._tenant_label(tenant), reason), n)
+
+    def _timed(self, ctx: Any, operation: str, call: Callable[[], T]) -> T:
+        start = time.perf_counter()
+        try:
+            return call()
+        finally:
+            spent = time.perf_counter() - start
+            self.metrics.observe("promwire_storage_duration_seconds", spent, (operation,))
+            self.timings[id(ctx)] = self.timings.get(id(ctx), 0.0) + spent
+
+    def _ha_verdict(self, tenant: str, labels: Sequence[Label]) -> bool | None:
+        """``None``: not an HA request; ``True``: from the elected replica; ``False``: drop."""
+        ha = self.ha
+        if ha is None:
+            return None
+        cluster = replica = None
+        for label in labels:
+            if label.name == ha.cluster_label:
+                cluster = label.value
+            elif label.name == ha.replica_label:
+                replica = label.value
+        if cluster is None or replica is None:
+            return None
+        accepted, elected = ha.accept(tenant, cluster, replica)
+        if elected:
+            self.metrics.inc("promwire_ha_elections_total", (self._tenant_label(tenant), cluster))
+        return accepted
+
+    def _strip_replica(self, labels: Sequence[Label]) -> list[Label]:
+        assert self.ha is not None
+        name = self.ha.replica_label
+        return [label for label in labels if label.name != name]
+
+    def _admit(
+        self, ctx: Any, tenant: str, labels: list[Sequence[Label]], points: int
+    ) -> list[bool] | None:
+        """The rate limit (raises 429) and the series limit (which series to keep)."""
+        limits = self.limits
+        if limits is None:
+            return None
+        wait = limits.take(tenant, points)
+        if wait is not None:
+            self._reject(tenant, "rate_limited", points)
+            raise StorageOverloaded(
+                f"tenant ingestion rate limit ({limits.rate:g} samples/s) exceeded",
+                retry_after=wait,
+            )
+        keys = [tuple((label.name, label.value) for label in ls) for ls in labels]
+        return limits.admit_series(tenant, keys)
+
+    def _store(self, ctx: Any, tenant: str, points: int, call: Callable[[], Any]) -> None:
+        try:
+            self._timed(ctx, "write", call)
+        except Exception:
+            self._reject(tenant, "storage_error", points)
+            raise
+
+    def _count(self, tenant: str, samples: int, histograms: int, exemplars: int) -> None:
+        label = (self._tenant_label(tenant),)
+        self.metrics.inc("promwire_samples_received_total", label, samples)
+        self.metrics.inc("promwire_histograms_received_total", label, histograms)
+        self.metrics.inc("promwire_exemplars_received_total", label, exemplars)
+
+    def _series_limited(self, tenant: str, dropped: int, series: int) -> StorageRejected:
+        self._reject(tenant, "series_limit", dropped)
+        assert self.limits is not None
+        return StorageRejected(
+            f"per-tenant series limit of {self.limits.max_series} exceeded: "
+            f"{series} new series dropped, the rest stored"
+        )
+
+    # ------------------------------------------------------------------- writes
+
+    def write(self, ctx: Any, request: WriteRequest) -> None:
+        tenant = getattr(ctx, "tenant", None) or ""
+        series = request.timeseries
+        counts = [0, 0, 0]
+        for ts in series:
+            counts[0] += len(ts.samples)
+            counts[1] += len(ts.histograms)
+            counts[2] += len(ts.exemplars)
+        points = sum(counts)
+        self._count(tenant, *counts)
+        verdict = self._ha_verdict(tenant, series[0].labels) if series else None
+        if verdict is False:
+            self._reject(tenant, "ha_deduplicated", points)
+            return
+        if verdict:
+            series = [
+                TimeSeries(self._strip_replica(ts.labels), ts.samples, ts.exemplars, ts.histograms)
+                for ts in series
+            ]
+        keep = self._admit(ctx, tenant, [ts.labels for ts in series], points)
+        dropped = 0
+        if keep is not None and not all(keep):
+            kept = [ts for ts, ok in zip(series, keep, strict=True) if ok]
+            dropped = points - sum(
+                len(ts.samples) + len(ts.histograms) + len(ts.exemplars) for ts in kept
+            )
+            lost = len(series) - len(kept)
+            series = kept
+        else:
+            lost = 0
+        if series or request.metadata:
+            stored = WriteRequest(timeseries=series, metadata=request.metadata)
+            self._store(ctx, tenant, points - dropped, lambda: self.inner.write(ctx, stored))
+        if lost:
+            raise self._series_limited(tenant, dropped, lost)
+
+    # -------------------------------------------------------------------- reads
+
+    def process_query(self, ctx: Any, query: Query) -> QueryResult:
+        result: QueryResult = self._timed(ctx, "read", lambda: self.inner.process_query(ctx, query))
+        return result
+
+    def process_query_chunks(self, ctx: Any, query: Query) -> Iterator[ChunkedSeries | TimeSeries]:
+        chunks = getattr(self.inner, "process_query_chunks", None)
+        if chunks is None:
+            yield from sorted(
+                self.process_query(ctx, query).timeseries,
+                key=lambda ts: [(label.name, label.value) for label in ts.labels],
+            )
+            return
+        yield from chunks(ctx, query)
+
+    def check_writable(self) -> str | None:
+        check = getattr(self.inner, "check_writable", None)
+        return None if check is None else check()
+
+    def close(self) -> None:
+        if self.ha is not None:
+            self.ha.close()
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
+
+class _ColumnOperatedStorage(OperatedStorage):
+    """:class:`OperatedStorage` over a storage with ``write_columns``."""
+
+    def write_columns(self, ctx: Any, series: Sequence[SeriesColumns]) -> None:
+        tenant = getattr(ctx, "tenant", None) or ""
+        counts = [0, 0, 0]
+        for s in series:
+            counts[0] += len(s.values)
+            counts[1] += len(s.histograms)
+            counts[2] += len(s.exemplars)
+        points = sum(counts)
+        self._count(tenant, *counts)
+        verdict = self._ha_verdict(tenant, series[0].labels) if series else None
+        if verdict is False:
+            self._reject(tenant, "ha_deduplicated", points)
+            return
+        if verdict:
+            series = [
+                SeriesColumns(
+                    tuple(self._strip_replica(s.labels)),
+                    s.timestamps,
+                    s.values,
+                    s.histograms,
+                    s.exemplars,
+                )
+                for s in series
+            ]
+        keep = self._admit(ctx, tenant, [s.labels for s in series], points)
+        dropped = lost = 0
+        if keep is not None and not all(keep):
+            kept = [s for s, ok in zip(series, keep, strict=True) if ok]
+            dropped = points - sum(
+                len(s.values) + len(s.histograms) + len(s.exemplars) for s in kept
+            )
+            lost = len(series) - len(kept)
+            series = kept
+        if series:
+            stored = list(series)
+            self._store(
+                ctx, tenant, points - dropped, lambda: self.inner.write_columns(ctx, stored)
+            )
+        if lost:
+            raise self._series_limited(tenant, dropped, lost)
+
+
+def operated_storage(
+    inner: Any,
+    metrics: Metrics,
+    *,
+    ha: HATracker | None = None,
+    limits: TenantLimits | None = None,
+) -> OperatedStorage:
+    """An :class:`OperatedStorage` over ``inner`` (with ``write_columns`` when it has it)."""
+    cls = _ColumnOperatedStorage if getattr(inner, "write_columns", None) else OperatedStorage
+    return cls(inner, metrics, ha=ha, limits=limits)
