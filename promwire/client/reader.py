@@ -33,13 +33,16 @@ from __future__ import annotations
 
 import http.client
 import importlib
+import operator
 import ssl
+from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..codec import snappy
+from ..codec.columns import SeriesColumns
 from ..codec.decoder import decode
 from ..codec.encoder import encode
 from ..codec.messages import (
@@ -77,6 +80,13 @@ DEFAULT_MAX_FRAME_SIZE = 50_000_000
 #: Prometheus matches this as a prefix of the answer's Content-Type.
 STREAMED_CONTENT_TYPE = "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse"
 _READ_CHUNK = 65536
+
+if TYPE_CHECKING:
+    import pandas
+    import pyarrow
+
+_timestamp_of = operator.attrgetter("timestamp")
+_value_of = operator.attrgetter("value")
 
 
 class RemoteReadError(ClientError):
@@ -546,3 +556,75 @@ class RemoteReadClient:
             start, end = ranges[index]
             series.samples = [s for s in series.samples if start <= s.timestamp <= end]
             yield int(index), series
+
+    # -- columns, pandas, Arrow
+
+    def read_columns(self, request: ReadRequest) -> Iterator[tuple[int, SeriesColumns]]:
+        """:meth:`read` yielding ``(query_index, SeriesColumns)``: samples in arrays.
+
+        A streamed answer is decoded straight into ``array('q')`` timestamps
+        and ``array('d')`` values (no object per sample) and cut to each
+        query's range; a SAMPLES answer's series are converted (their
+        histograms kept). The same checks and errors as :meth:`read`.
+        """
+        body = snappy.compress(encode(request))
+        answer = self._post(body)
+        ranges = [(q.start_timestamp_ms, q.end_timestamp_ms) for q in request.queries]
+        try:
+            content_type = self._header(answer, "Content-Type")
+            media = content_type.split(";", 1)[0].strip().lower()
+            if answer.status == 200 and media == "application/x-streamed-protobuf":
+                self.last_content_type = content_type
+                yield from self._streamed_columns(answer, ranges)
+                return
+            for index, series in self._series(answer, ranges):  # errors, SAMPLES
+                yield (
+                    index,
+                    SeriesColumns(
+                        tuple(series.labels),
+                        array("q", map(_timestamp_of, series.samples)),
+                        array("d", map(_value_of, series.samples)),
+                        series.histograms,
+                        series.exemplars,
+                    ),
+                )
+        finally:
+            answer.conn.close()
+
+    def _streamed_columns(
+        self, answer: _Answer, ranges: list[tuple[int, int]]
+    ) -> Iterator[tuple[int, SeriesColumns]]:
+        streamed = importlib.import_module("promwire.chunks.streamed")
+        for index, series in streamed.iter_chunked_series(
+            self._chunks(answer.response), max_frame_size=self.max_frame_size
+        ):
+            if not 0 <= index < len(ranges):
+                raise DecodeError(
+                    f"{self.url}: streamed frame for query {index}, but only "
+                    f"{len(ranges)} were asked"
+                )
+            start, end = ranges[index]
+            columns: SeriesColumns = streamed.decode_series_columns(
+                series, start_ms=start, end_ms=end, on_unsupported=self.on_unsupported
+            )
+            yield int(index), columns
+
+    def read_dataframe(self, request: ReadRequest, **options: Any) -> pandas.DataFrame:
+        """The answer to ``request`` as a long-form ``pandas.DataFrame`` (the ``pandas`` extra).
+
+        One row per sample: a column per label name, ``timestamp`` and
+        ``value``; see :func:`promwire.client.frames.to_dataframe` for the
+        layout and ``options``.
+        """
+        from . import frames
+
+        return frames.to_dataframe(self.read_columns(request), **options)
+
+    def read_arrow(self, request: ReadRequest, **options: Any) -> pyarrow.Table:
+        """The answer to ``request`` as a long-form ``pyarrow.Table`` (the ``arrow`` extra).
+
+        See :func:`promwire.client.frames.to_arrow`.
+        """
+        from . import frames
+
+        return frames.to_arrow(self.read_columns(request), **options)
