@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import promwire as p
 from promwire import v2
+from promwire.codec.columnar import decode_read_columns
 from promwire.codec.decoder import clear_caches
 from promwire.errors import DecodeError, EncodeError
 from promwire.testing import canonical, mutations, prometheus_write_requests, write_requests
@@ -152,3 +153,32 @@ def test_encode_refuses_ragged_columns() -> None:
 def test_unknown_message_class() -> None:
     with pytest.raises(TypeError):
         p.decode_columns(b"", p.ReadRequest)
+
+
+def _read_response(req: p.WriteRequest) -> p.ReadResponse:
+    half = len(req.timeseries) // 2
+    return p.ReadResponse(
+        [
+            p.QueryResult(req.timeseries[:half]),
+            p.QueryResult([]),
+            p.QueryResult(req.timeseries[half:]),
+        ]
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_read_response_columns_match_decode(data: st.DataObject) -> None:
+    raw = p.encode(_read_response(data.draw(prometheus_write_requests())))
+    if data.draw(st.booleans()):
+        raw = data.draw(mutations(raw))
+    try:
+        want = p.decode(p.ReadResponse, raw)
+    except DecodeError:
+        with pytest.raises(DecodeError):
+            decode_read_columns(raw)
+        return
+    got = decode_read_columns(raw)
+    assert len(got) == len(want.results)
+    for cols, result in zip(got, want.results, strict=True):
+        _same(cols, p.WriteRequest(result.timeseries))

@@ -29,7 +29,7 @@ from promwire.chunks.streamed import (
 )
 from promwire.chunks.xor import cut_chunks, decode_xor, decode_xor_columns, encode_xor
 from promwire.client import frames
-from promwire.client.reader import RemoteReadClient
+from promwire.client.reader import RemoteReadClient, RemoteReadError
 from promwire.client.writer import RemoteWriteClient
 from promwire.errors import UnsupportedChunkEncoding
 from tests.support.prometheus import PrometheusProcess
@@ -275,3 +275,11 @@ def test_client_use_does_not_import_pandas_or_arrow(prom: PrometheusProcess) -> 
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_read_columns_error_answers(prom: PrometheusProcess) -> None:
+    reader = RemoteReadClient(prom.url + "/api/v1/no-such-endpoint")
+    request = reader.request_for("up", 0, 1)
+    with pytest.raises(RemoteReadError) as info:
+        list(reader.read_columns(request))
+    assert info.value.status == 404

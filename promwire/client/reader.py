@@ -33,15 +33,14 @@ from __future__ import annotations
 
 import http.client
 import importlib
-import operator
 import ssl
-from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..codec import snappy
+from ..codec.columnar import decode_read_columns
 from ..codec.columns import SeriesColumns
 from ..codec.decoder import decode
 from ..codec.encoder import encode
@@ -84,9 +83,6 @@ _READ_CHUNK = 65536
 if TYPE_CHECKING:
     import pandas
     import pyarrow
-
-_timestamp_of = operator.attrgetter("timestamp")
-_value_of = operator.attrgetter("value")
 
 
 class RemoteReadError(ClientError):
@@ -564,8 +560,9 @@ class RemoteReadClient:
 
         A streamed answer is decoded straight into ``array('q')`` timestamps
         and ``array('d')`` values (no object per sample) and cut to each
-        query's range; a SAMPLES answer's series are converted (their
-        histograms kept). The same checks and errors as :meth:`read`.
+        query's range; a SAMPLES answer is decoded into columns too
+        (:func:`promwire.codec.columnar.decode_read_columns`, histograms
+        kept). The same checks and errors as :meth:`read`.
         """
         body = snappy.compress(encode(request))
         answer = self._post(body)
@@ -576,20 +573,33 @@ class RemoteReadClient:
             if answer.status == 200 and media == "application/x-streamed-protobuf":
                 self.last_content_type = content_type
                 yield from self._streamed_columns(answer, ranges)
-                return
-            for index, series in self._series(answer, ranges):  # errors, SAMPLES
-                yield (
-                    index,
-                    SeriesColumns(
-                        tuple(series.labels),
-                        array("q", map(_timestamp_of, series.samples)),
-                        array("d", map(_value_of, series.samples)),
-                        series.histograms,
-                        series.exemplars,
-                    ),
-                )
+            elif answer.status == 200 and media in ("application/x-protobuf", ""):
+                self.last_content_type = content_type
+                yield from self._samples_columns(answer, len(ranges))
+            else:  # an error status or an unknown Content-Type: read()'s checks raise
+                for _ in self._series(answer, ranges):
+                    pass
         finally:
             answer.conn.close()
+
+    def _samples_columns(
+        self, answer: _Answer, n_queries: int
+    ) -> Iterator[tuple[int, SeriesColumns]]:
+        encoding = self._header(answer, "Content-Encoding").strip().lower()
+        if encoding not in ("", "snappy"):
+            raise UnsupportedMediaType(
+                f"{self.url}: remote read answered Content-Encoding {encoding!r}; expected snappy"
+            )
+        body = b"".join(self._chunks(answer.response))
+        raw = snappy.decompress(body, max_decompressed_size=self.max_decompressed_size)
+        results = decode_read_columns(raw)
+        if len(results) != n_queries:
+            raise DecodeError(
+                f"{self.url}: remote read answered {len(results)} results for {n_queries} queries"
+            )
+        for index, result in enumerate(results):
+            for series in result:
+                yield index, series
 
     def _streamed_columns(
         self, answer: _Answer, ranges: list[tuple[int, int]]

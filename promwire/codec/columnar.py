@@ -34,7 +34,7 @@ from .columns import SeriesColumns
 from .decode_caches import _blocks, _cap
 from .wire import INT64_MAX, read_varint, skip_unknown, to_int64, unpack_double, varint
 
-__all__ = ["decode_columns", "decode_write_columns", "encode_columns"]
+__all__ = ["decode_columns", "decode_read_columns", "decode_write_columns", "encode_columns"]
 
 ColumnDecoder = Callable[[bytes, int, int], list[SeriesColumns]]
 ColumnEncoder = Callable[[Sequence[SeriesColumns]], bytes]
@@ -340,6 +340,56 @@ def decode_write_columns(
         return _write_request(buf, pos, end, unchecked, metadata)
 
     result: tuple[list[SeriesColumns], int] = _d._run(run, "WriteRequest", data)
+    return result
+
+
+def _query_result(buf: bytes, pos: int, end: int) -> list[SeriesColumns]:
+    out = []
+    while pos < end:
+        t = buf[pos]
+        if t >= 0x80:
+            t, pos = read_varint(buf, pos)
+        else:
+            pos += 1
+        if t == 0x0A:
+            n, pos = read_varint(buf, pos)
+            stop = pos + n
+            if stop > end:
+                raise DecodeError("QueryResult.timeseries: length runs past the end")
+            out.append(_series(buf, pos, stop))
+            pos = stop
+        else:
+            pos = skip_unknown(buf, pos, end, t, "QueryResult")
+    return out
+
+
+def _read_response(buf: bytes, pos: int, end: int) -> list[list[SeriesColumns]]:
+    results = []
+    while pos < end:
+        t = buf[pos]
+        if t >= 0x80:
+            t, pos = read_varint(buf, pos)
+        else:
+            pos += 1
+        if t == 0x0A:
+            n, pos = read_varint(buf, pos)
+            stop = pos + n
+            if stop > end:
+                raise DecodeError("ReadResponse.results: length runs past the end")
+            results.append(_query_result(buf, pos, stop))
+            pos = stop
+        else:
+            pos = skip_unknown(buf, pos, end, t, "ReadResponse")
+    return results
+
+
+def decode_read_columns(data: bytes | bytearray | memoryview) -> list[list[SeriesColumns]]:
+    """A remote-read ``ReadResponse`` (SAMPLES answer) as columns: one list per query result.
+
+    The errors of ``decode(ReadResponse, data)``; series in columns as
+    :func:`decode_columns` makes them (exemplars and histograms kept).
+    """
+    result: list[list[SeriesColumns]] = _d._run(_read_response, "ReadResponse", data)
     return result
 
 
