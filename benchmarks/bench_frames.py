@@ -13,8 +13,10 @@ doubles with full 17-digit precision. Then, for the same selector and range:
   ``MetricRangeDataFrame`` - what Python users do today.
 
 Times are wall-clock per full query (server work included), median of
-interleaved rounds. Exactness: both frames are compared sample by sample
-(labels, millisecond timestamp, float bits) with what was written.
+interleaved rounds; the client's own CPU time (this process) is shown beside
+them, the rest is Prometheus' work and waiting. Exactness: every frame is
+compared sample by sample (labels, millisecond timestamp, float bits) with
+what was written.
 
 Run: ``python3 -m benchmarks.bench_frames [--series 200 --samples 1440 --rounds 5]``
 """
@@ -200,11 +202,14 @@ def main(argv: list[str] | None = None) -> int:
                 "prometheus-api-client query_range + MetricRangeDataFrame": api_client,
             }
             times: dict[str, list[float]] = {k: [] for k in cells}
+            cpu: dict[str, list[float]] = {k: [] for k in cells}
             frames: dict[str, Any] = {}
             for _ in range(args.rounds):
                 for name, fn in cells.items():
                     t0 = time.perf_counter()
+                    c0 = time.process_time()
                     frames[name] = fn()
+                    cpu[name].append(time.process_time() - c0)
                     times[name].append(time.perf_counter() - t0)
         finally:
             prom.stop()
@@ -217,11 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     base = statistics.median(times["prometheus-api-client query_range + MetricRangeDataFrame"])
     print(f"\n{args.series} series x {args.samples} samples = {total:,} samples, one range")
-    print("| path | median s | samples/s | vs query_range JSON |")
-    print("|---|---:|---:|---:|")
+    print("| path | median s | client CPU s | samples/s | vs query_range JSON |")
+    print("|---|---:|---:|---:|---:|")
     for name, ts_ in times.items():
         med = statistics.median(ts_)
-        print(f"| {name} | {med:.3f} | {total / med / 1e6:.2f} M | {base / med:.1f}x |")
+        mc = statistics.median(cpu[name])
+        print(f"| {name} | {med:.3f} | {mc:.3f} | {total / med / 1e6:.2f} M | {base / med:.1f}x |")
     print()
     for name, df in frames.items():
         print(_compare(name, _rows_from_df(df, names), want))
