@@ -11,6 +11,9 @@ One run, same bytes for every library:
   docs/performance.md calls "upb parse+walk"), plus ``promwire.decode``
   (objects) for reference. Cells of a workload are timed interleaved, so a
   burst of load from other processes slows all of them alike.
+* The write handler end to end (body + headers -> storage called, warm
+  caches) for a storage with ``write_columns`` and for one with ``write``
+  only (both just count).
 * Streamed read: a ``STREAMED_XOR_CHUNKS`` body of 1 M samples (1,000
   series x 1,000 samples, 120-sample chunks, Prometheus' frame size) read by
   ``read_streamed_columns`` and by ``read_streamed_response`` (a ``Sample``
@@ -30,7 +33,7 @@ import time
 from array import array
 from typing import Any
 
-from promwire import WriteRequest, decode, decode_columns, snappy
+from promwire import WriteRequest, decode, decode_columns, handle_write, snappy
 from promwire.chunks.streamed import (
     read_streamed_columns,
     read_streamed_response,
@@ -58,6 +61,26 @@ def _check(w: Any) -> None:
             assert list(sc.timestamps) == [s.timestamp for s in ts.samples]
             want = [s.value for s in ts.samples]
             assert sc.values.tobytes() == array("d", want).tobytes()
+
+
+class _Objects:
+    """A storage that only counts what ``write`` gets (the handler is measured)."""
+
+    def __init__(self) -> None:
+        self.series = 0
+
+    def write(self, ctx: Any, request: Any) -> None:
+        self.series += len(request.timeseries)
+
+
+class _Columns(_Objects):
+    """The same with ``write_columns``: the handler decodes into columns."""
+
+    def write_columns(self, ctx: Any, series: Any) -> None:
+        self.series += len(series)
+
+
+HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
 
 
 def decode_rows(names: list[str], budget: Budget) -> list[dict[str, Any]]:
@@ -92,7 +115,14 @@ def decode_rows(names: list[str], budget: Budget) -> list[dict[str, Any]]:
             clear_caches()
             state["cold"] = True
 
+        def handler(store: Any, bodies: list[bytes] = bodies) -> None:
+            for b in bodies:
+                if handle_write(b, HEADERS, store).status != 204:
+                    raise AssertionError("handler refused a workload body")
+
         cells = [
+            Cell("handler write_columns", lambda: handler(_Columns()), warm),
+            Cell("handler write", lambda: handler(_Objects()), warm),
             Cell("columns warm", columns, warm),
             Cell("columns cold", columns, chill),
             Cell("decode warm", objects, warm),
@@ -184,6 +214,13 @@ def main(argv: list[str] | None = None) -> int:
             f"| {m[up] / m['columns warm']:.2f}x (fastest {b[up] / b['columns warm']:.2f}x) "
             f"| {m[up] / m['columns cold']:.2f}x (fastest {b[up] / b['columns cold']:.2f}x) |"
         )
+    print()
+    print("| workload | handle_write -> write_columns ms | handle_write -> write ms | ratio |")
+    print("|---|---:|---:|---:|")
+    for r in dec:
+        m = r["median_ms"]
+        hc, ho = m["handler write_columns"], m["handler write"]
+        print(f"| {r['workload']} | {hc:.2f} | {ho:.2f} | {ho / hc:.2f}x |")
     per = 100 if args.quick else 1000
     st = streamed_rows(1000, per, 2 if args.quick else args.repeat)
     print()
