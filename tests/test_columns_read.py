@@ -6,12 +6,13 @@ into a real ``promwire serve``; everything is compared by float bits.
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 import promwire as p
 from promwire.chunks.streamed import (
+    aread_streamed_columns,
     decode_series,
     decode_series_columns,
     read_streamed_columns,
@@ -124,6 +126,24 @@ def test_read_streamed_columns_equal_read_streamed_response() -> None:
         assert list(sc.labels) == ts.labels
         assert list(sc.timestamps) == [s.timestamp for s in ts.samples]
         assert sc.values.tobytes() == _bits([s.value for s in ts.samples])
+
+
+def test_async_streamed_columns_equal_sync() -> None:
+    results = [(0, [_series(300, labels=(x,)) for x in "ab"])]
+    body = b"".join(stream_chunked_response(results, max_bytes_in_frame=200))
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for i in range(0, len(body), 777):  # split anywhere
+            yield body[i : i + 777]
+
+    async def collect() -> list[tuple[int, p.SeriesColumns]]:
+        return [item async for item in aread_streamed_columns(pieces(), end_ms=NOW + 100_000)]
+
+    got = asyncio.run(collect())
+    want = list(read_streamed_columns(body, end_ms=NOW + 100_000))
+    assert [(i, sc.labels, sc.timestamps, sc.values.tobytes()) for i, sc in got] == [
+        (i, sc.labels, sc.timestamps, sc.values.tobytes()) for i, sc in want
+    ]
 
 
 # ------------------------------------------------------------------ frames, no network

@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES_IN_FRAME",
     "STREAMED_CONTENT_TYPE",
     "aiter_chunked_series",
+    "aread_streamed_columns",
     "aread_streamed_response",
     "chunked_messages",
     "decode_series",
@@ -393,6 +394,24 @@ def read_streamed_columns(
     ``array('q')`` timestamps and ``array('d')`` values.
     """
     for query_index, series in iter_chunked_series(chunks, max_frame_size=max_frame_size):
+        yield (
+            query_index,
+            decode_series_columns(
+                series, start_ms=start_ms, end_ms=end_ms, on_unsupported=on_unsupported
+            ),
+        )
+
+
+async def aread_streamed_columns(
+    chunks: AsyncIterable[bytes],
+    *,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    on_unsupported: OnUnsupported = "raise",
+) -> AsyncIterator[tuple[int, SeriesColumns]]:
+    """Async twin of :func:`read_streamed_columns` over an async iterable of bytes."""
+    async for query_index, series in aiter_chunked_series(chunks, max_frame_size=max_frame_size):
         yield (
             query_index,
             decode_series_columns(
