@@ -126,6 +126,7 @@ def decode_rows(names: list[str], budget: Budget) -> list[dict[str, Any]]:
             Cell("columns warm", columns, warm),
             Cell("columns cold", columns, chill),
             Cell("decode warm", objects, warm),
+            Cell("decode cold", objects, chill),
             Cell("upb parse+walk", upb_walk),
         ]
         measure_interleaved(cells, budget)
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     dec = decode_rows(args.only.split(","), budget)
     print(
-        "| workload | columns warm ms | columns cold ms | decode (objects) warm ms "
+        "| workload | columns warm ms | columns cold ms | decode (objects) warm / cold ms "
         "| upb parse+walk ms | upb / columns warm | upb / columns cold |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         b = r["min_ms"]  # the fastest runs: trust these when the machine is loaded
         print(
             f"| {r['workload']} | {m['columns warm']:.2f} | {m['columns cold']:.2f} "
-            f"| {m['decode warm']:.2f} | {m[up]:.2f} "
+            f"| {m['decode warm']:.2f} / {m['decode cold']:.2f} | {m[up]:.2f} "
             f"| {m[up] / m['columns warm']:.2f}x (fastest {b[up] / b['columns warm']:.2f}x) "
             f"| {m[up] / m['columns cold']:.2f}x (fastest {b[up] / b['columns cold']:.2f}x) |"
         )
