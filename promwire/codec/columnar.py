@@ -179,10 +179,20 @@ def _series(buf: bytes, pos: int, end: int) -> SeriesColumns:
     while pos < end:
         t = buf[pos]
         if t == 0x12 and buf[pos + 1] == 0x10:
-            p = sample_run(buf, pos, end, ts, vs)
-            if p != pos:
-                pos = p
-                continue
+            if end - pos >= 2 * _REC:  # room for a run
+                p = sample_run(buf, pos, end, ts, vs)
+                if p != pos:
+                    pos = p
+                    continue
+            if pos + _REC <= end and buf[pos + 2] == 0x09 and buf[pos + 11] == 0x10:
+                # one record of the usual shape (a series' only sample, cold caches)
+                v, a, b, c = _d._unpack_sample18(buf, pos)
+                if (a & b & 0x8080) == 0x8080 and (c & 0x8080) == 0x0080:
+                    t14 = _d._pair_table or _d._varint_pairs()
+                    ts.append(t14[a] | t14[b] << 14 | t14[c] << 28)
+                    vs.append(v)
+                    pos += _REC
+                    continue
         pos += 1
         if t == 0x12 or t == 0x0A or t == 0x1A or t == 0x22:
             n = buf[pos]
