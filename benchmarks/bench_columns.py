@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="W1,W2,W3", help="decode workloads (comma-separated)")
     ap.add_argument("--repeat", type=int, default=5, help="streamed runs (best is kept)")
     ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    ap.add_argument("--streamed-series", type=int, default=1000, help="series of the streamed body")
     args = ap.parse_args(argv)
     budget = Budget(0.3, 5) if args.quick else Budget(1.5, 40)
     load = os.getloadavg()[0]
@@ -223,10 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         hc, ho = m["handler write_columns"], m["handler write"]
         print(f"| {r['workload']} | {hc:.2f} | {ho:.2f} | {ho / hc:.2f}x |")
     per = 100 if args.quick else 1000
-    st = streamed_rows(1000, per, 2 if args.quick else args.repeat)
+    st = streamed_rows(args.streamed_series, per, 2 if args.quick else args.repeat)
     print()
     print(
-        "| streamed body (1,000 series) | samples | columns M samples/s "
+        f"| streamed body ({args.streamed_series:,} series) | samples | columns M samples/s "
         "| TimeSeries+Sample M samples/s | ratio |"
     )
     print("|---|---:|---:|---:|---:|")
