@@ -10,7 +10,7 @@ listing the problems of a partial remote write 2.0.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from ... import v2
 from ...codec import snappy
@@ -145,8 +145,7 @@ def prepare_write(
         max_labels_per_series=max_labels_per_series,
         max_label_bytes=max_label_bytes,
     )
-    assert not isinstance(request, ColumnarWrite)  # only with columns=True
-    return request
+    return cast("WriteRequest | v2.Request", request)  # columns=False: never a ColumnarWrite
 
 
 def _partial_write_text(
