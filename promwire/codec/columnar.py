@@ -463,11 +463,30 @@ def _series_bytes(sc: SeriesColumns) -> bytes:
     vs = sc.values
     if len(ts) != len(vs):
         raise EncodeError(f"timestamps ({len(ts)}) and values ({len(vs)}) differ in length")
-    recs = sample_records(ts, vs) if len(ts) > 1 else None
-    if recs is not None:
-        out.append(recs)
+    if len(ts) == 1 and _TS_LOW <= ts[0] < _TS_HIGH and vs[0]:
+        # one sample (a scrape): the encoder's 18-byte packer, no Sample object
+        if not _e._pair_more:
+            _e._build_pair_tables()
+        t = ts[0]
+        more = _e._pair_more
+        out.append(
+            _e._PACK_SAMPLE18(
+                0x12,
+                0x10,
+                0x09,
+                vs[0],
+                0x10,
+                more[t & 0x3FFF],
+                more[(t >> 14) & 0x3FFF],
+                _e._pair_last[t >> 28],
+            )
+        )
     else:
-        _samples_one_by_one(ts, vs, out)
+        recs = sample_records(ts, vs) if len(ts) > 1 else None
+        if recs is not None:
+            out.append(recs)
+        else:
+            _samples_one_by_one(ts, vs, out)
     for e in sc.exemplars:
         body = _e._exemplar(e)
         out.append(b"\x1a" + varint(len(body)) + body)
