@@ -11,6 +11,8 @@ One run, same bytes for every library:
   docs/performance.md calls "upb parse+walk"), plus ``promwire.decode``
   (objects) for reference. Cells of a workload are timed interleaved, so a
   burst of load from other processes slows all of them alike.
+* Encode (snappy included): ``encode_columns`` of the decoded columns vs
+  ``encode`` of the decoded ``WriteRequest`` (the same bytes).
 * The write handler end to end (body + headers -> storage called, warm
   caches) for a storage with ``write_columns`` and for one with ``write``
   only (both just count).
@@ -33,7 +35,15 @@ import time
 from array import array
 from typing import Any
 
-from promwire import WriteRequest, decode, decode_columns, handle_write, snappy
+from promwire import (
+    WriteRequest,
+    decode,
+    decode_columns,
+    encode,
+    encode_columns,
+    handle_write,
+    snappy,
+)
 from promwire.chunks.streamed import (
     read_streamed_columns,
     read_streamed_response,
@@ -120,7 +130,20 @@ def decode_rows(names: list[str], budget: Budget) -> list[dict[str, Any]]:
                 if handle_write(b, HEADERS, store).status != 204:
                     raise AssertionError("handler refused a workload body")
 
+        decoded = [decode_columns(snappy.decompress(b)) for b in bodies]
+        requests = [decode(WriteRequest, snappy.decompress(b)) for b in bodies]
+
+        def enc_columns(decoded: list[Any] = decoded) -> None:
+            for series in decoded:
+                snappy.compress(encode_columns(series))
+
+        def enc_objects(requests: list[Any] = requests) -> None:
+            for req in requests:
+                snappy.compress(encode(req))
+
         cells = [
+            Cell("encode_columns", enc_columns),
+            Cell("encode", enc_objects),
             Cell("handler write_columns", lambda: handler(_Columns()), warm),
             Cell("handler write", lambda: handler(_Objects()), warm),
             Cell("columns warm", columns, warm),
@@ -223,6 +246,13 @@ def main(argv: list[str] | None = None) -> int:
         m = r["median_ms"]
         hc, ho = m["handler write_columns"], m["handler write"]
         print(f"| {r['workload']} | {hc:.2f} | {ho:.2f} | {ho / hc:.2f}x |")
+    print()
+    print("| workload | encode_columns ms | encode (objects) ms | ratio |")
+    print("|---|---:|---:|---:|")
+    for r in dec:
+        m = r["median_ms"]
+        ec, eo = m["encode_columns"], m["encode"]
+        print(f"| {r['workload']} | {ec:.2f} | {eo:.2f} | {eo / ec:.2f}x |")
     per = 100 if args.quick else 1000
     st = streamed_rows(args.streamed_series, per, 2 if args.quick else args.repeat)
     print()
