@@ -194,6 +194,11 @@ def test_arrow_layout_and_round_trip(timestamps: Any) -> None:
     assert _as_dict(frames.from_dataframe(table.to_pandas())) == _as_dict(cols)
 
 
+def test_empty_frames_round_trip_to_no_series() -> None:
+    assert frames.from_dataframe(frames.to_dataframe([])) == []
+    assert frames.from_arrow(frames.to_arrow([])) == []
+
+
 def test_label_named_like_a_data_column_is_refused() -> None:
     sc = p.SeriesColumns((p.Label("value", "x"),))
     with pytest.raises(ValueError, match="value_column"):

@@ -187,6 +187,8 @@ def from_dataframe(
     import pandas as pd
 
     names = [c for c in frame.columns if c not in (timestamp_column, value_column)]
+    if not len(frame):
+        return []
     ts_col = frame[timestamp_column]
     if isinstance(ts_col.dtype, pd.DatetimeTZDtype):
         ts_col = ts_col.dt.tz_convert("UTC").dt.tz_localize(None)
