@@ -175,6 +175,8 @@ def test_dataframe_layout_and_round_trip(timestamps: Any) -> None:
     assert df["i"].isna().sum() == 3 and df["zone"].isna().sum() == 25
     assert df["value"].to_numpy().tobytes() == b"".join(sc.values.tobytes() for sc in cols)
     assert _as_dict(frames.from_dataframe(df)) == _as_dict(cols)
+    # the timestamp as the index, as prometheus-api-client's MetricRangeDataFrame has it
+    assert _as_dict(frames.from_dataframe(df.set_index("timestamp"))) == _as_dict(cols)
 
 
 @pytest.mark.parametrize("timestamps", ["datetime", "ms"])

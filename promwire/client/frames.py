@@ -181,11 +181,15 @@ def from_dataframe(
 
     Every column other than the two data columns is a label. Timestamps may
     be datetimes (naive ones are taken as UTC; sub-millisecond parts are cut)
-    or integer milliseconds. Each series' samples are put in time order.
+    or integer milliseconds; a timestamp index (as in prometheus-api-client's
+    ``MetricRangeDataFrame``) is taken as the column. Each series' samples are
+    put in time order.
     """
     import numpy as np
     import pandas as pd
 
+    if timestamp_column not in frame.columns and timestamp_column in frame.index.names:
+        frame = frame.reset_index()  # e.g. prometheus-api-client's MetricRangeDataFrame
     names = [c for c in frame.columns if c not in (timestamp_column, value_column)]
     if not len(frame):
         return []
