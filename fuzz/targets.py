@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -133,6 +134,48 @@ def _decode_target(cls: type[Any]) -> Callable[[bytes], None]:
     return run
 
 
+def _same_columns(got: list[Any], want: list[Any]) -> None:
+    """Columns carry what the object decoders give (floats by bits)."""
+    if len(got) != len(want):
+        raise Broken(f"decode_columns gave {len(got)} series, decode {len(want)}")
+    for sc, ts in zip(got, want, strict=True):
+        ok = (
+            list(sc.labels) == list(ts.labels)
+            and list(sc.timestamps) == [s.timestamp for s in ts.samples]
+            and sc.values.tobytes()
+            == struct.pack(f"<{len(ts.samples)}d", *[s.value for s in ts.samples])
+            and len(sc.exemplars) == len(ts.exemplars)
+            and len(sc.histograms) == len(ts.histograms)
+        )
+        if not ok:
+            raise Broken(f"decode_columns and decode differ on series {ts.labels!r}")
+
+
+def _columns_target(v2: Any) -> Callable[[bytes], None]:
+    """decode_columns refuses what decode refuses, and otherwise agrees with it (differential)."""
+
+    def run(data: bytes) -> None:
+        try:
+            if v2 is None:
+                want = promwire.decode(promwire.WriteRequest, data).timeseries
+            else:
+                want = v2.to_v1(promwire.decode(v2.Request, data)).timeseries
+        except PromwireError:
+            try:
+                promwire.decode_columns(data, promwire.WriteRequest if v2 is None else v2.Request)
+            except PromwireError:
+                raise
+            raise Broken("decode_columns accepted what decode refuses") from None
+        got = promwire.decode_columns(data, promwire.WriteRequest if v2 is None else v2.Request)
+        _same_columns(got, want)
+        if v2 is None and promwire.encode_columns(got) != promwire.encode(
+            promwire.WriteRequest(want)
+        ):
+            raise Broken("encode_columns differs from encode of the same series")
+
+    return run
+
+
 def _snappy_backend_target(name: str) -> Callable[[bytes], None]:
     def run(data: bytes) -> None:
         with backend(name):
@@ -199,6 +242,10 @@ def _build() -> tuple[list[Target], dict[str, str]]:
 
     for cls in list(SCHEMAS):
         targets.append(Target(f"decode:{_label(cls)}", _decode_target(cls), "payload"))
+
+    targets.append(Target("columns:WriteRequest", _columns_target(None), "payload"))
+    if v2 is not None:
+        targets.append(Target("columns:v2.Request", _columns_target(v2), "payload"))
 
     for name in snappy.BACKENDS:
         targets.append(Target(f"snappy:{name}", _snappy_backend_target(name), "snappy"))

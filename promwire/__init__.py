@@ -69,11 +69,16 @@ _LAZY = {
     "SQLiteStorage": "promwire.stores.sqlite",
     "handle_write": "promwire.server.handlers",
     "handle_read": "promwire.server.handlers",
+    "decode_columns": "promwire.codec.columnar",
+    "encode_columns": "promwire.codec.columnar",
+    "SeriesColumns": "promwire.codec.columns",
 }
 
 if TYPE_CHECKING:
     from .client.reader import RemoteReadClient
     from .client.writer import AsyncRemoteWriteClient, RemoteWriteClient
+    from .codec.columnar import decode_columns, encode_columns
+    from .codec.columns import SeriesColumns
     from .server.handlers import handle_read, handle_write
     from .stores.sqlite import SQLiteStorage
 
@@ -126,6 +131,7 @@ __all__ = [
     "ResponseType",
     "SQLiteStorage",
     "Sample",
+    "SeriesColumns",
     "SnappyError",
     "StorageError",
     "StorageOverloaded",
@@ -137,7 +143,9 @@ __all__ = [
     "WriteRequest",
     "__version__",
     "decode",
+    "decode_columns",
     "encode",
+    "encode_columns",
     "from_dict",
     "handle_read",
     "handle_write",

@@ -49,6 +49,7 @@ Public API: :func:`encode_xor`, :func:`decode_xor`, :func:`decode_xor_bits`,
 from __future__ import annotations
 
 import struct
+from array import array
 from collections.abc import Iterator, Sequence
 
 from ..codec import messages as m
@@ -65,6 +66,7 @@ __all__ = [
     "decode_chunk",
     "decode_xor",
     "decode_xor_bits",
+    "decode_xor_columns",
     "encode_xor",
     "encode_xor_bits",
     "floats_to_bits",
@@ -273,6 +275,19 @@ def decode_xor(data: bytes | bytearray | memoryview) -> tuple[list[int], list[fl
     """
     ts, bits = decode_xor_bits(data)
     return ts, bits_to_floats(bits)
+
+
+def decode_xor_columns(data: bytes | bytearray | memoryview) -> tuple[array[int], array[float]]:
+    """Decode an XOR chunk into ``(array('q') timestamps, array('d') values)``.
+
+    The columnar form of :func:`decode_xor`: the value bits go into the
+    ``array('d')`` as they are (one copy through an ``array('Q')``, no float
+    object per sample), so NaN payloads and the stale marker survive.
+    """
+    ts, bits = decode_xor_bits(data)
+    values: array[float] = array("d")
+    values.frombytes(array("Q", bits).tobytes())  # same width, same byte order: a bit copy
+    return array("q", ts), values
 
 
 def iter_xor(data: bytes | bytearray | memoryview) -> Iterator[tuple[int, float]]:

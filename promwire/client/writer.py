@@ -694,6 +694,13 @@ class RemoteWriteClient(_Base):
             )
         ]
 
+    def send_frame(self, frame: Any, **options: Any) -> list[WriteResult]:
+        """Send a long-form pandas DataFrame or Arrow table (labels as columns,
+        ``timestamp``, ``value``); see :func:`promwire.client.frames.send_frame`."""
+        from . import frames
+
+        return frames.send_frame(self, frame, **options)
+
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     lname = name.lower()

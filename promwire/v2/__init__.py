@@ -14,6 +14,7 @@ works on v2 messages::
 
 from __future__ import annotations
 
+from . import columnar as _columnar  # noqa: F401  (registers decode_columns(raw, Request))
 from . import fastdecode as _fastdecode  # noqa: F401  (registers the hot TimeSeries decoder)
 from . import fields as _schema  # noqa: F401  (registers the field tables)
 from .convert import from_v1, histogram_to_v1, histogram_to_v2, to_v1

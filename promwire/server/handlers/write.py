@@ -10,7 +10,7 @@ listing the problems of a partial remote write 2.0.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from ... import v2
 from ...codec import snappy
@@ -18,6 +18,13 @@ from ...codec.decoder import decode, decode_write_request
 from ...codec.messages import WriteRequest
 from ...errors import StorageError, UnsupportedMediaType
 from ...stores.protocol import WriteOutcome
+from .columnar import (
+    ColumnarWrite,
+    decode_v1_columns,
+    store_columns,
+    store_columns_async,
+    v2_columns,
+)
 from .common import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_MAX_DECOMPRESSED_SIZE,
@@ -76,7 +83,8 @@ def _decode_write(
     max_samples: int,
     max_labels_per_series: int = DEFAULT_MAX_LABELS_PER_SERIES,
     max_label_bytes: int = DEFAULT_MAX_LABEL_BYTES,
-) -> WriteRequest | v2.Request:
+    columns: bool = False,
+) -> WriteRequest | v2.Request | ColumnarWrite:
     _check_encoding(h.get("content-encoding"))
     _check_body_size(body, max_body_size)
     raw = snappy.decompress(body, max_decompressed_size=max_decompressed_size)
@@ -85,6 +93,14 @@ def _decode_write(
         _check_write_counts(request_v2, max_series, max_samples)
         _check_v2_labels(request_v2, max_labels_per_series, max_label_bytes)
         return request_v2
+    if columns:  # the storage takes columns: no per-sample objects
+        return decode_v1_columns(
+            raw,
+            max_series=max_series,
+            max_samples=max_samples,
+            max_labels_per_series=max_labels_per_series,
+            max_label_bytes=max_label_bytes,
+        )
     # The decoder also reports the largest series record: labels need a look
     # only when it is over max_label_bytes.
     unchecked: list[int] = []
@@ -118,7 +134,7 @@ def prepare_write(
     """
     h = _lower(headers)
     version = _write_version(h, accepted_protocols)
-    return _decode_write(
+    request = _decode_write(
         body,
         h,
         version,
@@ -129,6 +145,7 @@ def prepare_write(
         max_labels_per_series=max_labels_per_series,
         max_label_bytes=max_label_bytes,
     )
+    return cast("WriteRequest | v2.Request", request)  # columns=False: never a ColumnarWrite
 
 
 def _partial_write_text(
@@ -166,6 +183,8 @@ def _v2_storage_call(storage: Any, stored: v2.Request) -> tuple[Callable[..., An
     write_v2 = getattr(storage, "write_v2", None)
     if write_v2 is not None:
         return write_v2, stored
+    if _takes_columns(storage):
+        return storage.write_columns, v2_columns(stored)
     return storage.write, v2.to_v1(stored, sort_labels=True)
 
 
@@ -173,6 +192,11 @@ def _check_outcome(result: Any) -> WriteOutcome | None:
     if result is None or isinstance(result, WriteOutcome):
         return result
     raise StorageError(f"write_v2 returned {type(result).__name__}, expected WriteOutcome or None")
+
+
+def _takes_columns(storage: Any) -> bool:
+    """Whether the storage has the optional ``write_columns`` member."""
+    return getattr(storage, "write_columns", None) is not None
 
 
 def _accepted(storage: Any) -> Iterable[str]:
@@ -224,7 +248,11 @@ def handle_write(
             max_samples=max_samples,
             max_labels_per_series=max_labels_per_series,
             max_label_bytes=max_label_bytes,
+            columns=_takes_columns(storage),
         )
+        if isinstance(request, ColumnarWrite):
+            store_columns(storage, _context(ctx, headers), request)
+            return _no_content()
         if isinstance(request, WriteRequest):
             storage.write(_context(ctx, headers), request)
             return _no_content()
@@ -290,7 +318,11 @@ async def handle_write_async(
             max_samples=max_samples,
             max_labels_per_series=max_labels_per_series,
             max_label_bytes=max_label_bytes,
+            columns=_takes_columns(storage),
         )
+        if isinstance(request, ColumnarWrite):
+            await store_columns_async(storage, _context(ctx, headers), request)
+            return _no_content()
         if isinstance(request, WriteRequest):
             await _call(storage.write, _context(ctx, headers), request)
             return _no_content()

@@ -12,9 +12,11 @@ one label with a value, no name twice), a 400
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from itertools import chain
 
 from ... import v2
+from ...codec.columns import SeriesColumns
 from ...codec.labelset import label_set_problem
 from ...codec.messages import TimeSeries, WriteRequest
 from ...errors import DecodeError, LimitExceeded
@@ -74,14 +76,14 @@ def _label_too_long(what: str, kind: str, text: str, limit: int) -> LimitExceede
     )
 
 
-def _describe_v1(series: TimeSeries, index: int) -> str:
+def _describe_v1(series: TimeSeries | SeriesColumns, index: int) -> str:
     name = next((lb.value for lb in series.labels if lb.name == "__name__"), None)
     shown = repr(name[:80]) if name is not None else "without __name__"
     return f"series #{index} ({shown}, {len(series.labels)} labels)"
 
 
 def _check_v1_labels(
-    series: list[TimeSeries], max_labels: int, max_bytes: int, raw_size: int
+    series: Sequence[TimeSeries | SeriesColumns], max_labels: int, max_bytes: int, raw_size: int
 ) -> None:
     """Refuse (400) a v1 request with too many labels in a series or too long a label.
 
@@ -120,7 +122,7 @@ _SHOWN_TEXT = 40
 _SHOWN_SET = 200
 
 
-def _describe_set(series: TimeSeries, index: int) -> str:
+def _describe_set(series: TimeSeries | SeriesColumns, index: int) -> str:
     """``series #3 {__name__="up", a="1", a="2"}``, each text and the whole cut short."""
 
     def cut(text: str) -> str:
@@ -132,7 +134,7 @@ def _describe_set(series: TimeSeries, index: int) -> str:
     return f"series #{index} {{{inner}}}"
 
 
-def _check_v1_label_sets(series: list[TimeSeries], indexes: list[int]) -> None:
+def _check_v1_label_sets(series: Sequence[TimeSeries | SeriesColumns], indexes: list[int]) -> None:
     """Refuse (400) a v1 request holding a series with an invalid label set.
 
     ``indexes`` are the series to look at: those the decoder did not find as
