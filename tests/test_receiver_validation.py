@@ -238,3 +238,18 @@ def test_rc3_created_timestamp_becomes_the_start_timestamp() -> None:
     assert [x.start_timestamp for x in histogram.histograms] == [T0 - 60_000]
     assert [s.start_timestamp for s in gauge.samples] == [0]
     assert gauge is request.timeseries[2] or gauge == request.timeseries[2]
+
+
+def test_the_histogram_check_takes_columnar_series() -> None:
+    """The same 1.0 check for a columnar write path (SeriesColumns has labels and histograms)."""
+    from array import array
+
+    from promwire.codec.columns import SeriesColumns
+    from promwire.codec.validation import check_histograms
+    from promwire.errors import DecodeError
+
+    good = SeriesColumns((Label("__name__", "h"),), array("q"), array("d"), [h(**CUSTOM)], [])
+    bad = SeriesColumns((Label("__name__", "h2"),), array("q"), array("d"), [h(count_int=3)], [])
+    check_histograms([good])
+    with pytest.raises(DecodeError, match=r"series #1 \{__name__='h2'\}: invalid histogram"):
+        check_histograms([good, bad])

@@ -46,9 +46,9 @@ from typing import Protocol
 
 from ..errors import DecodeError
 from .labelset import label_set_problem
-from .messages import BucketSpan, Label, TimeSeries
+from .messages import BucketSpan, Label
 
-__all__ = ["HistogramLike", "check_histograms", "histogram_problem", "labels_problem"]
+__all__ = ["HistogramLike", "SeriesLike", "check_histograms", "histogram_problem", "labels_problem"]
 
 #: Schemas of exponential buckets Prometheus stores, those its receiver scales
 #: down to 8, and the custom-buckets schema.
@@ -88,6 +88,8 @@ class HistogramLike(Protocol):
     def positive_counts(self) -> list[float]: ...
     @property
     def custom_values(self) -> list[float]: ...
+    @property
+    def timestamp(self) -> int: ...
 
 
 def labels_problem(labels: Sequence[Label], *, v2_rules: bool = False) -> str | None:
@@ -198,14 +200,25 @@ def histogram_problem(h: HistogramLike) -> str | None:
 _histograms_of = operator.attrgetter("histograms")
 
 
-def _series_name(series: TimeSeries, index: int) -> str:
+def _series_name(series: SeriesLike, index: int) -> str:
     inner = ", ".join(f"{lb.name[:40]}={lb.value[:40]!r}" for lb in series.labels)
     return f"series #{index} {{{inner[:200]}}}"
 
 
-def check_histograms(series: Sequence[TimeSeries]) -> None:
+class SeriesLike(Protocol):
+    """A series the histogram check reads: v1's ``TimeSeries`` or a columnar ``SeriesColumns``."""
+
+    @property
+    def labels(self) -> Sequence[Label]: ...
+    @property
+    def histograms(self) -> Sequence[HistogramLike]: ...
+
+
+def check_histograms(series: Sequence[SeriesLike]) -> None:
     """Raise :class:`~promwire.errors.DecodeError` (400) naming the first series
-    holding an invalid native histogram (:func:`histogram_problem`)."""
+    holding an invalid native histogram (:func:`histogram_problem`).
+
+    Takes v1 ``TimeSeries`` or :class:`~promwire.codec.columns.SeriesColumns`."""
     if not any(map(_histograms_of, series)):  # the usual float-only request: one C-level pass
         return
     for index, ts in enumerate(series):
