@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 
 from promwire import (
     BucketSpan,
@@ -31,6 +32,7 @@ from promwire.codec.validation import histogram_problem, labels_problem
 from promwire.server.handlers import handle_write
 from promwire.stores.protocol import BaseStorage
 from promwire.stores.sqlite import SQLiteStorage
+from promwire.testing import valid_histograms
 
 S = BucketSpan
 NAN = math.nan
@@ -253,3 +255,10 @@ def test_the_histogram_check_takes_columnar_series() -> None:
     check_histograms([good])
     with pytest.raises(DecodeError, match=r"series #1 \{__name__='h2'\}: invalid histogram"):
         check_histograms([good, bad])
+
+
+@settings(max_examples=300, deadline=None)
+@given(histogram=valid_histograms())
+def test_the_valid_histograms_strategy_makes_valid_histograms(histogram: Histogram) -> None:
+    """promwire.testing.valid_histograms (used by prometheus_write_requests) passes the rule."""
+    assert histogram_problem(histogram) is None
