@@ -273,15 +273,18 @@ def _verdict(
     elif not series.samples and not series.histograms:
         refused = "no samples and no histograms"
     histograms = list(series.histograms)
+    exemplars = list(series.exemplars)
     refused_points = 0
     if refused is None and bad_histograms:
         refused_points, histograms = len(histograms), []
+        if not series.samples:
+            exemplars, exemplar_labels = [], []  # nothing of the series is left
     return KeptSeries(
         index=index,
         labels=present,
         samples=list(series.samples),
         histograms=histograms,
-        exemplars=list(series.exemplars),
+        exemplars=exemplars,
         exemplar_labels=exemplar_labels,
         metadata=metadata,
         refused=refused,

@@ -200,6 +200,30 @@ def test_v2_refuses_the_invalid_histogram_and_keeps_the_rest(tmp_path: Path) -> 
     assert counts["histograms"] == 2 and counts["exemplars"] == 1
 
 
+def test_v2_series_whose_histograms_are_all_invalid_keeps_nothing(tmp_path: Path) -> None:
+    table = v2.SymbolTable()
+    bad = v2.histogram_to_v2(h(count_int=99, sum=1.0, timestamp=T0, **POS))
+    request = v2.Request(
+        symbols=table.symbols,
+        timeseries=[
+            v2.TimeSeries(
+                labels_refs=table.refs({"__name__": "h"}),
+                histograms=[bad],
+                exemplars=[v2.Exemplar(table.refs({"trace_id": "t"}), 1.0, T0)],
+            ),
+            v2.TimeSeries(labels_refs=table.refs({"__name__": "ok"}), samples=[v2.Sample(1.0, T0)]),
+        ],
+    )
+    with SQLiteStorage(str(tmp_path / "db")) as store:
+        resp = handle_write(snappy.compress(encode(request)), RW2, store)
+        counts = store.counts()
+    assert resp.status == 400
+    assert "rejected 0 samples, 1 histograms, 1 exemplars" in bytes(resp.body).decode()
+    assert (v2.SAMPLES_WRITTEN, "1") in resp.headers
+    assert (v2.EXEMPLARS_WRITTEN, "0") in resp.headers
+    assert (counts["series"], counts["histograms"], counts["exemplars"]) == (1, 0, 0)
+
+
 class Recorder(BaseStorage):
     """A storage with ``write_v2`` that keeps the checked requests it was given."""
 

@@ -113,7 +113,9 @@ def check_v2_request(request: v2.Request) -> tuple[v2.Request, list[str]]:
     * per point: samples and histograms in time order (see
       :func:`_in_time_order`), histograms valid
       (:func:`promwire.codec.validation.histogram_problem`), exemplars with a
-      timestamp - a failing point is left out, the rest of its series kept.
+      timestamp - a failing point is left out, the rest of its series kept
+      (a series left with no sample and no histogram is dropped whole,
+      exemplars included).
 
     A series carrying rc.3's ``created_timestamp`` has it given to its
     samples and histograms without a ``start_timestamp`` of their own.
@@ -149,6 +151,8 @@ def check_v2_request(request: v2.Request) -> tuple[v2.Request, list[str]]:
             histograms = _valid_histograms(
                 _in_time_order(histograms, "histogram", problems, name), problems, name
             )
+        if not samples and not histograms:
+            continue  # every histogram invalid: nothing of the series is kept, exemplars neither
         exemplars = series.exemplars
         if any(e.timestamp == 0 for e in exemplars):
             exemplars = [e for e in exemplars if e.timestamp != 0]
