@@ -235,16 +235,20 @@ def _histogram(rng: random.Random, ts: int) -> tuple[Any, ...]:
     neg_spans = ((rng.randrange(0, 3), n_neg),) if n_neg else ()
     schema = rng.choice([-2, 0, 3])
     if rng.random() < 0.75:
-        pos_deltas = tuple(rng.randrange(-20, 30) for _ in range(n_pos))
-        neg_deltas = tuple(rng.randrange(-5, 5) for _ in range(n_neg))
-        count = rng.randrange(0, 100_000)
+        # Valid as Prometheus checks it (receivers refuse others): bucket counts
+        # >= 0, sent as deltas, and count = zero count + all buckets.
+        pos_abs = [rng.randrange(0, 30) for _ in range(n_pos)]
+        neg_abs = [rng.randrange(0, 5) for _ in range(n_neg)]
+        pos_deltas = tuple(b - a for a, b in zip([0, *pos_abs], pos_abs, strict=False))
+        neg_deltas = tuple(b - a for a, b in zip([0, *neg_abs], neg_abs, strict=False))
+        zero_count = rng.randrange(0, 10)
         return (
-            count,
+            sum(pos_abs) + sum(neg_abs) + zero_count,
             None,
             rng.random() * 1e4,
             schema,
             1e-128,
-            rng.randrange(0, 10),
+            zero_count,
             None,
             neg_spans,
             neg_deltas,

@@ -5,9 +5,10 @@ out field by field with ``descriptor_pb2`` (names, numbers, types, oneofs,
 nested enums as in the .proto), added to a private descriptor pool and turned
 into classes by ``message_factory``: no protoc, no generated code.
 
-``CLASSES`` is the current schema; ``LEGACY`` is the same with the
-``int64 created_timestamp = 6`` that ``TimeSeries`` carried from Prometheus
-v2.54 to v3.8 (reserved since), to produce bytes of older senders.
+``CLASSES`` is the schema promwire reads: the current one (rc.4) plus the
+``int64 created_timestamp = 6`` that ``TimeSeries`` carried in rc.3, from
+Prometheus v2.54 to v3.8 (reserved since). ``LEGACY`` is the same classes,
+named for the tests that produce bytes of those older senders.
 ``to_oracle`` / ``from_oracle`` copy between promwire and oracle messages.
 """
 
@@ -68,6 +69,7 @@ MESSAGES: dict[str, list[Field]] = {
         ("histograms", 3, T_MSG, REP, "Histogram", None),
         ("exemplars", 4, T_MSG, REP, "Exemplar", None),
         ("metadata", 5, T_MSG, OPT, "Metadata", None),
+        ("created_timestamp", 6, T_INT64, OPT, None, None),
     ],
     "Exemplar": [
         ("labels_refs", 1, T_UINT32, REP, None, None),
@@ -110,7 +112,7 @@ MESSAGES: dict[str, list[Field]] = {
 }
 
 #: Reserved ranges of the current .proto (kept in the descriptor for fidelity).
-RESERVED: dict[str, list[tuple[int, int]]] = {"Request": [(1, 4)], "TimeSeries": [(6, 7)]}
+RESERVED: dict[str, list[tuple[int, int]]] = {"Request": [(1, 4)]}
 
 
 #: Oracle classes of the current v2 schema, by message name.
@@ -118,20 +120,8 @@ CLASSES = build_classes(
     file_descriptor(PACKAGE, MESSAGES, ENUMS, reserved=RESERVED, filename=FILENAME)
 )
 
-#: The schema of Prometheus v2.54-v3.8: TimeSeries had ``int64 created_timestamp = 6``.
-LEGACY = build_classes(
-    file_descriptor(
-        "legacy." + PACKAGE,
-        {
-            **MESSAGES,
-            "TimeSeries": [
-                *MESSAGES["TimeSeries"],
-                ("created_timestamp", 6, T_INT64, OPT, None, None),
-            ],
-        },
-        ENUMS,
-    )
-)
+#: The rc.3 field is part of CLASSES (promwire reads it): the legacy tests use the same classes.
+LEGACY = CLASSES
 
 #: promwire v2 class -> oracle class.
 ORACLE: dict[type[Any], Any] = {

@@ -385,7 +385,7 @@ CASES = [
         400,
         (1, 0, 0),
         samples_of(UP, (1, 1.0)),
-        says=("repeated label name",),
+        says=("label name '__name__' appears twice",),
     ),
     Case(
         "empty label name",
@@ -397,12 +397,13 @@ CASES = [
         says=("empty label name",),
     ),
     Case(
-        "no __name__ is accepted (a SHOULD; Prometheus refuses it)",
+        "no __name__ is refused (as Prometheus' 2.0 receiver), the rest stored",
         hdr(V2),
-        lambda: Req().series({"job": "a"}, [(1, 1.0)]).body(),
-        204,
+        lambda: up([(1, 1.0)]).series({"job": "a"}, [(1, 1.0)]).body(),
+        400,
         (1, 0, 0),
-        samples_of({"job": "a"}, (1, 1.0)),
+        samples_of(UP, (1, 1.0)),
+        says=("series #1 {job='a'}: no metric name (__name__)",),
     ),
     Case(
         "series with both samples and histograms",

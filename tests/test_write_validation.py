@@ -79,7 +79,7 @@ SHAPES: dict[str, Shape] = {
     ),
     "samples": lambda ls: _series_bytes(TimeSeries(ls, [Sample(1.0, T0 + i) for i in range(5)])),
     "histogram": lambda ls: _series_bytes(
-        TimeSeries(ls, histograms=[Histogram(count_int=1, timestamp=T0)])
+        TimeSeries(ls, histograms=[Histogram(count_int=1, zero_count_int=1, timestamp=T0)])
     ),
     "labels last": _labels_last,
     "after metadata": lambda ls: (
@@ -227,7 +227,11 @@ def test_invalid_label_sets_through_promwire_serve(tmp_path: Path, server: str) 
 
 @pytest.mark.parametrize(
     ("refs", "problem"),
-    [([], "no labels"), ([1, 0], "no label has a value"), ([1, 2, 1, 3], "repeated label name")],
+    [
+        ([], "no labels"),
+        ([1, 0], "no label has a value"),
+        ([1, 2, 1, 3], "label name '__name__' appears twice"),
+    ],
 )
 def test_remote_write_2_refuses_the_same_series(
     tmp_path: Path, refs: list[int], problem: str

@@ -33,6 +33,7 @@ imports it.
 from __future__ import annotations
 
 import enum
+import math
 import struct
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -93,6 +94,7 @@ __all__ = [
     "timestamps_ms",
     "uint32s",
     "uint64s",
+    "valid_histograms",
     "write_requests",
 ]
 
@@ -264,6 +266,71 @@ def histograms(draw: st.DrawFn) -> m.Histogram:
     )
 
 
+@st.composite
+def _side(
+    draw: st.DrawFn, *, first_offset: st.SearchStrategy[int], is_float: bool
+) -> tuple[list[m.BucketSpan], list[int], list[float], float]:
+    """Spans, deltas or counts of one side whose lengths match, counts >= 0; and their sum."""
+    spans = []
+    for n in range(draw(st.integers(0, 3))):
+        offset = draw(first_offset if n == 0 else st.integers(0, 5))
+        spans.append(m.BucketSpan(offset, draw(st.integers(0, 4))))
+    buckets = sum(s.length for s in spans)
+    if is_float:
+        counts = draw(st.lists(st.floats(0, 1e6), min_size=buckets, max_size=buckets))
+        return spans, [], counts, sum(counts)
+    absolute = draw(st.lists(st.integers(0, 1000), min_size=buckets, max_size=buckets))
+    deltas = [b - a for a, b in zip([0, *absolute], absolute, strict=False)]
+    return spans, deltas, [], float(sum(absolute))
+
+
+@st.composite
+def valid_histograms(draw: st.DrawFn) -> m.Histogram:
+    """``Histogram`` that a receiver validating as Prometheus does accepts
+    (:func:`promwire.codec.validation.histogram_problem` is ``None``): schema
+    -4..8 or custom buckets (-53), spans matching the buckets, counts >= 0,
+    an integer ``count`` equal to zero count plus buckets (or above it with a
+    NaN ``sum``), float or integer flavour."""
+    is_float = draw(st.integers(0, 3)) == 0
+    custom = draw(st.integers(0, 4)) == 0
+    pos_spans, pos_deltas, pos_counts, total = draw(
+        _side(first_offset=st.integers(0, 5) if custom else st.integers(-10, 10), is_float=is_float)
+    )
+    h = m.Histogram(
+        schema=-53 if custom else draw(st.integers(-4, 8)),
+        positive_spans=pos_spans,
+        positive_deltas=pos_deltas,
+        positive_counts=pos_counts,
+        reset_hint=draw(enum_numbers(m.ResetHint)),
+        timestamp=draw(timestamps_ms()),
+    )
+    if custom:
+        covered = sum(s.offset + s.length for s in pos_spans)
+        need = max(covered - 1, 0)
+        bounds = draw(st.lists(st.floats(-1e9, 1e9), min_size=need, max_size=need + 3))
+        h.custom_values = sorted(set(bounds))
+        while len(h.custom_values) < covered - 1:  # duplicates were dropped: extend upwards
+            h.custom_values.append((h.custom_values[-1] if h.custom_values else 0.0) + 1.0)
+    else:
+        neg_spans, neg_deltas, neg_counts, neg_total = draw(
+            _side(first_offset=st.integers(-10, 10), is_float=is_float)
+        )
+        h.negative_spans, h.negative_deltas, h.negative_counts = neg_spans, neg_deltas, neg_counts
+        h.zero_threshold = draw(st.sampled_from([0.0, 1e-128, 0.001]))
+        total += neg_total
+    nan_sum = draw(st.integers(0, 5)) == 0
+    h.sum = math.nan if nan_sum else draw(st.floats(-1e9, 1e9))
+    if is_float:
+        zero = 0.0 if custom else draw(st.floats(0, 100))
+        h.zero_count_float = zero
+        h.count_float = total + zero
+    else:
+        zero_int = 0 if custom else draw(st.integers(0, 100))
+        h.zero_count_int = zero_int
+        h.count_int = int(total) + zero_int + (draw(st.integers(0, 5)) if nan_sum else 0)
+    return h
+
+
 def timeseries(max_size: int = 3) -> st.SearchStrategy[m.TimeSeries]:
     """``TimeSeries`` with up to ``max_size`` of each repeated field (any may be empty)."""
     return st.builds(
@@ -404,7 +471,8 @@ def _label_set(draw: st.DrawFn) -> list[m.Label]:
 def prometheus_write_requests(draw: st.DrawFn, max_series: int = 12) -> m.WriteRequest:
     """``WriteRequest`` shaped like Prometheus' own: sorted label sets that repeat across
     series, mostly one sample per series with a realistic timestamp, sometimes runs of
-    samples, an exemplar or a native histogram, and metadata-only requests.
+    samples, an exemplar or a native histogram (valid, as Prometheus sends them:
+    :func:`valid_histograms`), and metadata-only requests.
 
     This is the input decoders' fast paths are tuned for; :func:`write_requests`
     covers the rest of what the wire allows.
@@ -424,7 +492,7 @@ def prometheus_write_requests(draw: st.DrawFn, max_series: int = 12) -> m.WriteR
         elif shape == 8:
             series.append(m.TimeSeries(labels, exemplars=[draw(exemplars())]))
         else:
-            series.append(m.TimeSeries(labels, histograms=[draw(histograms())]))
+            series.append(m.TimeSeries(labels, histograms=[draw(valid_histograms())]))
     return m.WriteRequest(series)
 
 

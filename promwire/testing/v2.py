@@ -66,7 +66,8 @@ def metadata() -> st.SearchStrategy[v2.Metadata]:
 
 
 def timeseries(max_size: int = 3) -> st.SearchStrategy[v2.TimeSeries]:
-    """``TimeSeries``: any refs; ``metadata`` absent, present-empty or filled."""
+    """``TimeSeries``: any refs; ``metadata`` absent, present-empty or filled; rc.3's
+    ``created_timestamp`` mostly unset."""
     return st.builds(
         v2.TimeSeries,
         labels_refs=st.lists(uint32s(), max_size=2 * max_size + 1),
@@ -74,6 +75,7 @@ def timeseries(max_size: int = 3) -> st.SearchStrategy[v2.TimeSeries]:
         histograms=st.lists(histograms(), max_size=max(1, max_size - 1)),
         exemplars=st.lists(exemplars(), max_size=max_size),
         metadata=st.one_of(st.none(), st.just(v2.Metadata()), metadata()),
+        created_timestamp=st.one_of(st.just(0), int64s()),
     )
 
 

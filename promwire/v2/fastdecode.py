@@ -84,6 +84,7 @@ def decode_timeseries(buf: bytes, pos: int, end: int) -> v2.TimeSeries:
     histograms: list[v2.Histogram] = []
     exemplars: list[v2.Exemplar] = []
     md_ranges: list[tuple[int, int]] = []
+    created = 0
     while pos < end:
         t = buf[pos]
         pos += 1
@@ -110,6 +111,10 @@ def decode_timeseries(buf: bytes, pos: int, end: int) -> v2.TimeSeries:
         elif t == 0x08:  # labels_refs, unpacked
             v, pos = read_varint(buf, pos)
             refs.append(v & MASK32)
+        elif t == 0x30:  # 6 created_timestamp (rc.3), int64
+            created, pos = read_varint(buf, pos)
+            if created > INT64_MAX:
+                created -= _TWO64
         else:
             if t >= 0x80:
                 t, pos = read_varint(buf, pos - 1)
@@ -125,7 +130,7 @@ def decode_timeseries(buf: bytes, pos: int, end: int) -> v2.TimeSeries:
             # is what parsing their concatenation gives.
             joined = b"".join(buf[a:b] for a, b in md_ranges)
             metadata = _generic_metadata(joined, 0, len(joined))
-    return v2.TimeSeries(refs, samples, histograms, exemplars, metadata)
+    return v2.TimeSeries(refs, samples, histograms, exemplars, metadata, created)
 
 
 _DECODERS[v2.TimeSeries] = decode_timeseries

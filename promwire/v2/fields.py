@@ -46,6 +46,9 @@ FIELDS: dict[type[object], tuple[FieldSpec, ...]] = {
         F(3, "histograms", K.MESSAGE, True, v2.Histogram),
         F(4, "exemplars", K.MESSAGE, True, v2.Exemplar),
         F(5, "metadata", K.MESSAGE, False, v2.Metadata),
+        # rc.3's TimeSeries.created_timestamp (reserved since rc.4): read, and
+        # written only when set (see promwire.v2.messages).
+        F(6, "created_timestamp", K.INT64),
     ),
     v2.Request: (
         F(4, "symbols", K.STRING, True),

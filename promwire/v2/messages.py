@@ -11,10 +11,13 @@ Strings are not carried inline: ``labels_refs``, ``help_ref`` and
 :class:`promwire.v2.symbols.SymbolTable`; resolve them with
 :func:`promwire.v2.convert.to_v1` or :func:`promwire.v2.symbols.resolve_labels`.
 
-Legacy field 6 of ``TimeSeries`` (``int64 created_timestamp``, sent by
-Prometheus v2.54 to v3.8 and reserved since v3.9) is not part of the field
-table: ``decode`` skips it like any unknown field and ``encode`` never writes
-it. Per-sample ``start_timestamp`` replaced it.
+Field 6 of ``TimeSeries`` (``int64 created_timestamp``) is the 2.0-rc.3
+form of a start timestamp, sent by Prometheus v2.54 to v3.8 and reserved
+since rc.4 (v3.9), where per-sample ``start_timestamp`` replaced it. promwire
+reads both: ``decode`` keeps field 6 in :attr:`TimeSeries.created_timestamp`
+(the receiver's checks then give it to the series' samples and histograms
+without a ``start_timestamp`` of their own), and ``encode`` writes it only
+when it is set (0 = unset), so promwire's own sender speaks rc.4.
 """
 
 from __future__ import annotations
@@ -145,6 +148,7 @@ class TimeSeries:
     histograms: list[Histogram] = field(default_factory=list)  # 3
     exemplars: list[Exemplar] = field(default_factory=list)  # 4
     metadata: Metadata | None = None  # 5
+    created_timestamp: int = 0  # 6 int64, rc.3 only (0 = unset), see the module docstring
 
 
 @dataclass(slots=True)

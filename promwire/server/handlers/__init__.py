@@ -21,13 +21,15 @@ HTTP behaviour (PROTOCOL.md §3-4):
   Content-Encoding other than ``snappy``; 413 when the body exceeds
   ``max_body_size``; 400 with a text/plain message for bad snappy or
   protobuf, a declared decoded size over the limit, too many
-  series/samples/labels or too long a label; storage errors map through
+  series/samples/labels or too long a label, an invalid label set or native
+  histogram (:mod:`promwire.codec.validation`); storage errors map through
   their ``.status`` (400/429/500), any other storage exception is a 500.
 * remote write 2.0 answers (every answer once the Content-Type named v2)
   carry ``X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written``.
-  Series with bad refs, without samples and histograms or with both, and
-  samples/histograms going back in time or exemplars without a timestamp are
-  rejected one by one; the rest is stored and the answer is 400 listing the
+  Series with bad refs, invalid labels (no ``__name__`` included), without
+  samples and histograms or with both, and samples/histograms going back in
+  time, invalid histograms or exemplars without a timestamp are rejected one
+  by one; the rest is stored and the answer is 400 listing the
   problems, with the counts of what was written (a partial write). A 5xx or
   429 means nothing was kept (all three counts 0), so a retry is safe.
   Remote write 1.0 answers never carry those headers.

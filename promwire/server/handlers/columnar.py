@@ -17,6 +17,7 @@ from ... import v2
 from ...codec.columnar import decode_write_columns
 from ...codec.columns import SeriesColumns
 from ...codec.messages import MetricMetadata, WriteRequest
+from ...codec.validation import check_histograms
 from ...errors import LimitExceeded
 from .offload import _call
 from .write_limits import _check_v1_label_sets, _check_v1_labels
@@ -62,6 +63,7 @@ def decode_v1_columns(
     _check_counts(series, max_series, max_samples)
     _check_v1_labels(series, max_labels_per_series, max_label_bytes, biggest)
     _check_v1_label_sets(series, unchecked)
+    check_histograms(series)  # native histograms as Prometheus validates them
     return ColumnarWrite(series, metadata)
 
 

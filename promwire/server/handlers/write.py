@@ -16,6 +16,7 @@ from ... import v2
 from ...codec import snappy
 from ...codec.decoder import decode, decode_write_request
 from ...codec.messages import WriteRequest
+from ...codec.validation import check_histograms
 from ...errors import StorageError, UnsupportedMediaType
 from ...stores.protocol import WriteOutcome
 from .columnar import (
@@ -108,6 +109,7 @@ def _decode_write(
     _check_write_counts(request, max_series, max_samples)
     _check_v1_labels(request.timeseries, max_labels_per_series, max_label_bytes, biggest_series)
     _check_v1_label_sets(request.timeseries, unchecked)
+    check_histograms(request.timeseries)  # native histograms as Prometheus validates them
     return request
 
 
