@@ -152,6 +152,27 @@ def test_bad_label_set_and_damaged_body_are_400() -> None:
     assert not store.series
 
 
+def test_invalid_native_histogram_is_refused_on_the_columnar_path() -> None:
+    # count 99 while the buckets hold 1+3+4+7+8 = 23 and the sum is finite
+    bad = p.Histogram(
+        count_int=99,
+        sum=1.0,
+        timestamp=NOW,
+        positive_spans=[p.BucketSpan(0, 3), p.BucketSpan(2, 2)],
+        positive_deltas=[1, 2, 1, 3, 1],
+    )
+    req = p.WriteRequest(
+        [
+            p.TimeSeries([p.Label("__name__", "ok")], [p.Sample(1.0, NOW)]),
+            p.TimeSeries([p.Label("__name__", "h")], histograms=[bad]),
+        ]
+    )
+    store = ColumnStore()
+    resp = handle_write(p.snappy.compress(p.encode(req)), V1, store)
+    assert resp.status == 400 and b"count 99" in resp.body and b"series #1" in resp.body
+    assert not store.series  # v1 has no partial writes: nothing of the request is kept
+
+
 def test_storage_failure_is_5xx() -> None:
     class Failing(ColumnStore):
         def write_columns(self, ctx: Any, series: list[p.SeriesColumns]) -> None:
