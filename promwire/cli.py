@@ -423,6 +423,30 @@ def _write_request(data: bytes, fmt: str, protocol: str) -> Any:
         raise CliError(str(exc), EXIT_INPUT) from None
 
 
+def _send_v1_request(client: Any, request: WriteRequest, args: argparse.Namespace) -> list[Any]:
+    """Send a parsed ``WriteRequest`` in batches. Remote write 1.0 sends the
+    metadata in a request of its own, as Prometheus does; 2.0 has no
+    metadata-only records, so every batch carries the metadata and each
+    series gets its family's (see :func:`promwire.v2.convert.from_v1`)."""
+    from .client.writer import batch_series
+
+    batches = batch_series(request.timeseries, max_samples_per_send=args.max_samples_per_send)
+    if args.protocol == "v2":
+        if not request.timeseries:
+            raise CliError(
+                "remote write 2.0 carries metadata only with series: the input has none",
+                EXIT_INPUT,
+            )
+        return [
+            client.send(WriteRequest(timeseries=b.timeseries, metadata=request.metadata))
+            for b in batches
+        ]
+    results = [client.send(b) for b in batches]
+    if request.metadata:
+        results.append(client.send(WriteRequest(metadata=request.metadata)))
+    return results
+
+
 def cmd_write(args: argparse.Namespace) -> int:
     from .client.writer import RemoteWriteClient, RemoteWriteError
 
@@ -448,11 +472,7 @@ def cmd_write(args: argparse.Namespace) -> int:
     with client:
         try:
             if isinstance(request, WriteRequest):
-                results = client.send_series(
-                    request.timeseries, max_samples_per_send=args.max_samples_per_send
-                )
-                if request.metadata:
-                    results.append(client.send(WriteRequest(metadata=request.metadata)))
+                results = _send_v1_request(client, request, args)
             else:
                 results = [client.send(request)]
         except RemoteWriteError as exc:
