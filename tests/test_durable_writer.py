@@ -309,3 +309,24 @@ def test_exposition_names_every_metric(tmp_path: Path) -> None:
         "failures_total",
     ):
         assert f"\npromwire_durable_{name} " in "\n" + text
+
+
+def test_cli_write_wal_keeps_what_failed_and_sends_it_next_time(tmp_path: Path) -> None:
+    wal = str(tmp_path / "wal")
+    first = tmp_path / "a.txt"
+    first.write_text("first_metric 1 1000\n")
+    second = tmp_path / "b.txt"
+    second.write_text("second_metric 2 2000\n")
+
+    def write(url: str, src: Path) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "promwire", "write", url, str(src), "--wal", wal]
+        argv += ["--wal-timeout", "1"]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
+
+    down = write(f"http://127.0.0.1:{free_port()}/api/v1/write", first)
+    assert down.returncode == 1 and "stay in" in down.stderr
+    with serve_process(tmp_path / "db", None) as served:
+        up = write(f"http://127.0.0.1:{served.port}/api/v1/write", second)
+        assert up.returncode == 0, up.stderr
+        assert "sent 2 points" in up.stderr
+        assert stored(served.port) == {("first_metric", 1000): 1.0, ("second_metric", 2000): 2.0}

@@ -1,0 +1,244 @@
+"""Copy series from a remote-read source to a remote-write destination
+(``promwire migrate``), through a :class:`~promwire.client.durable.DurableWriter`.
+
+::
+
+    from promwire.client.migrate import Migration
+    m = Migration("http://old:9090/api/v1/read", "http://new:9201/api/v1/write",
+                  selector='{job="node"}', start_ms=t0, end_ms=t1, directory="mig")
+    stats = m.run()             # MigrationStats(series, samples, histograms, seconds)
+
+The range ``[start_ms, end_ms]`` is read in slices of ``slice_ms`` (one remote
+read per slice, streamed XOR chunks when the source offers them, like
+Prometheus' own remote read). Each slice's series are appended to the durable
+writer's log in ``directory/wal``; once a slice is in the log (fsynced), the
+checkpoint ``directory/checkpoint.json`` moves past it. A killed run started
+again with the same arguments therefore skips the slices already in the log,
+and the new writer sends what the killed one had not sent: nothing is read
+twice and nothing is lost (points in flight at the kill are sent twice, which
+the destination absorbs).
+
+Native histograms: a streamed answer carries XOR (float) chunks only until
+histogram chunks are supported (the histogram-chunk issue); a slice whose
+streamed answer holds a chunk promwire cannot decode is read again as SAMPLES,
+which carries histograms. With ``response_types=[SAMPLES]`` every slice
+travels that way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..codec.messages import ResponseType, TimeSeries
+from ..errors import UnsupportedChunkEncoding
+from .durable import DurableWriter
+from .reader import RemoteReadClient
+
+__all__ = ["CHECKPOINT_FILE", "Migration", "MigrationStats", "Progress"]
+
+CHECKPOINT_FILE = "checkpoint.json"
+
+
+@dataclass(slots=True)
+class MigrationStats:
+    """What a migration copied (counted over every run of it, resumed ones included)."""
+
+    series: int = 0
+    samples: int = 0
+    histograms: int = 0
+    seconds: float = 0.0
+    slices_done: int = 0
+    slices: int = 0
+
+
+class Progress:
+    """Progress output: a bar redrawn in place with rate and ETA on a terminal,
+    one plain line per slice otherwise."""
+
+    def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.started = time.monotonic()
+        self.first: tuple[int, int] | None = None  # (samples, slices) when this run began
+
+    def begin(self, stats: MigrationStats) -> None:
+        """The run starts (a resumed one: rate and ETA count only this run)."""
+        self.started = time.monotonic()
+        self.first = (stats.samples, stats.slices_done)
+
+    def update(self, stats: MigrationStats) -> None:
+        if self.first is None:
+            self.first = (0, 0)
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = (stats.samples - self.first[0]) / elapsed
+        slice_rate = (stats.slices_done - self.first[1]) / elapsed
+        done = stats.slices_done / stats.slices if stats.slices else 1.0
+        left = stats.slices - stats.slices_done
+        eta = f"{left / slice_rate:.0f}s" if slice_rate > 0 else "?"
+        text = (
+            f"{stats.slices_done}/{stats.slices} slices, {stats.series} series, "
+            f"{stats.samples} samples, {stats.histograms} histograms, "
+            f"{rate:,.0f} samples/s, ETA {eta}"
+        )
+        if self.tty:
+            width = 30
+            filled = int(done * width)
+            bar = "#" * filled + "." * (width - filled)
+            self.stream.write(f"\r[{bar}] {done:4.0%} {text}\x1b[K")
+        else:
+            self.stream.write(f"migrate: {text}\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class Migration:
+    """One migration: source, destination, selector, range, and its directory
+    (write-ahead log and checkpoint). ``read_kwargs`` go to the
+    :class:`RemoteReadClient`, ``write_kwargs`` to the :class:`DurableWriter`."""
+
+    def __init__(
+        self,
+        src_url: str,
+        dst_url: str,
+        *,
+        selector: str,
+        start_ms: int,
+        end_ms: int,
+        directory: str | Path,
+        slice_ms: int = 3_600_000,
+        response_types: Sequence[ResponseType] = (
+            ResponseType.STREAMED_XOR_CHUNKS,
+            ResponseType.SAMPLES,
+        ),
+        read_kwargs: dict[str, Any] | None = None,
+        write_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if end_ms < start_ms:
+            raise ValueError(f"end ({end_ms}) is before start ({start_ms})")
+        if slice_ms < 1:
+            raise ValueError("slice_ms must be >= 1")
+        self.src_url = src_url
+        self.dst_url = dst_url
+        self.selector = selector
+        self.start_ms = start_ms
+        self.end_ms = end_ms
+        self.slice_ms = slice_ms
+        self.directory = Path(directory)
+        self.response_types = list(response_types)
+        self.read_kwargs = dict(read_kwargs or {})
+        self.write_kwargs = dict(write_kwargs or {})
+        self.reader = RemoteReadClient(
+            src_url, response_types=self.response_types, **self.read_kwargs
+        )
+        self.reader.request_for(selector, start_ms, end_ms)  # check the selector now
+
+    @property
+    def key(self) -> dict[str, Any]:
+        """What must match for a checkpoint to be resumed."""
+        return {
+            "src": self.src_url,
+            "dst": self.dst_url,
+            "selector": self.selector,
+            "start_ms": self.start_ms,
+            "end_ms": self.end_ms,
+            "slice_ms": self.slice_ms,
+        }
+
+    def _load(self) -> tuple[int, MigrationStats]:
+        path = self.directory / CHECKPOINT_FILE
+        stats = MigrationStats(slices=-(-(self.end_ms - self.start_ms + 1) // self.slice_ms))
+        if not path.exists():
+            return self.start_ms, stats
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if doc.get("key") != self.key:
+            raise ValueError(
+                f"{path} belongs to another migration ({doc.get('key')}); "
+                "use another directory or delete it"
+            )
+        saved = doc["stats"]
+        stats.series, stats.samples = saved["series"], saved["samples"]
+        stats.histograms, stats.seconds = saved["histograms"], saved["seconds"]
+        stats.slices_done = saved["slices_done"]
+        return int(doc["next_ms"]), stats
+
+    def _save(self, next_ms: int, stats: MigrationStats) -> None:
+        path = self.directory / CHECKPOINT_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps({"key": self.key, "next_ms": next_ms, "stats": asdict(stats)}),
+            encoding="utf-8",
+        )
+        os.replace(tmp, path)
+
+    def _read_slice(self, lo: int, hi: int) -> list[TimeSeries]:
+        try:
+            return list(self.reader.query(self.selector, lo, hi))
+        except UnsupportedChunkEncoding:
+            # A chunk we cannot decode yet (native histograms): SAMPLES carries them.
+            with RemoteReadClient(
+                self.src_url, response_types=[ResponseType.SAMPLES], **self.read_kwargs
+            ) as samples_only:
+                return list(samples_only.query(self.selector, lo, hi))
+
+    def run(
+        self,
+        progress: Progress | None = None,
+        *,
+        drain_timeout: float | None = None,
+        on_slice: Callable[[MigrationStats], None] | None = None,
+    ) -> MigrationStats:
+        """Copy the slices not done yet, then wait (``drain_timeout`` seconds at
+        most; ``None``: until done) for the destination to acknowledge all.
+        Raises :class:`RuntimeError` if points are still unsent at the end
+        (they stay in the log: running again sends them)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        next_ms, stats = self._load()
+        began = time.monotonic()
+        base_seconds = stats.seconds
+        writer = DurableWriter(self.dst_url, self.directory / "wal", **self.write_kwargs)
+        if progress is not None:
+            progress.begin(stats)
+        try:
+            while next_ms <= self.end_ms:
+                hi = min(next_ms + self.slice_ms - 1, self.end_ms)
+                series = self._read_slice(next_ms, hi)
+                writer.append(series)
+                stats.series += len(series)
+                stats.samples += sum(len(ts.samples) for ts in series)
+                stats.histograms += sum(len(ts.histograms) for ts in series)
+                stats.slices_done += 1
+                stats.seconds = base_seconds + time.monotonic() - began
+                next_ms = hi + 1
+                self._save(next_ms, stats)  # the slice is in the log: never read again
+                if progress is not None:
+                    progress.update(stats)
+                if on_slice is not None:
+                    on_slice(stats)
+            sent = writer.close(drain_timeout)
+        except BaseException:
+            writer.close(0.0)
+            raise
+        finally:
+            if progress is not None:
+                progress.finish()
+        stats.seconds = base_seconds + time.monotonic() - began
+        self._save(next_ms, stats)
+        if not sent:
+            left = writer.metrics().pending_points
+            raise RuntimeError(
+                f"{left} points not yet acknowledged by {self.dst_url} "
+                f"({writer.last_error or 'no error seen'}); they are kept in "
+                f"{self.directory / 'wal'}: run the same migration again to send them"
+            )
+        return stats

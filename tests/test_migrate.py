@@ -1,0 +1,185 @@
+"""``promwire migrate``: a real Prometheus 2.42 -> ``promwire serve`` -> a second
+real Prometheus; PromQL on the last equals PromQL on the first, and a run killed
+halfway then restarted ends with the same result."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from promwire import Label, Sample, TimeSeries
+from promwire.client.migrate import Migration, MigrationStats, Progress
+from promwire.client.reader import RemoteReadClient
+from promwire.client.writer import RemoteWriteClient
+from tests.support.prometheus import PrometheusProcess
+from tests.support.serve_process import REPO, serve_process
+
+CONFIG = "global:\n  scrape_interval: 1h\nscrape_configs: []\n"
+FLAGS = ["--web.enable-remote-write-receiver"]
+SERIES = 10
+STEP = 15_000
+#: 50 minutes: inside one Prometheus head block's window, so the destination
+#: Prometheus accepts the copied samples in whatever order the shards send.
+SPAN = 50 * 60_000
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory, prometheus_bin: str) -> Iterator[Any]:
+    """A Prometheus holding ``m{i="0".."9"}`` every 15 s over the last 50 minutes."""
+    end = (int(time.time() * 1000) // STEP) * STEP
+    start = end - SPAN
+    with PrometheusProcess(CONFIG, tmp_path_factory.mktemp("src"), flags=FLAGS) as prom:
+        series = [
+            TimeSeries(
+                [Label("__name__", "m"), Label("i", str(i)), Label("job", "mig")],
+                [Sample(float(k * (i + 1)), start + k * STEP) for k in range(SPAN // STEP + 1)],
+            )
+            for i in range(SERIES)
+        ]
+        with RemoteWriteClient(prom.url + "/api/v1/write") as c:
+            c.send_series(series)
+        prom.wait_for('count(m{job="mig"}) == 10')
+        yield prom, start, end
+
+
+def raw(url: str, start: int, end: int) -> dict[str, list[tuple[int, float]]]:
+    """Every sample of ``m`` a remote read answers with, by label set."""
+    with RemoteReadClient(url) as client:
+        return {
+            ",".join(f"{lb.name}={lb.value}" for lb in sorted(ts.labels, key=lambda x: x.name)): [
+                (s.timestamp, s.value) for s in ts.samples
+            ]
+            for ts in client.query('m{job="mig"}', start, end)
+        }
+
+
+def promql(prom: PrometheusProcess, start: int, end: int) -> list[Any]:
+    out = []
+    for q in ('m{job="mig"}', 'sum by (i) (rate(m{job="mig"}[5m]))', "max_over_time(m[10m])"):
+        data = prom.api(
+            "/api/v1/query_range", query=q, start=start / 1000, end=end / 1000, step="15s"
+        )
+        out.append(sorted(data["result"], key=lambda r: json.dumps(r["metric"], sort_keys=True)))
+    return out
+
+
+def test_prometheus_to_serve_to_prometheus(source: Any, tmp_path: Path) -> None:
+    prom, start, end = source
+    with serve_process(tmp_path / "db", None) as served:
+        serve = f"http://127.0.0.1:{served.port}"
+        out = io.StringIO()
+        stats = Migration(
+            prom.url + "/api/v1/read",
+            serve + "/api/v1/write",
+            selector='{job="mig"}',
+            start_ms=start,
+            end_ms=end,
+            directory=tmp_path / "m1",
+            slice_ms=10 * 60_000,
+        ).run(Progress(out, tty=False))
+        n = SERIES * (SPAN // STEP + 1)
+        assert (stats.series, stats.samples, stats.histograms) == (SERIES * 6, n, 0)
+        assert stats.slices_done == stats.slices == 6
+        assert out.getvalue().count("migrate: ") == 6 and "samples/s" in out.getvalue()
+        assert raw(serve + "/api/v1/read", start, end) == raw(prom.url + "/api/v1/read", start, end)
+        with PrometheusProcess(CONFIG, tmp_path / "dst", flags=FLAGS) as dst:
+            done = subprocess.run(
+                [
+                    sys.executable, "-m", "promwire", "migrate", serve + "/api/v1/read",
+                    dst.url + "/api/v1/write", "--selector", '{job="mig"}',
+                    "--start", str(start), "--end", str(end), "--slice", "7m",
+                    "--dir", str(tmp_path / "m2"),
+                ],
+                capture_output=True, text=True, timeout=120, cwd=REPO,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            assert f"migrated {SERIES * 8} series, {n} samples, 0 histograms" in done.stderr
+            assert "migrate: 8/8 slices" in done.stderr  # plain lines: stderr is no TTY
+            expected = promql(prom, start, end)
+            assert all(len(r) == SERIES for r in expected)  # 10 series in every query
+            assert promql(dst, start, end) == expected
+
+
+def test_killed_run_resumes_to_the_same_result(source: Any, tmp_path: Path) -> None:
+    prom, start, end = source
+    with serve_process(tmp_path / "db", None) as served:
+        serve = f"http://127.0.0.1:{served.port}"
+        argv = [
+            sys.executable, "-m", "promwire", "migrate", prom.url + "/api/v1/read",
+            serve + "/api/v1/write", "--selector", '{job="mig"}', "--start", str(start),
+            "--end", str(end), "--slice", "30s", "--dir", str(tmp_path / "m"),
+        ]  # fmt: skip
+        proc = subprocess.Popen(argv, cwd=REPO, stderr=subprocess.PIPE, text=True)
+        checkpoint = tmp_path / "m" / "checkpoint.json"
+        deadline = time.monotonic() + 60
+        done = 0
+        while done < 30 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+            with contextlib.suppress(OSError, ValueError):  # not written yet, or mid-replace
+                done = json.loads(checkpoint.read_text())["stats"]["slices_done"]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        assert 30 <= done < 101, done  # killed halfway (101 slices in all)
+        again = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert again.returncode == 0, again.stderr
+        assert "101 slices" in again.stderr
+        assert raw(serve + "/api/v1/read", start, end) == raw(prom.url + "/api/v1/read", start, end)
+        # Resumed from the checkpoint: the second run read only what was left.
+        first_line = next(x for x in again.stderr.splitlines() if x.startswith("migrate: "))
+        assert int(first_line.split()[1].split("/")[0]) > done
+
+
+def test_checkpoint_of_another_migration_is_refused(tmp_path: Path) -> None:
+    m = Migration(
+        "http://127.0.0.1:1/api/v1/read",
+        "http://127.0.0.1:1/api/v1/write",
+        selector="up",
+        start_ms=0,
+        end_ms=10,
+        directory=tmp_path,
+    )
+    m._save(5, MigrationStats())
+    other = Migration(
+        "http://127.0.0.1:1/api/v1/read",
+        "http://127.0.0.1:1/api/v1/write",
+        selector="down",
+        start_ms=0,
+        end_ms=10,
+        directory=tmp_path,
+    )
+    with pytest.raises(ValueError, match="another migration"):
+        other.run()
+
+
+def test_progress_bar_on_a_terminal() -> None:
+    out = io.StringIO()
+    p = Progress(out, tty=True)
+    p.begin(MigrationStats(slices=4))
+    p.update(MigrationStats(series=3, samples=300, slices_done=2, slices=4))
+    p.finish()
+    text = out.getvalue()
+    assert text.startswith("\r[" + "#" * 15 + "." * 15 + "]  50%")
+    assert "samples/s" in text and "ETA" in text and text.endswith("\n")
+
+
+def test_bad_selector_is_a_usage_error(tmp_path: Path) -> None:
+    from promwire.cli import main
+
+    code = main(
+        [
+            "migrate", "http://127.0.0.1:1/api/v1/read", "http://127.0.0.1:1/api/v1/write",
+            "--selector", "{job=", "--start", "0", "--end", "10", "--dir", str(tmp_path),
+        ]
+    )  # fmt: skip
+    assert code == 2
