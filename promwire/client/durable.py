@@ -59,8 +59,9 @@ import shutil
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -75,6 +76,8 @@ from .writer import (
     DEFAULT_MAX_SAMPLES_PER_SEND,
     RemoteWriteClient,
     RemoteWriteError,
+    WriteResult,
+    _without_empty_labels,
     batch_series,
 )
 
@@ -178,10 +181,24 @@ class _Shard:
         """Send the records' series until every batch got an answer that ends
         it (2xx, or a final refusal); False if the writer stopped first."""
         w = self.writer
+        raws = [snappy.decompress(payload) for payload, _ in records]
+        points = sum(n for _, n in records)
+        if (
+            client.active_protocol == "v1"
+            and w.max_age is None
+            and points <= w.max_samples_per_send
+            and sum(map(len, raws)) <= w.max_request_bytes
+        ):
+            # The fast path: the records are encoded WriteRequests, and
+            # protobuf reads concatenated messages as one (repeated fields
+            # append), so their concatenation is the request; nothing is
+            # decoded or encoded again.
+            raw = b"".join(raws)
+            return bool(self.attempt(partial(client.send_encoded, raw, points), points))
         series: list[TimeSeries] = []
         metadata: list[MetricMetadata] = []
-        for payload, _ in records:
-            req = decode(WriteRequest, snappy.decompress(payload))
+        for raw in raws:
+            req = decode(WriteRequest, raw)
             series.extend(req.timeseries)
             metadata.extend(req.metadata)
         batches = list(
@@ -196,38 +213,56 @@ class _Shard:
                 batches[0].metadata = metadata
             else:
                 batches.append(WriteRequest(metadata=metadata))
-        for req in batches:
-            delay = w.retry_wait
-            while True:
-                if w.stopping.is_set():
+        return all(self.attempt_request(client, req) for req in batches)
+
+    def attempt_request(self, client: RemoteWriteClient, req: WriteRequest) -> bool:
+        w = self.writer
+        if w.max_age is None:
+            n = sum(_points(ts) for ts in req.timeseries)
+            return bool(self.attempt(partial(client.send, req), n))
+        while True:
+            req = w.drop_old(req)
+            if not req.timeseries and not req.metadata:
+                return True
+            n = sum(_points(ts) for ts in req.timeseries)
+            outcome = self.attempt(partial(client.send, req), n, once=True)
+            if outcome is not None:
+                return outcome
+
+    def attempt(
+        self, send: Callable[[], WriteResult], points: int, *, once: bool = False
+    ) -> bool | None:
+        """Call ``send`` until it ends in a 2xx (True) or a final refusal (True:
+        the batch is dropped and counted), waiting ``retry_wait`` (doubling)
+        between tries; False if the writer stops. With ``once``, a retryable
+        failure returns None after the wait instead of trying again."""
+        w = self.writer
+        delay = w.retry_wait
+        while True:
+            if w.stopping.is_set():
+                return False
+            try:
+                result = send()
+            except RemoteWriteError as exc:
+                w.count(failures=exc.attempts, retries=exc.attempts - 1)
+                w.last_error = str(exc)
+                if not exc.retryable:
+                    w.count(dropped_rejected=points)
+                    return True
+                w.count(retries=1)
+                if w.stopping.wait(delay):
                     return False
-                if w.max_age is not None:
-                    req = w.drop_old(req)
-                    if not req.timeseries and not req.metadata:
-                        break
-                points = sum(_points(ts) for ts in req.timeseries)
-                try:
-                    result = client.send(req)
-                except RemoteWriteError as exc:
-                    w.count(failures=exc.attempts, retries=exc.attempts - 1)
-                    if not exc.retryable:
-                        w.count(dropped_rejected=points)
-                        w.last_error = str(exc)
-                        break
-                    w.count(retries=1)
-                    w.last_error = str(exc)
-                    if w.stopping.wait(delay):
-                        return False
-                    delay = min(delay * 2, w.max_retry_wait)
-                    continue
-                w.count(
-                    sends=1,
-                    sent_points=points,
-                    retries=result.attempts - 1,
-                    failures=result.attempts - 1,
-                )
-                break
-        return True
+                delay = min(delay * 2, w.max_retry_wait)
+                if once:
+                    return None
+                continue
+            w.count(
+                sends=1,
+                sent_points=points,
+                retries=result.attempts - 1,
+                failures=result.attempts - 1,
+            )
+            return True
 
 
 class DurableWriter:
@@ -344,8 +379,13 @@ class DurableWriter:
             for i in range(before):
                 shutil.rmtree(self.directory / f"shard-{i}")
         marker.write_text(f"{shards}\n")
+        # A shard drops its acknowledged head segment once it holds this much,
+        # so acknowledged bytes never keep more than half of max_bytes.
+        rotate = max(1, min(1 << 20, self.max_bytes // (2 * shards)))
         return [
-            SegmentLog(self.directory / f"shard-{i}", segment_bytes=segment_bytes)
+            SegmentLog(
+                self.directory / f"shard-{i}", segment_bytes=segment_bytes, rotate_bytes=rotate
+            )
             for i in range(shards)
         ]
 
@@ -364,9 +404,12 @@ class DurableWriter:
             raise ValueError("append on a closed DurableWriter")
         n = len(self._shards)
         parts: list[list[TimeSeries]] = [[] for _ in range(n)]
-        for ts in series:
+        # Empty label values are dropped now (they mean "no such label" and
+        # must not be sent): the log holds requests ready to send as they are.
+        clean = _without_empty_labels(WriteRequest(timeseries=list(series))).timeseries
+        for ts in clean:
             if not ts.labels:
-                raise ValueError("a series needs at least one label")
+                raise ValueError("a series needs at least one label with a value")
             parts[shard_of(ts.labels, n)].append(ts)
         records: list[tuple[int, bytes, int]] = []
         for i, part in enumerate(parts):

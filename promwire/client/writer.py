@@ -59,6 +59,7 @@ from types import TracebackType
 from typing import Any
 
 from ..codec import snappy
+from ..codec.decoder import decode_write_request
 from ..codec.encoder import encode
 from ..codec.messages import TimeSeries, WriteRequest
 from ..errors import LimitExceeded, PromwireError
@@ -485,6 +486,9 @@ class _Base:
     def prepare(self, request: Any) -> tuple[bytes, dict[str, str], int]:
         """The compressed body, headers (without Retry-Attempt) and point count."""
         raw, content_type, version = _content_for(self.active_protocol, request)
+        return snappy.compress(raw), self._headers(content_type, version), _counts(request)
+
+    def _headers(self, content_type: str, version: str) -> dict[str, str]:
         headers = dict(self._extra)
         headers["Content-Encoding"] = "snappy"
         headers["Content-Type"] = content_type
@@ -492,7 +496,7 @@ class _Base:
         headers["User-Agent"] = user_agent()
         if self._auth is not None:
             headers["Authorization"] = self._auth
-        return snappy.compress(raw), headers, _counts(request)
+        return headers
 
     def outcome(
         self,
@@ -738,7 +742,26 @@ class RemoteWriteClient(_Base):
         ``protocol="v2"``, a ``promwire.v2.Request``). Raises
         :class:`RemoteWriteError` when the request finally fails.
         """
-        body, headers, points = self.prepare(request)
+        return self._send(lambda: self.prepare(request))
+
+    def send_encoded(self, raw: bytes, points: int) -> WriteResult:
+        """POST an already encoded (uncompressed) v1 ``WriteRequest`` as it is,
+        retrying like :meth:`send`: no decoding, no re-encoding. The caller
+        vouches for the bytes (promwire's durable writer sends the
+        concatenation of ``WriteRequest`` encodings from its log: protobuf
+        merges concatenated messages, so it is one request holding all their
+        series). ``points`` is reported back in errors. A client in (or
+        falling back from) ``protocol="v2"`` decodes the bytes and sends the
+        request with :meth:`send` instead.
+        """
+        if self.active_protocol != "v1":
+            return self.send(decode_write_request(raw))
+        return self._send(
+            lambda: (snappy.compress(raw), self._headers(V1_CONTENT_TYPE, "0.1.0"), points)
+        )
+
+    def _send(self, prepare: Callable[[], tuple[bytes, dict[str, str], int]]) -> WriteResult:
+        body, headers, points = prepare()
         with self._lock:
             attempt = 0
             while True:
@@ -756,7 +779,7 @@ class RemoteWriteClient(_Base):
                 if isinstance(result, WriteResult):
                     return result
                 if self.falls_back(result):
-                    body, headers, points = self.prepare(request)
+                    body, headers, points = prepare()
                     continue
                 if self.give_up(result, attempt):
                     raise self.final(result, attempt)
