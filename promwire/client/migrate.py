@@ -27,6 +27,7 @@ travels that way.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -44,11 +45,27 @@ from .reader import RemoteReadClient
 __all__ = ["CHECKPOINT_FILE", "Migration", "MigrationStats", "Progress"]
 
 CHECKPOINT_FILE = "checkpoint.json"
+#: 8-byte hashes of the label sets seen, so a resumed run counts series once.
+SERIES_FILE = "series.bin"
+
+
+def _series_key(ts: TimeSeries) -> int:
+    """A hash of the label set that is the same in every process."""
+    text = "\xff".join(f"{lb.name}\xfe{lb.value}" for lb in sorted(ts.labels, key=_by_name))
+    return int.from_bytes(
+        hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little"
+    )
+
+
+def _by_name(lb: Any) -> str:
+    return str(lb.name)
 
 
 @dataclass(slots=True)
 class MigrationStats:
-    """What a migration copied (counted over every run of it, resumed ones included)."""
+    """What a migration copied (counted over every run of it, resumed ones
+    included). ``series`` counts distinct label sets (a series met in many
+    slices counts once)."""
 
     series: int = 0
     samples: int = 0
@@ -181,6 +198,29 @@ class Migration:
         )
         os.replace(tmp, path)
 
+    def _load_series(self, stats: MigrationStats) -> set[int]:
+        path = self.directory / SERIES_FILE
+        if not stats.slices_done:
+            path.unlink(missing_ok=True)
+            return set()
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return set()
+        whole = len(data) - len(data) % 8  # a write the kill cut short
+        return {int.from_bytes(data[i : i + 8], "little") for i in range(0, whole, 8)}
+
+    def _add_series(self, seen: set[int], series: list[TimeSeries]) -> None:
+        new = []
+        for ts in series:
+            key = _series_key(ts)
+            if key not in seen:
+                seen.add(key)
+                new.append(key.to_bytes(8, "little"))
+        if new:
+            with open(self.directory / SERIES_FILE, "ab") as f:
+                f.write(b"".join(new))
+
     def _read_slice(self, lo: int, hi: int) -> list[TimeSeries]:
         try:
             return list(self.reader.query(self.selector, lo, hi))
@@ -204,6 +244,7 @@ class Migration:
         (they stay in the log: running again sends them)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         next_ms, stats = self._load()
+        seen = self._load_series(stats)
         began = time.monotonic()
         base_seconds = stats.seconds
         writer = DurableWriter(self.dst_url, self.directory / "wal", **self.write_kwargs)
@@ -214,7 +255,8 @@ class Migration:
                 hi = min(next_ms + self.slice_ms - 1, self.end_ms)
                 series = self._read_slice(next_ms, hi)
                 writer.append(series)
-                stats.series += len(series)
+                self._add_series(seen, series)
+                stats.series = len(seen)
                 stats.samples += sum(len(ts.samples) for ts in series)
                 stats.histograms += sum(len(ts.histograms) for ts in series)
                 stats.slices_done += 1
