@@ -26,10 +26,24 @@ from typing import Any
 
 import pytest
 
-from promwire import Label, Sample, TimeSeries, WriteRequest, decode, snappy
+from promwire import (
+    BucketSpan,
+    Exemplar,
+    Histogram,
+    Label,
+    MetricMetadata,
+    MetricType,
+    ResponseType,
+    Sample,
+    TimeSeries,
+    WriteRequest,
+    decode,
+    snappy,
+)
 from promwire.client.durable import AsyncDurableWriter, DurableWriter, WalFull, shard_of
 from promwire.client.reader import RemoteReadClient
 from promwire.client.wal import SegmentLog
+from promwire.stores.sqlite import SQLiteStorage
 from tests.support.durable_sender import SERIES, batch
 from tests.support.prometheus import free_port
 from tests.support.serve_process import REPO, serve_process
@@ -356,3 +370,44 @@ def test_cli_write_wal_keeps_what_failed_and_sends_it_next_time(tmp_path: Path) 
         assert up.returncode == 0, up.stderr
         assert "sent 2 points" in up.stderr
         assert stored(served.port) == {("first_metric", 1000): 1.0, ("second_metric", 2000): 2.0}
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_histograms_exemplars_and_metadata_arrive(tmp_path: Path, protocol: str) -> None:
+    hist = Histogram(
+        count_int=3,
+        sum=4.5,
+        schema=0,
+        zero_count_int=0,
+        positive_spans=[BucketSpan(0, 2)],
+        positive_deltas=[1, 1],
+        timestamp=5000,
+    )
+    lat = [Label("__name__", "latency_seconds"), Label("job", "api")]
+    req = [
+        TimeSeries(lat, histograms=[hist]),
+        TimeSeries(
+            [Label("__name__", "hits_total"), Label("job", "api")],
+            [Sample(7.0, 5000)],
+            exemplars=[Exemplar([Label("trace_id", "abc")], 7.0, 5000)],
+        ),
+    ]
+    md = [MetricMetadata(MetricType.HISTOGRAM, "latency_seconds", "Latency.", "seconds")]
+    with serve_process(tmp_path / "db", None) as served:
+        url = f"http://127.0.0.1:{served.port}/api/v1/write"
+        with DurableWriter(url, tmp_path / "wal", shards=2, protocol=protocol) as w:
+            assert w.append(req, md) == 3
+        with RemoteReadClient(
+            f"http://127.0.0.1:{served.port}/api/v1/read", response_types=[ResponseType.SAMPLES]
+        ) as client:
+            [back] = list(client.query("latency_seconds", 0, 10_000))
+        assert back.histograms == [hist]
+    store = SQLiteStorage(tmp_path / "db")
+    try:
+        labels = [e.labels for ts in store.exemplars() for e in ts.exemplars]
+        assert labels == [[Label("trace_id", "abc")]]
+        assert [(m.metric_family_name, m.help) for m in store.metadata()] == [
+            ("latency_seconds", "Latency.")
+        ]
+    finally:
+        store.close()
