@@ -162,6 +162,7 @@ class _Shard:
                 if not records:
                     if w.draining.is_set():
                         return
+                    pos = after  # past deleted or empty segments: where the next record goes
                     with self.wake:
                         if self.log.end == pos and not w.draining.is_set():
                             self.wake.wait(0.5)
