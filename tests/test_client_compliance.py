@@ -400,3 +400,20 @@ def test_response_cases(server: tuple[str, Script], case: Any) -> None:  # noqa:
             # receiver dropped the data; reported, not taken as success.
             with pytest.raises(RemoteWriteError, match=r"1\.0"):
                 c.send(_request())
+
+
+def test_fallback_async_client(server: tuple[str, Script]) -> None:  # noqa: F811
+    import asyncio
+
+    from promwire.client.writer import AsyncRemoteWriteClient
+
+    url, script = server
+    script.answers = [(415, {}, b"v2 not supported"), (204, {}, b"")]
+
+    async def run() -> str:
+        async with AsyncRemoteWriteClient(url, protocol="v2") as c:
+            await c.send(_request())
+            return c.active_protocol
+
+    assert asyncio.run(run()) == "v1"
+    assert [s.headers["Content-Type"] for s in script.seen] == [V2_CT, V1_CT]
