@@ -14,13 +14,14 @@ Series: ``--series`` series ``bench_durable{run=..., i=...}``, one sample per
 second per series ending now (Prometheus accepts them in its head block).
 Every run checks that the receiver holds exactly what was appended.
 
-Run: ``python -m benchmarks.bench_durable [--samples 200000 --down 60]``
-(a quick run: ``--samples 20000 --down 1``).
+Run: ``python -m benchmarks.bench_durable [--samples 200000 --down 60 --repeat 1]``
+(a quick run: ``--samples 20000 --down 1``; ``--repeat 3`` shows medians).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -112,11 +113,13 @@ class Receiver:
             return sum(len(ts.samples) for ts in q)
 
 
-def one(kind: str, shards: int, mode: str, args: argparse.Namespace, tmp: Path) -> float:
-    work = tmp / f"{kind}-{shards}-{mode}"
+def one(
+    kind: str, shards: int, mode: str, args: argparse.Namespace, tmp: Path, rep: int = 0
+) -> float:
+    work = tmp / f"{kind}-{shards}-{mode}-{rep}"
     work.mkdir()
     receiver = Receiver(kind, work)
-    run = f"{mode}-{shards}"
+    run = f"{mode}-{shards}-{rep}"
     if mode == "live":
         receiver.start()
     writer = DurableWriter(
@@ -155,15 +158,22 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1000, help="points per append")
     ap.add_argument("--down", type=float, default=60.0, help="seconds the receiver stays down")
     ap.add_argument("--receivers", default="serve,prometheus")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per cell; the median is shown")
     args = ap.parse_args()
-    print(f"{args.samples} samples, {args.series} series, {args.batch} points per append")
+    print(
+        f"{args.samples} samples, {args.series} series, {args.batch} points per append, "
+        f"receiver down {args.down} s, median of {args.repeat}"
+    )
     print("| receiver | mode | 1 shard (samples/s) | 4 shards (samples/s) | 4 / 1 |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         for kind in args.receivers.split(","):
             for mode in ("live", "backlog"):
-                rates = [one(kind, n, mode, args, tmp) for n in (1, 4)]
+                rates = [
+                    statistics.median(one(kind, n, mode, args, tmp, r) for r in range(args.repeat))
+                    for n in (1, 4)
+                ]
                 print(
                     f"| {kind} | {mode} | {rates[0]:,.0f} | {rates[1]:,.0f} | "
                     f"{rates[1] / rates[0]:.2f} |",

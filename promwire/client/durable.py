@@ -60,6 +60,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
 from functools import partial
 from pathlib import Path
@@ -347,6 +348,7 @@ class DurableWriter:
         self._append_lock = threading.Lock()
         self._room = threading.Condition()
         self._closed = False
+        self._pool: ThreadPoolExecutor | None = None
         logs = self._open_logs(shards, segment_bytes)
         self._shards = [_Shard(self, i, log) for i, log in enumerate(logs)]
         for shard in self._shards:
@@ -426,8 +428,7 @@ class DurableWriter:
             for i, body, points in records:
                 self._shards[i].log.append(body, points)
             if self.fsync == "batch":
-                for i, _, _ in records:
-                    self._shards[i].log.sync()
+                self._sync([self._shards[i].log for i, _, _ in records])
         total = sum(points for _, _, points in records)
         self.count(appended_points=total)
         for i, _, _ in records:
@@ -448,6 +449,17 @@ class DurableWriter:
                 )
             ]
         )
+
+    def _sync(self, logs: list[SegmentLog]) -> None:
+        """fsync the logs an append touched, in parallel when there are several
+        (os.fsync releases the GIL, and the file system can merge them)."""
+        if len(logs) == 1:
+            logs[0].sync()
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(len(self._shards), thread_name_prefix="promwire-fsync")
+        for done in [self._pool.submit(log.sync) for log in logs]:
+            done.result()
 
     def _disk_bytes(self) -> int:
         return sum(s.log.bytes_on_disk for s in self._shards)
@@ -556,6 +568,8 @@ class DurableWriter:
             shard.thread.join()
         if self._syncer is not None:
             self._syncer.join()
+        if self._pool is not None:
+            self._pool.shutdown()
         for shard in self._shards:
             shard.log.close()
         return done
