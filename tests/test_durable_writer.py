@@ -218,6 +218,7 @@ def test_receiver_down_then_up_drains_everything(tmp_path: Path) -> None:
             max_retry_wait=0.2,
             min_backoff=0.01,
             max_backoff=0.05,
+            segment_bytes=2000,
         ) as w:
             for b in range(300):
                 w.append(batch(b))
@@ -225,10 +226,14 @@ def test_receiver_down_then_up_drains_everything(tmp_path: Path) -> None:
             m = w.metrics()
             assert m.pending_points == 300 * SERIES and m.sent_points == 0
             assert m.failures > 0 and m.retries > 0 and m.bytes_on_disk > 0
+            segments = len(list((tmp_path / "wal").glob("shard-*/*.wal")))
+            assert segments > 8  # segment_bytes=2000: several per shard
             proxy.down = False
             assert w.flush(60)
             m = w.metrics()
             assert m.pending_points == 0 and m.sent_points == 300 * SERIES
+            # Sent segments are deleted: at most the head segment of each shard is left.
+            assert len(list((tmp_path / "wal").glob("shard-*/*.wal"))) <= 4
         assert stored(served.port) == expected(300)
         assert sum(proxy.seen.values()) == 300 * SERIES  # no crash, so no duplicate
 
