@@ -40,7 +40,7 @@ from promwire import (
     decode,
     snappy,
 )
-from promwire.client.durable import AsyncDurableWriter, DurableWriter, WalFull, shard_of
+from promwire.client.durable import AsyncDurableWriter, DurableWriter, WalError, WalFull, shard_of
 from promwire.client.reader import RemoteReadClient
 from promwire.client.wal import SegmentLog
 from promwire.stores.sqlite import SQLiteStorage
@@ -416,3 +416,14 @@ def test_histograms_exemplars_and_metadata_arrive(tmp_path: Path, protocol: str)
         ]
     finally:
         store.close()
+
+
+def test_one_writer_per_directory(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/api/v1/write"
+    first = DurableWriter(url, tmp_path / "wal", shards=1)
+    try:
+        with pytest.raises(WalError, match="in use"):
+            DurableWriter(url, tmp_path / "wal", shards=1)
+    finally:
+        first.close(0.0)
+    DurableWriter(url, tmp_path / "wal", shards=1).close(0.0)  # free again

@@ -22,7 +22,7 @@ from promwire import Label, Sample, TimeSeries
 from promwire.client.migrate import Migration, MigrationStats, Progress
 from promwire.client.reader import RemoteReadClient
 from promwire.client.writer import RemoteWriteClient
-from tests.support.prometheus import PrometheusProcess
+from tests.support.prometheus import PrometheusProcess, free_port
 from tests.support.serve_process import REPO, serve_process
 
 CONFIG = "global:\n  scrape_interval: 1h\nscrape_configs: []\n"
@@ -237,3 +237,24 @@ def test_histogram_chunks_from_prometheus_do_not_stop_a_migration(
             with RemoteReadClient(f"http://127.0.0.1:{served.port}/api/v1/read") as client:
                 got = [(ts.labels, ts.samples) for ts in client.query('f{job="h"}', 0, now + 1000)]
             assert got == [([Label("__name__", "f"), Label("job", "h")], [Sample(1.5, now)])]
+
+
+def test_unreachable_ends_give_exit_1_and_say_why(source: Any, tmp_path: Path) -> None:
+    prom, start, end = source
+    dead = f"http://127.0.0.1:{free_port()}"
+    common = ["--selector", '{job="mig"}', "--start", str(start), "--end", str(end)]
+    no_source = subprocess.run(
+        [sys.executable, "-m", "promwire", "migrate", dead + "/api/v1/read",
+         dead + "/api/v1/write", *common, "--dir", str(tmp_path / "a")],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert no_source.returncode == 1 and "migrate stopped" in no_source.stderr
+    no_destination = subprocess.run(
+        [sys.executable, "-m", "promwire", "migrate", prom.url + "/api/v1/read",
+         dead + "/api/v1/write", *common, "--dir", str(tmp_path / "b"), "--drain-timeout", "1"],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert no_destination.returncode == 1
+    assert "run the same migration again" in no_destination.stderr
+    # Everything read is kept for that next run.
+    assert f"{SERIES * (SPAN // STEP + 1)} points not yet acknowledged" in no_destination.stderr

@@ -41,6 +41,9 @@ How it works:
   append would go over it, :meth:`append` **blocks** until the shards free
   space, for at most ``full_timeout`` seconds (``None``: no limit), then raises
   :class:`~promwire.client.wal.WalFull` with nothing of that append written.
+* **One writer per directory.** A second writer on a directory in use
+  raises :class:`~promwire.client.wal.WalError` (an ``flock`` on
+  ``DIR/lock``, released by the kernel when the process ends in any way).
 * **Shard count.** The directory remembers its shard count. Opening it with
   another ``shards=`` while data is pending raises ``ValueError`` (the order
   of a series would otherwise break); an empty directory takes the new count.
@@ -55,6 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import threading
 import time
@@ -92,12 +96,32 @@ __all__ = [
 ]
 
 SHARDS_FILE = "shards"
+LOCK_FILE = "lock"
 
 
 def shard_of(labels: Sequence[Label], shards: int) -> int:
     """The shard of a label set: CRC-32 of its sorted ``name=value`` pairs."""
     key = "\xff".join(f"{lb.name}\xfe{lb.value}" for lb in sorted(labels, key=_by_name))
     return zlib.crc32(key.encode("utf-8", "surrogatepass")) % shards
+
+
+def _lock_directory(directory: Path) -> int:
+    """Take the directory's writer lock (one writer per directory): an
+    ``flock`` the kernel drops when the process ends, however it ends (kill -9
+    included). Where ``fcntl`` is missing (Windows) nothing is locked."""
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise WalError(
+            f"{directory} is in use by another DurableWriter (of this or another process)"
+        ) from None
+    return fd
 
 
 def _by_name(lb: Label) -> str:
@@ -367,6 +391,14 @@ class DurableWriter:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WalError(f"cannot create {self.directory}: {exc}") from None
+        self._lock_fd = _lock_directory(self.directory)
+        try:
+            return self._open_shard_logs(shards, segment_bytes)
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
+
+    def _open_shard_logs(self, shards: int, segment_bytes: int) -> list[SegmentLog]:
         marker = self.directory / SHARDS_FILE
         before = int(marker.read_text()) if marker.exists() else shards
         if before != shards:
@@ -572,6 +604,7 @@ class DurableWriter:
             self._pool.shutdown()
         for shard in self._shards:
             shard.log.close()
+        os.close(self._lock_fd)  # releases the directory's lock
         return done
 
     def __enter__(self) -> DurableWriter:
