@@ -632,6 +632,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             response_types=types,
             read_kwargs=http,
             write_kwargs={**http, "shards": args.shards, "protocol": args.protocol},
+            read_retries=args.read_retries,
         )
     except (ValueError, DecodeError) as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
@@ -671,6 +672,13 @@ def _add_migrate_parser(sub: Any) -> None:
         choices=("auto", "samples", "streamed"),
         default="auto",
         help="answer form to ask the source for (default: auto, streamed preferred)",
+    )
+    p.add_argument(
+        "--read-retries",
+        type=int,
+        default=3,
+        metavar="N",
+        help="retries of a slice whose read got no answer or a 5xx (default: 3)",
     )
     p.add_argument(
         "--drain-timeout",

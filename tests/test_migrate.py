@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from promwire import Label, Sample, TimeSeries
+from promwire import Label, ResponseType, Sample, TimeSeries
 from promwire.client.migrate import Migration, MigrationStats, Progress
 from promwire.client.reader import RemoteReadClient
 from promwire.client.writer import RemoteWriteClient
@@ -194,7 +194,7 @@ def test_histogram_chunks_from_prometheus_do_not_stop_a_migration(
     """Prometheus 2.42 streams native histograms as HISTOGRAM chunks, which
     promwire cannot decode yet: such a slice is read again as SAMPLES, and the
     float series next to the histogram still arrive."""
-    from promwire import BucketSpan, Histogram, ResponseType
+    from promwire import BucketSpan, Histogram
     from promwire.errors import UnsupportedChunkEncoding
 
     now = int(time.time() * 1000)
@@ -245,7 +245,7 @@ def test_unreachable_ends_give_exit_1_and_say_why(source: Any, tmp_path: Path) -
     common = ["--selector", '{job="mig"}', "--start", str(start), "--end", str(end)]
     no_source = subprocess.run(
         [sys.executable, "-m", "promwire", "migrate", dead + "/api/v1/read",
-         dead + "/api/v1/write", *common, "--dir", str(tmp_path / "a")],
+         dead + "/api/v1/write", *common, "--dir", str(tmp_path / "a"), "--read-retries", "0"],
         capture_output=True, text=True, timeout=120, cwd=REPO,
     )  # fmt: skip
     assert no_source.returncode == 1 and "migrate stopped" in no_source.stderr
@@ -258,3 +258,60 @@ def test_unreachable_ends_give_exit_1_and_say_why(source: Any, tmp_path: Path) -
     assert "run the same migration again" in no_destination.stderr
     # Everything read is kept for that next run.
     assert f"{SERIES * (SPAN // STEP + 1)} points not yet acknowledged" in no_destination.stderr
+
+
+def test_a_failed_slice_read_is_retried(tmp_path: Path) -> None:
+    """A source answering 503 once: the slice is read again, nothing is lost."""
+    import http.server
+    import threading
+
+    from promwire import QueryResult, ReadResponse, encode, snappy
+
+    answers = [503]
+    body = snappy.compress(
+        encode(
+            ReadResponse(
+                results=[QueryResult([TimeSeries([Label("__name__", "m")], [Sample(2.0, 5)])])]
+            )
+        )
+    )
+
+    class Source(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            status = answers.pop(0) if answers else 200
+            self.send_response(status)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(body) if status == 200 else 0))
+            self.end_headers()
+            if status == 200:
+                self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Source)
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        with serve_process(tmp_path / "db", None) as served:
+            stats = Migration(
+                f"http://127.0.0.1:{httpd.server_address[1]}/api/v1/read",
+                f"http://127.0.0.1:{served.port}/api/v1/write",
+                selector="m",
+                start_ms=0,
+                end_ms=10,
+                directory=tmp_path / "m",
+                response_types=[ResponseType.SAMPLES],
+                read_backoff=0.01,
+            ).run()
+            assert (stats.series, stats.samples) == (1, 1)
+            assert raw_all(served.port) == [([Label("__name__", "m")], [Sample(2.0, 5)])]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert answers == []  # the 503 was answered, and the read repeated
+
+
+def raw_all(port: int) -> list[Any]:
+    with RemoteReadClient(f"http://127.0.0.1:{port}/api/v1/read") as client:
+        return [(ts.labels, ts.samples) for ts in client.query("m", 0, 10)]

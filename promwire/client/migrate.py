@@ -40,7 +40,7 @@ from typing import Any, TextIO
 from ..codec.messages import ResponseType, TimeSeries
 from ..errors import UnsupportedChunkEncoding
 from .durable import DurableWriter
-from .reader import RemoteReadClient
+from .reader import RemoteReadClient, RemoteReadError
 
 __all__ = ["CHECKPOINT_FILE", "Migration", "MigrationStats", "Progress"]
 
@@ -122,7 +122,10 @@ class Progress:
 class Migration:
     """One migration: source, destination, selector, range, and its directory
     (write-ahead log and checkpoint). ``read_kwargs`` go to the
-    :class:`RemoteReadClient`, ``write_kwargs`` to the :class:`DurableWriter`."""
+    :class:`RemoteReadClient`, ``write_kwargs`` to the :class:`DurableWriter`.
+    A slice whose read fails retryably (no answer, 5xx) is read again up to
+    ``read_retries`` times (3), waiting ``read_backoff`` seconds (1, doubling);
+    after that the run stops, and running it again resumes at that slice."""
 
     def __init__(
         self,
@@ -140,6 +143,8 @@ class Migration:
         ),
         read_kwargs: dict[str, Any] | None = None,
         write_kwargs: dict[str, Any] | None = None,
+        read_retries: int = 3,
+        read_backoff: float = 1.0,
     ) -> None:
         if end_ms < start_ms:
             raise ValueError(f"end ({end_ms}) is before start ({start_ms})")
@@ -151,6 +156,8 @@ class Migration:
         self.start_ms = start_ms
         self.end_ms = end_ms
         self.slice_ms = slice_ms
+        self.read_retries = read_retries
+        self.read_backoff = read_backoff
         self.directory = Path(directory)
         self.response_types = list(response_types)
         self.read_kwargs = dict(read_kwargs or {})
@@ -222,6 +229,20 @@ class Migration:
                 f.write(b"".join(new))
 
     def _read_slice(self, lo: int, hi: int) -> list[TimeSeries]:
+        """One slice's series; a retryable failure (no answer, 5xx) is tried
+        again ``read_retries`` times, ``read_backoff`` seconds apart (doubling)."""
+        delay = self.read_backoff
+        for attempt in range(self.read_retries + 1):
+            try:
+                return self._read_once(lo, hi)
+            except RemoteReadError as exc:
+                if not exc.retryable or attempt == self.read_retries:
+                    raise
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read_once(self, lo: int, hi: int) -> list[TimeSeries]:
         try:
             return list(self.reader.query(self.selector, lo, hi))
         except UnsupportedChunkEncoding:
