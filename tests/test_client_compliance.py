@@ -417,3 +417,22 @@ def test_fallback_async_client(server: tuple[str, Script]) -> None:  # noqa: F81
 
     assert asyncio.run(run()) == "v1"
     assert [s.headers["Content-Type"] for s in script.seen] == [V2_CT, V1_CT]
+
+
+def test_fallback_of_a_v2_request_and_send_encoded(server: tuple[str, Script]) -> None:  # noqa: F811
+    """A v2 ``Request`` falls back too (converted to v1, labels sorted), and
+    ``send_encoded`` of v1 bytes goes out as v2 from a v2 client."""
+    from promwire import encode
+
+    url, script = server
+    script.answers = [(204, WRITTEN, b"")]
+    with RemoteWriteClient(url, protocol="v2") as c:
+        c.send_encoded(encode(_request()), 1)
+    first = decode(v2.Request, snappy.decompress(script.seen[0].body))
+    assert v2.to_v1(first).timeseries == _request().timeseries
+    script.answers = [(415, {}, b""), (204, {}, b"")]
+    with RemoteWriteClient(url, protocol="v2") as c:
+        c.send(from_v1(_request()))
+    assert [s.headers["Content-Type"] for s in script.seen] == [V2_CT, V2_CT, V1_CT]
+    back = decode(WriteRequest, snappy.decompress(script.seen[2].body))
+    assert back.timeseries == _request().timeseries

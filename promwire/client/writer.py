@@ -59,7 +59,7 @@ from types import TracebackType
 from typing import Any
 
 from ..codec import snappy
-from ..codec.decoder import decode_write_request
+from ..codec.decoder import decode
 from ..codec.encoder import encode
 from ..codec.messages import TimeSeries, WriteRequest
 from ..errors import LimitExceeded, PromwireError
@@ -755,7 +755,7 @@ class RemoteWriteClient(_Base):
         request with :meth:`send` instead.
         """
         if self.active_protocol != "v1":
-            return self.send(decode_write_request(raw))
+            return self.send(decode(WriteRequest, raw))
         return self._send(
             lambda: (snappy.compress(raw), self._headers(V1_CONTENT_TYPE, "0.1.0"), points)
         )
