@@ -65,6 +65,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "RemoteWriteClient": "promwire.client.writer",
     "AsyncRemoteWriteClient": "promwire.client.writer",
+    "DurableWriter": "promwire.client.durable",
+    "AsyncDurableWriter": "promwire.client.durable",
     "RemoteReadClient": "promwire.client.reader",
     "SQLiteStorage": "promwire.stores.sqlite",
     "handle_write": "promwire.server.handlers",
@@ -72,6 +74,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from .client.durable import AsyncDurableWriter, DurableWriter
     from .client.reader import RemoteReadClient
     from .client.writer import AsyncRemoteWriteClient, RemoteWriteClient
     from .server.handlers import handle_read, handle_write
@@ -95,6 +98,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "STALE_NAN_BITS",
+    "AsyncDurableWriter",
     "AsyncRemoteWriteClient",
     "BucketSpan",
     "ChecksumError",
@@ -103,6 +107,7 @@ __all__ = [
     "ChunkedReadResponse",
     "ChunkedSeries",
     "DecodeError",
+    "DurableWriter",
     "EncodeError",
     "Exemplar",
     "FrameError",

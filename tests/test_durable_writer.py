@@ -427,3 +427,17 @@ def test_one_writer_per_directory(tmp_path: Path) -> None:
     finally:
         first.close(0.0)
     DurableWriter(url, tmp_path / "wal", shards=1).close(0.0)  # free again
+
+
+def test_exported_lazily() -> None:
+    import promwire
+    import promwire.client
+
+    assert promwire.client.DurableWriter is DurableWriter is promwire.DurableWriter
+    assert promwire.client.AsyncDurableWriter is AsyncDurableWriter
+    code = (
+        "import sys, promwire.client.writer\n"
+        "assert 'promwire.client.durable' not in sys.modules\n"
+        "assert 'promwire.client.migrate' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
