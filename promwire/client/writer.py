@@ -353,7 +353,6 @@ def _without_empty_labels(request: WriteRequest) -> WriteRequest:
 def _v2_without_empty_labels(request: Any) -> Any:
     """The v2 twin of :func:`_without_empty_labels` on ``labels_refs``."""
     symbols = request.symbols
-
     n = len(symbols)
 
     def empty(ref: int) -> bool:
