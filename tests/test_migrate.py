@@ -170,8 +170,10 @@ def test_progress_bar_on_a_terminal() -> None:
     p = Progress(out, tty=True)
     p.begin(MigrationStats(slices=4))
     p.update(MigrationStats(series=3, samples=300, slices_done=2, slices=4))
+    p.waiting(40, "connection refused")
     p.finish()
     text = out.getvalue()
+    assert "\rall slices read, 40 points still to send (last error: connection refused)" in text
     assert text.startswith("\r[" + "#" * 15 + "." * 15 + "]  50%")
     assert "samples/s" in text and "ETA" in text and text.endswith("\n")
 

@@ -29,7 +29,7 @@ How it works:
   wholly before it. Retryable failures (5xx, network) are retried forever
   with the client's backoff, unless ``max_age`` is set: then points older
   than ``max_age`` seconds are dropped from a batch before it is re-sent
-  (counted in ``dropped_too_old``), like Prometheus' proposal #7912. A final
+  (counted in ``dropped_too_old``), as asked in prometheus#7912. A final
   refusal (4xx other than a retried 429) drops the batch, as Prometheus does,
   and counts it in ``failures`` and ``dropped_rejected``: re-sending would be
   refused again and block the shard forever.

@@ -113,6 +113,15 @@ class Progress:
             self.stream.write(f"migrate: {text}\n")
         self.stream.flush()
 
+    def waiting(self, pending: int, error: str | None) -> None:
+        """All slices are read; ``pending`` points still wait for the destination."""
+        why = f" (last error: {error})" if error else ""
+        end = "\x1b[K" if self.tty else ""
+        lead = "\r" if self.tty else "migrate: "
+        self.stream.write(f"{lead}all slices read, {pending} points still to send{why}{end}")
+        self.stream.write("" if self.tty else "\n")
+        self.stream.flush()
+
     def finish(self) -> None:
         if self.tty:
             self.stream.write("\n")
@@ -252,6 +261,21 @@ class Migration:
             ) as samples_only:
                 return list(samples_only.query(self.selector, lo, hi))
 
+    @staticmethod
+    def _drain(writer: DurableWriter, progress: Progress | None, timeout: float | None) -> bool:
+        """Wait for the destination to take the rest, saying what is pending
+        every few seconds; then close the writer. True if all was sent."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if writer.flush(5.0 if left is None else min(5.0, left)):
+                break
+            if left is not None and left <= 5.0:
+                break
+            if progress is not None:
+                progress.waiting(writer.metrics().pending_points, writer.last_error)
+        return writer.close(0.0)
+
     def run(
         self,
         progress: Progress | None = None,
@@ -288,7 +312,7 @@ class Migration:
                     progress.update(stats)
                 if on_slice is not None:
                     on_slice(stats)
-            sent = writer.close(drain_timeout)
+            sent = self._drain(writer, progress, drain_timeout)
         except BaseException:
             writer.close(0.0)
             raise
