@@ -441,3 +441,20 @@ def test_exported_lazily() -> None:
         "assert 'promwire.client.migrate' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_garbled_ack_file_resends_rather_than_skips(tmp_path: Path) -> None:
+    log = SegmentLog(tmp_path / "s")
+    log.append(b"one", 1)
+    log.append(b"two", 1)
+    records, after = log.read(log.acked, max_points=1, max_bytes=1 << 20)
+    log.ack(after, 1)  # "one" was sent
+    log.close()
+    reopened = SegmentLog(tmp_path / "s")
+    assert reopened.pending_points == 1
+    reopened.close()
+    (tmp_path / "s" / "acked").write_text("")  # as a power loss may leave it
+    again = SegmentLog(tmp_path / "s")
+    records, _ = again.read(again.acked, max_points=100, max_bytes=1 << 20)
+    assert again.ack_lost and [p for p, _ in records] == [b"one", b"two"]
+    again.close()

@@ -11,7 +11,10 @@ The payload is opaque here (the writer stores a snappy-compressed
 holds, so pending counts are known without decoding. ``acked`` holds
 ``"<segment> <offset>"``: everything before that position was answered 2xx.
 It is replaced atomically (write a temporary file, ``os.replace``) after each
-acknowledgement; segments wholly before it are deleted, never earlier.
+acknowledgement; segments wholly before it are deleted, never earlier. It is
+not fsynced: if a power loss leaves it stale, empty or garbled, the log starts
+from an older position or from its first segment, which re-sends
+acknowledged records (duplicates) but never skips one.
 
 Records are written with ``os.write`` on an unbuffered descriptor, so once
 :meth:`SegmentLog.append` returns the bytes are in the kernel and survive a
@@ -102,6 +105,8 @@ class SegmentLog:
         self.segment_bytes = segment_bytes
         self.rotate_bytes = rotate_bytes
         self.damaged_bytes = 0
+        #: True when the ``acked`` file was unreadable and everything left is re-sent.
+        self.ack_lost = False
         self._lock = threading.Lock()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -132,7 +137,11 @@ class SegmentLog:
             raise WalError(f"cannot read {self.directory / ACK_FILE}: {exc}") from None
         parts = text.split()
         if len(parts) != 2 or not all(p.isdigit() for p in parts):
-            raise WalError(f"{self.directory / ACK_FILE}: expected '<segment> <offset>'")
+            # Empty or garbled (a power loss before the file reached the disk):
+            # start from the first segment left. That can only re-send what
+            # was acknowledged already (duplicates), never skip anything.
+            self.ack_lost = True
+            return Position(0, 0)
         return Position(int(parts[0]), int(parts[1]))
 
     def _recover(self) -> None:
