@@ -461,3 +461,42 @@ def test_garbled_ack_file_resends_rather_than_skips(tmp_path: Path) -> None:
     records, _ = again.read(again.acked, max_points=100, max_bytes=1 << 20)
     assert again.ack_lost and [p for p, _ in records] == [b"one", b"two"]
     again.close()
+
+
+def test_prometheus_down_then_up_gets_everything(tmp_path: Path, prometheus_bin: str) -> None:
+    """Prometheus' own receiver starts only after the points were appended."""
+    from tests.support.prometheus import PrometheusProcess
+
+    port = free_port()
+    now = int(time.time() * 1000)
+    with DurableWriter(
+        f"http://127.0.0.1:{port}/api/v1/write",
+        tmp_path / "wal",
+        shards=4,
+        retry_wait=0.05,
+        max_retry_wait=0.2,
+    ) as w:
+        for b in range(100):
+            w.append(
+                [
+                    TimeSeries(
+                        [Label("__name__", "dstream"), Label("i", str(i))],
+                        [Sample(float(b), now - (100 - b) * 1000)],
+                    )
+                    for i in range(SERIES)
+                ]
+            )
+        assert w.metrics().pending_points == 100 * SERIES
+        config = "global:\n  scrape_interval: 1h\nscrape_configs: []\n"
+        flags = ["--web.enable-remote-write-receiver"]
+        with PrometheusProcess(config, tmp_path / "prom", flags=flags, port=port) as prom:
+            assert w.flush(60)
+            result = prom.api(
+                "/api/v1/query", query="count_over_time(dstream[5m])", time=(now + 1000) / 1000
+            )["result"]
+            sums = prom.api(
+                "/api/v1/query", query="sum_over_time(dstream[5m])", time=(now + 1000) / 1000
+            )["result"]
+    assert sorted(int(r["metric"]["i"]) for r in result) == list(range(SERIES))
+    assert {r["value"][1] for r in result} == {"100"}
+    assert {r["value"][1] for r in sums} == {str(sum(range(100)))}
