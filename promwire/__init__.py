@@ -65,6 +65,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "RemoteWriteClient": "promwire.client.writer",
     "AsyncRemoteWriteClient": "promwire.client.writer",
+    "DurableWriter": "promwire.client.durable",
+    "AsyncDurableWriter": "promwire.client.durable",
     "RemoteReadClient": "promwire.client.reader",
     "SQLiteStorage": "promwire.stores.sqlite",
     "handle_write": "promwire.server.handlers",
@@ -75,6 +77,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from .client.durable import AsyncDurableWriter, DurableWriter
     from .client.reader import RemoteReadClient
     from .client.writer import AsyncRemoteWriteClient, RemoteWriteClient
     from .codec.columnar import decode_columns, encode_columns
@@ -100,6 +103,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "STALE_NAN_BITS",
+    "AsyncDurableWriter",
     "AsyncRemoteWriteClient",
     "BucketSpan",
     "ChecksumError",
@@ -108,6 +112,7 @@ __all__ = [
     "ChunkedReadResponse",
     "ChunkedSeries",
     "DecodeError",
+    "DurableWriter",
     "EncodeError",
     "Exemplar",
     "FrameError",

@@ -423,6 +423,68 @@ def _write_request(data: bytes, fmt: str, protocol: str) -> Any:
         raise CliError(str(exc), EXIT_INPUT) from None
 
 
+def _send_v1_request(client: Any, request: WriteRequest, args: argparse.Namespace) -> list[Any]:
+    """Send a parsed ``WriteRequest`` in batches. Remote write 1.0 sends the
+    metadata in a request of its own, as Prometheus does; 2.0 has no
+    metadata-only records, so every batch carries the metadata and each
+    series gets its family's (see :func:`promwire.v2.convert.from_v1`)."""
+    from .client.writer import batch_series
+
+    batches = batch_series(request.timeseries, max_samples_per_send=args.max_samples_per_send)
+    if args.protocol == "v2":
+        if not request.timeseries:
+            raise CliError(
+                "remote write 2.0 carries metadata only with series: the input has none",
+                EXIT_INPUT,
+            )
+        return [
+            client.send(WriteRequest(timeseries=b.timeseries, metadata=request.metadata))
+            for b in batches
+        ]
+    results = [client.send(b) for b in batches]
+    if request.metadata:
+        results.append(client.send(WriteRequest(metadata=request.metadata)))
+    return results
+
+
+def _write_through_wal(args: argparse.Namespace, request: Any) -> int:
+    """``write --wal DIR``: append to a DurableWriter's log, then send it all."""
+    from .client.durable import DurableWriter
+
+    if not isinstance(request, WriteRequest):
+        from .v2.convert import to_v1
+
+        request = to_v1(request, sort_labels=True)
+    try:
+        writer = DurableWriter(
+            args.url,
+            args.wal,
+            protocol=args.protocol,
+            max_retries=args.max_retries,
+            retry_on_429=args.retry_on_429,
+            max_samples_per_send=args.max_samples_per_send,
+            **_client_kwargs(args),
+        )
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    points = writer.append(request.timeseries, request.metadata)
+    if not writer.close(args.wal_timeout):
+        m = writer.metrics()
+        raise CliError(
+            f"{m.pending_points} points not yet acknowledged by {args.url} "
+            f"({writer.last_error or 'no answer'}); they stay in {args.wal}: the next "
+            "`promwire write --wal` on it sends them",
+            EXIT_REMOTE,
+        )
+    m = writer.metrics()
+    _say(
+        f"appended {points} points to {args.wal}; sent {m.sent_points} points in "
+        f"{m.sends} request(s) to {args.url} ({m.retries} retries, "
+        f"{m.dropped_rejected} points refused)"
+    )
+    return EXIT_OK if not m.dropped_rejected else EXIT_REMOTE
+
+
 def cmd_write(args: argparse.Namespace) -> int:
     from .client.writer import RemoteWriteClient, RemoteWriteError
 
@@ -435,6 +497,8 @@ def cmd_write(args: argparse.Namespace) -> int:
             f"{args.file or 'stdin'}: no samples or metadata in the input, nothing to send",
             EXIT_INPUT,
         )
+    if args.wal:
+        return _write_through_wal(args, request)
     try:
         client = RemoteWriteClient(
             args.url,
@@ -448,11 +512,7 @@ def cmd_write(args: argparse.Namespace) -> int:
     with client:
         try:
             if isinstance(request, WriteRequest):
-                results = client.send_series(
-                    request.timeseries, max_samples_per_send=args.max_samples_per_send
-                )
-                if request.metadata:
-                    results.append(client.send(WriteRequest(metadata=request.metadata)))
+                results = _send_v1_request(client, request, args)
             else:
                 results = [client.send(request)]
         except RemoteWriteError as exc:
@@ -540,6 +600,95 @@ def cmd_read(args: argparse.Namespace) -> int:
         f"({(client.last_content_type or '?').split(';')[0]})"
     )
     return EXIT_OK
+
+
+# ----------------------------------------------------------------------- migrate
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from .client.migrate import Migration, Progress
+
+    now_ms = int(time.time() * 1000)
+    start = parse_time(args.start, now_ms=now_ms)
+    end = parse_time(args.end, now_ms=now_ms)
+    slice_ms = parse_duration(args.slice)
+    if slice_ms is None or slice_ms < 1:
+        raise CliError(f"--slice {args.slice!r}: expected a duration such as 1h or 30m", EXIT_USAGE)
+    http = _client_kwargs(args)
+    types = {
+        "auto": [ResponseType.STREAMED_XOR_CHUNKS, ResponseType.SAMPLES],
+        "samples": [ResponseType.SAMPLES],
+        "streamed": [ResponseType.STREAMED_XOR_CHUNKS],
+    }[args.response_type]
+    try:
+        migration = Migration(
+            args.src,
+            args.dst,
+            selector=args.selector,
+            start_ms=start,
+            end_ms=end,
+            directory=args.dir,
+            slice_ms=slice_ms,
+            response_types=types,
+            read_kwargs=http,
+            write_kwargs={**http, "shards": args.shards, "protocol": args.protocol},
+            read_retries=args.read_retries,
+        )
+    except (ValueError, DecodeError) as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    try:
+        stats = migration.run(Progress(), drain_timeout=args.drain_timeout)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    except (RuntimeError, PromwireError, OSError) as exc:
+        raise CliError(f"migrate stopped: {exc}", EXIT_REMOTE) from None
+    _say(
+        f"migrated {stats.series} series, {stats.samples} samples, {stats.histograms} "
+        f"histograms in {stats.seconds:.1f} s ({stats.slices_done} slices)"
+    )
+    return EXIT_OK
+
+
+def _add_migrate_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "migrate", help="copy series from a remote read source to a remote write destination"
+    )
+    p.add_argument("src", metavar="SRC_READ_URL", help="e.g. http://old:9090/api/v1/read")
+    p.add_argument("dst", metavar="DST_WRITE_URL", help="e.g. http://new:9201/api/v1/write")
+    p.add_argument("--selector", required=True, help="PromQL selector, e.g. '{job=\"node\"}'")
+    p.add_argument("--start", required=True, help="epoch ms, RFC 3339, now-30d, ...")
+    p.add_argument("--end", default="now", help="same forms as --start (default: now)")
+    p.add_argument("--slice", default="1h", help="time read per request (default: 1h)")
+    p.add_argument(
+        "--dir",
+        default="promwire-migrate",
+        help="checkpoint and write-ahead log; a killed run resumes from it (default: "
+        "./promwire-migrate)",
+    )
+    p.add_argument("--shards", type=int, default=4, help="parallel senders (default: 4)")
+    p.add_argument("--protocol", choices=("v1", "v2"), default="v1", help="remote write version")
+    p.add_argument(
+        "--response-type",
+        choices=("auto", "samples", "streamed"),
+        default="auto",
+        help="answer form to ask the source for (default: auto, streamed preferred)",
+    )
+    p.add_argument(
+        "--read-retries",
+        type=int,
+        default=3,
+        metavar="N",
+        help="retries of a slice whose read got no answer or a 5xx (default: 3)",
+    )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait at most this long for the destination at the end (default: until done)",
+    )
+    _add_http_options(p)
+    p.set_defaults(func=cmd_migrate)
 
 
 # ------------------------------------------------------------------------- serve
@@ -684,6 +833,19 @@ def build_parser(*, serve_options: bool = True) -> argparse.ArgumentParser:
     p.add_argument(
         "--retry-on-429", action="store_true", help="retry 429 answers too (default: don't)"
     )
+    p.add_argument(
+        "--wal",
+        metavar="DIR",
+        help="go through a durable writer on DIR: the input is written to its log first, "
+        "and whatever a failed run left there is sent too",
+    )
+    p.add_argument(
+        "--wal-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --wal: how long to keep trying before leaving the rest in DIR (default: 60)",
+    )
     _add_http_options(p)
     p.set_defaults(func=cmd_write)
 
@@ -708,6 +870,7 @@ def build_parser(*, serve_options: bool = True) -> argparse.ArgumentParser:
     _add_http_options(p)
     p.set_defaults(func=cmd_read)
 
+    _add_migrate_parser(sub)
     _add_serve_parser(sub, with_options=serve_options)
     return parser
 

@@ -102,7 +102,7 @@ class Recorder:
 
 def _upper(a: float, b: float) -> float:
     """An injected ``random.uniform`` that always picks the top of the range."""
-    assert a == 0.0
+    assert (a, b) == (1.0, 1.25)
     return b
 
 
@@ -173,8 +173,9 @@ def test_5xx_retried_with_backoff_and_retry_attempt(server: tuple[str, Script]) 
     assert result.status == 204 and result.attempts == 4
     assert len(script.seen) == 4
     assert [s.headers.get("Retry-Attempt") for s in script.seen] == [None, "1", "2", "3"]
-    # Full jitter's upper bound doubles from min_backoff and stops at max_backoff.
-    assert rec.sleeps == pytest.approx([0.1, 0.2, 0.3])
+    # The top of the jitter (1.25 x) on a base doubling from min_backoff,
+    # capped at max_backoff.
+    assert rec.sleeps == pytest.approx([0.125, 0.25, 0.3])
     # Every attempt carried the same bytes.
     assert len({s.body for s in script.seen}) == 1
 
@@ -186,8 +187,11 @@ def test_backoff_is_jittered_within_bounds(server: tuple[str, Script]) -> None:
     with RemoteWriteClient(url, min_backoff=0.01, max_backoff=0.05, sleep=rec) as c:
         c.send(_request())
     assert len(rec.sleeps) == 8
-    caps = [min(0.05, 0.01 * 2**i) for i in range(8)]
-    assert all(0.0 <= s <= cap for s, cap in zip(rec.sleeps, caps, strict=True))
+    bases = [min(0.05, 0.01 * 2**i) for i in range(8)]
+    # Each delay lies in [base, 1.25 x base] capped at max_backoff: never
+    # under min_backoff, and never shorter than the delay before it.
+    assert all(b <= s <= min(0.05, 1.25 * b) for s, b in zip(rec.sleeps, bases, strict=True))
+    assert rec.sleeps == sorted(rec.sleeps)
 
 
 def test_gives_up_after_max_retries(server: tuple[str, Script]) -> None:
@@ -235,8 +239,9 @@ def test_429_retry_after_seconds(server: tuple[str, Script]) -> None:
     with RemoteWriteClient(url, retry_on_429=True, sleep=rec, random=_upper, min_backoff=0.5) as c:
         result = c.send(_request())
     assert result.status == 200 and result.attempts == 3
-    # First wait is the server's, the second falls back to backoff (retry 2: 2 * 0.5).
-    assert rec.sleeps == [7.0, 1.0]
+    # First wait is the server's, the second falls back to backoff (retry 2:
+    # base 2 * 0.5, times the top of the jitter 1.25).
+    assert rec.sleeps == [7.0, 1.25]
 
 
 def test_retry_after_http_date(server: tuple[str, Script]) -> None:
@@ -375,7 +380,7 @@ def test_async_client(server: tuple[str, Script]) -> None:
             return ok, info.value
 
     ok, err = asyncio.run(run())
-    assert ok.status == 204 and ok.attempts == 3 and sleeps == [0.25, 2.0]
+    assert ok.status == 204 and ok.attempts == 3 and sleeps == [0.3125, 2.0]
     assert err.status == 400 and err.attempts == 1 and "bad labels" in str(err)
     assert [s.headers.get("Retry-Attempt") for s in script.seen] == [None, "1", "2", None]
     assert script.seen[0].headers["User-Agent"] == f"promwire/{__version__}"

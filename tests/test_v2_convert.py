@@ -252,7 +252,7 @@ def test_real_v1_captures_survive_v2(fixtures_dir: Path, name: str) -> None:
     assert len(raw) < len(encode(w))
 
 
-def test_real_metadata_rides_on_matching_series(fixtures_dir: Path) -> None:
+def test_real_metadata_rides_on_family_series(fixtures_dir: Path) -> None:
     series = _capture(fixtures_dir, "A_01_first_request.bin").timeseries
     metadata = _capture(fixtures_dir, "A_04_metadata_only.bin").metadata
     assert metadata
@@ -260,13 +260,22 @@ def test_real_metadata_rides_on_matching_series(fixtures_dir: Path) -> None:
     v2.validate(req)
     back = v2.to_v1(req)
     names = {lb.value for ts in series for lb in ts.labels if lb.name == "__name__"}
-    expected = [md for md in metadata if md.metric_family_name in names]
-    assert expected  # gauges and counters named exactly like their family
-    # v1 metadata is per family; only families with an exactly-named series come back.
+    families = {md.metric_family_name: md for md in metadata}
+    # Each series gets its family's metadata: its own name, or the name
+    # without the suffix its family's type gives it (summary x -> x_count, x_sum).
+    typed = {n for n in names if v2.convert.family_metadata(n, families) is not None}
+    assert any(n.endswith("_count") for n in typed)  # the summaries of the capture
+    for ts, out in zip(series, req.timeseries, strict=True):
+        name = next(lb.value for lb in ts.labels if lb.name == "__name__")
+        md = v2.convert.family_metadata(name, families)
+        assert out.metadata is not None
+        assert int(out.metadata.type) == (int(md.type) if md else 0), name
+    # Back in v1, metadata is keyed by family again: exactly the families seen.
     got = {md.metric_family_name: md for md in back.metadata}
-    assert {md.metric_family_name for md in expected} == set(got)
-    for md in expected:
-        assert got[md.metric_family_name] == md
+    expected = [v2.convert.family_metadata(n, families) for n in typed]
+    assert set(got) == {md.metric_family_name for md in expected if md}
+    for name, md in got.items():
+        assert md == families[name]
 
 
 def test_to_v1_keeps_label_order_unless_asked_to_sort() -> None:

@@ -10,15 +10,24 @@
 The sync client uses only the standard library (:mod:`http.client`), keeps one
 keep-alive connection, and retries like Prometheus' queue manager:
 
-* 5xx answers and network errors are retried with exponential backoff and full
-  jitter: before retry *n* (1-based) it sleeps ``uniform(0, min(max_backoff,
-  min_backoff * 2**(n-1)))``;
+* 5xx answers and network errors are retried with exponential backoff and
+  bounded jitter: before retry *n* (1-based) it sleeps ``min(max_backoff,
+  base * uniform(1, 1.25))`` with ``base = min_backoff * 2**(n-1)``, so every
+  delay is at least ``min_backoff``, at most ``max_backoff``, and no shorter
+  than the one before (the jitter never reaches the next doubling);
+* a status outside 1xx-5xx (e.g. 999) is final, like any 4xx: Prometheus
+  retries only ``status // 100 == 5`` (and 429 when asked);
+* a remote write 2.0 send answered 415 is re-sent at once as remote write 1.0
+  (converted with :func:`promwire.v2.convert.to_v1`), and the client keeps
+  sending 1.0 from then on (``active_protocol`` says which one is in use);
 * 429 is retried only when ``retry_on_429=True``; a ``Retry-After`` header
   (delta-seconds or an HTTP-date), on a 429 or a 5xx, replaces the backoff for
   that wait (capped at ``max_retry_after``);
 * any other 4xx is final and never retried; 2xx ends the request (nothing is
   ever re-sent after a 2xx);
-* retries carry ``Retry-Attempt: n``, Prometheus' extension header.
+* retries carry ``Retry-Attempt: n``, Prometheus' extension header;
+* a label with an empty value is dropped before sending (the spec: senders
+  MUST NOT send one; it means "no such label").
 
 Failures raise :class:`RemoteWriteError` (a :class:`~promwire.errors.PromwireError`).
 
@@ -45,11 +54,12 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 
 from ..codec import snappy
+from ..codec.decoder import decode
 from ..codec.encoder import encode
 from ..codec.messages import TimeSeries, WriteRequest
 from ..errors import LimitExceeded, PromwireError
@@ -248,15 +258,22 @@ class RetryPolicy:
             raise ValueError("max_retry_after must be >= 0")
 
     def is_retryable(self, status: int) -> bool:
-        """Whether an answer with this status is retried (0 = no answer)."""
-        if status == 0 or status >= 500:
+        """Whether an answer with this status is retried (0 = no answer).
+
+        Only 5xx (and 429 with ``retry_on_429``): a status outside 1xx-5xx
+        such as 999 is final, as in Prometheus (``status/100 == 5``).
+        """
+        if status == 0 or 500 <= status < 600:
             return True
         return status == 429 and self.retry_on_429
 
     def backoff(self, retry: int) -> float:
-        """Full-jitter delay before retry number ``retry`` (1-based)."""
-        cap = min(self.max_backoff, self.min_backoff * (2 ** (retry - 1)))
-        return float(self.random(0.0, cap))
+        """Delay before retry number ``retry`` (1-based): exponential with
+        bounded jitter, ``min(max_backoff, base * uniform(1, 1.25))`` where
+        ``base = min_backoff * 2**(retry-1)``. Never below ``min_backoff``,
+        never above ``max_backoff``, never shorter than the previous delay."""
+        base = min(self.max_backoff, self.min_backoff * (2 ** (retry - 1)))
+        return float(min(self.max_backoff, base * float(self.random(1.0, 1.25))))
 
     def delay(self, retry: int, retry_after: str | None) -> float:
         """The wait before retry ``retry``: Retry-After if given, else backoff."""
@@ -318,12 +335,66 @@ class _Endpoint:
         return cls(parts.scheme, parts.hostname, parts.port, target, url)
 
 
+def _without_empty_labels(request: WriteRequest) -> WriteRequest:
+    """``request`` with every label whose value is empty left out (series and
+    exemplar labels); the same object when there is none, as is usual."""
+    if not any(not lb.value for ts in request.timeseries for lb in ts.labels) and not any(
+        not lb.value for ts in request.timeseries for e in ts.exemplars for lb in e.labels
+    ):
+        return request
+    out = []
+    for ts in request.timeseries:
+        labels = [lb for lb in ts.labels if lb.value]
+        exemplars = [replace(e, labels=[lb for lb in e.labels if lb.value]) for e in ts.exemplars]
+        out.append(replace(ts, labels=labels, exemplars=exemplars))
+    return replace(request, timeseries=out)
+
+
+def _v2_without_empty_labels(request: Any) -> Any:
+    """The v2 twin of :func:`_without_empty_labels` on ``labels_refs``."""
+    symbols = request.symbols
+    n = len(symbols)
+
+    def empty(ref: int) -> bool:
+        # An out-of-range ref is left for the receiver to refuse.
+        return 0 <= ref < n and not symbols[ref]
+
+    def keep(refs: list[int]) -> list[int]:
+        out: list[int] = []
+        for i in range(0, len(refs) - 1, 2):
+            if not empty(refs[i + 1]):
+                out += refs[i : i + 2]
+        return out
+
+    def has_empty(refs: list[int]) -> bool:
+        return any(empty(refs[i]) for i in range(1, len(refs), 2))
+
+    if not any(
+        has_empty(ts.labels_refs) or any(has_empty(e.labels_refs) for e in ts.exemplars)
+        for ts in request.timeseries
+    ):
+        return request
+    out = []
+    for ts in request.timeseries:
+        exemplars = [replace(e, labels_refs=keep(e.labels_refs)) for e in ts.exemplars]
+        out.append(replace(ts, labels_refs=keep(ts.labels_refs), exemplars=exemplars))
+    return replace(request, timeseries=out)
+
+
 def _content_for(protocol: str, request: Any) -> tuple[bytes, str, str]:
-    """(protobuf bytes, Content-Type, version header) for ``request``."""
+    """(protobuf bytes, Content-Type, version header) for ``request``.
+
+    Labels with an empty value are left out. A v2 ``Request`` sent as v1 (after
+    a 415 fallback) is converted with :func:`promwire.v2.convert.to_v1`.
+    """
     if protocol == "v1":
         if not isinstance(request, WriteRequest):
-            raise TypeError(f"a v1 client sends WriteRequest, not {type(request).__name__}")
-        return encode(request), V1_CONTENT_TYPE, "0.1.0"
+            from .. import v2
+
+            if not isinstance(request, v2.Request):
+                raise TypeError(f"a v1 client sends WriteRequest, not {type(request).__name__}")
+            request = v2.to_v1(request, sort_labels=True)
+        return encode(_without_empty_labels(request)), V1_CONTENT_TYPE, "0.1.0"
     # Remote write 2.0: the one branch that needs promwire.v2.
     try:
         from .. import v2
@@ -332,8 +403,10 @@ def _content_for(protocol: str, request: Any) -> tuple[bytes, str, str]:
     if isinstance(request, WriteRequest):
         from ..v2 import convert
 
-        request = convert.from_v1(request)
-    if not isinstance(request, v2.Request):
+        request = convert.from_v1(_without_empty_labels(request))
+    elif isinstance(request, v2.Request):
+        request = _v2_without_empty_labels(request)
+    else:
         raise TypeError(
             f"a v2 client sends v2.Request or WriteRequest, not {type(request).__name__}"
         )
@@ -391,6 +464,9 @@ class _Base:
         self.endpoint = _Endpoint.parse(url)
         self.url = url
         self.protocol = protocol
+        #: The protocol sent now: ``protocol``, or ``"v1"`` after a v2 send was
+        #: answered 415 (the fallback is kept for the client's lifetime).
+        self.active_protocol = protocol
         self.timeout = timeout
         self.ssl_context = ssl_context
         self.policy = RetryPolicy(
@@ -408,7 +484,10 @@ class _Base:
 
     def prepare(self, request: Any) -> tuple[bytes, dict[str, str], int]:
         """The compressed body, headers (without Retry-Attempt) and point count."""
-        raw, content_type, version = _content_for(self.protocol, request)
+        raw, content_type, version = _content_for(self.active_protocol, request)
+        return snappy.compress(raw), self._headers(content_type, version), _counts(request)
+
+    def _headers(self, content_type: str, version: str) -> dict[str, str]:
         headers = dict(self._extra)
         headers["Content-Encoding"] = "snappy"
         headers["Content-Type"] = content_type
@@ -416,7 +495,7 @@ class _Base:
         headers["User-Agent"] = user_agent()
         if self._auth is not None:
             headers["Authorization"] = self._auth
-        return snappy.compress(raw), headers, _counts(request)
+        return headers
 
     def outcome(
         self,
@@ -429,7 +508,7 @@ class _Base:
         """Turn one HTTP answer into a result or an error (retryable or not)."""
         written = _written(headers)
         if 200 <= status < 300:
-            if self.protocol == "v2" and points and not any(written.values()):
+            if self.active_protocol == "v2" and points and not any(written.values()):
                 # A 1.0-only receiver ignores the v2 Content-Type, parses the
                 # body as an empty v1 request and answers 2xx: the spec says
                 # to treat that as a failure (like a 415).
@@ -469,6 +548,14 @@ class _Base:
             retryable=True,
             attempts=attempt,
         )
+
+    def falls_back(self, err: RemoteWriteError) -> bool:
+        """A v2 send answered 415: switch to remote write 1.0 for good (the
+        caller re-sends at once, without a backoff)."""
+        if err.status == 415 and self.active_protocol == "v2":
+            self.active_protocol = "v1"
+            return True
+        return False
 
     def give_up(self, err: RemoteWriteError, attempt: int) -> bool:
         return not err.retryable or attempt > self.policy.max_retries
@@ -654,7 +741,26 @@ class RemoteWriteClient(_Base):
         ``protocol="v2"``, a ``promwire.v2.Request``). Raises
         :class:`RemoteWriteError` when the request finally fails.
         """
-        body, headers, points = self.prepare(request)
+        return self._send(lambda: self.prepare(request))
+
+    def send_encoded(self, raw: bytes, points: int) -> WriteResult:
+        """POST an already encoded (uncompressed) v1 ``WriteRequest`` as it is,
+        retrying like :meth:`send`: no decoding, no re-encoding. The caller
+        vouches for the bytes (promwire's durable writer sends the
+        concatenation of ``WriteRequest`` encodings from its log: protobuf
+        merges concatenated messages, so it is one request holding all their
+        series). ``points`` is reported back in errors. A client in (or
+        falling back from) ``protocol="v2"`` decodes the bytes and sends the
+        request with :meth:`send` instead.
+        """
+        if self.active_protocol != "v1":
+            return self.send(decode(WriteRequest, raw))
+        return self._send(
+            lambda: (snappy.compress(raw), self._headers(V1_CONTENT_TYPE, "0.1.0"), points)
+        )
+
+    def _send(self, prepare: Callable[[], tuple[bytes, dict[str, str], int]]) -> WriteResult:
+        body, headers, points = prepare()
         with self._lock:
             attempt = 0
             while True:
@@ -671,6 +777,9 @@ class RemoteWriteClient(_Base):
                     retry_after = _header(resp_headers, "Retry-After")
                 if isinstance(result, WriteResult):
                     return result
+                if self.falls_back(result):
+                    body, headers, points = prepare()
+                    continue
                 if self.give_up(result, attempt):
                     raise self.final(result, attempt)
                 self.policy.sleep(self.policy.delay(attempt, retry_after))
@@ -797,6 +906,9 @@ class AsyncRemoteWriteClient(_Base):
                 retry_after = _header(resp_headers, "Retry-After")
             if isinstance(result, WriteResult):
                 return result
+            if self.falls_back(result):
+                body, headers, points = self.prepare(request)
+                continue
             if self.give_up(result, attempt):
                 raise self.final(result, attempt)
             await self.policy.sleep(self.policy.delay(attempt, retry_after))

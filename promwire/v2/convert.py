@@ -8,18 +8,27 @@ cannot carry is dropped:
 * ``Sample.start_timestamp`` and ``Histogram.start_timestamp`` (v1 has no
   field for them);
 * per-series metadata beyond one entry per metric family: v1 keys metadata by
-  ``__name__``, so the first non-empty metadata seen for a name wins and
-  series without ``__name__`` contribute none; an empty or absent metadata
-  contributes nothing;
+  family, found from ``__name__`` and the type (:func:`family_of`:
+  ``x_bucket``/``x_count``/``x_sum`` of a histogram are family ``x``), so the
+  first non-empty metadata seen for a family wins and series without
+  ``__name__`` contribute none; an empty or absent metadata contributes
+  nothing;
 * the symbol table's order and any unused symbols.
 
-:func:`from_v1` goes the other way, building the symbol table. Metadata is
-attached to every series whose ``__name__`` equals its
-``metric_family_name`` (exact match, no ``_total``/``_bucket`` suffix
-guessing); series without a match get an empty ``Metadata()``, as Prometheus
-sends. Metadata entries that match no series are lost: v2 has no
-metadata-only records (Prometheus' v1 sender ships metadata in separate
-requests with no series at all; those convert to an empty ``Request``).
+:func:`from_v1` goes the other way, building the symbol table. Each series
+gets the metadata of its metric family, found the way Prometheus' scrape
+finds the family of a sample: the ``__name__`` itself, else the name without
+the suffix the family's type gives its series (:data:`FAMILY_SUFFIXES`:
+``_bucket``/``_count``/``_sum`` of a histogram, ``_count``/``_sum`` of a
+summary, ``_gcount``/``_gsum`` of a gauge histogram, ``_total`` of a counter,
+``_created`` of a counter, histogram or summary, ``_info`` of an info
+metric). A suffix only counts when the family's type has it, so a gauge
+``x_count`` next to a counter family ``x`` stays untyped. Summary quantile
+series carry the family's own name and match directly. Series without a
+family get an empty ``Metadata()``, as Prometheus sends. Metadata entries that
+match no series are lost: v2 has no metadata-only records (Prometheus' v1
+sender ships metadata in separate requests with no series at all; those
+convert to an empty ``Request``).
 """
 
 from __future__ import annotations
@@ -34,7 +43,60 @@ from ..errors import DecodeError
 from . import messages as v2
 from .symbols import SymbolTable, series_error
 
-__all__ = ["from_v1", "histogram_to_v1", "histogram_to_v2", "to_v1"]
+__all__ = [
+    "FAMILY_SUFFIXES",
+    "family_metadata",
+    "family_of",
+    "from_v1",
+    "histogram_to_v1",
+    "histogram_to_v2",
+    "to_v1",
+]
+
+_T = v1.MetricType
+#: The series-name suffixes each metric type gives its family's series
+#: (OpenMetrics / Prometheus text format).
+FAMILY_SUFFIXES: dict[str, frozenset[int]] = {
+    "_bucket": frozenset({_T.HISTOGRAM, _T.GAUGEHISTOGRAM}),
+    "_count": frozenset({_T.HISTOGRAM, _T.SUMMARY}),
+    "_sum": frozenset({_T.HISTOGRAM, _T.SUMMARY}),
+    "_gcount": frozenset({_T.GAUGEHISTOGRAM}),
+    "_gsum": frozenset({_T.GAUGEHISTOGRAM}),
+    "_total": frozenset({_T.COUNTER}),
+    "_created": frozenset({_T.COUNTER, _T.HISTOGRAM, _T.SUMMARY}),
+    "_info": frozenset({_T.INFO}),
+}
+
+
+def family_metadata(name: str, by_family: dict[str, v1.MetricMetadata]) -> v1.MetricMetadata | None:
+    """The metadata of the family series ``name`` belongs to (see the module
+    docstring), or None."""
+    known = by_family.get(name)
+    if known is not None:
+        return known
+    for suffix, types in FAMILY_SUFFIXES.items():
+        if name.endswith(suffix):
+            family = by_family.get(name[: -len(suffix)])
+            if family is not None and int(family.type) in types:
+                return family
+    return None
+
+
+#: Suffixes :func:`to_v1` strips to find a series' family: those that never
+#: end a family's own name in Prometheus' text format (a counter's family is
+#: named with its ``_total`` there, so ``_total`` stays).
+_STRIP = ("_bucket", "_count", "_sum", "_gcount", "_gsum", "_created", "_info")
+
+
+def family_of(name: str, kind: int) -> str:
+    """The metric family a series named ``name`` with metadata type ``kind``
+    belongs to: ``name`` without a suffix of :data:`_STRIP` the type gives its
+    series (``x_bucket`` of a histogram is family ``x``), else ``name``."""
+    for suffix in _STRIP:
+        if name.endswith(suffix) and kind in FAMILY_SUFFIXES[suffix] and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
 
 E = TypeVar("E", bound=enum.IntEnum)
 
@@ -135,6 +197,7 @@ def to_v1(
         md = series.metadata
         if md is not None and (md.type or md.help_ref or md.unit_ref):
             name = next((lb.value for lb in labels if lb.name == "__name__"), "")
+            name = family_of(name, int(md.type)) if name else name
             if name and name not in metadata:
                 metadata[name] = v1.MetricMetadata(
                     type=_enum(md.type, v1.MetricType),
@@ -161,7 +224,7 @@ def from_v1(request: v1.WriteRequest) -> v2.Request:
     for ts in request.timeseries:
         labels_refs = refs(ts.labels)
         name = next((lb.value for lb in ts.labels if lb.name == "__name__"), None)
-        known = by_name.get(name) if name is not None else None
+        known = family_metadata(name, by_name) if name is not None else None
         if known is None:
             metadata = v2.Metadata()
         else:
