@@ -119,6 +119,29 @@ def prometheus_snippet(host: str, port: int) -> str:
     )
 
 
+def open_store(store: str, *, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) -> Any:
+    """The store a ``--store`` URL names: ``sqlite:///PATH`` (``sqlite:///:memory:``)
+    or ``clickhouse://HOST:PORT[,HOST:PORT...]/DATABASE[?cluster=NAME]`` (the
+    HTTP port; see :mod:`promwire.stores.clickhouse`). :class:`UnusableDatabase`
+    (or ``ValueError`` for a malformed URL) when it cannot be used."""
+    scheme, sep, rest = store.partition("://")
+    if sep and scheme == "sqlite":
+        return open_storage(
+            rest[1:] if rest.startswith("/") else rest, max_regex_length=max_regex_length
+        )
+    if sep and scheme == "clickhouse":
+        from ..errors import StorageError
+        from ..stores.clickhouse import ClickHouseStorage
+
+        try:
+            return ClickHouseStorage.from_url(store, max_regex_length=max_regex_length)
+        except StorageError as exc:
+            raise UnusableDatabase(f"cannot use {store[:200]}: {exc.message}") from None
+    raise ValueError(
+        f"--store must be sqlite:///PATH or clickhouse://HOST:PORT/DB, got {store[:100]!r}"
+    )
+
+
 def open_storage(db: str, *, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) -> SQLiteStorage:
     """The SQLite store at ``db``, or :class:`UnusableDatabase` saying why not."""
     if db != ":memory:":
@@ -242,8 +265,10 @@ def serve(
     max_read_seconds: float = DEFAULT_MAX_READ_SECONDS,
     max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH,
     max_concurrent_reads: int = DEFAULT_MAX_CONCURRENT_READS,
+    store: str | None = None,
 ) -> None:
-    """Serve remote write and remote read on ``listen``, storing in the SQLite file ``db``.
+    """Serve remote write and remote read on ``listen``, storing in the SQLite file ``db``
+    (or in the store a ``store`` URL names, see :func:`open_store`).
 
     Prints the prometheus.yml snippet to ``out`` (stdout) and blocks until
     interrupted. ``server`` is ``"auto"`` (uvicorn if installed, else
@@ -275,13 +300,18 @@ def serve(
         "max_concurrent_reads": max_concurrent_reads,
     }
     out = out or sys.stdout
-    storage = open_storage(db, max_regex_length=max_regex_length)
+    storage: Any = (
+        open_store(store, max_regex_length=max_regex_length)
+        if store
+        else open_storage(db, max_regex_length=max_regex_length)
+    )
+    where = _redacted(store) if store else db
     try:
-        print(f"promwire: storing in {db}, serving on {listen} ({server})", file=out)
+        print(f"promwire: storing in {where}, serving on {listen} ({server})", file=out)
         unwritable = storage.check_writable()
         if unwritable is not None:
             print(
-                f"promwire: WARNING: {db} cannot be written ({unwritable}); "
+                f"promwire: WARNING: {where} cannot be written ({unwritable}); "
                 "writes are answered 500 until it can, then accepted without a restart",
                 file=out,
             )
@@ -324,6 +354,15 @@ def serve(
         storage.close()
 
 
+def _redacted(url: str) -> str:
+    """``url`` without a password (for the startup line)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hosts = rest.partition("@")
+    if at and ":" in userinfo:
+        return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{hosts}"
+    return url
+
+
 def _positive(kind: type[float] | type[int]) -> Any:
     def parse(text: str) -> float | int:
         value = kind(text)
@@ -339,6 +378,13 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     """The options of ``promwire serve`` (and ``python -m promwire.server.runner``)."""
     parser.add_argument(
         "--db", default="promwire.db", help="SQLite file, created if missing (default promwire.db)"
+    )
+    parser.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="where to store instead of --db: sqlite:///PATH, or "
+        "clickhouse://HOST:PORT[,HOST:PORT]/DATABASE[?cluster=NAME] (ClickHouse's HTTP port)",
     )
     parser.add_argument(
         "--listen", default="127.0.0.1:9201", help="HOST:PORT to listen on (default 127.0.0.1:9201)"
@@ -383,6 +429,7 @@ def serve_options(args: argparse.Namespace) -> dict[str, Any]:
         "server": args.server,
         "allowed_origins": args.allowed_origin,
         "allowed_hosts": args.allowed_host,
+        "store": args.store,
         **{limit.name: getattr(args, limit.name) for limit in _LIMITS},
     }
 
