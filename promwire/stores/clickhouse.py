@@ -49,6 +49,12 @@ only the key range asked for, and means the same in every release. A second,
 different value at an existing timestamp is not refused (Prometheus would
 answer 400): one of the two is returned.
 
+Consistency: every query asks for ``load_balancing=in_order``, so writes and
+reads through a ``Distributed`` table go to the first live replica of each
+shard and a read sees every write acknowledged before it; only while that
+replica is down can a read miss the newest rows (the other replica may still
+be fetching them), never return a row twice.
+
 Durability and failures: inserts into a ``Distributed`` table are synchronous
 (``insert_distributed_sync=1``), so the 204 goes out only once every shard
 has the rows (on one replica; ``insert_quorum=N`` asks for N). An unreachable
@@ -193,7 +199,11 @@ class ClickHouseStorage(BaseStorage):
             password=password,
             timeout=timeout,
         )
-        self._insert_settings: dict[str, str | int | float] = {}
+        # in_order: a Distributed table writes to and reads from the first live
+        # replica of each shard, so a read sees the writes acknowledged before it
+        # (another replica may still be fetching them) unless that replica is down.
+        self._read_settings: dict[str, str | int | float] = {"load_balancing": "in_order"}
+        self._insert_settings: dict[str, str | int | float] = {"load_balancing": "in_order"}
         if cluster:
             self._insert_settings["insert_distributed_sync"] = 1
         if insert_quorum:
@@ -313,12 +323,14 @@ class ClickHouseStorage(BaseStorage):
         exemplars: list[bytes] = []
         new: list[tuple[str, int]] = []
         known = self._known
+        seen: set[tuple[str, int]] = set()  # a series sent twice in one request: one row
         for labels, timestamps, values, hists, exs in items:
             fp, label_columns, _ = self._series_key(labels)
             prefix = t + _U64.pack(fp)
-            if (tenant, fp) not in known:
+            if (tenant, fp) not in known and (tenant, fp) not in seen:
                 series.append(prefix + label_columns)
                 new.append((tenant, fp))
+                seen.add((tenant, fp))
             # One bytes object per sample row: the prefix plus ts and value packed
             # together (map over the two columns, no per-sample Python frame).
             samples.extend(map(prefix.__add__, map(_TS_VALUE.pack, timestamps, values)))
@@ -386,7 +398,7 @@ class ClickHouseStorage(BaseStorage):
     # ------------------------------------------------------------------ reads
 
     def _select(self, sql: str, budget: ReadBudget | None) -> bytes:
-        settings: dict[str, str | int | float] = {}
+        settings = dict(self._read_settings)
         if budget is not None and budget.seconds is not None:
             settings["max_execution_time"] = max(1, math.ceil(budget.seconds))
         return self.client.query(sql + " FORMAT RowBinary", settings=settings)

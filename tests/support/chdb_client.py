@@ -19,7 +19,7 @@ from pathlib import Path
 from chdb import session
 
 from promwire.errors import StorageError
-from promwire.stores._clickhouse_sql import TABLES
+from promwire.stores._clickhouse_sql import TABLES, literal
 
 _INSERT = re.compile(r"INSERT INTO (\w+)\.(\w+) \(([^)]*)\) FORMAT RowBinary\Z")
 
@@ -64,7 +64,9 @@ class ChdbClient:
             sql, _, fmt = sql.rpartition(" FORMAT ") if " FORMAT " in sql else (sql, "", "CSV")
         try:
             if settings and sql.startswith("SELECT"):
-                sql += " SETTINGS " + ", ".join(f"{k} = {v}" for k, v in settings.items())
+                sql += " SETTINGS " + ", ".join(
+                    f"{k} = {literal(v) if isinstance(v, str) else v}" for k, v in settings.items()
+                )
             result = self.session.query(sql, fmt)
         except Exception as exc:  # chdb raises a bare RuntimeError-like error
             raise StorageError(f"chdb: {exc}"[:300]) from exc

@@ -104,6 +104,19 @@ USERS_XML = """<?xml version="1.0"?>
 """
 
 
+class PortTaken(RuntimeError):
+    """A server could not bind its port (another process took it first)."""
+
+
+def _distinct_ports(n: int, avoid: set[int]) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < n:
+        port = free_port()
+        if port not in avoid and port not in ports:
+            ports.append(port)
+    return ports
+
+
 def _four_letter(port: int, word: bytes) -> str:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
@@ -116,11 +129,12 @@ def _four_letter(port: int, word: bytes) -> str:
         return ""
 
 
-def clickhouse_query(node: Node, sql: str, timeout: float = 30) -> str:
-    """Run ``sql`` on ``node`` over HTTP; its text answer (raises on an error status)."""
+def clickhouse_query(node: Node, sql: str, timeout: float = 30, **settings: str) -> str:
+    """Run ``sql`` on ``node`` over HTTP with ClickHouse ``settings``; its text
+    answer (raises on an error status)."""
     conn = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=timeout)
     try:
-        conn.request("POST", "/", sql.encode())
+        conn.request("POST", "/?" + urllib.parse.urlencode(settings), sql.encode())
         resp = conn.getresponse()
         body = resp.read().decode()
         if resp.status != 200:
@@ -151,6 +165,7 @@ class ClickHouseCluster:
     zk_port: int = 0
     nodes: list[Node] = field(default_factory=list)
     zk: subprocess.Popen[bytes] | None = None
+    _base: Path = Path()
 
     def __enter__(self) -> ClickHouseCluster:
         try:
@@ -170,9 +185,23 @@ class ClickHouseCluster:
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self._start_zookeeper()
+        # A free port can be taken by another process before a server binds it:
+        # then everything starts again on fresh ports (a few attempts).
+        for attempt in range(4):
+            self._base = self.root / f"try{attempt}"
+            try:
+                self._start_zookeeper()
+                self._start_nodes()
+                return
+            except PortTaken:
+                self.stop()
+                if attempt == 3:
+                    raise
+
+    def _start_nodes(self) -> None:
+        ports = _distinct_ports(3 * self.shards * self.replicas, avoid={self.zk_port})
         self.nodes = [
-            Node(s, r, free_port(), free_port(), free_port(), self.root / f"ch-s{s}r{r}")
+            Node(s, r, ports.pop(), ports.pop(), ports.pop(), self._base / f"ch-s{s}r{r}")
             for s in range(1, self.shards + 1)
             for r in range(1, self.replicas + 1)
         ]
@@ -186,9 +215,9 @@ class ClickHouseCluster:
             self.wait_node(i)
 
     def _start_zookeeper(self) -> None:
-        zk_dir = self.root / "zookeeper"
-        (zk_dir / "data").mkdir(parents=True, exist_ok=True)
         self.zk_port = free_port()
+        zk_dir = self._base / "zookeeper"
+        (zk_dir / "data").mkdir(parents=True, exist_ok=True)
         cfg = zk_dir / "zoo.cfg"
         cfg.write_text(
             f"tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={zk_dir / 'data'}\n"
@@ -216,7 +245,10 @@ class ClickHouseCluster:
         deadline = time.monotonic() + 60
         while "Mode: standalone" not in _four_letter(self.zk_port, b"srvr"):
             if self.zk.poll() is not None:
-                raise RuntimeError(f"zookeeper exited: {(zk_dir / 'zookeeper.log').read_text()}")
+                text = (zk_dir / "zookeeper.log").read_text()
+                if "Address already in use" in text:
+                    raise PortTaken(text[-500:])
+                raise RuntimeError(f"zookeeper exited: {text[-2000:]}")
             if time.monotonic() > deadline:
                 raise RuntimeError("zookeeper did not start")
             time.sleep(0.1)
@@ -242,12 +274,16 @@ class ClickHouseCluster:
         while True:
             assert node.proc is not None
             if node.proc.poll() is not None:
-                raise RuntimeError(
-                    f"clickhouse s{node.shard}r{node.replica} exited: "
-                    + (node.dir / "error.log").read_text()[-2000:]
-                )
+                errors = (node.dir / "error.log").read_text()[-2000:]
+                if "Address already in use" in errors:
+                    raise PortTaken(errors)
+                raise RuntimeError(f"clickhouse s{node.shard}r{node.replica} exited: {errors}")
             try:
-                if clickhouse_query(node, "SELECT 1", timeout=2).strip() == "1":
+                # Answering is not enough: 18.16 can crash in its ZooKeeper client
+                # when the first ZooKeeper work (a DDL) races the session set-up,
+                # so wait until a ZooKeeper read succeeds through it.
+                sql = "SELECT count() > 0 FROM system.zookeeper WHERE path = '/'"
+                if clickhouse_query(node, sql, timeout=2).strip() == "1":
                     return
             except (OSError, RuntimeError):
                 pass
@@ -265,6 +301,14 @@ class ClickHouseCluster:
         return f"clickhouse://127.0.0.1:{self.nodes[i].http_port}/{database}?{query}"
 
     def stop(self) -> None:
-        for node in self.nodes:
-            _stop(node.proc)
-        _stop(self.zk)
+        """Kill every process (the files are thrown away: no clean shutdown needed,
+        and 18.16 takes seconds over one)."""
+        procs = [n.proc for n in self.nodes if n.proc is not None] + [self.zk] * (
+            self.zk is not None
+        )
+        for proc in procs:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+        for proc in procs:
+            if proc is not None:
+                proc.wait(10)
