@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import subprocess
 import threading
 import time
@@ -34,7 +35,14 @@ from promwire import (
 )
 from promwire.stores.clickhouse import ClickHouseStorage
 from tests.conftest import FIXTURES
-from tests.support.clickhouse import ClickHouseCluster, clickhouse_query
+from tests.support.clickhouse import (
+    USERS_XML,
+    ClickHouseCluster,
+    clickhouse_query,
+    example_nodes,
+    node_config,
+    zookeeper_config,
+)
 from tests.support.clickhouse_cases import (
     MATCHERS,
     check_matcher,
@@ -414,3 +422,29 @@ def test_serve_refuses_an_unreachable_clickhouse(tmp_path: Path) -> None:
     )
     assert proc.returncode == 3
     assert "clickhouse unreachable" in proc.stderr
+
+
+# ------------------------------------------------------------------ docs/scaling.md
+
+
+def _blocks(text: str, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```$", text, flags=re.S | re.M)
+
+
+def test_docs_show_the_files_the_tests_run() -> None:
+    """docs/scaling.md's config.xml, users.xml, zoo.cfg and prometheus.yml are
+    the ones tests/support/clickhouse.py and this module generate."""
+    doc = (REPO / "docs" / "scaling.md").read_text(encoding="utf-8")
+    nodes = example_nodes()
+    config, users = _blocks(doc, "xml")
+    assert config.strip() == node_config(nodes[0], nodes, 2181).strip()
+    assert users.strip() == USERS_XML.strip()
+    zoo = zookeeper_config(Path("/srv/zookeeper/data"), 2181).strip()
+    assert zoo in [b.strip() for b in _blocks(doc, "text")]
+    (prometheus_yml,) = _blocks(doc, "yaml")
+    assert prometheus_yml.strip() == (
+        PROMETHEUS_YML.replace("127.0.0.1:{PORT}", "localhost:9090")
+        .replace("127.0.0.1:A_PORT", "promwire-a:9201")
+        .replace("127.0.0.1:B_PORT", "promwire-b:9201")
+        .strip()
+    )

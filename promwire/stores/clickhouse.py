@@ -331,9 +331,12 @@ class ClickHouseStorage(BaseStorage):
                 series.append(prefix + label_columns)
                 new.append((tenant, fp))
                 seen.add((tenant, fp))
-            # One bytes object per sample row: the prefix plus ts and value packed
-            # together (map over the two columns, no per-sample Python frame).
-            samples.extend(map(prefix.__add__, map(_TS_VALUE.pack, timestamps, values)))
+            # A series' sample rows in one join: every row is the prefix then ts and
+            # value, so joining the packed (ts, value) pairs with the prefix and
+            # putting one prefix in front gives them all (no per-sample frame).
+            tails = list(map(_TS_VALUE.pack, timestamps, values))
+            if tails:
+                samples.append(prefix + prefix.join(tails))
             for h in hists:
                 histograms.append(prefix + _I64.pack(h.timestamp) + string(encode(h)))
             for ex in exs:

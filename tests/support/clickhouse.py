@@ -56,11 +56,12 @@ def node_config(node: Node, nodes: list[Node], zk_port: int) -> str:
     for n in nodes:
         shards.setdefault(n.shard, []).append(n)
     remote = "".join(
-        "<shard><internal_replication>true</internal_replication>"
+        "\n      <shard>\n        <internal_replication>true</internal_replication>"
         + "".join(
-            f"<replica><host>127.0.0.1</host><port>{r.tcp_port}</port></replica>" for r in replicas
+            f"\n        <replica><host>127.0.0.1</host><port>{r.tcp_port}</port></replica>"
+            for r in replicas
         )
-        + "</shard>"
+        + "\n      </shard>"
         for _, replicas in sorted(shards.items())
     )
     d = node.dir
@@ -83,13 +84,34 @@ def node_config(node: Node, nodes: list[Node], zk_port: int) -> str:
   <mark_cache_size>67108864</mark_cache_size>
   <uncompressed_cache_size>67108864</uncompressed_cache_size>
   <max_concurrent_queries>100</max_concurrent_queries>
-  <remote_servers><{CLUSTER}>{remote}</{CLUSTER}></remote_servers>
+  <remote_servers>
+    <{CLUSTER}>{remote}
+    </{CLUSTER}>
+  </remote_servers>
   <zookeeper><node><host>127.0.0.1</host><port>{zk_port}</port></node>
     <session_timeout_ms>6000</session_timeout_ms></zookeeper>
   <macros><shard>{node.shard:02d}</shard><replica>r{node.replica}</replica></macros>
   <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>
 </yandex>
 """
+
+
+def zookeeper_config(data_dir: Path, port: int) -> str:
+    """The ``zoo.cfg`` of the standalone ZooKeeper."""
+    return (
+        f"tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={data_dir}\n"
+        f"clientPort={port}\nclientPortAddress=127.0.0.1\n"
+        "admin.enableServer=false\n4lw.commands.whitelist=srvr,ruok\n"
+        "maxSessionTimeout=60000\n"
+    )
+
+
+def example_nodes() -> list[Node]:
+    """The 2 x 2 cluster docs/scaling.md shows: fixed ports, files under /srv."""
+    return [
+        Node(s, r, 8123 + 10 * k, 9000 + 10 * k, 9009 + 10 * k, Path(f"/srv/ch-s{s}r{r}"))
+        for k, (s, r) in enumerate(((1, 1), (1, 2), (2, 1), (2, 2)))
+    ]
 
 
 USERS_XML = """<?xml version="1.0"?>
@@ -219,12 +241,7 @@ class ClickHouseCluster:
         zk_dir = self._base / "zookeeper"
         (zk_dir / "data").mkdir(parents=True, exist_ok=True)
         cfg = zk_dir / "zoo.cfg"
-        cfg.write_text(
-            f"tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={zk_dir / 'data'}\n"
-            f"clientPort={self.zk_port}\nclientPortAddress=127.0.0.1\n"
-            "admin.enableServer=false\n4lw.commands.whitelist=srvr,ruok\n"
-            "maxSessionTimeout=60000\n"
-        )
+        cfg.write_text(zookeeper_config(zk_dir / "data", self.zk_port))
         java = shutil.which("java") or "java"
         log = open(zk_dir / "zookeeper.log", "wb")  # noqa: SIM115 - closed with the process
         self.zk = subprocess.Popen(
