@@ -18,6 +18,7 @@ from promwire.stores.protocol import RequestContext
 from tests.support.chdb_client import ChdbClient
 from tests.support.clickhouse_cases import (
     MATCHERS,
+    check_budget,
     check_matcher,
     check_round_trip,
     check_tenants,
@@ -45,6 +46,10 @@ def test_matchers_select_what_prometheus_selects(
     store: ClickHouseStorage, matcher: LabelMatcher
 ) -> None:
     check_matcher(store, matcher)
+
+
+def test_reads_spend_the_budget(store: ClickHouseStorage) -> None:
+    check_budget(store)
 
 
 def test_tenants_are_kept_apart_and_columns_write(store: ClickHouseStorage) -> None:

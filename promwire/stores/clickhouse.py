@@ -416,7 +416,9 @@ class ClickHouseStorage(BaseStorage):
             self._select(
                 "SELECT fingerprint, any(label_names), any(label_values) "
                 f"FROM {self._table('series')} WHERE tenant = {literal(tenant)} AND {where} "
-                "GROUP BY fingerprint",
+                "GROUP BY fingerprint"
+                # Over the series limit is refused anyway: fetch no more than one past it.
+                + (f" LIMIT {budget.max_series + 1}" if budget and budget.max_series else ""),
                 budget,
             )
         )
@@ -441,7 +443,13 @@ class ClickHouseStorage(BaseStorage):
         )
 
     def _samples(
-        self, tenant: str, fps: Sequence[int], query: Query, budget: ReadBudget | None
+        self,
+        tenant: str,
+        fps: Sequence[int],
+        query: Query,
+        budget: ReadBudget | None,
+        *,
+        count: bool = True,
     ) -> dict[int, list[Sample]]:
         data = self._select(
             f"SELECT fingerprint, ts, any(value) FROM {self._table('samples')} "
@@ -449,7 +457,7 @@ class ClickHouseStorage(BaseStorage):
             "GROUP BY fingerprint, ts ORDER BY fingerprint, ts",
             budget,
         )
-        if budget is not None:
+        if budget is not None and count:
             budget.take_samples(len(data) // _SAMPLE_ROW.size)
         out: dict[int, list[Sample]] = {}
         for fp, ts, value in _SAMPLE_ROW.iter_unpack(data):
@@ -520,7 +528,7 @@ class ClickHouseStorage(BaseStorage):
             if budget is not None:
                 budget.check_time()
             # A stream has no sample limit: the budget's clock only.
-            samples = self._samples(tenant, [fp for _, fp in batch], query, None)
+            samples = self._samples(tenant, [fp for _, fp in batch], query, budget, count=False)
             for pairs, fp in batch:
                 s = samples.get(fp)
                 if s:

@@ -155,3 +155,20 @@ def check_tenants(store: ClickHouseStorage) -> None:
     assert store.process_query(RequestContext(), q).timeseries == []
     streamed = list(store.process_query_chunks(a, q))
     assert [s.value for s in streamed[0].samples] == [1.0, 2.0]
+
+
+def check_budget(store: ClickHouseStorage) -> None:
+    """A read over its series or sample budget stops with the 400 of the budget."""
+    import pytest
+
+    from promwire.errors import LimitExceeded
+    from promwire.stores.protocol import ReadBudget
+
+    store.write(RequestContext(), request())
+    with pytest.raises(LimitExceeded) as raised:
+        store.process_query(RequestContext(budget=ReadBudget(max_series=2)), query(NAME))
+    assert raised.value.status == 400
+    with pytest.raises(LimitExceeded):
+        store.process_query(RequestContext(budget=ReadBudget(max_samples=5)), query(NAME))
+    fits = store.process_query(RequestContext(budget=ReadBudget(max_series=100)), query(NAME))
+    assert len(fits.timeseries) == len(HOSTILE)
