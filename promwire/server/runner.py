@@ -16,7 +16,10 @@ Which server runs it:
   it speaks HTTP/1.0-style close-after-response, which Prometheus handles
   fine. Install uvicorn for production (``pip install 'promwire[serve]'``).
 
-``server="uvicorn"`` or ``"wsgiref"`` forces one.
+``server="uvicorn"`` or ``"wsgiref"`` forces one. ``store`` (``--store``)
+names another store by URL: ``sqlite:///PATH`` or
+``clickhouse://HOST:PORT/DATABASE?cluster=NAME`` (:mod:`promwire.stores.clickhouse`;
+running several receivers on one cluster: docs/scaling.md).
 
 Guards (defaults in :mod:`promwire.server.guards`; all are keywords of
 :func:`serve` and flags of ``promwire serve``): ``header_timeout`` (10 s),
