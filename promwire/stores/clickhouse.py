@@ -52,8 +52,9 @@ answer 400): one of the two is returned.
 Consistency: every query asks for ``load_balancing=in_order``, so writes and
 reads through a ``Distributed`` table go to the first live replica of each
 shard and a read sees every write acknowledged before it; only while that
-replica is down can a read miss the newest rows (the other replica may still
-be fetching them), never return a row twice.
+replica is down, and after its restart until it has caught up, can a read
+miss the newest rows (the other replica may not have fetched them yet); a
+row is never returned twice.
 
 Durability and failures: inserts into a ``Distributed`` table are synchronous
 (``insert_distributed_sync=1``), so the 204 goes out only once every shard
