@@ -111,6 +111,27 @@ def receivers(cluster: ClickHouseCluster, n: int, database: str, tmp: Path) -> I
         yield ports
 
 
+def measure_cluster(
+    cluster: ClickHouseCluster,
+    tmp: Path,
+    *,
+    senders: int,
+    requests: int,
+    series: int,
+    samples: int,
+    receiver_counts: tuple[int, ...] = (1, 2),
+) -> dict[str, float]:
+    """Samples/s into ``cluster`` through 1 and 2 receivers (database ``bench<n>``)."""
+    results = {}
+    for n in receiver_counts:
+        bodies = [requests_for(i, requests, series, samples) for i in range(senders)]
+        with receivers(cluster, n, f"bench{n}", tmp) as ports:
+            results[f"promwire -> ClickHouse 2x2, {n} receiver(s)"] = drive(
+                ports, bodies, series * samples
+            )
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks.ingest_clickhouse")
     parser.add_argument("--senders", type=int, default=4)
@@ -120,7 +141,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     per_request = args.series * args.samples
-    results: dict[str, float] = {}
 
     def load() -> list[list[bytes]]:
         return [
@@ -130,11 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="promwire-bench-") as tmpdir:
         tmp = Path(tmpdir)
         with ClickHouseCluster(tmp / "cluster") as cluster:
-            for n in (1, 2):
-                with receivers(cluster, n, f"bench{n}", tmp) as ports:
-                    results[f"promwire -> ClickHouse 2x2, {n} receiver(s)"] = drive(
-                        ports, load(), per_request
-                    )
+            results = measure_cluster(
+                cluster,
+                tmp,
+                senders=args.senders,
+                requests=args.requests,
+                series=args.series,
+                samples=args.samples,
+            )
         with serve_process(tmp / "bench.db", None) as served:
             results["promwire -> SQLite, 1 receiver"] = drive([served.port], load(), per_request)
         config = "global:\n  scrape_interval: 1h\n"

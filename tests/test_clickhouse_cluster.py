@@ -446,6 +446,25 @@ def test_a_hostile_regex_returns(cluster: ClickHouseCluster, tmp_path: Path) -> 
         assert len(got.results[0].timeseries) == 1
 
 
+# ------------------------------------------------------------------ the benchmark
+
+
+def test_the_ingest_benchmark_runs(cluster: ClickHouseCluster, tmp_path: Path) -> None:
+    """benchmarks/ingest_clickhouse.py on a tiny load: it measures, and what it
+    sent arrived (every sample once, through 1 and through 2 receivers)."""
+    from benchmarks.ingest_clickhouse import measure_cluster
+
+    rates = measure_cluster(cluster, tmp_path, senders=2, requests=2, series=5, samples=3)
+    assert len(rates) == 2 and all(rate > 0 for rate in rates.values())
+    for n in (1, 2):
+        total = clickhouse_query(
+            cluster.nodes[0],
+            f"SELECT count() FROM bench{n}.samples FORMAT TSV",
+            load_balancing="in_order",
+        )
+        assert int(total) == 2 * 2 * 5 * 3
+
+
 # ------------------------------------------------------------------ docs/scaling.md
 
 
