@@ -113,3 +113,41 @@ def test_serve_refuses_an_unreachable_clickhouse() -> None:
     )
     assert proc.returncode == 3
     assert "clickhouse unreachable" in proc.stderr
+
+
+class Recording:
+    """A client that keeps the statements it is given (no server)."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[str, bytes | None]] = []
+
+    def query(self, sql: str, data: bytes | None = None, settings: object = None) -> bytes:
+        self.statements.append((sql, data))
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+def test_series_memory_is_bounded_and_known_series_are_not_resent() -> None:
+    client = Recording()
+    store = ClickHouseStorage(
+        client=client, create_schema=False, max_cached_series=50, max_cached_series_bytes=4096
+    )
+    from promwire.stores.protocol import RequestContext
+
+    request = WriteRequest(
+        timeseries=[
+            TimeSeries([Label("__name__", "m"), Label("i", str(i))], [Sample(1, 1)])
+            for i in range(40)
+        ]
+    )
+    store.write(RequestContext(), request)
+    assert [sql.split()[2] for sql, _ in client.statements] == [
+        "promwire.series",
+        "promwire.samples",
+    ]
+    assert store._keys_bytes <= 4096 and len(store._keys) < 40
+    client.statements.clear()
+    store.write(RequestContext(), request)  # the same series again: samples only
+    assert [sql.split()[2] for sql, _ in client.statements] == ["promwire.samples"]

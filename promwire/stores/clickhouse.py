@@ -166,8 +166,11 @@ class ClickHouseStorage(BaseStorage):
     ``insert_quorum`` (ClickHouse's setting) makes a write wait for that many
     replicas. ``timeout`` bounds each wait for ClickHouse (seconds).
     ``max_regex_length`` is the longest regex matcher a read may use (400).
-    ``max_cached_series`` bounds the set of series this process knows are
-    written already (it only saves re-sending their rows). ``client``
+    ``max_cached_series`` (entries) and ``max_cached_series_bytes`` (an
+    upper estimate of memory) bound what this process remembers of series
+    already written (it only saves re-hashing labels and re-sending series
+    rows; emptied when full). ``read_batch_series``: series whose samples one
+    read query fetches (a streamed read fetches a tenth of that at a time). ``client``
     replaces the HTTP client (anything with its ``query`` and ``close``; the
     tests run the same SQL in-process on a current release through ``chdb``).
     """
@@ -185,6 +188,7 @@ class ClickHouseStorage(BaseStorage):
         create_schema: bool = True,
         max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH,
         max_cached_series: int = 1_000_000,
+        max_cached_series_bytes: int = 256 * 1024 * 1024,
         read_batch_series: int = 1000,
         client: SQLClient | None = None,
     ) -> None:
@@ -211,6 +215,8 @@ class ClickHouseStorage(BaseStorage):
             self._insert_settings["insert_quorum"] = insert_quorum
         self._max_regex_length = max_regex_length
         self._max_cached_series = max_cached_series
+        self._max_cached_series_bytes = max_cached_series_bytes
+        self._keys_bytes = 0
         self._batch = read_batch_series
         self._known: set[tuple[str, int]] = set()
         self._keys: dict[tuple[Label, ...], tuple[int, bytes, tuple[tuple[str, str], ...]]] = {}
@@ -290,9 +296,15 @@ class ClickHouseStorage(BaseStorage):
             names = [n for n, _ in pairs]
             values = [v for _, v in pairs]
             key = (fingerprint(pairs), strings(names) + strings(values), pairs)
-            if len(self._keys) >= self._max_cached_series:
+            size = 200 + 2 * len(key[1])  # an upper estimate of the entry's memory
+            if (
+                len(self._keys) >= self._max_cached_series
+                or self._keys_bytes + size > self._max_cached_series_bytes
+            ):
                 self._keys.clear()
+                self._keys_bytes = 0
             self._keys[labels] = key
+            self._keys_bytes += size
         return key
 
     def _insert(self, table: str, columns: str, rows: list[bytes]) -> None:
@@ -443,6 +455,14 @@ class ClickHouseStorage(BaseStorage):
             f"AND ts >= {start} AND ts <= {end}"
         )
 
+    @staticmethod
+    def _limit(budget: ReadBudget | None, count: bool = True) -> str:
+        """``LIMIT`` one past what the budget still allows: an answer over it is
+        refused anyway, so ClickHouse never sends (nor promwire holds) more."""
+        if budget is None or not count or budget.max_samples is None:
+            return ""
+        return f" LIMIT {max(0, budget.max_samples - budget.samples) + 1}"
+
     def _samples(
         self,
         tenant: str,
@@ -455,7 +475,7 @@ class ClickHouseStorage(BaseStorage):
         data = self._select(
             f"SELECT fingerprint, ts, any(value) FROM {self._table('samples')} "
             f"WHERE {self._range(tenant, fps, query)} "
-            "GROUP BY fingerprint, ts ORDER BY fingerprint, ts",
+            "GROUP BY fingerprint, ts ORDER BY fingerprint, ts" + self._limit(budget, count),
             budget,
         )
         if budget is not None and count:
@@ -475,7 +495,7 @@ class ClickHouseStorage(BaseStorage):
             self._select(
                 f"SELECT fingerprint, ts, any(data) FROM {self._table('histograms')} "
                 f"WHERE {self._range(tenant, fps, query)} "
-                "GROUP BY fingerprint, ts ORDER BY fingerprint, ts",
+                "GROUP BY fingerprint, ts ORDER BY fingerprint, ts" + self._limit(budget),
                 budget,
             )
         )
