@@ -13,6 +13,7 @@ import pytest
 
 from promwire.codec.messages import LabelMatcher, MatchType
 from promwire.errors import StorageRejected
+from promwire.stores._clickhouse_sql import literal, schema_statements
 from promwire.stores.clickhouse import ClickHouseStorage
 from promwire.stores.protocol import RequestContext
 from tests.support.chdb_client import ChdbClient
@@ -59,3 +60,28 @@ def test_tenants_are_kept_apart_and_columns_write(store: ClickHouseStorage) -> N
 def test_an_invalid_regex_is_refused_before_any_sql(store: ClickHouseStorage) -> None:
     with pytest.raises(StorageRejected):
         store.process_query(RequestContext(), query(LabelMatcher(MatchType.RE, "v", "(a")))
+
+
+def test_the_cluster_schema_parses_on_a_current_release(store: ClickHouseStorage) -> None:
+    """chdb has no cluster or ZooKeeper to run the ON CLUSTER statements, so a
+    current release at least parses them (``formatQuery``); 18.16 runs them in
+    test_clickhouse_cluster.py."""
+    for statement in schema_statements("metrics", "promwire", replicated=True):
+        formatted = store.client.query(f"SELECT formatQuery({literal(statement)}) FORMAT TSV")
+        assert b"ON CLUSTER promwire" in formatted
+
+
+def test_every_setting_the_store_sends_is_known_to_a_current_release(
+    store: ClickHouseStorage,
+) -> None:
+    cluster_store = ClickHouseStorage(
+        "h:1", "metrics", cluster="promwire", insert_quorum=2, create_schema=False
+    )
+    settings = {
+        **cluster_store._insert_settings,
+        **cluster_store._read_settings,
+        "max_execution_time": 3,
+        "distributed_ddl_task_timeout": 120,
+    }
+    assert "insert_distributed_sync" in settings
+    assert store.client.query("SELECT 1 FORMAT TSV", settings=settings).strip() == b"1"
