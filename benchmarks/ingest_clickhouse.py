@@ -94,8 +94,19 @@ def drive(ports: list[int], bodies: list[list[bytes]], samples_per_request: int)
     return sum(len(b) for b in bodies) * samples_per_request / elapsed
 
 
+def serve_has_workers() -> bool:
+    """Whether ``promwire serve`` takes ``--workers`` (several processes behind one port)."""
+    from promwire.server.runner import add_serve_options
+
+    parser = argparse.ArgumentParser()
+    add_serve_options(parser)
+    return any("--workers" in action.option_strings for action in parser._actions)
+
+
 @contextmanager
-def receivers(cluster: ClickHouseCluster, n: int, database: str, tmp: Path) -> Iterator[list[int]]:
+def receivers(
+    cluster: ClickHouseCluster, n: int, database: str, tmp: Path, workers: int | None = None
+) -> Iterator[list[int]]:
     with ExitStack() as stack:
         ports = []
         for k in range(n):
@@ -104,7 +115,11 @@ def receivers(cluster: ClickHouseCluster, n: int, database: str, tmp: Path) -> I
                 serve_process(
                     tmp / f"unused-{k}.db",
                     None,
-                    options=["--store", cluster.store_url(node, database)],
+                    options=[
+                        "--store",
+                        cluster.store_url(node, database),
+                        *(("--workers", str(workers)) if workers else ()),
+                    ],
                 )
             )
             ports.append(served.port)
@@ -120,13 +135,21 @@ def measure_cluster(
     series: int,
     samples: int,
     receiver_counts: tuple[int, ...] = (1, 2),
+    with_workers: bool = True,
 ) -> dict[str, float]:
-    """Samples/s into ``cluster`` through 1 and 2 receivers (database ``bench<n>``)."""
+    """Samples/s into ``cluster`` through 1 and 2 receivers (database ``bench<n>``),
+    and through one receiver with ``--workers 2`` when ``promwire serve`` has it."""
     results = {}
     for n in receiver_counts:
         bodies = [requests_for(i, requests, series, samples) for i in range(senders)]
         with receivers(cluster, n, f"bench{n}", tmp) as ports:
             results[f"promwire -> ClickHouse 2x2, {n} receiver(s)"] = drive(
+                ports, bodies, series * samples
+            )
+    if with_workers and serve_has_workers():
+        bodies = [requests_for(i, requests, series, samples) for i in range(senders)]
+        with receivers(cluster, 1, "bench_workers", tmp, workers=2) as ports:
+            results["promwire -> ClickHouse 2x2, 1 receiver x 2 workers"] = drive(
                 ports, bodies, series * samples
             )
     return results

@@ -20,6 +20,7 @@ either form, and the message is cut short (it can quote the query).
 from __future__ import annotations
 
 import http.client
+import os
 import re
 import threading
 import urllib.parse
@@ -89,9 +90,14 @@ class ClickHouseHTTP:
         token = b64encode(f"{user}:{password}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}"}
         self._local = threading.local()
+        self._pid = os.getpid()
         self._preferred = 0  # index of the host that answered last
 
     def _connection(self, i: int) -> http.client.HTTPConnection:
+        if self._pid != os.getpid():
+            # A forked worker (serve --workers) must not share its parent's sockets.
+            self._local = threading.local()
+            self._pid = os.getpid()
         conns: dict[int, http.client.HTTPConnection] | None = getattr(self._local, "conns", None)
         if conns is None:
             conns = self._local.conns = {}
