@@ -348,6 +348,26 @@ def test_resending_every_request_changes_no_count(
                 assert _post_raw(port, body) == 204
         sync_replicas(cluster, "resend")
         assert per_node(cluster, counted) == first
+    # What Prometheus sent is what is stored, histograms and exemplars included.
+    store = ClickHouseStorage(
+        f"127.0.0.1:{cluster.nodes[1].http_port}", "resend", cluster="promwire"
+    )
+    sent = [decode(WriteRequest, snappy.decompress(body)) for body in bodies]
+    histograms = [(ts.labels, h) for req in sent for ts in req.timeseries for h in ts.histograms]
+    exemplars = [(ts.labels, e) for req in sent for ts in req.timeseries for e in ts.exemplars]
+    assert histograms and exemplars
+    for labels, histogram in histograms:
+        matchers = [LabelMatcher(MatchType.EQ, lb.name, lb.value) for lb in labels]
+        query = Query(histogram.timestamp, histogram.timestamp, matchers)
+        (got,) = store.process_query(None, query).timeseries
+        assert got.histograms == [histogram]
+    for labels, exemplar in exemplars:
+        matchers = [LabelMatcher(MatchType.EQ, lb.name, lb.value) for lb in labels]
+        (got,) = store.exemplars(matchers, exemplar.timestamp, exemplar.timestamp)
+        assert exemplar in got.exemplars
+    assert {m.metric_family_name for m in store.metadata()} == {
+        m.metric_family_name for req in sent for m in req.metadata
+    }
 
 
 # ------------------------------------------------------------------ a replica down under load
