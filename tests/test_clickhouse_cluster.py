@@ -38,6 +38,7 @@ from promwire.chunks.streamed import read_streamed_response
 from promwire.stores.clickhouse import ClickHouseStorage
 from tests.conftest import FIXTURES
 from tests.support.clickhouse import (
+    UNREPLICATED,
     USERS_XML,
     ClickHouseCluster,
     clickhouse_query,
@@ -171,6 +172,24 @@ def test_reads_spend_the_budget_on_18_16(store: ClickHouseStorage) -> None:
 
 def test_tenants_are_kept_apart_on_the_cluster(store: ClickHouseStorage) -> None:
     check_tenants(store)
+
+
+def test_a_cluster_without_replicas(cluster: ClickHouseCluster) -> None:
+    """Sharded but not replicated: ReplacingMergeTree local tables on the first
+    replicas only, a Distributed table over them, reads deduplicated all the same."""
+    plain = ClickHouseStorage(
+        f"127.0.0.1:{cluster.nodes[2].http_port}", "sharded", cluster=UNREPLICATED
+    )
+    assert not plain.replicated
+    check_round_trip(plain)
+    engines = per_node(
+        cluster,
+        "SELECT engine FROM system.tables WHERE database = 'sharded' "
+        "AND name = 'samples_local' FORMAT TSV",
+    )
+    assert engines == ["ReplacingMergeTree", "", "ReplacingMergeTree", ""]
+    stored = per_node(cluster, "SELECT count() FROM system.tables WHERE database = 'sharded'")
+    assert stored[1] == stored[3] == "0"
 
 
 def test_one_server_without_a_cluster(cluster: ClickHouseCluster) -> None:

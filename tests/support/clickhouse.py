@@ -29,6 +29,8 @@ from types import TracebackType
 from tests.support.prometheus import free_port
 
 CLUSTER = "promwire"
+#: The same shards, first replicas only (a cluster without replication).
+UNREPLICATED = "promwire_unreplicated"
 ZOOKEEPER_JAR = "/usr/share/java/zookeeper.jar"
 ZOOKEEPER_CONF = "/etc/zookeeper/conf"
 
@@ -51,19 +53,25 @@ class Node:
 
 
 def node_config(node: Node, nodes: list[Node], zk_port: int) -> str:
-    """The ``config.xml`` of ``node`` in a cluster of ``nodes`` named ``promwire``."""
+    """The ``config.xml`` of ``node`` in a cluster of ``nodes`` named ``promwire``
+    (and ``promwire_unreplicated``: the first replica of each shard only)."""
     shards: dict[int, list[Node]] = {}
     for n in nodes:
         shards.setdefault(n.shard, []).append(n)
-    remote = "".join(
-        "\n      <shard>\n        <internal_replication>true</internal_replication>"
-        + "".join(
-            f"\n        <replica><host>127.0.0.1</host><port>{r.tcp_port}</port></replica>"
-            for r in replicas
+
+    def shard_list(per_shard: int) -> str:
+        return "".join(
+            "\n      <shard>\n        <internal_replication>true</internal_replication>"
+            + "".join(
+                f"\n        <replica><host>127.0.0.1</host><port>{r.tcp_port}</port></replica>"
+                for r in replicas[:per_shard]
+            )
+            + "\n      </shard>"
+            for _, replicas in sorted(shards.items())
         )
-        + "\n      </shard>"
-        for _, replicas in sorted(shards.items())
-    )
+
+    remote = shard_list(len(nodes))
+    first_replicas = shard_list(1)
     d = node.dir
     return f"""<?xml version="1.0"?>
 <yandex>
@@ -87,6 +95,8 @@ def node_config(node: Node, nodes: list[Node], zk_port: int) -> str:
   <remote_servers>
     <{CLUSTER}>{remote}
     </{CLUSTER}>
+    <{UNREPLICATED}>{first_replicas}
+    </{UNREPLICATED}>
   </remote_servers>
   <zookeeper><node><host>127.0.0.1</host><port>{zk_port}</port></node>
     <session_timeout_ms>6000</session_timeout_ms></zookeeper>
