@@ -128,7 +128,7 @@ def open_store(store: str, *, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) 
     HTTP port; see :mod:`promwire.stores.clickhouse`). :class:`UnusableDatabase`
     (or ``ValueError`` for a malformed URL) when it cannot be used."""
     scheme, sep, rest = store.partition("://")
-    if sep and scheme == "sqlite":
+    if sep and scheme == "sqlite" and "://" not in rest:
         return open_storage(
             rest[1:] if rest.startswith("/") else rest, max_regex_length=max_regex_length
         )
@@ -145,8 +145,11 @@ def open_store(store: str, *, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) 
     )
 
 
-def open_storage(db: str, *, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) -> SQLiteStorage:
-    """The SQLite store at ``db``, or :class:`UnusableDatabase` saying why not."""
+def open_storage(db: str, *, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) -> Any:
+    """The SQLite store at ``db`` (or the store a ``--store`` URL names, see
+    :func:`open_store`), or :class:`UnusableDatabase` saying why not."""
+    if "://" in db:
+        return open_store(db, max_regex_length=max_regex_length)
     if db != ":memory:":
         if os.path.isdir(db):
             raise UnusableDatabase(f"{db} is a directory, not a database file")
@@ -281,6 +284,7 @@ def serve(
     ``OSError`` when the address cannot be bound (wsgiref; uvicorn exits).
     """
     arguments = locals()  # the keywords as given, checked against _LIMITS below
+    db = store or db  # a --store URL, opened by open_storage like a file name
     host, port = parse_listen(listen)
     if server == "auto":
         server = "uvicorn" if importlib.util.find_spec("uvicorn") else "wsgiref"
@@ -303,12 +307,8 @@ def serve(
         "max_concurrent_reads": max_concurrent_reads,
     }
     out = out or sys.stdout
-    storage: Any = (
-        open_store(store, max_regex_length=max_regex_length)
-        if store
-        else open_storage(db, max_regex_length=max_regex_length)
-    )
-    where = _redacted(store) if store else db
+    storage = open_storage(db, max_regex_length=max_regex_length)
+    where = _redacted(db)
     try:
         print(f"promwire: storing in {where}, serving on {listen} ({server})", file=out)
         unwritable = storage.check_writable()
