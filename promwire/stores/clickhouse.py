@@ -32,7 +32,9 @@ The schema (``TABLES`` in :mod:`promwire.stores._clickhouse_sql`):
   (ZooKeeper path ``/clickhouse/tables/{shard}/<database>/<table>``; the
   nodes' ``shard``/``replica`` macros fill it in).
 * ``tenant`` (``ctx.tenant``; ``''`` for the default tenant) leads every
-  sorting key, and every read filters on it: tenants never see each other.
+  sorting key, and every read filters on it: tenants never see each other
+  (``native_tenancy = True``: promwire's tenant wrapper is not needed).
+  Metadata is kept per tenant too.
 
 Exact values: a value travels as its 8 IEEE-754 bytes in ``RowBinary`` both
 ways and is stored as ``Float64`` untouched, so NaN payloads and the stale
@@ -174,6 +176,10 @@ class ClickHouseStorage(BaseStorage):
     replaces the HTTP client (anything with its ``query`` and ``close``; the
     tests run the same SQL in-process on a current release through ``chdb``).
     """
+
+    #: Tenants are kept apart by the store itself (the ``tenant`` column), so
+    #: ``serve --tenant-header`` uses it as is (no tenant label added).
+    native_tenancy = True
 
     def __init__(
         self,
