@@ -16,7 +16,10 @@ Which server runs it:
   it speaks HTTP/1.0-style close-after-response, which Prometheus handles
   fine. Install uvicorn for production (``pip install 'promwire[serve]'``).
 
-``server="uvicorn"`` or ``"wsgiref"`` forces one.
+``server="uvicorn"`` or ``"wsgiref"`` forces one. ``store`` (``--store``)
+names another store by URL: ``sqlite:///PATH`` or
+``clickhouse://HOST:PORT/DATABASE?cluster=NAME`` (:mod:`promwire.stores.clickhouse`;
+running several receivers on one cluster: docs/scaling.md).
 
 Guards (defaults in :mod:`promwire.server.guards`; all are keywords of
 :func:`serve` and flags of ``promwire serve``): ``header_timeout`` (10 s),
@@ -127,8 +130,34 @@ def prometheus_snippet(host: str, port: int, *, tls: bool = False) -> str:
     )
 
 
-def open_storage(db: str, *, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) -> SQLiteStorage:
-    """The SQLite store at ``db``, or :class:`UnusableDatabase` saying why not."""
+def open_store(store: str, *, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) -> Any:
+    """The store a ``--store`` URL names: ``sqlite:///PATH`` (``sqlite:///:memory:``)
+    or ``clickhouse://HOST:PORT[,HOST:PORT...]/DATABASE[?cluster=NAME]`` (the
+    HTTP port; see :mod:`promwire.stores.clickhouse`). :class:`UnusableDatabase`
+    (or ``ValueError`` for a malformed URL) when it cannot be used."""
+    scheme, sep, rest = store.partition("://")
+    if sep and scheme == "sqlite" and "://" not in rest:
+        return open_storage(
+            rest[1:] if rest.startswith("/") else rest, max_regex_length=max_regex_length
+        )
+    if sep and scheme == "clickhouse":
+        from ..errors import StorageError
+        from ..stores.clickhouse import ClickHouseStorage
+
+        try:
+            return ClickHouseStorage.from_url(store, max_regex_length=max_regex_length)
+        except StorageError as exc:
+            raise UnusableDatabase(f"cannot use {store[:200]}: {exc.message}") from None
+    raise ValueError(
+        f"--store must be sqlite:///PATH or clickhouse://HOST:PORT/DB, got {store[:100]!r}"
+    )
+
+
+def open_storage(db: str, *, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) -> Any:
+    """The SQLite store at ``db`` (or the store a ``--store`` URL names, see
+    :func:`open_store`), or :class:`UnusableDatabase` saying why not."""
+    if "://" in db:
+        return open_store(db, max_regex_length=max_regex_length)
     if db != ":memory:":
         if os.path.isdir(db):
             raise UnusableDatabase(f"{db} is a directory, not a database file")
@@ -253,8 +282,10 @@ def serve(
     operator: OperatorOptions | None = None,
     workers: int = 1,
     shutdown_timeout: float = 30.0,
+    store: str | None = None,
 ) -> None:
-    """Serve remote write and remote read on ``listen``, storing in the SQLite file ``db``.
+    """Serve remote write and remote read on ``listen``, storing in the SQLite file ``db``
+    (or in the store a ``store`` URL names, see :func:`open_store`).
 
     ``operator`` holds auth/TLS, tenants, HA and log options
     (:class:`~promwire.server.operator.OperatorOptions`; docs/operations.md);
@@ -271,6 +302,7 @@ def serve(
     ``OSError`` when the address cannot be bound (wsgiref; uvicorn exits).
     """
     arguments = locals()  # the keywords as given, checked against _LIMITS below
+    db = store or db  # a --store URL, opened by open_storage like a file name
     host, port = parse_listen(listen)
     if server == "auto":
         server = "uvicorn" if importlib.util.find_spec("uvicorn") else "wsgiref"
@@ -303,12 +335,13 @@ def serve(
     configure_logging(settings.log_level)
     out = out or sys.stdout
     storage = open_storage(db, max_regex_length=max_regex_length)
+    where = _redacted(db)
     try:
-        print(f"promwire: storing in {db}, serving on {listen} ({server})", file=out)
+        print(f"promwire: storing in {where}, serving on {listen} ({server})", file=out)
         unwritable = storage.check_writable()
         if unwritable is not None:
             print(
-                f"promwire: WARNING: {db} cannot be written ({unwritable}); "
+                f"promwire: WARNING: {where} cannot be written ({unwritable}); "
                 "writes are answered 500 until it can, then accepted without a restart",
                 file=out,
             )
@@ -415,6 +448,15 @@ def _run_uvicorn(
         wrapped.close()
 
 
+def _redacted(url: str) -> str:
+    """``url`` without a password (for the startup line)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hosts = rest.partition("@")
+    if at and ":" in userinfo:
+        return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{hosts}"
+    return url
+
+
 def _positive(kind: type[float] | type[int]) -> Any:
     def parse(text: str) -> float | int:
         value = kind(text)
@@ -430,6 +472,13 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     """The options of ``promwire serve`` (and ``python -m promwire.server.runner``)."""
     parser.add_argument(
         "--db", default="promwire.db", help="SQLite file, created if missing (default promwire.db)"
+    )
+    parser.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="where to store instead of --db: sqlite:///PATH, or "
+        "clickhouse://HOST:PORT[,HOST:PORT]/DATABASE[?cluster=NAME] (ClickHouse's HTTP port)",
     )
     parser.add_argument(
         "--listen", default="127.0.0.1:9201", help="HOST:PORT to listen on (default 127.0.0.1:9201)"
@@ -494,6 +543,7 @@ def serve_options(args: argparse.Namespace) -> dict[str, Any]:
         "workers": args.workers,
         "shutdown_timeout": args.shutdown_timeout,
         "operator": operator_options(args),
+        "store": args.store,
         **{limit.name: getattr(args, limit.name) for limit in _LIMITS},
     }
 
