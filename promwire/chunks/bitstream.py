@@ -1,0 +1,232 @@
+"""Bit-level reader and writer for Prometheus' histogram chunks.
+
+Histogram chunks (:mod:`promwire.chunks.histogram`,
+:mod:`promwire.chunks.float_histogram`) are written MSB-first into a byte
+stream, like TSDB's ``bstream``. Three encodings are used on top of raw bits:
+
+* **varbit** integers (``varbit.go``): a unary prefix of up to eight bits picks
+  the width of the payload::
+
+      0                    value 0
+      10       + 3 bits    -3 ... 4          (signed) / 0 ... 7        (unsigned)
+      110      + 6 bits    -31 ... 32                 / 0 ... 63
+      1110     + 9 bits    -255 ... 256               / 0 ... 511
+      11110    + 12 bits   -2047 ... 2048             / 0 ... 4095
+      111110   + 18 bits   -131071 ... 131072         / 0 ... 262143
+      1111110  + 25 bits   -16777215 ... 16777216     / 0 ... 33554431
+      11111110 + 56 bits   -(2**55 - 1) ... 2**55     / 0 ... 2**56 - 1
+      11111111 + 64 bits   anything (two's complement)
+
+  Signed payloads are two's complement, read asymmetrically: a payload ``p``
+  greater than ``2**(n-1)`` means ``p - 2**n``.
+
+* **XOR** values (Gorilla, as in XOR chunks): ``0`` when the bits repeat,
+  ``10`` + the significant bits inside the previous (leading, trailing) window,
+  ``11`` + leading:5 + significant:6 + bits for a new window (leading capped at
+  31, 64 significant bits written as 0). Every XOR-coded field keeps its own
+  window, which starts as "no window yet".
+
+The reader works on a zero-padded copy of the data; callers check
+:attr:`BitReader.pos` against :attr:`BitReader.size` to detect truncation.
+Everything here raises only :class:`~promwire.errors.DecodeError`.
+"""
+
+from __future__ import annotations
+
+from ..errors import DecodeError
+
+__all__ = ["NO_WINDOW", "BitReader", "BitWriter"]
+
+MASK64 = (1 << 64) - 1
+_INT64_MIN = -(1 << 63)
+#: Window state of an XOR field before its first non-repeating value.
+NO_WINDOW = 0xFF
+
+# (prefix bits, payload bits) by the first 8 bits of a varbit number, indexed
+# by the count of leading one bits (0..8).
+_VARBIT = [(1, 0), (2, 3), (3, 6), (4, 9), (5, 12), (6, 18), (7, 25), (8, 56), (8, 64)]
+_LEADING_ONES = [8 - (((~b) & 0xFF).bit_length()) for b in range(256)]
+
+
+def _wrap64(v: int) -> int:
+    """Reduce to int64 the way Go's wrapping arithmetic does."""
+    return ((v - _INT64_MIN) & MASK64) + _INT64_MIN
+
+
+class BitReader:
+    """Reads bits MSB-first from ``data`` starting at bit ``pos``.
+
+    The data is cut into 256-bit words starting every 128 bits (consecutive
+    words overlap by 128 bits), so any read of up to 128 bits is one shift and
+    one mask of a small integer. 64 zero bytes of padding let reads run past
+    the end; ``pos > size`` afterwards means the data was truncated, and a
+    read far past the end raises :class:`DecodeError`.
+    """
+
+    __slots__ = ("_words", "pos", "size")
+
+    def __init__(self, data: bytes, pos: int = 0) -> None:
+        padded = bytes(data) + bytes(64)
+        self._words = [
+            int.from_bytes(padded[i : i + 32], "big") for i in range(0, len(data) + 16, 16)
+        ]
+        self.pos = pos
+        self.size = len(data) * 8
+
+    def bits(self, n: int) -> int:
+        """The next ``n`` bits (``n <= 128``) as an unsigned integer."""
+        p = self.pos
+        try:
+            w = self._words[p >> 7]
+        except IndexError:
+            raise DecodeError("truncated histogram chunk") from None
+        self.pos = p + n
+        return (w >> (256 - (p & 127) - n)) & ((1 << n) - 1)
+
+    def varbit_uint(self) -> int:
+        """A varbit-encoded unsigned integer (``readVarbitUint``)."""
+        p = self.pos
+        try:
+            w = self._words[p >> 7]
+        except IndexError:
+            raise DecodeError("truncated histogram chunk") from None
+        off = p & 127
+        prefix, size = _VARBIT[_LEADING_ONES[(w >> (248 - off)) & 0xFF]]
+        if size == 0:
+            self.pos = p + 1
+            return 0
+        self.pos = p + prefix
+        return self.bits(size)
+
+    def varbit_int(self) -> int:
+        """A varbit-encoded signed integer (``readVarbitInt``)."""
+        p = self.pos
+        try:
+            w = self._words[p >> 7]
+        except IndexError:
+            raise DecodeError("truncated histogram chunk") from None
+        off = p & 127
+        prefix, size = _VARBIT[_LEADING_ONES[(w >> (248 - off)) & 0xFF]]
+        if size == 0:
+            self.pos = p + 1
+            return 0
+        self.pos = p + prefix
+        v = self.bits(size)
+        if size == 64:
+            return _wrap64(v)
+        if v > 1 << (size - 1):
+            v -= 1 << size
+        return v
+
+    def xor(self, value: int, lead: int, trail: int) -> tuple[int, int, int]:
+        """One XOR-coded value: ``(value_bits, lead, trail)`` after reading it."""
+        top = self.bits(2)
+        if top < 0b10:  # "0": repeat (one bit only)
+            self.pos -= 1
+            return value, lead, trail
+        if top == 0b10:  # "10": the previous window
+            if lead == NO_WINDOW:
+                raise DecodeError("corrupt histogram chunk: XOR window reused before it was set")
+            sig = 64 - lead - trail
+        else:  # "11": a new window
+            lead = self.bits(5)
+            sig = self.bits(6) or 64
+            trail = 64 - lead - sig
+            if trail < 0:
+                raise DecodeError(
+                    f"corrupt histogram chunk: window of {lead} leading + {sig} significant bits"
+                )
+        return value ^ (self.bits(sig) << trail), lead, trail
+
+
+class BitWriter:
+    """Collects bits MSB-first; :meth:`getvalue` pads the last byte with zeros.
+
+    Bits are gathered in a small integer accumulator and flushed to a
+    bytearray once it holds a few hundred bits, so shifts stay cheap.
+    """
+
+    __slots__ = ("_acc", "_nacc", "_out")
+
+    def __init__(self) -> None:
+        self._out = bytearray()
+        self._acc = 0
+        self._nacc = 0
+
+    def write(self, value: int, n: int) -> None:
+        """Append the low ``n`` bits of ``value`` (two's complement for negatives)."""
+        self._acc = (self._acc << n) | (value & ((1 << n) - 1))
+        self._nacc += n
+        if self._nacc >= 256:
+            keep = self._nacc & 7
+            self._out += (self._acc >> keep).to_bytes(self._nacc >> 3, "big")
+            self._acc &= (1 << keep) - 1
+            self._nacc = keep
+
+    def varbit_int(self, v: int) -> None:
+        """``putVarbitInt``: ``v`` must already be an int64."""
+        if v == 0:
+            self.write(0, 1)
+        elif -3 <= v <= 4:
+            self.write((0b10 << 3) | (v & 0x7), 5)
+        elif -31 <= v <= 32:
+            self.write((0b110 << 6) | (v & 0x3F), 9)
+        elif -255 <= v <= 256:
+            self.write((0b1110 << 9) | (v & 0x1FF), 13)
+        elif -2047 <= v <= 2048:
+            self.write((0b11110 << 12) | (v & 0xFFF), 17)
+        elif -131071 <= v <= 131072:
+            self.write((0b111110 << 18) | (v & 0x3FFFF), 24)
+        elif -16777215 <= v <= 16777216:
+            self.write((0b1111110 << 25) | (v & 0x1FFFFFF), 32)
+        elif -(1 << 55) + 1 <= v <= 1 << 55:
+            self.write((0b11111110 << 56) | (v & ((1 << 56) - 1)), 64)
+        else:
+            self.write((0b11111111 << 64) | (v & MASK64), 72)
+
+    def varbit_uint(self, v: int) -> None:
+        """``putVarbitUint``: ``v`` must already be a uint64."""
+        if v == 0:
+            self.write(0, 1)
+        elif v < 1 << 3:
+            self.write((0b10 << 3) | v, 5)
+        elif v < 1 << 6:
+            self.write((0b110 << 6) | v, 9)
+        elif v < 1 << 9:
+            self.write((0b1110 << 9) | v, 13)
+        elif v < 1 << 12:
+            self.write((0b11110 << 12) | v, 17)
+        elif v < 1 << 18:
+            self.write((0b111110 << 18) | v, 24)
+        elif v < 1 << 25:
+            self.write((0b1111110 << 25) | v, 32)
+        elif v < 1 << 56:
+            self.write((0b11111110 << 56) | v, 64)
+        else:
+            self.write((0b11111111 << 64) | v, 72)
+
+    def xor(self, new: int, old: int, lead_w: int, trail_w: int) -> tuple[int, int]:
+        """``xorWrite`` of value bits ``new`` after ``old``; returns the window after it."""
+        x = new ^ old
+        if x == 0:
+            self.write(0, 1)
+            return lead_w, trail_w
+        lead = 64 - x.bit_length()
+        if lead > 31:
+            lead = 31
+        trail = (x & -x).bit_length() - 1
+        if lead_w != NO_WINDOW and lead >= lead_w and trail >= trail_w:
+            sig = 64 - lead_w - trail_w
+            self.write((0b10 << sig) | (x >> trail_w), 2 + sig)
+            return lead_w, trail_w
+        sig = 64 - lead - trail
+        self.write((((0b11 << 5 | lead) << 6 | (sig & 0x3F)) << sig) | (x >> trail), 13 + sig)
+        return lead, trail
+
+    def getvalue(self) -> bytes:
+        """The bytes written so far, the last one padded with zero bits."""
+        out = bytes(self._out)
+        if self._nacc:
+            pad = -self._nacc & 7
+            out += (self._acc << pad).to_bytes((self._nacc + pad) >> 3, "big")
+        return out
