@@ -548,9 +548,11 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 
 def _histogram_lines(series: TimeSeries) -> Iterator[str]:
-    """Text lines for native histograms: ``labels {count=.. sum=.. ...} timestamp``.
+    """Text lines for native histograms: ``# histogram labels {count=.. sum=.. ...} timestamp``.
 
-    Buckets are ``index:count`` pairs (absolute counts) of each side.
+    Buckets are ``index:count`` pairs (absolute counts) of each side. The
+    lines are comments of the text form, so ``read | write`` copies the
+    float samples and skips them.
     """
     from .codec.textform import format_labels
 
@@ -578,7 +580,7 @@ def _histogram_lines(series: TimeSeries) -> Iterator[str]:
         count = h.count_float if h.is_float else h.count_int
         zero = h.zero_count_float if h.is_float else h.zero_count_int
         yield (
-            f"{head} {{count={count!r} sum={h.sum!r} schema={h.schema} "
+            f"# histogram {head} {{count={count!r} sum={h.sum!r} schema={h.schema} "
             f"zero_threshold={h.zero_threshold!r} zero_count={zero!r} {' '.join(sides)} "
             f"hint={int(h.reset_hint)}}} {h.timestamp}"
         )

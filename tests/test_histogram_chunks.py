@@ -105,6 +105,19 @@ def test_streamed_reader_returns_the_histograms(fixtures_dir: Path) -> None:
     assert windowed.histograms == series.histograms[10:21]
 
 
+def test_cli_decode_prints_the_histograms(
+    fixtures_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from promwire.cli import main
+
+    path = fixtures_dir / "rr_server" / "rr_native_hist_streamed.response.bin"
+    assert main(["decode", "--samples", str(path)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    [series] = doc["results"][0]["timeseries"]
+    assert len(series["histograms"]) == 145
+    assert series["histograms"][0]["positive_deltas"] == ["0", "1", "-1", "1", "0", "0"]
+
+
 # ----------------------------------------------------------------------------- bits
 
 

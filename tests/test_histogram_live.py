@@ -12,9 +12,12 @@ brings Prometheus' HISTOGRAM / FLOAT_HISTOGRAM chunks back. promwire must:
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import struct
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -327,6 +330,23 @@ def test_native_histograms_round_trip_through_prometheus(prom: PrometheusProcess
     assert all(
         _same(g, w) for g, w in zip(series.histograms, written["pw_hist_int"][40:161], strict=True)
     )
+
+    # `promwire read` prints them (text: comment lines; JSON: the messages).
+    cli = [sys.executable, "-m", "promwire", "read", prom.url + "/api/v1/read", "pw_hist_float"]
+    span = ["--start", str(start), "--end", str(end)]
+    text = subprocess.run([*cli, *span], capture_output=True, check=True, timeout=60)
+    lines = text.stdout.decode().splitlines()
+    assert len(lines) == 300
+    assert all(ln.startswith("# histogram pw_hist_float {count=") for ln in lines)
+    assert b"1 series, 0 samples, 300 histograms" in text.stderr
+    as_json = subprocess.run(
+        [*cli, *span, "-o", "json"], capture_output=True, check=True, timeout=60
+    )
+    doc = json.loads(as_json.stdout)
+    [printed] = doc["results"][0]["timeseries"]
+    assert [int(h["timestamp"]) for h in printed["histograms"]] == [
+        h.timestamp for h in written["pw_hist_float"]
+    ]
 
     # PromQL's query_range shows the same histograms at every step.
     for name, hs in written.items():
