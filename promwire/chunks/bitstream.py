@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from ..errors import DecodeError
 
-__all__ = ["NO_WINDOW", "BitReader", "BitWriter"]
+__all__ = ["NO_WINDOW", "BitReader", "BitWriter", "add_varbit_dods", "varbit_int_at", "xor_fields"]
 
 MASK64 = (1 << 64) - 1
 _INT64_MIN = -(1 << 63)
@@ -46,6 +46,94 @@ NO_WINDOW = 0xFF
 # by the count of leading one bits (0..8).
 _VARBIT = [(1, 0), (2, 3), (3, 6), (4, 9), (5, 12), (6, 18), (7, 25), (8, 56), (8, 64)]
 _LEADING_ONES = [8 - (((~b) & 0xFF).bit_length()) for b in range(256)]
+
+
+# By the first 8 bits of a varbit int with at least one leading 1:
+# (total bits, payload mask, largest positive payload, 2**payload bits).
+# Payloads above "largest positive" are negative (asymmetric two's complement;
+# for 64 bits that is plain int64).
+_VARBIT_INT = [(0, 0, 0, 0)] * 128 + [
+    (p + n, (1 << n) - 1, (1 << (n - 1)) if n < 64 else (1 << 63) - 1, 1 << n)
+    for p, n in (_VARBIT[_LEADING_ONES[b]] for b in range(128, 256))
+]
+
+
+def varbit_int_at(words: list[int], p: int) -> tuple[int, int]:
+    """The varbit int at bit ``p`` of a :class:`BitReader`'s ``words``, and the next ``p``.
+
+    One word holds it whole: a read starts at most 127 bits into a 256-bit
+    word and takes at most 72 bits.
+    """
+    w = words[p >> 7]
+    off = p & 127
+    top = (w >> (248 - off)) & 0xFF
+    if top < 0x80:  # "0": the value 0, one bit
+        return 0, p + 1
+    total, mask, half, full = _VARBIT_INT[top]
+    v = (w >> (256 - off - total)) & mask
+    return (v - full if v > half else v), p + total
+
+
+def add_varbit_dods(words: list[int], p: int, deltas: list[int], values: list[int]) -> int:
+    """Read one varbit delta-of-delta per bucket: ``deltas[i] += dod; values[i] += deltas[i]``.
+
+    The integer histogram decoder's inner loop (every bucket of every
+    sample), inlined from :func:`varbit_int_at`. Returns the next ``p``.
+    """
+    table = _VARBIT_INT
+    for i in range(len(deltas)):
+        w = words[p >> 7]
+        off = p & 127
+        top = (w >> (248 - off)) & 0xFF
+        if top < 0x80:  # dod 0, the common case: one bit
+            p += 1
+            values[i] += deltas[i]
+            continue
+        total, mask, half, full = table[top]
+        v = (w >> (256 - off - total)) & mask
+        if v > half:
+            v -= full
+        p += total
+        d = deltas[i] + v
+        deltas[i] = d
+        values[i] += d
+    return p
+
+
+def xor_fields(
+    words: list[int], p: int, values: list[int], leads: list[int], trails: list[int], start: int
+) -> int:
+    """Read one XOR value for each field ``start..`` (float histogram decoder's inner loop).
+
+    ``values`` are uint64 bit patterns, ``leads``/``trails`` each field's
+    window; all updated in place. Returns the next ``p``; a window that does
+    not fit 64 bits raises :class:`DecodeError`.
+    """
+    for i in range(start, len(values)):
+        w = words[p >> 7]
+        off = p & 127
+        top = (w >> (254 - off)) & 3
+        if top < 0b10:  # "0": repeat
+            p += 1
+            continue
+        if top == 0b10:  # "10": the previous window (2 + <= 64 bits fit the word)
+            trail = trails[i]
+            sig = 64 - leads[i] - trail
+            values[i] ^= ((w >> (254 - off - sig)) & ((1 << sig) - 1)) << trail
+            p += 2 + sig
+            continue
+        lead = (w >> (249 - off)) & 0x1F  # "11" + leading:5 + significant:6 + bits
+        sig = ((w >> (243 - off)) & 0x3F) or 64
+        trail = 64 - lead - sig
+        if trail < 0:
+            raise DecodeError(
+                f"corrupt histogram chunk: window of {lead} leading + {sig} significant bits"
+            )
+        leads[i] = lead
+        trails[i] = trail
+        values[i] ^= ((w >> (243 - off - sig)) & ((1 << sig) - 1)) << trail
+        p += 13 + sig
+    return p
 
 
 def _wrap64(v: int) -> int:
@@ -63,11 +151,11 @@ class BitReader:
     read far past the end raises :class:`DecodeError`.
     """
 
-    __slots__ = ("_words", "pos", "size")
+    __slots__ = ("pos", "size", "words")
 
     def __init__(self, data: bytes, pos: int = 0) -> None:
         padded = bytes(data) + bytes(64)
-        self._words = [
+        self.words = [
             int.from_bytes(padded[i : i + 32], "big") for i in range(0, len(data) + 16, 16)
         ]
         self.pos = pos
@@ -77,7 +165,7 @@ class BitReader:
         """The next ``n`` bits (``n <= 128``) as an unsigned integer."""
         p = self.pos
         try:
-            w = self._words[p >> 7]
+            w = self.words[p >> 7]
         except IndexError:
             raise DecodeError("truncated histogram chunk") from None
         self.pos = p + n
@@ -87,7 +175,7 @@ class BitReader:
         """A varbit-encoded unsigned integer (``readVarbitUint``)."""
         p = self.pos
         try:
-            w = self._words[p >> 7]
+            w = self.words[p >> 7]
         except IndexError:
             raise DecodeError("truncated histogram chunk") from None
         off = p & 127
@@ -102,7 +190,7 @@ class BitReader:
         """A varbit-encoded signed integer (``readVarbitInt``)."""
         p = self.pos
         try:
-            w = self._words[p >> 7]
+            w = self.words[p >> 7]
         except IndexError:
             raise DecodeError("truncated histogram chunk") from None
         off = p & 127

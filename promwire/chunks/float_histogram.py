@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from ..codec import messages as m
 from ..errors import DecodeError, EncodeError
-from .bitstream import NO_WINDOW, BitReader, BitWriter
+from .bitstream import NO_WINDOW, BitReader, BitWriter, varbit_int_at, xor_fields
 from .histogram_layout import (
     STALE_NAN_BITS,
     CounterResetHeader,
@@ -91,45 +91,63 @@ def decode_float_histogram_chunk(data: bytes | bytearray | memoryview) -> list[m
     if nb * 64 > r.size - r.pos:  # the first sample takes 64 bits per bucket
         raise DecodeError("truncated float histogram chunk (more buckets than bits)")
     t = r.varbit_int()
-    vals = [r.bits(64) for _ in range(3 + nb)]  # count, zero count, sum, buckets
+    # Bit patterns: count, zero count, sum (``head``) and the buckets; the
+    # windows of all of them side by side in ``leads``/``trails``.
+    vals = [r.bits(64) for _ in range(3 + nb)]
+    head = vals[:3]
     leads = [0] * (3 + nb)  # Go's iterator starts with zero windows
     trails = [0] * (3 + nb)
     t_delta = 0
-    xor = r.xor
+    words = r.words
+    p = r.pos
+    size = r.size
+    nspans = layout.negative_spans  # BucketSpan is frozen: lists share them safely
+    pspans = layout.positive_spans
+    hint_first = hint_at(header, 0)
+    hint_later = hint_at(header, 1)
     out: list[m.Histogram] = []
     hist = m.Histogram
-    for i in range(count):
-        if i:
-            t_delta += r.varbit_int()
-            t += t_delta
-            for k in range(3):
-                vals[k], leads[k], trails[k] = xor(vals[k], leads[k], trails[k])
-            if vals[2] != STALE_NAN_BITS:
-                for k in range(3, 3 + nb):
-                    vals[k], leads[k], trails[k] = xor(vals[k], leads[k], trails[k])
-        if r.pos > r.size:
-            raise DecodeError("truncated float histogram chunk")
-        floats = _to_floats(vals)
-        if vals[2] == STALE_NAN_BITS:
+    try:
+        for i in range(count):
+            if i:
+                dod, p = varbit_int_at(words, p)
+                t_delta += dod
+                t += t_delta
+                # count, zero count, sum; the buckets unless this is a stale marker
+                p = xor_fields(words, p, head, leads, trails, 0)
+                if head[2] != STALE_NAN_BITS:
+                    p = xor_fields(words, p, vals, leads, trails, 3)
+            if p > size:
+                raise DecodeError("truncated float histogram chunk")
+            if head[2] == STALE_NAN_BITS:
+                out.append(
+                    hist(
+                        count_float=0.0,
+                        zero_count_float=0.0,
+                        sum=_to_floats(head[2:3])[0],
+                        timestamp=_i64(t),
+                    )
+                )
+                continue
+            vals[0:3] = head
+            floats = _to_floats(vals)
             out.append(
-                hist(count_float=0.0, zero_count_float=0.0, sum=floats[2], timestamp=_i64(t))
+                hist(
+                    count_float=floats[0],
+                    sum=floats[2],
+                    schema=layout.schema,
+                    zero_threshold=layout.zero_threshold,
+                    zero_count_float=floats[1],
+                    negative_spans=list(nspans),
+                    negative_counts=floats[3 + npos :],
+                    positive_spans=list(pspans),
+                    positive_counts=floats[3 : 3 + npos],
+                    reset_hint=hint_later if i else hint_first,
+                    timestamp=_i64(t),
+                )
             )
-            continue
-        out.append(
-            hist(
-                count_float=floats[0],
-                sum=floats[2],
-                schema=layout.schema,
-                zero_threshold=layout.zero_threshold,
-                zero_count_float=floats[1],
-                negative_spans=_spans_copy(layout.negative_spans),
-                negative_counts=floats[3 + npos :],
-                positive_spans=_spans_copy(layout.positive_spans),
-                positive_counts=floats[3 : 3 + npos],
-                reset_hint=hint_at(header, i),
-                timestamp=_i64(t),
-            )
-        )
+    except IndexError:
+        raise DecodeError("truncated float histogram chunk") from None
     return out
 
 

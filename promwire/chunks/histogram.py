@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 from ..codec import messages as m
 from ..errors import DecodeError, EncodeError
-from .bitstream import NO_WINDOW, BitReader, BitWriter
+from .bitstream import NO_WINDOW, BitReader, BitWriter, add_varbit_dods, varbit_int_at
 from .histogram_layout import (
     STALE_NAN_BITS,
     CounterResetHeader,
@@ -72,8 +72,11 @@ def _bits_float(b: int) -> float:
     return float(struct.unpack("<d", struct.pack("<Q", b))[0])
 
 
-def _spans_copy(spans: list[m.BucketSpan]) -> list[m.BucketSpan]:
-    return [m.BucketSpan(s.offset, s.length) for s in spans]
+def _i64s(values: list[int]) -> list[int]:
+    """A copy of ``values`` reduced to int64 (min/max first: wrapping is rare)."""
+    if values and (min(values) < _INT64_MIN or max(values) > _INT64_MAX):
+        return [_i64(v) for v in values]
+    return values[:]
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -102,7 +105,7 @@ def decode_histogram_chunk(data: bytes | bytearray | memoryview) -> list[m.Histo
         raise DecodeError("truncated histogram chunk (more buckets than bits)")
     schema = layout.schema
     zt = layout.zero_threshold
-    pspans = layout.positive_spans
+    pspans = layout.positive_spans  # BucketSpan is frozen: lists share them safely
     nspans = layout.negative_spans
     int_varbit = r.varbit_int
 
@@ -116,46 +119,59 @@ def decode_histogram_chunk(data: bytes | bytearray | memoryview) -> list[m.Histo
     pd = [0] * npos
     nd = [0] * nneg
     lead = trail = 0  # Go's iterator starts with a zero window, not "none"
+    words = r.words
+    p = r.pos
+    size = r.size
     out: list[m.Histogram] = []
     hist = m.Histogram
-    for i in range(count):
-        if i:
-            t_delta += int_varbit()
-            t += t_delta
-            cnt_delta += int_varbit()
-            cnt += cnt_delta
-            zcnt_delta += int_varbit()
-            zcnt += zcnt_delta
-            sum_bits, lead, trail = r.xor(sum_bits, lead, trail)
-            if sum_bits != STALE_NAN_BITS:
-                for j in range(npos):
-                    pd[j] += int_varbit()
-                    pb[j] += pd[j]
-                for j in range(nneg):
-                    nd[j] += int_varbit()
-                    nb[j] += nd[j]
-        if r.pos > r.size:
-            raise DecodeError("truncated histogram chunk")
-        if sum_bits == STALE_NAN_BITS:
+    hint_first = hint_at(header, 0)
+    hint_later = hint_at(header, 1)
+    try:
+        for i in range(count):
+            if i:
+                # Bulk readers over the integer cursor ``p`` (bitstream.py):
+                # one call per field group instead of one per bit field.
+                dod, p = varbit_int_at(words, p)
+                t_delta += dod
+                t += t_delta
+                dod, p = varbit_int_at(words, p)
+                cnt_delta += dod
+                cnt += cnt_delta
+                dod, p = varbit_int_at(words, p)
+                zcnt_delta += dod
+                zcnt += zcnt_delta
+                r.pos = p
+                sum_bits, lead, trail = r.xor(sum_bits, lead, trail)
+                p = r.pos
+                if sum_bits != STALE_NAN_BITS:
+                    p = add_varbit_dods(words, p, pd, pb)
+                    p = add_varbit_dods(words, p, nd, nb)
+            if p > size:
+                raise DecodeError("truncated histogram chunk")
+            if sum_bits == STALE_NAN_BITS:
+                out.append(
+                    hist(
+                        count_int=0, zero_count_int=0, sum=_bits_float(sum_bits), timestamp=_i64(t)
+                    )
+                )
+                continue
             out.append(
-                hist(count_int=0, zero_count_int=0, sum=_bits_float(sum_bits), timestamp=_i64(t))
+                hist(
+                    count_int=cnt & MASK64,
+                    sum=_bits_float(sum_bits),
+                    schema=schema,
+                    zero_threshold=zt,
+                    zero_count_int=zcnt & MASK64,
+                    negative_spans=list(nspans),
+                    negative_deltas=_i64s(nb),
+                    positive_spans=list(pspans),
+                    positive_deltas=_i64s(pb),
+                    reset_hint=hint_later if i else hint_first,
+                    timestamp=_i64(t),
+                )
             )
-            continue
-        out.append(
-            hist(
-                count_int=cnt & MASK64,
-                sum=_bits_float(sum_bits),
-                schema=schema,
-                zero_threshold=zt,
-                zero_count_int=zcnt & MASK64,
-                negative_spans=_spans_copy(nspans),
-                negative_deltas=[_i64(v) for v in nb],
-                positive_spans=_spans_copy(pspans),
-                positive_deltas=[_i64(v) for v in pb],
-                reset_hint=hint_at(header, i),
-                timestamp=_i64(t),
-            )
-        )
+    except IndexError:
+        raise DecodeError("truncated histogram chunk") from None
     return out
 
 
