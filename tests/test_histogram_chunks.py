@@ -3,12 +3,17 @@ Prometheus' cutting rules, corruption, and the streamed read both ways."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
 import random
 import struct
+import subprocess
+import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -39,6 +44,7 @@ from promwire.chunks.streamed import (
     stream_chunked_response,
 )
 from promwire.errors import DecodeError, EncodeError, PromwireError
+from promwire.stores.protocol import AsyncBaseStorage, BaseStorage
 
 STALE = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
 I64 = (-(1 << 63), (1 << 63) - 1)
@@ -656,3 +662,89 @@ def test_unknown_encodings_still_follow_on_unsupported() -> None:
         (4, [104]),
         (5, [5]),
     ]
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+class _Histograms(BaseStorage):
+    """A sync storage answering every query with ``series`` (process_query)."""
+
+    def __init__(self, series: list[promwire.TimeSeries]) -> None:
+        self.series = series
+
+    def process_query(self, ctx: Any, query: promwire.Query) -> promwire.QueryResult:
+        return promwire.QueryResult(list(self.series))
+
+
+class _AsyncHistograms(AsyncBaseStorage):
+    """The same as an async generator of series (process_query_chunks)."""
+
+    def __init__(self, series: list[promwire.TimeSeries]) -> None:
+        self.series = series
+
+    async def process_query(self, ctx: Any, query: promwire.Query) -> promwire.QueryResult:
+        raise AssertionError("unused")
+
+    async def process_query_chunks(
+        self, ctx: Any, query: promwire.Query
+    ) -> AsyncIterator[promwire.TimeSeries]:
+        for s in self.series:
+            await asyncio.sleep(0)
+            yield s
+
+
+def _read_body() -> bytes:
+    request = promwire.ReadRequest(
+        queries=[promwire.Query(0, 10**12, [])],
+        accepted_response_types=[promwire.ResponseType.STREAMED_XOR_CHUNKS],
+    )
+    return promwire.snappy.compress(promwire.encode(request))
+
+
+def test_handlers_stream_stored_histograms_sync_and_async() -> None:
+    from promwire.server.handlers import (
+        aprime_response,
+        handle_read,
+        handle_read_async,
+        prime_response,
+    )
+
+    # 600 histograms: the async handler frames such a series in a worker thread.
+    series = [
+        promwire.TimeSeries(
+            labels=[Label("__name__", "a")],
+            histograms=[_counter(1000 * (i + 1), {0: i, 4: i // 3}) for i in range(600)],
+        ),
+        promwire.TimeSeries(
+            labels=[Label("__name__", "b")],
+            samples=[promwire.Sample(2.0, 10)],
+            histograms=[_from_counts({1: 1}, {2: i}, 0, 1, 5 + i, True, False) for i in range(3)],
+        ),
+    ]
+    resp = prime_response(handle_read(_read_body(), {}, _Histograms(series)))
+    assert resp.status == 200 and not isinstance(resp.body, bytes | AsyncIterator)
+    sync_body = b"".join(resp.body)  # type: ignore[arg-type]
+
+    async def run() -> bytes:
+        aresp = await aprime_response(
+            await handle_read_async(_read_body(), {}, _AsyncHistograms(series))
+        )
+        assert aresp.status == 200 and isinstance(aresp.body, AsyncIterator)
+        return b"".join([piece async for piece in aresp.body])
+
+    assert asyncio.run(run()) == sync_body
+    got = [s for _, s in read_streamed_response(sync_body)]
+    assert [s.samples for s in got] == [[], series[1].samples]
+    for have, want in zip(got, series, strict=True):
+        assert [
+            (h.timestamp, h.count_int, h.count_float, _buckets(h)) for h in have.histograms
+        ] == [(h.timestamp, h.count_int, h.count_float, _buckets(h)) for h in want.histograms]
+
+
+def test_bench_histogram_smoke() -> None:
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_histogram.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--smoke"], capture_output=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == b"ok"
