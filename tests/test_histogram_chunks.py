@@ -748,3 +748,30 @@ def test_bench_histogram_smoke() -> None:
         [sys.executable, str(script), "--smoke"], capture_output=True, check=True, timeout=120
     )
     assert out.stdout.strip() == b"ok"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histogram_series(), st.integers(1, 130), st.integers(60, 4000))
+def test_streamed_answers_carry_any_histogram_series(
+    hs: list[Histogram], per_chunk: int, frame_bytes: int
+) -> None:
+    series = promwire.TimeSeries(labels=[Label("__name__", "x")], histograms=hs)
+    body = b"".join(
+        stream_chunked_response(
+            [(0, [series])], max_bytes_in_frame=frame_bytes, samples_per_chunk=per_chunk
+        )
+    )
+    [(_, got)] = list(read_streamed_response(body))
+    assert len(got.histograms) == len(hs)
+    for have, want in zip(got.histograms, hs, strict=True):
+        assert have.timestamp == want.timestamp
+        if not _is_stale_hist(want):
+            assert (have.count_int, have.count_float, have.sum) == (
+                want.count_int,
+                want.count_float,
+                want.sum,
+            )
+
+
+def _is_stale_hist(h: Histogram) -> bool:
+    return struct.pack("<d", h.sum) == struct.pack("<Q", STALE_NAN_BITS)
