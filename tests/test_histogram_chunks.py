@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import promwire
+import promwire.testing
 from promwire import BucketSpan, Chunk, ChunkedSeries, ChunkEncoding, Histogram, Label, ResetHint
 from promwire.chunks.bitstream import BitReader, BitWriter
 from promwire.chunks.float_histogram import (
@@ -775,3 +776,26 @@ def test_streamed_answers_carry_any_histogram_series(
 
 def _is_stale_hist(h: Histogram) -> bool:
     return struct.pack("<d", h.sum) == struct.pack("<Q", STALE_NAN_BITS)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(promwire.testing.histograms(), min_size=1, max_size=4))
+def test_encoders_refuse_inconsistent_histograms_with_promwire_errors(
+    hs: list[Histogram],
+) -> None:
+    # Any content the wire codec carries (spans not matching buckets, both
+    # count flavours, out-of-order timestamps...): encoded or refused, never a crash.
+    for encode, decode in (
+        (encode_histogram_chunk, decode_histogram_chunk),
+        (encode_float_histogram_chunk, decode_float_histogram_chunk),
+    ):
+        try:
+            data = encode(hs)
+        except PromwireError:
+            continue
+        assert len(decode(data)) == len(hs)
+    try:
+        chunks = cut_histogram_chunks(hs)
+    except PromwireError:
+        return
+    assert sum(int.from_bytes(c.data[:2], "big") for c in chunks) == len(hs)

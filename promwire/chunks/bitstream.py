@@ -136,6 +136,25 @@ def xor_fields(
     return p
 
 
+def _varbit_code(v: int) -> tuple[int, int]:
+    """Prefix and payload of the varbit int ``v`` (an int64, not 0) and their bit count."""
+    if -3 <= v <= 4:
+        return (0b10 << 3) | (v & 0x7), 5
+    if -31 <= v <= 32:
+        return (0b110 << 6) | (v & 0x3F), 9
+    if -255 <= v <= 256:
+        return (0b1110 << 9) | (v & 0x1FF), 13
+    if -2047 <= v <= 2048:
+        return (0b11110 << 12) | (v & 0xFFF), 17
+    if -131071 <= v <= 131072:
+        return (0b111110 << 18) | (v & 0x3FFFF), 24
+    if -16777215 <= v <= 16777216:
+        return (0b1111110 << 25) | (v & 0x1FFFFFF), 32
+    if -(1 << 55) + 1 <= v <= 1 << 55:
+        return (0b11111110 << 56) | (v & ((1 << 56) - 1)), 64
+    return (0b11111111 << 64) | (v & MASK64), 72
+
+
 def _wrap64(v: int) -> int:
     """Reduce to int64 the way Go's wrapping arithmetic does."""
     return ((v - _INT64_MIN) & MASK64) + _INT64_MIN
@@ -255,22 +274,44 @@ class BitWriter:
         """``putVarbitInt``: ``v`` must already be an int64."""
         if v == 0:
             self.write(0, 1)
-        elif -3 <= v <= 4:
-            self.write((0b10 << 3) | (v & 0x7), 5)
-        elif -31 <= v <= 32:
-            self.write((0b110 << 6) | (v & 0x3F), 9)
-        elif -255 <= v <= 256:
-            self.write((0b1110 << 9) | (v & 0x1FF), 13)
-        elif -2047 <= v <= 2048:
-            self.write((0b11110 << 12) | (v & 0xFFF), 17)
-        elif -131071 <= v <= 131072:
-            self.write((0b111110 << 18) | (v & 0x3FFFF), 24)
-        elif -16777215 <= v <= 16777216:
-            self.write((0b1111110 << 25) | (v & 0x1FFFFFF), 32)
-        elif -(1 << 55) + 1 <= v <= 1 << 55:
-            self.write((0b11111110 << 56) | (v & ((1 << 56) - 1)), 64)
         else:
-            self.write((0b11111111 << 64) | (v & MASK64), 72)
+            code, n = _varbit_code(v)
+            self.write(code, n)
+
+    def varbit_dods(self, values: list[int], last: list[int], deltas: list[int]) -> None:
+        """The integer histogram encoder's inner loop, one bucket after the other:
+        ``d = values[i] - last[i]``, write the varbit int ``d - deltas[i]``, then
+        ``deltas[i] = d`` and ``last[i] = values[i]`` (int64 wrap-around, as in Go).
+
+        Bits go straight into the accumulator (no per-value method call).
+        """
+        acc = self._acc
+        nacc = self._nacc
+        lo = _INT64_MIN
+        hi = -_INT64_MIN - 1
+        for i, v in enumerate(values):
+            d = v - last[i]
+            if not lo <= d <= hi:
+                d = _wrap64(d)
+            dod = d - deltas[i]
+            deltas[i] = d
+            last[i] = v
+            if dod == 0:  # the common case: one 0 bit
+                acc <<= 1
+                nacc += 1
+            else:
+                if not lo <= dod <= hi:
+                    dod = _wrap64(dod)
+                code, n = _varbit_code(dod)
+                acc = (acc << n) | code
+                nacc += n
+            if nacc >= 256:
+                keep = nacc & 7
+                self._out += (acc >> keep).to_bytes(nacc >> 3, "big")
+                acc &= (1 << keep) - 1
+                nacc = keep
+        self._acc = acc
+        self._nacc = nacc
 
     def varbit_uint(self, v: int) -> None:
         """``putVarbitUint``: ``v`` must already be a uint64."""

@@ -184,6 +184,17 @@ def _check_int(value: object, what: str, lo: int, hi: int) -> int:
     return value
 
 
+def _check_deltas(values: list[int], index: int) -> None:
+    """Bucket deltas must be int64s (checked in bulk: min/max run in C)."""
+    if not values:
+        return
+    if not all(type(v) is int for v in values):
+        bad = next(v for v in values if type(v) is not int)
+        raise EncodeError(f"histogram {index}: bucket delta {bad!r} is not an integer")
+    if min(values) < _INT64_MIN or max(values) > _INT64_MAX:
+        raise EncodeError(f"histogram {index}: bucket delta out of int64 range")
+
+
 def encode_histogram_chunk(
     histograms: Sequence[m.Histogram], *, header: CounterResetHeader | int | None = None
 ) -> bytes:
@@ -240,10 +251,8 @@ def encode_histogram_chunk(
                 raise EncodeError(f"histogram {i}: only stale markers may follow a stale marker")
             cnt = _check_int(h.count_int or 0, f"histogram {i}: count", 0, MASK64)
             zcnt = _check_int(h.zero_count_int or 0, f"histogram {i}: zero count", 0, MASK64)
-            for v in h.positive_deltas:
-                _check_int(v, f"histogram {i}: bucket delta", _INT64_MIN, _INT64_MAX)
-            for v in h.negative_deltas:
-                _check_int(v, f"histogram {i}: bucket delta", _INT64_MIN, _INT64_MAX)
+            _check_deltas(h.positive_deltas, i)
+            _check_deltas(h.negative_deltas, i)
         if i == 0:
             if sum_bits == STALE_NAN_BITS:
                 stale = True
@@ -280,15 +289,8 @@ def encode_histogram_chunk(
                 stale = True
             else:
                 check_layout(h, layout, npos, nneg, i)
-                for buckets, deltas, values in (
-                    (pb, pd, h.positive_deltas),
-                    (nb, nd, h.negative_deltas),
-                ):
-                    for j, v in enumerate(values):
-                        d = _i64(v - buckets[j])
-                        int_varbit(_i64(d - deltas[j]))
-                        deltas[j] = d
-                        buckets[j] = v
+                w.varbit_dods(h.positive_deltas, pb, pd)
+                w.varbit_dods(h.negative_deltas, nb, nd)
         prev_t = t
         prev_cnt = cnt
         prev_zcnt = zcnt

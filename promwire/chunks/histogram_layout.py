@@ -135,13 +135,19 @@ def _bits_float(b: int) -> float:
 
 def _check_spans(spans: Sequence[m.BucketSpan], side: str) -> None:
     for s in spans:
-        if not _INT32_MIN <= s.offset <= _INT32_MAX or not 0 <= s.length <= _MAX_UINT32:
-            raise EncodeError(f"{side} span {s.offset}:{s.length} out of range (int32, uint32)")
+        if (
+            not isinstance(s, m.BucketSpan)
+            or not isinstance(s.offset, int)
+            or not isinstance(s.length, int)
+            or not _INT32_MIN <= s.offset <= _INT32_MAX
+            or not 0 <= s.length <= _MAX_UINT32
+        ):
+            raise EncodeError(f"{side} span {s!r} out of range (int32 offset, uint32 length)")
 
 
 def write_layout(w: BitWriter, layout: Layout) -> None:
     """``writeHistogramChunkLayout``."""
-    if not _INT32_MIN <= layout.schema <= _INT32_MAX:
+    if not isinstance(layout.schema, int) or not _INT32_MIN <= layout.schema <= _INT32_MAX:
         raise EncodeError(f"histogram schema {layout.schema} out of int32 range")
     _check_spans(layout.positive_spans, "positive")
     _check_spans(layout.negative_spans, "negative")
@@ -360,13 +366,29 @@ def check_layout(h: m.Histogram, layout: Layout, npos: int, nneg: int, index: in
         h.zero_threshold != h.zero_threshold and layout.zero_threshold != layout.zero_threshold
     ):
         raise EncodeError(f"histogram {index}: zero threshold differs from the chunk's")
-    for spans, chunk_spans, n, side in (
-        (h.positive_spans, layout.positive_spans, npos, "positive"),
-        (h.negative_spans, layout.negative_spans, nneg, "negative"),
+    for spans, chunk_spans, buckets, n, side in (
+        (
+            h.positive_spans,
+            layout.positive_spans,
+            h.positive_counts if h.is_float else h.positive_deltas,
+            npos,
+            "positive",
+        ),
+        (
+            h.negative_spans,
+            layout.negative_spans,
+            h.negative_counts if h.is_float else h.negative_deltas,
+            nneg,
+            "negative",
+        ),
     ):
+        if len(buckets) != n:
+            raise EncodeError(
+                f"histogram {index}: {len(buckets)} {side} buckets, the chunk's layout has {n}"
+            )
         if spans == chunk_spans:
             continue
-        if sum(s.length for s in spans) != n or bucket_indices(spans) != bucket_indices(
+        if bucket_count(spans, buckets, side) != n or bucket_indices(spans) != bucket_indices(
             chunk_spans
         ):
             raise EncodeError(
@@ -379,8 +401,12 @@ def bucket_count(spans: Sequence[m.BucketSpan], buckets: Sequence[object], side:
     """The number of buckets ``spans`` cover; raises unless ``buckets`` has as many."""
     n = 0
     for s in spans:
-        if not isinstance(s.length, int) or s.length < 0:
+        if not isinstance(s, m.BucketSpan):
+            raise EncodeError(f"{side} span {s!r} is not a BucketSpan")
+        if not isinstance(s.length, int) or not 0 <= s.length <= _MAX_UINT32:
             raise EncodeError(f"{side} span length {s.length!r} is not a uint32")
+        if not isinstance(s.offset, int) or not _INT32_MIN <= s.offset <= _INT32_MAX:
+            raise EncodeError(f"{side} span offset {s.offset!r} is not an int32")
         n += s.length
     if n != len(buckets):
         raise EncodeError(f"{side} spans need {n} buckets, the histogram has {len(buckets)}")
