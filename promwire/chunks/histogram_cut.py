@@ -122,11 +122,6 @@ class _Chunk:
         self.stale = False
         self.min_time = min_time
 
-    def layout_of(self) -> m.Histogram:
-        # The first non-stale sample carries the chunk's layout (a chunk whose
-        # first sample is stale takes only stale markers).
-        return self.samples[0]
-
     def to_chunk(self) -> m.Chunk:
         encode = encode_float_histogram_chunk if self.is_float else encode_histogram_chunk
         return m.Chunk(
@@ -135,10 +130,6 @@ class _Chunk:
             type=m.ChunkEncoding.FLOAT_HISTOGRAM if self.is_float else m.ChunkEncoding.HISTOGRAM,
             data=encode(self.samples, header=self.header),
         )
-
-
-def _same_zero_threshold(a: float, b: float) -> bool:
-    return a == b
 
 
 def _appendable(
@@ -156,7 +147,7 @@ def _appendable(
     last_cnt, last_zcnt = _count(last)
     if cnt < last_cnt:
         return False, True, [], []
-    if h.schema != last.schema or not _same_zero_threshold(h.zero_threshold, last.zero_threshold):
+    if h.schema != last.schema or h.zero_threshold != last.zero_threshold:
         return False, False, [], []
     if zcnt < last_zcnt:
         return False, True, [], []
@@ -254,9 +245,7 @@ def cut_histogram_chunks(
                     ok = False
                 else:
                     last = app.samples[-1]
-                    if h.schema == last.schema and _same_zero_threshold(
-                        h.zero_threshold, last.zero_threshold
-                    ):
+                    if h.schema == last.schema and h.zero_threshold == last.zero_threshold:
                         ok = True
                         p_fwd, p_bwd, p_merged = expand_both_ways(
                             last.positive_spans, h.positive_spans
