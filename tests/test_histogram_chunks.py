@@ -191,6 +191,27 @@ def test_other_zero_thresholds_take_nine_bytes(threshold: float) -> None:
     assert decode_histogram_chunk(data)[0].zero_threshold == threshold
 
 
+def test_go_bstream_leaves_an_empty_byte_after_a_final_whole_byte_write() -> None:
+    # Layout 11 bits + t=1 (5 bits): the three raw 64-bit values start on a
+    # byte boundary, so Go's writeByte leaves one empty byte at the end.
+    one = Histogram(count_float=1.0, zero_count_float=0.0, sum=0.5, timestamp=1)
+    data = encode_float_histogram_chunk([one])
+    assert len(data) == 3 + (16 + 192) // 8 + 1 and data[-1] == 0
+    assert decode_float_histogram_chunk(data)[0].count_float == 1.0
+    # t=20 (9 bits): not on a boundary, no extra byte.
+    data = encode_float_histogram_chunk([Histogram(count_float=1.0, sum=0.5, timestamp=20)])
+    assert len(data) == 3 + (20 + 192 + 7) // 8
+    # A varbit whose 18-bit payload ends on a boundary is not a whole-bytes write;
+    # a 56-bit payload is.
+    w = BitWriter()
+    w.varbit_int(100_000)  # 6 + 18 bits
+    assert len(w.getvalue()) == 3
+    w = BitWriter()
+    w.varbit_int(1 << 40)  # 8 + 56 bits
+    assert len(w.getvalue()) == 9 and w.getvalue()[-1] == 0
+    assert BitReader(w.getvalue()).varbit_int() == 1 << 40
+
+
 def test_bucket_set_helpers_follow_prometheus() -> None:
     # The example in Prometheus' expandSpansForward comment.
     old = [BucketSpan(0, 2), BucketSpan(2, 1), BucketSpan(3, 2), BucketSpan(3, 1), BucketSpan(1, 1)]

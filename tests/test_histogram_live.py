@@ -142,7 +142,7 @@ def _series(rng: random.Random, start: int, *, is_float: bool) -> list[Histogram
     return out
 
 
-def _gauge(rng: random.Random, start: int) -> list[Histogram]:
+def _gauge(rng: random.Random, start: int, *, is_float: bool = False) -> list[Histogram]:
     """A gauge histogram: buckets go down, come and go - only in the first 60.
 
     Prometheus 2.42 re-encodes the open head chunk for a read with the
@@ -159,7 +159,9 @@ def _gauge(rng: random.Random, start: int) -> list[Histogram]:
             }
         else:
             pos = {k: float(i) for k in range(0, 4)}
-        out.append(_histogram(t, pos, {}, 0, 0, is_float=False, hint=ResetHint.GAUGE))
+        # 2.42 takes a histogram as a float one only with a count above zero.
+        zero = 1 if is_float else 0
+        out.append(_histogram(t, pos, {}, zero, 0, is_float=is_float, hint=ResetHint.GAUGE))
     return out
 
 
@@ -257,6 +259,7 @@ def test_native_histograms_round_trip_through_prometheus(prom: PrometheusProcess
         "pw_hist_int": _series(rng, start, is_float=False),
         "pw_hist_float": _series(rng, start + 17, is_float=True),
         "pw_hist_gauge": _gauge(rng, start + 5),
+        "pw_hist_fgauge": _gauge(rng, start + 9, is_float=True),
     }
     with RemoteWriteClient(prom.url + "/api/v1/write") as client:
         for i in range(0, N, 50):
@@ -280,9 +283,11 @@ def test_native_histograms_round_trip_through_prometheus(prom: PrometheusProcess
 
     for name, series in got.items():
         chunks = series.chunks
-        kind = ChunkEncoding.FLOAT_HISTOGRAM if name == "pw_hist_float" else ChunkEncoding.HISTOGRAM
+        floats = name in ("pw_hist_float", "pw_hist_fgauge")
+        kind = ChunkEncoding.FLOAT_HISTOGRAM if floats else ChunkEncoding.HISTOGRAM
         assert {c.type for c in chunks} == {kind}
-        assert len(chunks) >= (2 if name == "pw_hist_gauge" else 5)
+        gauge = name in ("pw_hist_gauge", "pw_hist_fgauge")
+        assert len(chunks) >= (2 if gauge else 5)
         decoded: list[Histogram] = []
         for c in chunks:
             if c.type == ChunkEncoding.HISTOGRAM:
@@ -309,7 +314,7 @@ def test_native_histograms_round_trip_through_prometheus(prom: PrometheusProcess
         assert [c.data[:3] for c in mine[:-1]] == [c.data[:3] for c in chunks[:-1]], name
         assert chunk_header(chunks[-1].data) == CounterResetHeader.UNKNOWN
         headers = {chunk_header(c.data) for c in mine}
-        if name == "pw_hist_gauge":
+        if gauge:
             assert headers == {CounterResetHeader.GAUGE}
             # Closed chunks say GAUGE; the open one, re-encoded by 2.42, says
             # nothing more than a counter chunk would.

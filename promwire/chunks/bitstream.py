@@ -251,17 +251,30 @@ class BitWriter:
 
     Bits are gathered in a small integer accumulator and flushed to a
     bytearray once it holds a few hundred bits, so shifts stay cheap.
+
+    One quirk of Go's ``bstream`` is kept: ``writeBits`` writes whole bytes
+    with ``writeByte``, which always appends the byte after the one it
+    fills. When a chunk's last ``writeBits`` call is a multiple of 8 bits
+    and ends on a byte boundary, that appended byte stays, empty: Prometheus'
+    chunk then ends with one zero byte more. ``_whole`` remembers whether the
+    last Go call this writer stands for was such a whole-bytes write.
     """
 
-    __slots__ = ("_acc", "_nacc", "_out")
+    __slots__ = ("_acc", "_nacc", "_out", "_whole")
 
     def __init__(self) -> None:
         self._out = bytearray()
         self._acc = 0
         self._nacc = 0
+        self._whole = False
 
-    def write(self, value: int, n: int) -> None:
-        """Append the low ``n`` bits of ``value`` (two's complement for negatives)."""
+    def write(self, value: int, n: int, whole: bool | None = None) -> None:
+        """Append the low ``n`` bits of ``value`` (two's complement for negatives).
+
+        ``whole``: whether Go's last ``writeBits`` call for these bits wrote
+        whole bytes (default: ``n`` is a multiple of 8, as for one call).
+        """
+        self._whole = n % 8 == 0 if whole is None else whole
         self._acc = (self._acc << n) | (value & ((1 << n) - 1))
         self._nacc += n
         if self._nacc >= 256:
@@ -276,7 +289,7 @@ class BitWriter:
             self.write(0, 1)
         else:
             code, n = _varbit_code(v)
-            self.write(code, n)
+            self.write(code, n, n >= 64)  # payloads of 56 and 64 bits are whole bytes
 
     def varbit_dods(self, values: list[int], last: list[int], deltas: list[int]) -> None:
         """The integer histogram encoder's inner loop, one bucket after the other:
@@ -287,6 +300,7 @@ class BitWriter:
         """
         acc = self._acc
         nacc = self._nacc
+        whole = self._whole
         lo = _INT64_MIN
         hi = -_INT64_MIN - 1
         for i, v in enumerate(values):
@@ -299,12 +313,14 @@ class BitWriter:
             if dod == 0:  # the common case: one 0 bit
                 acc <<= 1
                 nacc += 1
+                whole = False
             else:
                 if not lo <= dod <= hi:
                     dod = _wrap64(dod)
                 code, n = _varbit_code(dod)
                 acc = (acc << n) | code
                 nacc += n
+                whole = n >= 64
             if nacc >= 256:
                 keep = nacc & 7
                 self._out += (acc >> keep).to_bytes(nacc >> 3, "big")
@@ -312,6 +328,7 @@ class BitWriter:
                 nacc = keep
         self._acc = acc
         self._nacc = nacc
+        self._whole = whole
 
     def varbit_uint(self, v: int) -> None:
         """``putVarbitUint``: ``v`` must already be a uint64."""
@@ -320,19 +337,19 @@ class BitWriter:
         elif v < 1 << 3:
             self.write((0b10 << 3) | v, 5)
         elif v < 1 << 6:
-            self.write((0b110 << 6) | v, 9)
+            self.write((0b110 << 6) | v, 9, False)
         elif v < 1 << 9:
             self.write((0b1110 << 9) | v, 13)
         elif v < 1 << 12:
             self.write((0b11110 << 12) | v, 17)
         elif v < 1 << 18:
-            self.write((0b111110 << 18) | v, 24)
+            self.write((0b111110 << 18) | v, 24, False)
         elif v < 1 << 25:
-            self.write((0b1111110 << 25) | v, 32)
+            self.write((0b1111110 << 25) | v, 32, False)
         elif v < 1 << 56:
-            self.write((0b11111110 << 56) | v, 64)
+            self.write((0b11111110 << 56) | v, 64, True)
         else:
-            self.write((0b11111111 << 64) | v, 72)
+            self.write((0b11111111 << 64) | v, 72, True)
 
     def xor(self, new: int, old: int, lead_w: int, trail_w: int) -> tuple[int, int]:
         """``xorWrite`` of value bits ``new`` after ``old``; returns the window after it."""
@@ -346,16 +363,21 @@ class BitWriter:
         trail = (x & -x).bit_length() - 1
         if lead_w != NO_WINDOW and lead >= lead_w and trail >= trail_w:
             sig = 64 - lead_w - trail_w
-            self.write((0b10 << sig) | (x >> trail_w), 2 + sig)
+            self.write((0b10 << sig) | (x >> trail_w), 2 + sig, sig % 8 == 0)
             return lead_w, trail_w
         sig = 64 - lead - trail
-        self.write((((0b11 << 5 | lead) << 6 | (sig & 0x3F)) << sig) | (x >> trail), 13 + sig)
+        self.write(
+            (((0b11 << 5 | lead) << 6 | (sig & 0x3F)) << sig) | (x >> trail), 13 + sig, sig % 8 == 0
+        )
         return lead, trail
 
     def getvalue(self) -> bytes:
-        """The bytes written so far, the last one padded with zero bits."""
+        """The bytes written so far, the last one padded with zero bits (plus the
+        empty byte Go leaves after a final whole-bytes write on a byte boundary)."""
         out = bytes(self._out)
         if self._nacc:
             pad = -self._nacc & 7
             out += (self._acc << pad).to_bytes((self._nacc + pad) >> 3, "big")
+        if self._whole and not self._nacc & 7:
+            out += b"\x00"
         return out
