@@ -393,3 +393,38 @@ def _compare_query_range(prom: PrometheusProcess, name: str, hs: list[Histogram]
             )
         checked += 1
     assert checked >= len(hs) - 5  # every histogram seen at least once (gaps repeat them)
+
+
+def test_xor_chunks_reencode_byte_identically(prom: PrometheusProcess) -> None:
+    # Short series of random values: some chunks end with a whole-bytes
+    # write on a byte boundary, after which Go's bstream leaves an empty
+    # byte (always so for one-sample chunks). promwire's XOR encoder must
+    # write the same bytes.
+    from promwire import Sample
+    from promwire.chunks.xor import decode_xor, encode_xor
+
+    rng = random.Random(42)
+    start = int(time.time() * 1000) - 600_000
+    series = []
+    for i in range(400):
+        n = rng.choice([1, 1, 2, 3, 5, 8])
+        t = start + rng.randint(0, 1000)
+        samples = []
+        for _ in range(n):
+            t += rng.choice([1000, 15000, 15001, 60000])
+            bits = rng.getrandbits(64) & ~(0x7FF << 52) | (rng.randint(1, 0x7FE) << 52)
+            value = struct.unpack("<d", struct.pack("<Q", bits))[0]
+            samples.append(Sample(rng.choice([value, 1.0, float(i), value * 2]), t))
+        series.append(TimeSeries(labels=[Label("__name__", f"pw_xor_{i}")], samples=samples))
+    with RemoteWriteClient(prom.url + "/api/v1/write") as client:
+        assert client.send(WriteRequest(timeseries=series)).status == 204
+    query = Query(start, start + 600_000, [LabelMatcher(MatchType.RE, "__name__", "pw_xor_.*")])
+    got = list(iter_chunked_series(_read_raw(prom.url, query)))
+    assert len(got) == 400
+    trailing = 0
+    for _, s in got:
+        for chunk in s.chunks:
+            ts, vs = decode_xor(chunk.data)
+            assert encode_xor(ts, vs) == chunk.data
+            trailing += chunk.data[-1] == 0 and len(ts) > 1
+    assert trailing  # the multi-sample case occurred, not only single samples
