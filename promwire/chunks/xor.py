@@ -6,7 +6,10 @@ A chunk of ``Chunk.type == ChunkEncoding.XOR`` holds up to 65535 float samples::
     sample 0    zigzag varint timestamp, 64 raw value bits          (byte aligned)
     sample 1    uvarint timestamp delta, value block                (delta byte aligned)
     sample n>=2 delta-of-delta block, value block
-    zero padding to the next byte
+    zero padding to the next byte, plus one empty byte when the last write
+    was whole bytes ending on a byte boundary (Go's bstream.writeByte
+    always appends the next byte): always after a lone sample 0, and after
+    a last value block of 8, 16, ... significant bits that ends aligned
 
 Delta-of-delta blocks (``dod = delta_n - delta_(n-1)``)::
 
