@@ -29,25 +29,38 @@ MASK64 = (1 << 64) - 1
 
 
 class BitWriter:
-    """Bits appended MSB-first into a bytearray, one at a time."""
+    """Go's ``bstream`` writer, bit by bit: ``count`` free bits in the last byte.
+
+    As in Go, :meth:`byte` always appends the byte after the one it fills,
+    and :meth:`bits` writes whole bytes through it: a stream whose last
+    write was whole bytes on a byte boundary ends with one empty byte.
+    """
 
     def __init__(self) -> None:
         self.out = bytearray()
-        self.nbits = 0
+        self.count = 0
 
     def bit(self, b: int) -> None:
-        if self.nbits % 8 == 0:
+        if self.count == 0:
             self.out.append(0)
+            self.count = 8
         if b:
-            self.out[-1] |= 0x80 >> (self.nbits % 8)
-        self.nbits += 1
+            self.out[-1] |= 1 << (self.count - 1)
+        self.count -= 1
 
     def bits(self, value: int, n: int) -> None:
+        while n >= 8:
+            self.byte((value >> (n - 8)) & 0xFF)
+            n -= 8
         for i in range(n - 1, -1, -1):
             self.bit((value >> i) & 1)
 
     def byte(self, b: int) -> None:
-        self.bits(b, 8)
+        if self.count == 0:
+            self.out.append(0)
+            self.count = 8
+        self.out[-1] |= b >> (8 - self.count)
+        self.out.append((b << self.count) & 0xFF)
 
 
 class BitReader:

@@ -9,6 +9,9 @@ Every kind of input a target can ask for (``Target.seeds``):
 * ``stream`` - captured streamed remote-read answers (framed, not snappy);
 * ``chunked`` - the single ``ChunkedReadResponse`` messages in those frames;
 * ``xor`` - the XOR chunks inside them;
+* ``histogram`` / ``float-histogram`` - the integer histogram chunks inside
+  them, and float histogram chunks promwire encodes from their histograms
+  (Prometheus 2.42 writes float histograms only from remote write);
 * ``text`` - write requests in promwire's text form;
 * ``json`` - write requests in proto3 JSON.
 * ``regex`` - a label-matcher regex, a NUL byte, and a value to match.
@@ -92,6 +95,36 @@ def _frames(stream: bytes) -> list[bytes]:
 
 
 @cache
+def _histogram_seeds(floats: bool) -> list[bytes]:
+    """Histogram chunks of the captures; float ones re-encoded from them."""
+    from promwire.chunks.float_histogram import encode_float_histogram_chunk
+    from promwire.chunks.histogram import decode_histogram_chunk
+
+    out: list[bytes] = []
+    for message in seeds("chunked"):
+        response = promwire.decode(promwire.ChunkedReadResponse, message)
+        for series in response.chunked_series:
+            for chunk in series.chunks:
+                if int(chunk.type) != promwire.ChunkEncoding.HISTOGRAM:
+                    continue
+                if not floats:
+                    out.append(chunk.data)
+                    continue
+                hs = decode_histogram_chunk(chunk.data)[:30]
+                for h in hs:
+                    h.count_float = float(h.count_int or 0)
+                    h.zero_count_float = float(h.zero_count_int or 0)
+                    h.count_int = h.zero_count_int = None
+                    total = 0
+                    for d in h.positive_deltas:
+                        total += d
+                        h.positive_counts.append(float(total))
+                    h.positive_deltas = []
+                out.append(encode_float_histogram_chunk(hs, header=0))
+    out += [b"\x00\x00\x00", b"\x00\x01\x00"]
+    return out
+
+
 def seeds(kind: str) -> tuple[bytes, ...]:
     """The seed inputs of one kind (see the module docstring)."""
     compressed, other = _captures()
@@ -118,6 +151,8 @@ def seeds(kind: str) -> tuple[bytes, ...]:
             response = promwire.decode(promwire.ChunkedReadResponse, message)
             out += [c.data for s in response.chunked_series for c in s.chunks]
         out += [b"\x00\x00", b"\x00\x01"]
+    elif kind in ("histogram", "float-histogram"):
+        out += _histogram_seeds(kind == "float-histogram")
     elif kind == "text":
         from promwire.codec import textform as textformat
 
@@ -138,5 +173,16 @@ def seeds(kind: str) -> tuple[bytes, ...]:
 
 def describe() -> dict[str, Any]:
     """How many seeds of each kind there are (for the runner's report)."""
-    kinds = ("payload", "snappy", "stream", "chunked", "xor", "text", "json", "regex")
+    kinds = (
+        "payload",
+        "snappy",
+        "stream",
+        "chunked",
+        "xor",
+        "histogram",
+        "float-histogram",
+        "text",
+        "json",
+        "regex",
+    )
     return {k: len(seeds(k)) for k in kinds}

@@ -305,6 +305,52 @@ def _build() -> tuple[list[Target], dict[str, str]]:
     except ImportError as exc:
         unavailable["xor:chunk"] = repr(exc)
 
+    hist_decoders: dict[int, Any] = {}
+    try:
+        from promwire.chunks import float_histogram, histogram
+
+        hist_decoders = {
+            2: histogram.decode_histogram_chunk,
+            3: float_histogram.decode_float_histogram_chunk,
+        }
+
+        def _histogram_target(decode: Any, encode: Any) -> Callable[[bytes], None]:
+            def target(data: bytes) -> None:
+                hs = decode(data)
+                if len(hs) != (data[0] << 8 | data[1]):
+                    raise Broken("histogram chunk decoded to a count it does not declare")
+                # What decodes re-encodes (or is refused with EncodeError) and
+                # reaches a fixed point: encode(decode(x)) decodes and encodes
+                # to the same bytes.
+                header = data[2] >> 6
+                once = encode(hs, header=header)
+                if encode(decode(once), header=header) != once:
+                    raise Broken("histogram chunk does not reach a fixed point")
+
+            return target
+
+        targets.append(
+            Target(
+                "histogram:chunk",
+                _histogram_target(
+                    histogram.decode_histogram_chunk, histogram.encode_histogram_chunk
+                ),
+                "histogram",
+            )
+        )
+        targets.append(
+            Target(
+                "histogram:float-chunk",
+                _histogram_target(
+                    float_histogram.decode_float_histogram_chunk,
+                    float_histogram.encode_float_histogram_chunk,
+                ),
+                "float-histogram",
+            )
+        )
+    except ImportError as exc:
+        unavailable["histogram:*"] = repr(exc)
+
     try:
         from promwire.chunks import frames
 
@@ -328,7 +374,10 @@ def _build() -> tuple[list[Target], dict[str, str]]:
                 if xor_module is not None:
                     for series in response.chunked_series:
                         for chunk in series.chunks:
-                            xor_module.decode_chunk(chunk)
+                            if int(chunk.type) in hist_decoders:
+                                hist_decoders[int(chunk.type)](chunk.data)
+                            else:
+                                xor_module.decode_chunk(chunk)
 
         targets.append(Target("frames:stream", frame_stream, "stream"))
         targets.append(Target("frames:chunked-response", streamed_response, "chunked"))

@@ -31,7 +31,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO
 
 from . import __version__, snappy
@@ -44,6 +44,7 @@ from .codec.messages import (
     ReadRequest,
     ReadResponse,
     ResponseType,
+    TimeSeries,
     WriteRequest,
 )
 from .codec.textform import parse_duration
@@ -578,16 +579,19 @@ def cmd_read(args: argparse.Namespace) -> int:
         raise CliError(str(exc), EXIT_USAGE) from None
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    n_series = n_samples = 0
+    n_series = n_samples = n_histograms = 0
     collected = []
     try:
         for _, series in client.read(request):
             n_series += 1
             n_samples += len(series.samples)
+            n_histograms += len(series.histograms)
             if args.output == "json":
                 collected.append(series)
             else:
                 for line in format_series(series):
+                    print(line)
+                for line in _histogram_lines(series):
                     print(line)
     except RemoteReadError as exc:
         raise CliError(str(exc), EXIT_REMOTE) from None
@@ -595,8 +599,9 @@ def cmd_read(args: argparse.Namespace) -> int:
         raise CliError(f"{args.url}: bad answer: {exc}", EXIT_REMOTE) from None
     if args.output == "json":
         _print_json(to_dict(ReadResponse(results=[QueryResult(timeseries=collected)])))
+    histograms = f", {n_histograms} histograms" if n_histograms else ""
     _say(
-        f"{n_series} series, {n_samples} samples "
+        f"{n_series} series, {n_samples} samples{histograms} "
         f"({(client.last_content_type or '?').split(';')[0]})"
     )
     return EXIT_OK
@@ -691,6 +696,45 @@ def _add_migrate_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_migrate)
 
 
+def _histogram_lines(series: TimeSeries) -> Iterator[str]:
+    """Text lines for native histograms: ``# histogram labels {count=.. sum=.. ...} timestamp``.
+
+    Buckets are ``index:count`` pairs (absolute counts) of each side. The
+    lines are comments of the text form, so ``read | write`` copies the
+    float samples and skips them.
+    """
+    from .codec.textform import format_labels
+
+    head = format_labels(series.labels)
+    for h in series.histograms:
+        sides = []
+        for name, spans, deltas, counts in (
+            ("positive", h.positive_spans, h.positive_deltas, h.positive_counts),
+            ("negative", h.negative_spans, h.negative_deltas, h.negative_counts),
+        ):
+            values: list[int | float] = list(counts) if h.is_float else []
+            if not h.is_float:
+                total = 0
+                for d in deltas:
+                    total += d
+                    values.append(total)
+            indices: list[int] = []
+            idx = 0
+            for span in spans:  # the first offset is absolute, later ones skip buckets
+                idx += span.offset
+                indices.extend(range(idx, idx + span.length))
+                idx += span.length
+            pairs = ",".join(f"{i}:{v!r}" for i, v in zip(indices, values, strict=False))
+            sides.append(f"{name}={pairs}")
+        count = h.count_float if h.is_float else h.count_int
+        zero = h.zero_count_float if h.is_float else h.zero_count_int
+        yield (
+            f"# histogram {head} {{count={count!r} sum={h.sum!r} schema={h.schema} "
+            f"zero_threshold={h.zero_threshold!r} zero_count={zero!r} {' '.join(sides)} "
+            f"hint={int(h.reset_hint)}}} {h.timestamp}"
+        )
+
+
 # ------------------------------------------------------------------------- serve
 
 
@@ -770,7 +814,8 @@ def build_parser(*, serve_options: bool = True) -> argparse.ArgumentParser:
     p.add_argument(
         "--samples",
         action="store_true",
-        help="for a chunked stream: decode the chunks into samples (ReadResponse JSON)",
+        help="for a chunked stream: decode the chunks into samples and native histograms "
+        "(ReadResponse JSON)",
     )
     p.add_argument(
         "--max-decompressed-size",

@@ -109,7 +109,7 @@ def test_overlapping_chunks_merge_like_decode_series() -> None:
 
 def test_unsupported_chunks_raise_or_skip() -> None:
     chunked = _chunked(_series(10))
-    chunked.chunks.append(p.Chunk(0, 1, p.ChunkEncoding.FLOAT_HISTOGRAM, b"\x00\x01"))
+    chunked.chunks.append(p.Chunk(0, 1, p.ChunkEncoding.XOR2, b"\x00\x01"))
     with pytest.raises(UnsupportedChunkEncoding):
         decode_series_columns(chunked)
     sc = decode_series_columns(chunked, on_unsupported="skip")

@@ -24,7 +24,16 @@ MAX_LEN = 4096
 #: An input taking this long means super-linear work: a denial of service.
 SLOW = 5.0
 
-EXPECTED_FAMILIES = ("decode:", "decode:v2.", "snappy:", "receive:", "xor:", "frames:", "text:")
+EXPECTED_FAMILIES = (
+    "decode:",
+    "decode:v2.",
+    "snappy:",
+    "receive:",
+    "xor:",
+    "histogram:",
+    "frames:",
+    "text:",
+)
 
 
 def test_every_decoder_has_a_target(fixtures_dir: Path) -> None:

@@ -279,20 +279,23 @@ def _histogram(t: int) -> Histogram:
     )
 
 
-def test_histograms_are_left_out_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+def test_histograms_are_streamed_as_histogram_chunks() -> None:
     mixed = ts("mixed", 3)
     mixed.histograms = [_histogram(5000)]
     only = TimeSeries([Label("__name__", "only_h")], histograms=[_histogram(1000)])
     spy = Spy([mixed, only])
-    with caplog.at_level(logging.WARNING, "promwire"):
-        body = body_bytes(handle_read(read_body(Query(), accepted=[STREAMED]), {}, spy))
-    assert [s for _, s in read_streamed_response(body)] == [ts("mixed", 3)]
-    assert "native histograms of 2 series left out" in caplog.text
+    body = body_bytes(handle_read(read_body(Query(), accepted=[STREAMED]), {}, spy))
+    got = [s for _, s in read_streamed_response(body)]
+    assert [s.samples for s in got] == [mixed.samples, []]
+    for series, want in zip(got, (mixed, only), strict=True):
+        [h] = series.histograms
+        assert (h.timestamp, h.count_int, h.sum) == (want.histograms[0].timestamp, 2, 3.0)
+        assert (h.positive_spans, h.positive_deltas) == ([BucketSpan(0, 1)], [2])
     # SAMPLES still carries them.
     samples = handle_read(read_body(Query()), {}, spy)
     assert isinstance(samples.body, bytes)
-    got = decode(ReadResponse, snappy.decompress(samples.body)).results[0].timeseries
-    assert got == [mixed, only]
+    answer = decode(ReadResponse, snappy.decompress(samples.body)).results[0].timeseries
+    assert answer == [mixed, only]
 
 
 def test_sqlite_histograms_are_not_streamed(caplog: pytest.LogCaptureFixture) -> None:

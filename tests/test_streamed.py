@@ -33,6 +33,7 @@ from promwire.chunks.streamed import (
     aread_streamed_response,
     decode_series,
     iter_chunked_series,
+    read_streamed_columns,
     read_streamed_response,
     stream_chunked_response,
 )
@@ -91,7 +92,7 @@ def test_streamed_fixture_gives_exactly_the_samples_of_the_samples_fixture(
     assert n_samples >= 290
 
 
-def test_histogram_chunks_are_unsupported_but_available(fixtures_dir: Path) -> None:
+def test_histogram_chunks_decode_to_histograms(fixtures_dir: Path) -> None:
     raw = _streamed(fixtures_dir, "rr_native_hist")
     series = list(iter_chunked_series([raw]))
     assert len(series) == 1
@@ -99,14 +100,23 @@ def test_histogram_chunks_are_unsupported_but_available(fixtures_dir: Path) -> N
     assert query_index == 0
     assert {c.type for c in cs.chunks} == {ChunkEncoding.HISTOGRAM}
     assert all(c.data[:2] != b"\x00\x00" for c in cs.chunks)
-    with pytest.raises(UnsupportedChunkEncoding) as info:
-        list(read_streamed_response([raw]))
-    assert info.value.chunk.data == cs.chunks[0].data  # type: ignore[attr-defined]
-    skipped = list(read_streamed_response([raw], on_unsupported="skip"))
-    assert [(i, ts.labels, ts.samples) for i, ts in skipped] == [(0, cs.labels, [])]
+    [(index, ts)] = list(read_streamed_response([raw]))
+    assert (index, ts.labels, ts.samples) == (0, cs.labels, [])
+    assert len(ts.histograms) == sum(int.from_bytes(c.data[:2], "big") for c in cs.chunks)
+    # the columnar reader carries the same histograms beside its arrays
+    [(_, columns)] = list(read_streamed_columns([raw]))
+    assert columns.histograms == ts.histograms and len(columns.timestamps) == 0
     # the two-query capture holds one such series among float ones
-    with pytest.raises(UnsupportedChunkEncoding):
-        list(read_streamed_response([_streamed(fixtures_dir, "rr_two_queries")]))
+    both = list(read_streamed_response([_streamed(fixtures_dir, "rr_two_queries")]))
+    assert sum(1 for _, s in both if s.histograms) == 1
+    # encodings that remain unknown still raise (or are skipped)
+    odd = ChunkedSeries(cs.labels, [*cs.chunks, Chunk(0, 1, ChunkEncoding.XOR2, b"\x00\x00")])
+    body = b"".join(stream_chunked_response([(0, [odd])]))
+    with pytest.raises(UnsupportedChunkEncoding) as info:
+        list(read_streamed_response([body]))
+    assert info.value.chunk.type == ChunkEncoding.XOR2  # type: ignore[attr-defined]
+    [(_, skipped)] = list(read_streamed_response([body], on_unsupported="skip"))
+    assert skipped.histograms == ts.histograms
 
 
 def test_resending_prometheus_samples_reproduces_its_stream(fixtures_dir: Path) -> None:
@@ -221,12 +231,18 @@ def test_series_without_chunks_produce_no_frame() -> None:
     assert list(stream_chunked_response([(0, []), (1, [])])) == []
 
 
-def test_histogram_timeseries_cannot_be_streamed() -> None:
+def test_histogram_timeseries_are_streamed_as_histogram_chunks() -> None:
     ts = TimeSeries(
         labels=[Label("__name__", "h")], histograms=[Histogram(count_int=1, timestamp=5)]
     )
+    body = b"".join(stream_chunked_response([(0, [ts])]))
+    [(_, cs)] = list(iter_chunked_series([body]))
+    assert [c.type for c in cs.chunks] == [ChunkEncoding.HISTOGRAM]
+    [(_, got)] = list(read_streamed_response([body]))
+    assert [(h.timestamp, h.count_int) for h in got.histograms] == [(5, 1)]
+    bad = TimeSeries(labels=ts.labels, histograms=[Histogram(count_int=-1, timestamp=5)])
     with pytest.raises(EncodeError):
-        list(stream_chunked_response([(0, [ts])]))
+        list(stream_chunked_response([(0, [bad])]))
 
 
 def test_writer_is_lazy() -> None:

@@ -82,7 +82,10 @@ def test_empty_and_single_sample_chunks() -> None:
     assert encode_xor([], []) == b"\x00\x00"
     assert decode_xor(b"\x00\x00") == ([], [])
     one = encode_xor([-5], [f(STALE)])
-    assert one == b"\x00\x01\x09" + STALE.to_bytes(8, "big")
+    # Go's bstream leaves an empty byte after the 64 raw value bits (they end
+    # on a byte boundary; checked against Prometheus 2.42 in
+    # tests/test_histogram_live.py::test_xor_chunks_reencode_byte_identically).
+    assert one == b"\x00\x01\x09" + STALE.to_bytes(8, "big") + b"\x00"
     ts, bits = decode_xor_bits(one)
     assert ts == [-5] and bits == [STALE]
 

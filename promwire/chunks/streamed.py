@@ -14,8 +14,9 @@ frames of the response body, filled the way Prometheus fills them:
 Client side, :func:`read_streamed_response` (and :func:`aread_streamed_response`)
 turns a body back into ``(query_index, TimeSeries)`` pairs: consecutive frames
 of the same series (same ``query_index`` and labels) are joined, XOR chunks
-decoded. :func:`iter_chunked_series` gives the joined series with their raw
-chunks instead (for encodings promwire does not decode).
+decoded into samples, histogram chunks into histograms.
+:func:`iter_chunked_series` gives the joined series with their raw chunks
+instead (for encodings promwire does not decode).
 
 Remote-read chunks may hold samples outside the queried range (whole TSDB
 chunks are sent): clients filter by time. The readers return every sample
@@ -31,7 +32,7 @@ import heapq
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
-from itertools import chain
+from itertools import chain, pairwise
 from typing import Literal
 
 from ..codec import messages as m
@@ -40,7 +41,10 @@ from ..codec.decoder import decode
 from ..codec.encoder import encode
 from ..codec.wire import MASK64, varint
 from ..errors import EncodeError
+from .float_histogram import decode_float_histogram_chunk
 from .frames import DEFAULT_MAX_FRAME_SIZE, aiter_frames, encode_frame, iter_frames
+from .histogram import decode_histogram_chunk
+from .histogram_cut import cut_histogram_chunks
 from .xor import SAMPLES_PER_CHUNK, UnsupportedChunk, cut_chunks, decode_xor, decode_xor_columns
 
 __all__ = [
@@ -52,6 +56,7 @@ __all__ = [
     "chunked_messages",
     "decode_series",
     "decode_series_columns",
+    "decode_series_histograms",
     "iter_chunked_series",
     "read_streamed_columns",
     "read_streamed_response",
@@ -77,6 +82,18 @@ def _record(field_tag: int, body: bytes) -> bytes:
     return bytes((field_tag,)) + varint(len(body)) + body
 
 
+def _with_histogram_chunks(
+    chunks: list[m.Chunk], histograms: list[m.Histogram], samples_per_chunk: int
+) -> list[m.Chunk]:
+    """XOR ``chunks`` and the histogram chunks cut from ``histograms``, by start time."""
+    if any(a.timestamp > b.timestamp for a, b in pairwise(histograms)):
+        histograms = sorted(histograms, key=lambda h: h.timestamp)
+    cut = cut_histogram_chunks(histograms, max_samples=min(samples_per_chunk, 0xFFFF))
+    if not chunks:
+        return cut
+    return sorted(chunks + cut, key=lambda c: c.min_time_ms)  # stable: floats first on a tie
+
+
 def chunked_messages(
     results: Iterable[tuple[int, Iterable[m.TimeSeries | m.ChunkedSeries]]],
     *,
@@ -95,12 +112,9 @@ def chunked_messages(
             series_iterable = sorted(series_iterable, key=lambda s: _labels_key(s.labels))
         for series in series_iterable:
             if isinstance(series, m.TimeSeries):
-                if series.histograms:
-                    raise EncodeError(
-                        "native histograms cannot be streamed: promwire has no histogram "
-                        "chunk encoder (answer with SAMPLES or pass ChunkedSeries)"
-                    )
                 chunks = cut_chunks(series.samples, max_samples=samples_per_chunk)
+                if series.histograms:
+                    chunks = _with_histogram_chunks(chunks, series.histograms, samples_per_chunk)
             else:
                 chunks = series.chunks
             if not chunks:
@@ -133,8 +147,9 @@ def stream_chunked_response(
     ``results`` holds ``(query_index, series)`` per query, in request order.
     Series are :class:`~promwire.codec.messages.TimeSeries` (float samples in time
     order, cut into XOR chunks of ``samples_per_chunk`` samples, never more
-    than 1024 bytes; a series carrying histograms raises
-    :class:`~promwire.errors.EncodeError`) or
+    than 1024 bytes; native histograms cut into HISTOGRAM / FLOAT_HISTOGRAM
+    chunks by :func:`~promwire.chunks.histogram_cut.cut_histogram_chunks`,
+    at most ``samples_per_chunk`` each, chunks ordered by start time) or
     :class:`~promwire.codec.messages.ChunkedSeries` (chunks passed through as they
     are, any encoding).
 
@@ -276,15 +291,74 @@ def decode_series(
     return timestamps, values
 
 
+_HISTOGRAM_DECODERS = {
+    m.ChunkEncoding.HISTOGRAM: decode_histogram_chunk,
+    m.ChunkEncoding.FLOAT_HISTOGRAM: decode_float_histogram_chunk,
+}
+
+
+def _timestamp(h: m.Histogram) -> int:
+    return h.timestamp
+
+
+def decode_series_histograms(
+    series: m.ChunkedSeries, *, start_ms: int | None = None, end_ms: int | None = None
+) -> list[m.Histogram]:
+    """Decode a series' ``HISTOGRAM`` and ``FLOAT_HISTOGRAM`` chunks, in time order.
+
+    Other chunks are ignored (:func:`decode_series` reads the XOR ones).
+    Overlapping chunks are merged like :func:`decode_series` does (the
+    earlier chunk wins a duplicate timestamp); ``start_ms``/``end_ms``
+    (inclusive, optional) drop histograms outside the range. Each histogram
+    carries its ``timestamp`` and the reset hint Prometheus reports (see
+    :func:`~promwire.chunks.histogram_layout.hint_at`). Raises
+    :class:`~promwire.errors.DecodeError` for a corrupt chunk.
+    """
+    parts: list[list[m.Histogram]] = []
+    ordered = True
+    last = None
+    for chunk in series.chunks:
+        decoder = _HISTOGRAM_DECODERS.get(int(chunk.type))  # type: ignore[call-overload]
+        if decoder is None:
+            continue
+        hs = decoder(chunk.data)
+        if not hs:
+            continue
+        if last is not None and hs[0].timestamp <= last:
+            ordered = False
+        last = hs[-1].timestamp
+        parts.append(hs)
+    out: list[m.Histogram]
+    if not ordered:
+        out = []
+        for h in heapq.merge(*parts, key=_timestamp):
+            if not out or h.timestamp != out[-1].timestamp:
+                out.append(h)
+    else:
+        out = list(chain.from_iterable(parts))
+    if start_ms is not None or end_ms is not None:
+        lo = start_ms if start_ms is not None else -(1 << 63)
+        hi = end_ms if end_ms is not None else (1 << 63) - 1
+        out = [h for h in out if lo <= h.timestamp <= hi]
+    return out
+
+
 def _to_timeseries(
     series: m.ChunkedSeries,
     start_ms: int | None,
     end_ms: int | None,
     on_unsupported: OnUnsupported,
 ) -> m.TimeSeries:
+    histograms: list[m.Histogram] = []
+    if any(int(c.type) in _HISTOGRAM_DECODERS for c in series.chunks):
+        histograms = decode_series_histograms(series, start_ms=start_ms, end_ms=end_ms)
+        others = [c for c in series.chunks if int(c.type) not in _HISTOGRAM_DECODERS]
+        series = m.ChunkedSeries(labels=series.labels, chunks=others)
     ts, vs = decode_series(series, start_ms=start_ms, end_ms=end_ms, on_unsupported=on_unsupported)
     sample = m.Sample
-    return m.TimeSeries(labels=list(series.labels), samples=list(map(sample, vs, ts)))
+    return m.TimeSeries(
+        labels=list(series.labels), samples=list(map(sample, vs, ts)), histograms=histograms
+    )
 
 
 def read_streamed_response(
@@ -307,12 +381,15 @@ def read_streamed_response(
     head's open chunk), so pass the query's ``start_ms``/``end_ms``
     (inclusive) to get exactly its samples.
 
-    Histogram and other non-XOR chunks raise
+    ``HISTOGRAM`` and ``FLOAT_HISTOGRAM`` chunks become the series'
+    ``histograms`` (see :func:`decode_series_histograms`). Chunks of other
+    encodings (XOR2, the ``*_ST`` ones, unknown numbers) raise
     :class:`~promwire.chunks.xor.UnsupportedChunk`, or are skipped with
     ``on_unsupported="skip"`` (the series is then still yielded, with the
-    float samples it has, possibly none). Use :func:`iter_chunked_series` for
-    the raw chunks. ``max_frame_size`` limits each frame's declared size
-    (Prometheus' client default, 50 000 000 bytes).
+    samples and histograms it has, possibly none). Use
+    :func:`iter_chunked_series` for the raw chunks. ``max_frame_size``
+    limits each frame's declared size (Prometheus' client default,
+    50 000 000 bytes).
     """
     for query_index, series in iter_chunked_series(chunks, max_frame_size=max_frame_size):
         yield query_index, _to_timeseries(series, start_ms, end_ms, on_unsupported)
@@ -347,9 +424,15 @@ def decode_series_columns(
     (:func:`~promwire.chunks.xor.decode_xor_columns`) and joined with
     ``array.extend`` (a copy of raw memory), and the time range is cut with
     two binary searches: no object per sample. Chunks that overlap or come
-    out of order take :func:`decode_series`' merge instead. The same errors
-    and ``on_unsupported`` rule as :func:`decode_series`.
+    out of order take :func:`decode_series`' merge instead. Native histogram
+    chunks become ``histograms`` (:func:`decode_series_histograms`). The same
+    errors and ``on_unsupported`` rule as :func:`decode_series`.
     """
+    histograms: list[m.Histogram] = []
+    if any(int(c.type) in _HISTOGRAM_DECODERS for c in series.chunks):
+        histograms = decode_series_histograms(series, start_ms=start_ms, end_ms=end_ms)
+        others = [c for c in series.chunks if int(c.type) not in _HISTOGRAM_DECODERS]
+        series = m.ChunkedSeries(labels=series.labels, chunks=others)
     timestamps: array[int] = array("q")
     values: array[float] = array("d")
     last = None
@@ -377,7 +460,7 @@ def decode_series_columns(
             b = bisect_right(timestamps, hi)
             timestamps = timestamps[a:b]
             values = values[a:b]
-    return SeriesColumns(tuple(series.labels), timestamps, values)
+    return SeriesColumns(tuple(series.labels), timestamps, values, histograms)
 
 
 def read_streamed_columns(

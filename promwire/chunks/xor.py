@@ -6,7 +6,10 @@ A chunk of ``Chunk.type == ChunkEncoding.XOR`` holds up to 65535 float samples::
     sample 0    zigzag varint timestamp, 64 raw value bits          (byte aligned)
     sample 1    uvarint timestamp delta, value block                (delta byte aligned)
     sample n>=2 delta-of-delta block, value block
-    zero padding to the next byte
+    zero padding to the next byte, plus one empty byte when the last write
+    was whole bytes ending on a byte boundary (Go's bstream.writeByte
+    always appends the next byte): always after a lone sample 0, and after
+    a last value block of 8, 16, ... significant bits that ends aligned
 
 Delta-of-delta blocks (``dod = delta_n - delta_(n-1)``)::
 
@@ -340,6 +343,10 @@ def _encode_prefix(
     i += 1
     if i == stop:
         out[0:2] = (1).to_bytes(2, "big")
+        # Go's bstream: writeByte always appends the byte after the one it
+        # fills, so a chunk whose last write was whole bytes on a byte
+        # boundary ends with one empty byte. Sample 0 always does.
+        out.append(0)
         return bytes(out), 1
 
     # Bits are gathered MSB-first in ``acc`` (``nacc`` valid bits) and flushed
@@ -351,7 +358,10 @@ def _encode_prefix(
     lead_w = 0xFF  # 0xFF = no window yet (as in Prometheus)
     trail_w = 0
     sig_w = 0
-    budget = max_bits - _MAX_SAMPLE_BITS  # a sample may start while total bits <= budget
+    whole = False  # the last value block ended with a whole-bytes write (see above)
+    # A sample may start while total bits <= budget (8 bits kept for the
+    # empty byte Go may leave at the end, see above).
+    budget = max_bits - _MAX_SAMPLE_BITS - 8
     for j in range(i, stop):
         if (len(out) << 3) + nacc > budget:
             stop = j
@@ -397,6 +407,7 @@ def _encode_prefix(
         if x == 0:
             code <<= 1
             ncode += 1
+            whole = False
         else:
             lead = 64 - x.bit_length()
             if lead > 31:
@@ -413,6 +424,7 @@ def _encode_prefix(
                     x >> trail
                 )
                 ncode += 13 + sig_w
+            whole = sig_w % 8 == 0
         acc = (acc << ncode) | code
         nacc += ncode
         if nacc >= 256:
@@ -423,6 +435,8 @@ def _encode_prefix(
     if nacc:
         pad = -nacc & 7
         out += (acc << pad).to_bytes((nacc + pad) >> 3, "big")
+    if whole and not nacc & 7:
+        out.append(0)
     n = stop - start
     out[0:2] = n.to_bytes(2, "big")
     return bytes(out), n

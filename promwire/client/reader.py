@@ -318,10 +318,11 @@ class RemoteReadClient:
     ``max_frame_size``
         largest declared streamed frame (50 000 000, Prometheus' default).
     ``on_unsupported``
-        a streamed answer with chunks promwire cannot decode to samples
-        (native histogram chunks): ``"raise"`` (default,
+        a streamed answer with chunks promwire cannot decode (XOR2, the
+        ``*_ST`` encodings, unknown numbers): ``"raise"`` (default,
         :class:`~promwire.errors.UnsupportedChunkEncoding`) or ``"skip"``
-        them. A SAMPLES answer carries histograms as messages instead.
+        them. Native histogram chunks (HISTOGRAM, FLOAT_HISTOGRAM) are
+        decoded into ``histograms``, as a SAMPLES answer carries them.
 
     One connection per request: a streamed answer is consumed lazily, so the
     client cannot share a connection between concurrently iterated queries.
@@ -404,8 +405,8 @@ class RemoteReadClient:
 
         ``selector`` is PromQL text or a list of
         :class:`~promwire.codec.messages.LabelMatcher`. Each yielded series carries
-        ``samples`` (and ``histograms`` from a SAMPLES answer). The request is
-        sent when iteration starts.
+        ``samples`` and ``histograms`` (decoded from histogram chunks in a
+        streamed answer). The request is sent when iteration starts.
         """
         request = self.request_for(selector, start_ms, end_ms, hints=hints)
         for _, series in self.read(request):
@@ -551,6 +552,8 @@ class RemoteReadClient:
             # range: keep only [start, end] (inclusive, like Prometheus).
             start, end = ranges[index]
             series.samples = [s for s in series.samples if start <= s.timestamp <= end]
+            if series.histograms:
+                series.histograms = [h for h in series.histograms if start <= h.timestamp <= end]
             yield int(index), series
 
     # -- columns, pandas, Arrow

@@ -178,8 +178,8 @@ def handle_read(
     storage has it, else ``process_query``, sorted by label set) become
     frames of one series each, at most ``max_bytes_in_frame`` bytes of chunks
     per frame plus one chunk (Prometheus' rule), float samples cut into XOR
-    chunks of ``samples_per_chunk``. Native histograms of a ``TimeSeries``
-    are left out with a log warning (no histogram chunk encoder). Pass the
+    chunks of ``samples_per_chunk``, native histograms into HISTOGRAM /
+    FLOAT_HISTOGRAM chunks of at most as many. Pass the
     response through :func:`prime_response` before sending it so a failure
     before the first frame becomes an error status; a failure after it ends
     the body with a text message, as Prometheus does.

@@ -30,34 +30,6 @@ def _labels_key(series: TimeSeries | ChunkedSeries) -> tuple[tuple[str, str], ..
     return tuple(sorted((lb.name, lb.value) for lb in series.labels))
 
 
-class _Dropped:
-    """Counts series whose native histograms a streamed answer had to leave out."""
-
-    __slots__ = ("series",)
-
-    def __init__(self) -> None:
-        self.series = 0
-
-    def floats_only(
-        self, items: Iterable[TimeSeries | ChunkedSeries]
-    ) -> Iterator[TimeSeries | ChunkedSeries]:
-        # promwire has no histogram chunk encoder: a TimeSeries' histograms
-        # cannot become chunks, so the series is sent with its float samples only.
-        for series in items:
-            if isinstance(series, TimeSeries) and series.histograms:
-                self.series += 1
-                series = TimeSeries(labels=series.labels, samples=series.samples)
-            yield series
-
-    def warn(self) -> None:
-        if self.series:
-            log.warning(
-                "streamed remote read: native histograms of %d series left out "
-                "(no histogram chunk encoder; ask for SAMPLES to get them)",
-                self.series,
-            )
-
-
 def _sorted_result(result: QueryResult) -> list[TimeSeries]:
     return sorted(result.timeseries, key=_labels_key)
 
@@ -97,10 +69,8 @@ def _stream_frames(
     message (see :func:`_stream_error`). Each frame sent restarts the
     budget's clock: ``max_read_seconds`` bounds the silence between frames.
     """
-    dropped = _Dropped()
     results = (
-        (index, dropped.floats_only(_query_series(storage, ctx, query)))
-        for index, query in enumerate(request.queries)
+        (index, _query_series(storage, ctx, query)) for index, query in enumerate(request.queries)
     )
     started = False
     try:
@@ -115,8 +85,6 @@ def _stream_frames(
         if not started:
             raise
         yield _stream_error(exc)
-    finally:
-        dropped.warn()
 
 
 def _frames_of(
@@ -161,34 +129,30 @@ async def _astream_frames(
     """:func:`_stream_frames` for an async storage: series pulled on the loop,
     each series framed on its own (frames never span series, so this is the
     same byte stream); series of many samples are framed in a worker thread."""
-    dropped = _Dropped()
     started = False
     try:
         for index, query in enumerate(request.queries):
-            async for item in _aquery_series(storage, ctx, query):
-                for series in dropped.floats_only([item]):
-                    size = (
-                        len(series.samples)
-                        if isinstance(series, TimeSeries)
-                        else len(series.chunks)
+            async for series in _aquery_series(storage, ctx, query):
+                size = (
+                    len(series.samples) + len(series.histograms)
+                    if isinstance(series, TimeSeries)
+                    else len(series.chunks)
+                )
+                if size > 4 * samples_per_chunk:
+                    frames = await asyncio.to_thread(
+                        _frames_of, index, series, max_bytes_in_frame, samples_per_chunk
                     )
-                    if size > 4 * samples_per_chunk:
-                        frames = await asyncio.to_thread(
-                            _frames_of, index, series, max_bytes_in_frame, samples_per_chunk
-                        )
-                    else:
-                        frames = _frames_of(index, series, max_bytes_in_frame, samples_per_chunk)
-                    for frame in frames:
-                        started = True
-                        yield frame
-                        if budget is not None:
-                            budget.restart_clock()
+                else:
+                    frames = _frames_of(index, series, max_bytes_in_frame, samples_per_chunk)
+                for frame in frames:
+                    started = True
+                    yield frame
+                    if budget is not None:
+                        budget.restart_clock()
     except Exception as exc:
         if not started:
             raise
         yield _stream_error(exc)
-    finally:
-        dropped.warn()
 
 
 def _is_async_storage(storage: Any) -> bool:
