@@ -51,6 +51,7 @@ from typing import Any, TextIO
 
 from ..stores.regex import DEFAULT_MAX_REGEX_LENGTH
 from ..stores.sqlite import SQLiteStorage
+from ..stores.sqlite_schema import FormatError
 from ._app import DEFAULT_MAX_CONCURRENT_READS, DEFAULT_READ_QUEUE_TIMEOUT
 from .guards import (
     DEFAULT_BODY_TIMEOUT,
@@ -66,6 +67,7 @@ from .handlers.common import (
     DEFAULT_MAX_READ_SECONDS,
     DEFAULT_MAX_READ_SERIES,
 )
+from .units import parse_duration, parse_size
 
 __all__ = [
     "UnusableDatabase",
@@ -119,7 +121,13 @@ def prometheus_snippet(host: str, port: int) -> str:
     )
 
 
-def open_storage(db: str, *, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) -> SQLiteStorage:
+def open_storage(
+    db: str,
+    *,
+    max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH,
+    retention: float | None = None,
+    retention_bytes: int | None = None,
+) -> SQLiteStorage:
     """The SQLite store at ``db``, or :class:`UnusableDatabase` saying why not."""
     if db != ":memory:":
         if os.path.isdir(db):
@@ -128,7 +136,14 @@ def open_storage(db: str, *, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) -
         if not os.path.isdir(parent):
             raise UnusableDatabase(f"{db}: directory {parent} does not exist")
     try:
-        return SQLiteStorage(db, max_regex_length=max_regex_length)
+        return SQLiteStorage(
+            db,
+            max_regex_length=max_regex_length,
+            retention=retention,
+            retention_bytes=retention_bytes,
+        )
+    except FormatError as exc:
+        raise UnusableDatabase(exc.message) from None
     except sqlite3.DatabaseError as exc:
         if "not a database" in str(exc) or "malformed" in str(exc):
             raise UnusableDatabase(f"{db} is not an SQLite database") from None
@@ -242,6 +257,8 @@ def serve(
     max_read_seconds: float = DEFAULT_MAX_READ_SECONDS,
     max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH,
     max_concurrent_reads: int = DEFAULT_MAX_CONCURRENT_READS,
+    retention: float | None = None,
+    retention_bytes: int | None = None,
 ) -> None:
     """Serve remote write and remote read on ``listen``, storing in the SQLite file ``db``.
 
@@ -275,7 +292,9 @@ def serve(
         "max_concurrent_reads": max_concurrent_reads,
     }
     out = out or sys.stdout
-    storage = open_storage(db, max_regex_length=max_regex_length)
+    storage = open_storage(
+        db, max_regex_length=max_regex_length, retention=retention, retention_bytes=retention_bytes
+    )
     try:
         print(f"promwire: storing in {db}, serving on {listen} ({server})", file=out)
         unwritable = storage.check_writable()
@@ -375,6 +394,20 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="accept only requests whose Host header names NAME (repeatable; '*' any). "
         "Default: localhost, 127.0.0.1 and ::1 when listening on loopback, else any",
     )
+    parser.add_argument(
+        "--retention",
+        type=parse_duration,
+        default=None,
+        metavar="DURATION",
+        help="delete samples older than this before the newest (e.g. 15d; default: keep all)",
+    )
+    parser.add_argument(
+        "--retention-size",
+        type=parse_size,
+        default=None,
+        metavar="SIZE",
+        help="delete the oldest chunks once the database uses more (e.g. 10GB; default: no bound)",
+    )
 
 
 def serve_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -384,6 +417,8 @@ def serve_options(args: argparse.Namespace) -> dict[str, Any]:
         "allowed_origins": args.allowed_origin,
         "allowed_hosts": args.allowed_host,
         **{limit.name: getattr(args, limit.name) for limit in _LIMITS},
+        "retention": args.retention,
+        "retention_bytes": args.retention_size,
     }
 
 
