@@ -110,7 +110,7 @@ from .regex import DEFAULT_MAX_REGEX_LENGTH
 from .sqlite_chunks import apply_retention, chunk_rows, compact, cut_groups, encode_groups
 from .sqlite_head import HeadCache, HeadView, RecordBuilder
 from .sqlite_index import select_series
-from .sqlite_schema import prepare
+from .sqlite_schema import label_hash, prepare
 
 __all__ = ["SQLiteStorage"]
 
@@ -168,9 +168,8 @@ def _cached_key_bytes(labels: tuple[Label, ...]) -> int:
     return 120 + sum(200 + 4 * (len(lb.name) + len(lb.value)) for lb in labels)
 
 
-# One series of a write: labels, timestamps, the values' 8-byte patterns,
-# histograms, exemplars.
-_Item = tuple[tuple[Label, ...], "array[int]", bytes, Sequence[Histogram], Sequence[Exemplar]]
+# One series of a write: labels, its number of float samples, histograms, exemplars.
+_Item = tuple[tuple[Label, ...], int, Sequence[Histogram], Sequence[Exemplar]]
 
 
 class SQLiteStorage(BaseStorage):
@@ -229,11 +228,6 @@ class SQLiteStorage(BaseStorage):
         # server that starts a thread per connection does not pile them up.
         self._readers: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._writer = self._connect()
-        if not self._memory and self._writer.execute(
-            "SELECT count(*) FROM sqlite_master"
-        ).fetchone() == (0,):
-            # A new file: freed pages can be given back (on close) only in this mode.
-            self._writer.execute("PRAGMA auto_vacuum=INCREMENTAL")
         try:
             migrated = prepare(self._writer, self.path)
             if migrated and not self._memory:
@@ -244,7 +238,8 @@ class SQLiteStorage(BaseStorage):
             raise
         # Set when a write failed in SQLite: the next write reopens the writer.
         self._writer_stale = False
-        self._series_ids: dict[tuple[Label, ...], int] = {}
+        # ids of a label tuple -> (series id, the tuple itself, kept alive).
+        self._series_ids: dict[tuple[int, ...], tuple[int, tuple[Label, ...]]] = {}
         self._max_cached_series = max_cached_series
         # The series-id cache is bounded by bytes too (an upper estimate of
         # the label tuples it keeps alive); a label set over 16 KiB is looked
@@ -276,6 +271,9 @@ class SQLiteStorage(BaseStorage):
             conn.execute("PRAGMA query_only=ON")
             return conn
         if not self._memory:
+            # Only a file without tables takes it (before WAL mode touches it); then
+            # close() can give freed pages back. Ignored for an existing file.
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         return conn
@@ -382,10 +380,10 @@ class SQLiteStorage(BaseStorage):
         self._compact_locked(flush=True)
         try:
             conn = self._writable()
-            conn.execute("PRAGMA incremental_vacuum")
+            conn.executescript("PRAGMA incremental_vacuum;")  # execute() frees one page only
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except (sqlite3.Error, StorageError) as exc:  # another process may be busy: fine
-            log.debug("not shrunk on close: %s", exc)
+            log.warning("not shrunk on close: %s", exc)
 
     def __enter__(self) -> SQLiteStorage:
         return self
@@ -403,62 +401,89 @@ class SQLiteStorage(BaseStorage):
     def write(self, ctx: Any, request: WriteRequest) -> None:
         """Store a write request in one committed transaction (see the module docstring)."""
         items: list[_Item] = []
+        stamps: list[int] = []
+        values: list[float] = []
+        add_t, add_v = stamps.append, values.append
+        for ts in request.timeseries:
+            if not (ts.samples or ts.histograms or ts.exemplars):
+                continue
+            for sample in ts.samples:
+                add_t(sample.timestamp)
+                add_v(sample.value)
+            items.append((tuple(ts.labels), len(ts.samples), ts.histograms, ts.exemplars))
         try:
-            for ts in request.timeseries:
-                if not (ts.samples or ts.histograms or ts.exemplars):
-                    continue
-                stamps = array("q", [s.timestamp for s in ts.samples])
-                values = array("d", [s.value for s in ts.samples]).tobytes()
-                items.append((tuple(ts.labels), stamps, values, ts.histograms, ts.exemplars))
+            flat_ts = array("q", stamps)
+            flat_bits = array("d", values).tobytes()
         except (OverflowError, TypeError) as exc:
             raise StorageError(f"sqlite write failed: {exc}") from exc
-        self._ingest(items, request.metadata)
+        self._ingest(items, flat_ts, flat_bits, request.metadata)
 
     def write_columns(self, ctx: Any, series: Sequence[SeriesColumns]) -> None:
         """Store columnar series (labels plus timestamp and value arrays) in one
         committed transaction: the write path without per-sample objects."""
-        self._ingest(
-            [
-                (s.labels, s.timestamps, s.values.tobytes(), s.histograms, s.exemplars)
-                for s in series
-                if len(s.timestamps) or s.histograms or s.exemplars
-            ],
-            (),
-        )
+        items: list[_Item] = []
+        flat_ts = array("q")
+        flat_values = array("d")
+        for s in series:
+            if len(s.timestamps) != len(s.values):
+                raise StorageError("write_columns: timestamps and values differ in length")
+            if not (len(s.timestamps) or s.histograms or s.exemplars):
+                continue
+            flat_ts.extend(s.timestamps)
+            flat_values.extend(s.values)
+            items.append((s.labels, len(s.timestamps), s.histograms, s.exemplars))
+        self._ingest(items, flat_ts, flat_values.tobytes(), ())
 
-    def _ingest(self, items: Sequence[_Item], metadata: Sequence[MetricMetadata]) -> None:
+    def _ingest(
+        self,
+        items: Sequence[_Item],
+        flat_ts: array[int],
+        flat_bits: bytes,
+        metadata: Sequence[MetricMetadata],
+    ) -> None:
+        """Write series ``items`` whose float samples are consecutive runs of
+        ``flat_ts`` and ``flat_bits`` (8 bytes a value), in item order."""
         histograms: list[tuple[int, int, bytes]] = []
         exemplars: list[tuple[int, int, int, str]] = []
-        record = RecordBuilder()
+        sids = array("q")
+        offsets = array("q", [0])
         with self._lock:
             if self._closed:
                 raise StorageError("storage is closed")
             conn = self._writable()
             cached = self._series_ids
-            new_ids: dict[tuple[Label, ...], int] = {}
+            new_ids: dict[tuple[int, ...], tuple[int, tuple[Label, ...]]] = {}
             sealed = self._sealed
+            window = self._ooo_ms
             head_total = 0
+            pos = 0
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                for raw, stamps, values, hists, exs in items:
-                    # Labels are frozen and the decoder hands out shared instances, so
-                    # the label tuple itself is a cheap cache key; the canonical key
-                    # (sorted, JSON) is only built for a series not seen before.
-                    sid = cached.get(raw)
-                    if sid is None:
-                        sid = new_ids.get(raw)
-                        if sid is None:
-                            sid = new_ids[raw] = self._series_id(conn, *_labels_key(raw))
-                    if len(stamps):
+                for raw, n, hists, exs in items:
+                    # The decoder hands out shared, immutable Label instances, so the
+                    # ids of a label tuple are a cheap key (hashing Labels is not); the
+                    # cache keeps the tuple alive, so those ids cannot be reused.
+                    key = tuple(map(id, raw))
+                    hit = cached.get(key) or new_ids.get(key)
+                    if hit is None:
+                        sid = self._series_id(conn, *_labels_key(raw))
+                        new_ids[key] = (sid, raw)
+                    else:
+                        sid = hit[0]
+                    if n:
                         bound = sealed.get(sid)
                         if bound is None:
                             row = conn.execute(
                                 "SELECT max(maxt) FROM chunks WHERE series_id = ?", (sid,)
                             ).fetchone()
                             bound = sealed[sid] = _INT64_MIN if row[0] is None else int(row[0])
-                        if bound != _INT64_MIN and min(stamps) < bound - self._ooo_ms:
-                            raise StorageRejected(_too_old(raw, min(stamps), bound, self._ooo_ms))
-                        record.add(sid, stamps, values)
+                        if bound != _INT64_MIN:
+                            oldest = flat_ts[pos] if n == 1 else min(flat_ts[pos : pos + n])
+                            if oldest < bound - window:
+                                raise StorageRejected(_too_old(raw, oldest, bound, window))
+                        pos += n
+                        sids.append(sid)
+                        offsets.append(pos)
                     if hists:
                         histograms.extend((sid, h.timestamp, encode(h)) for h in hists)
                     if exs:
@@ -466,6 +491,7 @@ class SQLiteStorage(BaseStorage):
                             (sid, e.timestamp, _bits(e.value), _labels_key(e.labels)[0])
                             for e in exs
                         )
+                record = RecordBuilder.of(sids, offsets, flat_ts, flat_bits)
                 if len(record):
                     conn.execute(
                         "INSERT INTO head(n, sids, offsets, ts, bits) VALUES (?, ?, ?, ?, ?)",
@@ -520,14 +546,14 @@ class SQLiteStorage(BaseStorage):
             if due:
                 self._compact_locked(flush=False)
 
-    def _remember(self, new_ids: dict[tuple[Label, ...], int]) -> None:
+    def _remember(self, new_ids: dict[tuple[int, ...], tuple[int, tuple[Label, ...]]]) -> None:
         # Only now are the new series ids real: a rolled-back id must never be cached.
         cached = self._series_ids
         added = 0
-        for raw in list(new_ids):
+        for key, (_, raw) in list(new_ids.items()):
             size = _cached_key_bytes(raw)
             if size > _MAX_CACHED_SERIES_KEY_BYTES:
-                del new_ids[raw]
+                del new_ids[key]
             else:
                 added += size
         if (
@@ -547,10 +573,13 @@ class SQLiteStorage(BaseStorage):
 
     @staticmethod
     def _series_id(conn: sqlite3.Connection, key: str, pairs: list[tuple[str, str]]) -> int:
-        row = conn.execute("SELECT id FROM series WHERE labels = ?", (key,)).fetchone()
-        if row is not None:
-            return int(row[0])
-        cur = conn.execute("INSERT INTO series(labels) VALUES (?)", (key,))
+        digest = label_hash(key)
+        for sid, labels in conn.execute(
+            "SELECT id, labels FROM series WHERE hash = ?", (digest,)
+        ).fetchall():
+            if labels == key:
+                return int(sid)
+        cur = conn.execute("INSERT INTO series(hash, labels) VALUES (?, ?)", (digest, key))
         sid = int(cur.lastrowid or 0)
         # A label name repeated in one set (invalid, but possible on the wire) keeps the first.
         firsts: dict[str, str] = {}

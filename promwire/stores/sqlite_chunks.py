@@ -137,7 +137,7 @@ def compact(
     if not view:
         return result
     by_series = view.by_series()
-    newest = max((max(ts) for parts in by_series.values() for ts, _ in parts if ts), default=None)
+    newest = max((max(ts) for ts, _ in by_series.values() if ts), default=None)
     if newest is None:
         conn.execute("DELETE FROM head")
         return result
@@ -149,7 +149,7 @@ def compact(
     carry = RecordBuilder()
     inserts: list[tuple[int, int, int, int, bytes]] = []
     for sid in sorted(by_series):
-        ts, bits = first_wins(by_series[sid])
+        ts, bits = first_wins([by_series[sid]])
         if not ts:
             continue
         result.series += 1

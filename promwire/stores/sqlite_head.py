@@ -93,12 +93,15 @@ class RecordBuilder:
         self.ts = array("q")
         self.bits = array("Q")
 
-    def add(self, sid: int, timestamps: array[int], value_bits: bytes) -> None:
-        """Append one series' samples: ``value_bits`` are the values' 8-byte patterns."""
-        self.sids.append(sid)
-        self.ts.extend(timestamps)
-        self.bits.frombytes(value_bits)
-        self.offsets.append(len(self.ts))
+    @classmethod
+    def of(
+        cls, sids: array[int], offsets: array[int], ts: array[int], value_bits: bytes
+    ) -> RecordBuilder:
+        """A record from ready arrays (``value_bits``: the values' 8-byte patterns)."""
+        rec = cls()
+        rec.sids, rec.offsets, rec.ts = sids, offsets, ts
+        rec.bits.frombytes(value_bits)
+        return rec
 
     def add_bits(self, sid: int, timestamps: Sequence[int], bits: Sequence[int]) -> None:
         self.sids.append(sid)
@@ -188,18 +191,23 @@ class HeadView:
                     parts.setdefault(sid, []).append((ts[lo:hi], bits[lo:hi]))
         return {sid: first_wins(p) for sid, p in parts.items()}
 
-    def by_series(self) -> dict[int, list[tuple[Sequence[int], Sequence[int]]]]:
-        """Every series' segments, in record order (for the compaction)."""
-        parts: dict[int, list[tuple[Sequence[int], Sequence[int]]]] = {}
+    def by_series(self) -> dict[int, tuple[list[int], list[int]]]:
+        """Every series' head samples, concatenated in record order (unsorted,
+        duplicates kept: :func:`first_wins` settles them), for the compaction."""
+        parts: dict[int, tuple[list[int], list[int]]] = {}
         for rec in self.records:
             offsets, ts, bits = rec.offsets, rec.ts, rec.bits
             for i, sid in enumerate(rec.series_ids()):
                 lo, hi = offsets[i], offsets[i + 1]
-                seg = parts.get(sid)
-                if seg is None:
-                    parts[sid] = [(ts[lo:hi], bits[lo:hi])]
+                got = parts.get(sid)
+                if got is None:
+                    parts[sid] = got = ([], [])
+                if hi - lo == 1:  # the common case: one sample a series a request
+                    got[0].append(ts[lo])
+                    got[1].append(bits[lo])
                 else:
-                    seg.append((ts[lo:hi], bits[lo:hi]))
+                    got[0].extend(ts[lo:hi])
+                    got[1].extend(bits[lo:hi])
         return parts
 
 

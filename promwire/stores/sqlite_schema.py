@@ -11,11 +11,12 @@ is refused with a one-line message (:class:`FormatError`).
 from __future__ import annotations
 
 import sqlite3
+from hashlib import blake2b
 
 from ..errors import StorageError
 from .sqlite_chunks import cut_groups, encode_groups
 
-__all__ = ["FORMAT_VERSION", "FormatError", "prepare"]
+__all__ = ["FORMAT_VERSION", "FormatError", "label_hash", "prepare"]
 
 FORMAT_VERSION = 2
 
@@ -27,8 +28,10 @@ CREATE TABLE IF NOT EXISTS meta (
 INSERT OR IGNORE INTO meta VALUES ('head_samples', 0);
 CREATE TABLE IF NOT EXISTS series (
     id     INTEGER PRIMARY KEY,
-    labels TEXT NOT NULL UNIQUE            -- JSON [[name, value], ...] sorted by name
+    hash   INTEGER NOT NULL,               -- label_hash(labels): the lookup key
+    labels TEXT NOT NULL                   -- JSON [[name, value], ...] sorted by name
 );
+CREATE INDEX IF NOT EXISTS series_by_hash ON series(hash);
 CREATE TABLE IF NOT EXISTS postings (
     name      TEXT NOT NULL,
     value     TEXT NOT NULL,
@@ -114,6 +117,7 @@ def prepare(conn: sqlite3.Connection, path: str) -> bool:
                     f"{path} has tables promwire did not create ({sorted(tables - _V1_TABLES)}): "
                     "not a promwire database; use another --db file"
                 )
+            conn.execute("ALTER TABLE series RENAME TO series_v1")  # gains a hash column
             _create(conn)
             _migrate_v1(conn)
             migrated = True
@@ -133,8 +137,22 @@ def prepare(conn: sqlite3.Connection, path: str) -> bool:
     return migrated
 
 
+def label_hash(key: str) -> int:
+    """The 64-bit key of a series' canonical label JSON (a short index instead of
+    the whole text; equal hashes are told apart by comparing the text)."""
+    return int.from_bytes(blake2b(key.encode(), digest_size=8).digest(), "little", signed=True)
+
+
 def _migrate_v1(conn: sqlite3.Connection) -> None:
     """Version 1 (one row per sample) to chunks, inside the caller's transaction."""
+    conn.executemany(
+        "INSERT INTO series(id, hash, labels) VALUES (?, ?, ?)",
+        [
+            (int(i), label_hash(str(k)), str(k))
+            for i, k in conn.execute("SELECT id, labels FROM series_v1")
+        ],
+    )
+    conn.execute("DROP TABLE series_v1")
     conn.execute("INSERT OR IGNORE INTO postings SELECT name, value, series_id FROM series_labels")
     conn.execute(
         "INSERT OR IGNORE INTO label_values SELECT DISTINCT name, value FROM series_labels"

@@ -25,6 +25,7 @@ from pathlib import Path
 from promwire import ReadRequest, WriteRequest, encode, snappy
 from promwire.stores.sqlite import SQLiteStorage
 from promwire.stores.sqlite_chunks import cut_groups, encode_groups
+from promwire.stores.sqlite_schema import label_hash
 from tests.support.prometheus import free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -122,12 +123,13 @@ def fill_store(path: Path, series: int, samples_per_series: int) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("BEGIN")
+        keys = [
+            json.dumps([["__name__", "m"], ["i", str(i)]], separators=(",", ":"))
+            for i in range(series)
+        ]
         conn.executemany(
-            "INSERT INTO series(id, labels) VALUES (?, ?)",
-            [
-                (i + 1, json.dumps([["__name__", "m"], ["i", str(i)]], separators=(",", ":")))
-                for i in range(series)
-            ],
+            "INSERT INTO series(id, hash, labels) VALUES (?, ?, ?)",
+            [(i + 1, label_hash(key), key) for i, key in enumerate(keys)],
         )
         pairs = [
             (n, v, i + 1) for i in range(series) for n, v in (("__name__", "m"), ("i", str(i)))
