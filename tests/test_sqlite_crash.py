@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -158,3 +159,26 @@ def test_sigkill_of_promwire_serve_under_load_keeps_every_acknowledged_sample(
         points = got[str(i)]
         assert points[: n * PER_REQUEST] == expected(n)
         assert points in (expected(n), expected(n + 1))
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "wsgiref"])
+def test_a_graceful_stop_flushes_the_head_into_chunks(tmp_path: Path, server: str) -> None:
+    db = tmp_path / "stop.db"
+    with serve_process(db, server) as served:
+        for r in range(3):
+            batch = WriteRequest(
+                [
+                    TimeSeries(
+                        labels=[Label("__name__", "m"), Label("i", str(i))],
+                        samples=[Sample(float(r), r * STEP)],
+                    )
+                    for i in range(SERIES)
+                ]
+            )
+            assert post(served.port, "/api/v1/write", batch)[0] == 204
+        served.proc.send_signal(signal.SIGTERM)
+        assert served.proc.wait(30) == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM head").fetchone() == (0,)
+        assert conn.execute("SELECT sum(n) FROM chunks").fetchone() == (3 * SERIES,)
+    assert not Path(f"{db}-wal").exists() or Path(f"{db}-wal").stat().st_size == 0

@@ -312,18 +312,23 @@ def serve(
             from .asgi import RemoteStorageApp as AsgiApp
             from .uvicorn_guard import uvicorn_options
 
-            uvicorn.run(
-                AsgiApp(storage, WRITE_PATH, READ_PATH, **app_options),
-                host=host,
-                port=port,
-                log_level="warning",
-                access_log=False,
-                **uvicorn_options(
-                    header_timeout=header_timeout,
-                    idle_timeout=idle_timeout,
-                    max_connections=max_connections,
-                ),
-            )
+            # uvicorn re-raises the SIGTERM/SIGINT it caught once it has shut
+            # down: turned into KeyboardInterrupt here, so the store is closed
+            # (its head flushed into chunks) instead of the process just dying.
+            _stop_on_sigterm()
+            with contextlib.suppress(KeyboardInterrupt):
+                uvicorn.run(
+                    AsgiApp(storage, WRITE_PATH, READ_PATH, **app_options),
+                    host=host,
+                    port=port,
+                    log_level="warning",
+                    access_log=False,
+                    **uvicorn_options(
+                        header_timeout=header_timeout,
+                        idle_timeout=idle_timeout,
+                        max_connections=max_connections,
+                    ),
+                )
         else:
             from .stdlib_httpd import make_guarded_server
             from .wsgi import RemoteStorageApp as WsgiApp
