@@ -384,3 +384,29 @@ def test_two_processes_write_one_file_without_loss_or_duplicates(tmp_path: Path)
     want = [(r * STEP, float(r)) for r in range(150)]
     assert all(points == want for points in got.values())
     assert sum(n for *_, n in chunk_table(db)) == 120 * 150  # closing flushed all
+
+
+def test_retention_flags_parse_durations_and_sizes() -> None:
+    import argparse
+
+    from promwire.server.runner import add_serve_options, serve_options
+    from promwire.server.units import parse_duration, parse_size
+
+    assert parse_duration("15d") == 15 * 86400
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("500ms") == 0.5
+    assert parse_size("10GB") == 10 * 1024**3
+    assert parse_size("512MB") == 512 * 1024**2
+    assert parse_size("1.5KiB") == 1536
+    for bad in ("", "15", "d", "-1d", "0s", "1x"):
+        with pytest.raises(ValueError, match="not a duration"):
+            parse_duration(bad)
+    for bad in ("", "GB", "0MB", "10 XB", "-1GB"):
+        with pytest.raises(ValueError, match="not a size"):
+            parse_size(bad)
+    parser = argparse.ArgumentParser()
+    add_serve_options(parser)
+    opts = serve_options(parser.parse_args(["--retention", "15d", "--retention-size", "10GB"]))
+    assert (opts["retention"], opts["retention_bytes"]) == (15 * 86400, 10 * 1024**3)
+    defaults = serve_options(parser.parse_args([]))
+    assert (defaults["retention"], defaults["retention_bytes"]) == (None, None)

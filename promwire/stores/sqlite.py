@@ -271,9 +271,11 @@ class SQLiteStorage(BaseStorage):
             conn.execute("PRAGMA query_only=ON")
             return conn
         if not self._memory:
-            # Only a file without tables takes it (before WAL mode touches it); then
-            # close() can give freed pages back. Ignored for an existing file.
-            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            # Only a new file takes it (before WAL mode touches it); then close()
+            # can give freed pages back. Not even tried on an existing file: the
+            # pragma would wait for another writer's lock or fail on a read-only file.
+            if conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,):
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         return conn
