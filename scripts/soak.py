@@ -603,7 +603,17 @@ def compare(prom: Prometheus, db: Path, start_ms: int, end_ms: int, chunk_s: int
 def stored_samples(conn: sqlite3.Connection) -> dict[int, dict[int, int]]:
     """Every float sample in the store as ``{series id: {ts: value bits}}``, read
     from the file as SQLiteStorage keeps it (XOR chunks, then head records;
-    the first value written for a timestamp wins), in one read transaction."""
+    the first value written for a timestamp wins), in one read transaction.
+    Bits as int64, as :func:`float_bits` gives them."""
+    out = _stored_samples_unsigned(conn)
+    for points in out.values():
+        for t, b in points.items():
+            if b >= 1 << 63:
+                points[t] = b - (1 << 64)
+    return out
+
+
+def _stored_samples_unsigned(conn: sqlite3.Connection) -> dict[int, dict[int, int]]:
     out: dict[int, dict[int, int]] = {}
     conn.execute("BEGIN")
     try:

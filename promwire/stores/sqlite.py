@@ -720,9 +720,7 @@ class SQLiteStorage(BaseStorage):
                     stamps, bits = self._series_samples(
                         conn, sid, start, end, in_head.get(sid), budget
                     )
-                    series.samples = [
-                        Sample(v, t) for v, t in zip(_floats(bits), stamps, strict=True)
-                    ]
+                    series.samples = list(map(Sample, _floats(bits), stamps))
                     rows = conn.execute(
                         "SELECT data FROM histograms "
                         "WHERE series_id = ? AND ts BETWEEN ? AND ? ORDER BY ts",

@@ -102,14 +102,26 @@ def damage(db: Path, soak: ModuleType, window_ms: list[int]) -> None:
     start_ms, end_ms = window_ms
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
-            "SELECT id, series_id, data FROM chunks WHERE mint >= ? AND maxt < ? AND n >= 4 "
+            "SELECT id, series_id, data FROM chunks WHERE maxt >= ? AND mint < ? AND n >= 4 "
             "ORDER BY id",
-            (start_ms + 10_000, end_ms - 10_000),
+            (start_ms, end_ms),
         ).fetchall()
-        decoded = [(cid, sid, *decode_xor_bits(data)) for cid, sid, data in rows]
-        cid, sid, ts, bits = next(d for d in decoded if STALE_NAN_BITS not in d[3][1:3])
-        changed = soak.float_bits(1234.5678) if bits[2] != soak.float_bits(1234.5678) else 0x1234
-        ts, bits = ts[:1] + ts[2:], [bits[0], changed, *bits[3:]]
+
+        def inside(t: int) -> bool:
+            return start_ms + 2000 <= t < end_ms - 2000
+
+        # A chunk with two neighbouring non-stale samples well inside the window.
+        cid, sid, ts, bits, i = next(
+            (cid, sid, ts, bits, i)
+            for cid, sid, data in rows
+            for ts, bits in [decode_xor_bits(data)]
+            for i in range(1, len(ts) - 2)
+            if inside(ts[i]) and inside(ts[i + 1]) and STALE_NAN_BITS not in bits[i : i + 2]
+        )
+        target = soak.float_bits(1234.5678)
+        changed = target if bits[i + 1] != target else 0x1234
+        ts = ts[:i] + ts[i + 1 :]  # sample i deleted
+        bits = [*bits[:i], changed, *bits[i + 2 :]]  # sample i + 1 altered
         conn.execute(
             "UPDATE chunks SET mint = ?, maxt = ?, n = ?, data = ? WHERE id = ?",
             (ts[0], ts[-1], len(ts), encode_xor_bits(ts, bits), cid),
