@@ -27,7 +27,7 @@ import threading
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from operator import lt
 
 __all__ = ["HeadCache", "HeadRecord", "HeadView", "RecordBuilder", "first_wins"]
 
@@ -148,7 +148,7 @@ def first_wins(
     if count == 1 and single is not None:
         ts0, bits0 = single
         # Fast path: one strictly increasing run is already the answer.
-        if all(a < b for a, b in pairwise(ts0)):
+        if all(map(lt, ts0, ts0[1:])):  # map over a C function: no Python frame a pair
             return list(ts0), list(bits0)
         for t, b in zip(ts0, bits0, strict=True):
             merged.setdefault(t, b)
@@ -198,17 +198,24 @@ class HeadView:
         parts: dict[int, tuple[array[int], array[int]]] = {}
         for rec in self.records:
             offsets, ts, bits = rec.offsets, rec.ts, rec.bits
-            for i, sid in enumerate(rec.series_ids()):
+            sids = rec.series_ids()
+            if len(sids) == len(ts):
+                # The common record: one sample a series (a scrape's worth).
+                for sid, t, b in zip(sids, ts, bits, strict=True):
+                    got = parts.get(sid)
+                    if got is None:
+                        parts[sid] = (array("q", [t]), array("Q", [b]))
+                    else:
+                        got[0].append(t)
+                        got[1].append(b)
+                continue
+            for i, sid in enumerate(sids):
                 lo, hi = offsets[i], offsets[i + 1]
                 got = parts.get(sid)
                 if got is None:
                     parts[sid] = got = (array("q"), array("Q"))
-                if hi - lo == 1:  # the common case: one sample a series a request
-                    got[0].append(ts[lo])
-                    got[1].append(bits[lo])
-                else:
-                    got[0].extend(ts[lo:hi])
-                    got[1].extend(bits[lo:hi])
+                got[0].extend(ts[lo:hi])
+                got[1].extend(bits[lo:hi])
         return parts
 
 
