@@ -240,6 +240,8 @@ class SQLiteStorage(BaseStorage):
         self._writer_stale = False
         # ids of a label tuple -> (series id, the tuple itself, kept alive).
         self._series_ids: dict[tuple[int, ...], tuple[int, tuple[Label, ...]]] = {}
+        # The same entries by label values (the tuples are shared, not copied).
+        self._series_by_value: dict[tuple[Label, ...], int] = {}
         self._max_cached_series = max_cached_series
         # The series-id cache is bounded by bytes too (an upper estimate of
         # the label tuples it keeps alive); a label set over 16 KiB is looked
@@ -454,6 +456,7 @@ class SQLiteStorage(BaseStorage):
                 raise StorageError("storage is closed")
             conn = self._writable()
             cached = self._series_ids
+            by_value = self._series_by_value
             new_ids: dict[tuple[int, ...], tuple[int, tuple[Label, ...]]] = {}
             sealed = self._sealed
             window = self._ooo_ms
@@ -465,13 +468,19 @@ class SQLiteStorage(BaseStorage):
                     # The decoder hands out shared, immutable Label instances, so the
                     # ids of a label tuple are a cheap key (hashing Labels is not); the
                     # cache keeps the tuple alive, so those ids cannot be reused.
+                    # A fresh tuple of equal labels (a v2 request, a decoder whose
+                    # caches were reset) is found by value instead, before SQL.
                     key = tuple(map(id, raw))
                     hit = cached.get(key) or new_ids.get(key)
-                    if hit is None:
-                        sid = self._series_id(conn, *_labels_key(raw))
-                        new_ids[key] = (sid, raw)
-                    else:
+                    if hit is not None:
                         sid = hit[0]
+                    else:
+                        found = by_value.get(raw)
+                        if found is None:
+                            sid = self._series_id(conn, *_labels_key(raw))
+                            new_ids[key] = (sid, raw)
+                        else:
+                            sid = found
                     if n:
                         bound = sealed.get(sid)
                         if bound is None:
@@ -563,10 +572,12 @@ class SQLiteStorage(BaseStorage):
             or self._series_ids_bytes + added > self._max_cached_series_bytes
         ):
             cached.clear()
+            self._series_by_value.clear()
             self._series_ids_bytes = 0
         if len(self._sealed) > self._max_cached_series:
             self._sealed.clear()
         cached.update(new_ids)
+        self._series_by_value.update((raw, sid) for sid, raw in new_ids.values())
         self._series_ids_bytes += added
 
     def cached_series(self) -> tuple[int, int]:
