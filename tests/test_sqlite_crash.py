@@ -182,3 +182,45 @@ def test_a_graceful_stop_flushes_the_head_into_chunks(tmp_path: Path, server: st
         assert conn.execute("SELECT count(*) FROM head").fetchone() == (0,)
         assert conn.execute("SELECT sum(n) FROM chunks").fetchone() == (3 * SERIES,)
     assert not Path(f"{db}-wal").exists() or Path(f"{db}-wal").stat().st_size == 0
+
+
+def test_two_promwire_serve_processes_share_one_file(tmp_path: Path) -> None:
+    db = tmp_path / "shared.db"
+    statuses: list[int] = []
+
+    def batch(owner: str, r: int) -> WriteRequest:
+        return WriteRequest(
+            [
+                TimeSeries(
+                    labels=[Label("__name__", "m"), Label("i", f"{name}{i}")],
+                    samples=[
+                        Sample(float(r * 1000 + k), (r * PER_REQUEST + k) * STEP)
+                        for k in range(PER_REQUEST)
+                    ],
+                )
+                for name in (owner, "both")
+                for i in range(SERIES // 2)
+            ]
+        )
+
+    with serve_process(db, "uvicorn") as one, serve_process(db, "wsgiref") as two:
+
+        def send(port: int, owner: str) -> None:
+            for r in range(20):
+                statuses.append(post(port, "/api/v1/write", batch(owner, r))[0])
+
+        threads = [
+            threading.Thread(target=send, args=(one.port, "a")),
+            threading.Thread(target=send, args=(two.port, "b")),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for served in (one, two):
+            served.proc.send_signal(signal.SIGTERM)
+        assert one.proc.wait(60) == 0 and two.proc.wait(60) == 0
+    assert statuses == [204] * 40  # no "database is locked" 5xx
+    got = stored(db)
+    assert len(got) == 3 * (SERIES // 2)
+    assert all(points == expected(20) for points in got.values())

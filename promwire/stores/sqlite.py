@@ -384,6 +384,9 @@ class SQLiteStorage(BaseStorage):
         self._compact_locked(flush=True)
         try:
             conn = self._writable()
+            # Another process still using the file (serve --workers) must not hold
+            # this one's exit for the whole timeout: the shrinking is optional.
+            conn.execute("PRAGMA busy_timeout=2000")
             conn.executescript("PRAGMA incremental_vacuum;")  # execute() frees one page only
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except (sqlite3.Error, StorageError) as exc:  # another process may be busy: fine
