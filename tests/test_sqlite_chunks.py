@@ -24,7 +24,7 @@ from promwire import (
     TimeSeries,
     WriteRequest,
 )
-from promwire.chunks.xor import decode_xor_bits
+from promwire.chunks.xor import decode_xor_bits, encode_xor_bits
 from promwire.codec.columns import SeriesColumns
 from promwire.codec.messages import ChunkEncoding
 from promwire.errors import StorageRejected
@@ -410,3 +410,14 @@ def test_retention_flags_parse_durations_and_sizes() -> None:
     assert (opts["retention"], opts["retention_bytes"]) == (15 * 86400, 10 * 1024**3)
     defaults = serve_options(parser.parse_args([]))
     assert (defaults["retention"], defaults["retention_bytes"]) == (None, None)
+
+
+def test_decoded_chunks_cache_is_keyed_by_content_and_bounded() -> None:
+    from promwire.stores.sqlite_chunks import DecodedChunks
+
+    cache = DecodedChunks(max_chunks=2)
+    chunks = [encode_xor_bits([k, k + 1, k + 5], [k, 7, 0x7FF0000000000002]) for k in range(3)]
+    for data in chunks * 2:
+        assert cache.decode(data) == decode_xor_bits(data)
+    assert len(cache._entries) == 2
+    assert list(cache._entries) == chunks[1:]  # the oldest went first

@@ -107,7 +107,14 @@ from ..codec.messages import (
 from ..errors import StorageError, StorageRejected
 from .protocol import BaseStorage, ReadBudget
 from .regex import DEFAULT_MAX_REGEX_LENGTH
-from .sqlite_chunks import apply_retention, chunk_rows, compact, cut_groups, encode_groups
+from .sqlite_chunks import (
+    DecodedChunks,
+    apply_retention,
+    chunk_rows,
+    compact,
+    cut_groups,
+    encode_groups,
+)
 from .sqlite_head import HeadCache, HeadView, RecordBuilder
 from .sqlite_index import select_series
 from .sqlite_schema import label_hash, prepare
@@ -252,6 +259,7 @@ class SQLiteStorage(BaseStorage):
         # bound (chunks only grow forward), enough to refuse too-old samples.
         self._sealed: dict[int, int] = {}
         self._head = HeadCache()
+        self._decoded = DecodedChunks()
         # Longest regex matcher value accepted (characters); longer is refused (400).
         self._max_regex_length = max_regex_length
         self._closed = False
@@ -671,7 +679,7 @@ class SQLiteStorage(BaseStorage):
         for mint, maxt, n, data in chunk_rows(conn, sid, start, end):
             if budget is not None and mint >= start and maxt <= end:
                 budget.take_samples(n)
-            t, b = decode_xor_bits(data)
+            t, b = self._decoded.decode(data)  # shared lists: only read, sliced, copied
             if mint < start or maxt > end:
                 lo, hi = bisect_left(t, start), bisect_right(t, end)
                 t, b = t[lo:hi], b[lo:hi]

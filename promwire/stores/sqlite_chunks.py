@@ -30,6 +30,7 @@ reuses the freed pages, so at steady state the file stops growing.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -40,6 +41,7 @@ from .sqlite_head import HeadCache, RecordBuilder, first_wins
 __all__ = [
     "CHUNK_RANGE_MS",
     "CompactionResult",
+    "DecodedChunks",
     "apply_retention",
     "chunk_rows",
     "compact",
@@ -108,6 +110,31 @@ def chunk_rows(
             (sid, start, end),
         )
     ]
+
+
+class DecodedChunks:
+    """Recently decoded chunks, keyed by their bytes (decoding is a pure function
+    of them, so an entry can never be stale, whichever process rewrote what).
+    At most ``max_chunks`` entries (about 9 KB each for 120 samples), oldest
+    dropped first; shared by the threads of a store."""
+
+    def __init__(self, max_chunks: int = 2048) -> None:
+        self._max = max_chunks
+        self._entries: dict[bytes, tuple[list[int], list[int]]] = {}
+        self._lock = threading.Lock()
+
+    def decode(self, data: bytes) -> tuple[list[int], list[int]]:
+        """``decode_xor_bits(data)``; the caller must not change the lists."""
+        hit = self._entries.get(data)
+        if hit is not None:
+            return hit
+        decoded = decode_xor_bits(data)
+        if self._max:
+            with self._lock:
+                if len(self._entries) >= self._max:
+                    del self._entries[next(iter(self._entries))]
+                self._entries[data] = decoded
+        return decoded
 
 
 @dataclass(slots=True)
