@@ -72,8 +72,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from promwire import STALE_NAN_BITS, Query, QueryResult, StorageError, WriteRequest  # noqa: E402
+from promwire.chunks.xor import decode_xor_bits  # noqa: E402
 from promwire.stores.protocol import BaseStorage  # noqa: E402
 from promwire.stores.sqlite import SQLiteStorage  # noqa: E402
+from promwire.stores.sqlite_head import HeadCache  # noqa: E402
 
 PROMETHEUS = "prometheus"
 WRITE_PATH = "/api/v1/write"
@@ -531,9 +533,10 @@ def labels_key(labels: dict[str, str]) -> str:
 def compare(prom: Prometheus, db: Path, start_ms: int, end_ms: int, chunk_s: int) -> Comparison:
     """Check every raw sample Prometheus holds in ``[start_ms, end_ms)`` against the store."""
     result = Comparison()
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
     try:
         ids = {str(key): int(sid) for sid, key in conn.execute("SELECT id, labels FROM series")}
+        samples = stored_samples(conn)
         seen_series: set[str] = set()
         names = prom.api("/api/v1/label/__name__/values")
         chunk_ms = chunk_s * 1000
@@ -560,17 +563,8 @@ def compare(prom: Prometheus, db: Path, start_ms: int, end_ms: int, chunk_s: int
                     seen_series.add(key)
                     result.expected += len(points)
                     sid = ids.get(key)
-                    stored = (
-                        dict(
-                            conn.execute(
-                                "SELECT ts, bits FROM samples WHERE series_id = ? "
-                                "AND ts >= ? AND ts < ?",
-                                (sid, lo, hi),
-                            )
-                        )
-                        if sid is not None
-                        else {}
-                    )
+                    everything = samples.get(sid, {}) if sid is not None else {}
+                    stored = {t: b for t, b in everything.items() if lo <= t < hi}
                     for t, v in points:
                         bits = stored.get(t)
                         if bits is None:
@@ -592,15 +586,13 @@ def compare(prom: Prometheus, db: Path, start_ms: int, end_ms: int, chunk_s: int
                                     f"{key} @ {t}: prometheus {v!r}, stored bits {bits:#x}"
                                 )
         result.series = len(seen_series)
-        result.stored_total = conn.execute("SELECT count(*) FROM samples").fetchone()[0]
-        result.stored_stale = conn.execute(
-            "SELECT count(*) FROM samples WHERE bits = ?", (STALE_NAN_BITS,)
-        ).fetchone()[0]
-        # Impossible by the schema's primary key; counted anyway, it is what the soak promises.
-        result.duplicates = conn.execute(
-            "SELECT count(*) FROM "
-            "(SELECT 1 FROM samples GROUP BY series_id, ts HAVING count(*) > 1)"
-        ).fetchone()[0]
+        result.stored_total = sum(len(points) for points in samples.values())
+        result.stored_stale = sum(
+            1 for points in samples.values() for b in points.values() if b == STALE_NAN_BITS
+        )
+        # Impossible by the format (one value per series and timestamp); counted
+        # anyway, it is what the soak promises: chunks of one series overlapping.
+        result.duplicates = duplicate_chunks(conn)
         nonstale = result.stored_total - result.stored_stale
         result.extra = max(0, nonstale - result.matched - result.mismatched)
     finally:
@@ -608,10 +600,54 @@ def compare(prom: Prometheus, db: Path, start_ms: int, end_ms: int, chunk_s: int
     return result
 
 
-def stored_count(db: Path) -> int:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+def stored_samples(conn: sqlite3.Connection) -> dict[int, dict[int, int]]:
+    """Every float sample in the store as ``{series id: {ts: value bits}}``, read
+    from the file as SQLiteStorage keeps it (XOR chunks, then head records;
+    the first value written for a timestamp wins), in one read transaction.
+    Bits as int64, as :func:`float_bits` gives them."""
+    out = _stored_samples_unsigned(conn)
+    for points in out.values():
+        for t, b in points.items():
+            if b >= 1 << 63:
+                points[t] = b - (1 << 64)
+    return out
+
+
+def _stored_samples_unsigned(conn: sqlite3.Connection) -> dict[int, dict[int, int]]:
+    out: dict[int, dict[int, int]] = {}
+    conn.execute("BEGIN")
     try:
-        return int(conn.execute("SELECT count(*) FROM samples").fetchone()[0])
+        for sid, data in conn.execute(
+            "SELECT series_id, data FROM chunks ORDER BY series_id, maxt"
+        ):
+            ts, bits = decode_xor_bits(data)
+            points = out.setdefault(int(sid), {})
+            for t, b in zip(ts, bits, strict=True):
+                points.setdefault(t, b)
+        view = HeadCache().view(conn)
+        for sid in {s for rec in view.records for s in rec.series_ids()}:
+            points = out.setdefault(sid, {})
+            for t, b in zip(*view.samples(sid), strict=True):
+                points.setdefault(t, b)
+    finally:
+        conn.execute("COMMIT")
+    return out
+
+
+def duplicate_chunks(conn: sqlite3.Connection) -> int:
+    """Pairs of chunks of one series whose time ranges overlap (the format forbids it)."""
+    return int(
+        conn.execute(
+            "SELECT count(*) FROM chunks a JOIN chunks b ON a.series_id = b.series_id "
+            "AND a.id < b.id AND a.mint <= b.maxt AND b.mint <= a.maxt"
+        ).fetchone()[0]
+    )
+
+
+def stored_count(db: Path) -> int:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30, isolation_level=None)
+    try:
+        return sum(len(points) for points in stored_samples(conn).values())
     finally:
         conn.close()
 

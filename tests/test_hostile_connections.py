@@ -370,10 +370,10 @@ def test_a_storage_failure_answers_500_without_sqlite_internals(
     with serve(tmp_path, server) as served:
         assert served.post()[0] == 204
         with sqlite3.connect(tmp_path / "h.db") as db:  # break the store under its feet
-            db.execute("DROP TABLE samples")
+            db.execute("DROP TABLE head")
         status, _, text = served.post()
         assert status == 500
-        for internal in ("no such table", "samples", "sqlite3", "OperationalError", "Error"):
+        for internal in ("no such table", "head", "sqlite3", "OperationalError", "Error"):
             assert internal not in text, text
         assert text.strip() and len(text) < 200
     # The cause went to the server's log instead.

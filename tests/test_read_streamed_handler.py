@@ -39,6 +39,7 @@ from promwire import (
 )
 from promwire.chunks.frames import iter_frames
 from promwire.chunks.streamed import STREAMED_CONTENT_TYPE, read_streamed_response
+from promwire.chunks.xor import cut_chunks
 from promwire.server.asgi import RemoteStorageApp as AsgiApp
 from promwire.server.handlers import (
     Response,
@@ -298,13 +299,18 @@ def test_histograms_are_streamed_as_histogram_chunks() -> None:
     assert answer == [mixed, only]
 
 
+def chunked(series: TimeSeries) -> ChunkedSeries:
+    """What the SQLite store streams for ``series``: its samples in XOR chunks."""
+    return ChunkedSeries(labels=list(series.labels), chunks=cut_chunks(series.samples))
+
+
 def test_sqlite_histograms_are_not_streamed(caplog: pytest.LogCaptureFixture) -> None:
     mixed = ts("mixed", 3)
     hist = TimeSeries(list(mixed.labels), histograms=[_histogram(9000)])
     store = store_with(mixed, hist)
     with caplog.at_level(logging.WARNING, "promwire"):
         got = list(store.process_query_chunks(None, Query(0, 10**9, ALL)))
-    assert got == [ts("mixed", 3)]
+    assert got == [chunked(ts("mixed", 3))]
     assert "native histograms of 1 series not sent" in caplog.text
 
 
@@ -317,27 +323,27 @@ def test_sqlite_streams_one_series_at_a_time(
     import promwire.stores.sqlite as sqlite_store
 
     fetched: list[int] = []
-    real = sqlite_store._series_rows
+    real = sqlite_store.SQLiteStorage._series_chunks
 
-    def counting(conn: Any, rng: tuple[int, int, int]) -> Any:
-        fetched.append(rng[0])
-        return real(conn, rng)
+    def counting(conn: Any, sid: int, start: int, end: int, head: Any) -> Any:
+        fetched.append(sid)
+        return real(conn, sid, start, end, head)
 
-    monkeypatch.setattr(sqlite_store, "_series_rows", counting)
+    monkeypatch.setattr(sqlite_store.SQLiteStorage, "_series_chunks", staticmethod(counting))
     series = [ts("m", 50, i=f"{i:02d}") for i in range(20)]
     with SQLiteStorage(tmp_path / "s.db", synchronous="OFF") as store:
         store.write(None, WriteRequest(list(reversed(series))))
         it = store.process_query_chunks(None, Query(0, 10**9, ALL))
-        assert next(it) == series[0]
+        assert next(it) == chunked(series[0])
         assert len(fetched) == 1  # one series' samples read so far
         # A snapshot: writes after the stream began are not seen by it, and the
         # stream may be resumed on another thread.
         store.write(None, WriteRequest([ts("m", 5, i="00a")]))
-        out: list[TimeSeries] = []
+        out: list[Any] = []
         worker = threading.Thread(target=lambda: out.extend(it))
         worker.start()
         worker.join(10)
-        assert out == series[1:]
+        assert out == [chunked(s) for s in series[1:]]
         assert len(fetched) == 20
         assert [
             s.labels[1].value for s in store.process_query(None, Query(0, 10**9, ALL)).timeseries

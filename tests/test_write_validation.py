@@ -112,8 +112,13 @@ def _stored_series(db: Path) -> list[str]:
 def _stored_points(db: Path) -> int:
     with sqlite3.connect(db) as conn:
         return sum(
-            conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for table in ("samples", "histograms", "exemplars")
+            conn.execute(sql).fetchone()[0]
+            for sql in (
+                "SELECT coalesce(sum(n), 0) FROM head",  # float samples, not yet in chunks
+                "SELECT coalesce(sum(n), 0) FROM chunks",
+                "SELECT count(*) FROM histograms",
+                "SELECT count(*) FROM exemplars",
+            )
         )
 
 

@@ -57,6 +57,7 @@ from typing import Any, TextIO
 
 from ..stores.regex import DEFAULT_MAX_REGEX_LENGTH
 from ..stores.sqlite import SQLiteStorage
+from ..stores.sqlite_schema import FormatError
 from ._app import DEFAULT_MAX_CONCURRENT_READS, DEFAULT_READ_QUEUE_TIMEOUT
 from .envflags import environment_defaults
 from .guards import (
@@ -75,6 +76,7 @@ from .handlers.common import (
 )
 from .logs import configure_logging
 from .operator import OperatorOptions, add_operator_options, operator_options
+from .units import parse_duration, parse_size
 from .workers import bind_socket, run_workers
 
 __all__ = [
@@ -130,7 +132,13 @@ def prometheus_snippet(host: str, port: int, *, tls: bool = False) -> str:
     )
 
 
-def open_store(store: str, *, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) -> Any:
+def open_store(
+    store: str,
+    *,
+    max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH,
+    retention: float | None = None,
+    retention_bytes: int | None = None,
+) -> Any:
     """The store a ``--store`` URL names: ``sqlite:///PATH`` (``sqlite:///:memory:``)
     or ``clickhouse://HOST:PORT[,HOST:PORT...]/DATABASE[?cluster=NAME]`` (the
     HTTP port; see :mod:`promwire.stores.clickhouse`). :class:`UnusableDatabase`
@@ -138,12 +146,20 @@ def open_store(store: str, *, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) 
     scheme, sep, rest = store.partition("://")
     if sep and scheme == "sqlite" and "://" not in rest:
         return open_storage(
-            rest[1:] if rest.startswith("/") else rest, max_regex_length=max_regex_length
+            rest[1:] if rest.startswith("/") else rest,
+            max_regex_length=max_regex_length,
+            retention=retention,
+            retention_bytes=retention_bytes,
         )
     if sep and scheme == "clickhouse":
         from ..errors import StorageError
         from ..stores.clickhouse import ClickHouseStorage
 
+        if retention is not None or retention_bytes is not None:
+            raise ValueError(
+                "--retention/--retention-size apply to the SQLite store; a ClickHouse "
+                "store's retention is a TTL on its tables (see docs/scaling.md)"
+            )
         try:
             return ClickHouseStorage.from_url(store, max_regex_length=max_regex_length)
         except StorageError as exc:
@@ -153,11 +169,22 @@ def open_store(store: str, *, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) 
     )
 
 
-def open_storage(db: str, *, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) -> Any:
+def open_storage(
+    db: str,
+    *,
+    max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH,
+    retention: float | None = None,
+    retention_bytes: int | None = None,
+) -> Any:
     """The SQLite store at ``db`` (or the store a ``--store`` URL names, see
     :func:`open_store`), or :class:`UnusableDatabase` saying why not."""
     if "://" in db:
-        return open_store(db, max_regex_length=max_regex_length)
+        return open_store(
+            db,
+            max_regex_length=max_regex_length,
+            retention=retention,
+            retention_bytes=retention_bytes,
+        )
     if db != ":memory:":
         if os.path.isdir(db):
             raise UnusableDatabase(f"{db} is a directory, not a database file")
@@ -165,7 +192,14 @@ def open_storage(db: str, *, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) -
         if not os.path.isdir(parent):
             raise UnusableDatabase(f"{db}: directory {parent} does not exist")
     try:
-        return SQLiteStorage(db, max_regex_length=max_regex_length)
+        return SQLiteStorage(
+            db,
+            max_regex_length=max_regex_length,
+            retention=retention,
+            retention_bytes=retention_bytes,
+        )
+    except FormatError as exc:
+        raise UnusableDatabase(exc.message) from None
     except sqlite3.DatabaseError as exc:
         if "not a database" in str(exc) or "malformed" in str(exc):
             raise UnusableDatabase(f"{db} is not an SQLite database") from None
@@ -283,6 +317,8 @@ def serve(
     workers: int = 1,
     shutdown_timeout: float = 30.0,
     store: str | None = None,
+    retention: float | None = None,
+    retention_bytes: int | None = None,
 ) -> None:
     """Serve remote write and remote read on ``listen``, storing in the SQLite file ``db``
     (or in the store a ``store`` URL names, see :func:`open_store`).
@@ -334,7 +370,9 @@ def serve(
         raise ValueError("--workers > 1 needs a database file, not :memory:")
     configure_logging(settings.log_level)
     out = out or sys.stdout
-    storage = open_storage(db, max_regex_length=max_regex_length)
+    storage = open_storage(
+        db, max_regex_length=max_regex_length, retention=retention, retention_bytes=retention_bytes
+    )
     where = _redacted(db)
     try:
         print(f"promwire: storing in {where}, serving on {listen} ({server})", file=out)
@@ -368,7 +406,12 @@ def serve(
             try:
 
                 def run_one(index: int) -> None:
-                    own = open_storage(db, max_regex_length=max_regex_length)
+                    own = open_storage(
+                        db,
+                        max_regex_length=max_regex_length,
+                        retention=retention,
+                        retention_bytes=retention_bytes,
+                    )
                     _run_uvicorn(
                         own,
                         sock,
@@ -442,7 +485,12 @@ def _run_uvicorn(
         tls = settings.ssl_context()
         if tls is not None:
             config.ssl = tls  # used by uvicorn for the sockets it is given
-        uvicorn.Server(config).run(sockets=[sock])
+        # uvicorn re-raises the SIGTERM/SIGINT it caught once it has shut down:
+        # turned into KeyboardInterrupt here, so the store is closed (its head
+        # flushed into chunks) instead of the process just dying.
+        _stop_on_sigterm()
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(config).run(sockets=[sock])
     finally:
         ops.metrics.flush()
         wrapped.close()
@@ -529,6 +577,20 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="on SIGTERM, time in-flight requests get to finish (default 30)",
     )
+    parser.add_argument(
+        "--retention",
+        type=parse_duration,
+        default=None,
+        metavar="DURATION",
+        help="delete samples older than this before the newest (e.g. 15d; default: keep all)",
+    )
+    parser.add_argument(
+        "--retention-size",
+        type=parse_size,
+        default=None,
+        metavar="SIZE",
+        help="delete the oldest chunks once the database uses more (e.g. 10GB; default: no bound)",
+    )
     add_operator_options(parser)
     # Keep this last: every flag added above gets its PROMWIRE_* variable.
     environment_defaults(parser)
@@ -545,6 +607,8 @@ def serve_options(args: argparse.Namespace) -> dict[str, Any]:
         "operator": operator_options(args),
         "store": args.store,
         **{limit.name: getattr(args, limit.name) for limit in _LIMITS},
+        "retention": args.retention,
+        "retention_bytes": args.retention_size,
     }
 
 

@@ -1,64 +1,70 @@
-"""A remote storage on stdlib ``sqlite3``: small, durable, idempotent.
+"""A remote storage on stdlib ``sqlite3``: compressed chunks, durable, idempotent.
 
     storage = SQLiteStorage("metrics.db")
     app = promwire.server.asgi.RemoteStorageApp(storage)
 
-What it guarantees:
+The file format is described in docs/storage.md; in short, float samples
+arrive in a **head** of one row per write request (:mod:`.sqlite_head`) and
+are compacted into Prometheus **XOR chunks** of up to 120 samples
+(:mod:`.sqlite_chunks`); series are found through **postings**
+(:mod:`.sqlite_index`). What it guarantees:
 
-* **Durable before the 204.** Every ``write`` is one transaction, committed
+* **Durable before the 204.** Every write is one transaction, committed
   before ``write`` returns. The database runs in WAL mode with
   ``synchronous=FULL`` by default: in WAL mode ``NORMAL`` only syncs at
   checkpoints, so the last commits can vanish on power loss, and Prometheus
-  never resends a batch it got a 2xx for. ``FULL`` costs one fsync per commit,
-  cheap next to a batch of up to thousands of samples. Pass
-  ``synchronous="NORMAL"`` to trade that for speed (still safe against a
-  crash of the process).
-* **Idempotent.** Samples and histograms are unique per (series, timestamp)
-  and exemplars per (series, timestamp, value, labels); inserts use
-  ``ON CONFLICT DO NOTHING``, so a batch Prometheus retries after a 5xx adds
-  nothing twice. A second value for an existing timestamp is ignored (first
-  write wins), where Prometheus would answer 400 "duplicate sample".
-* **Exact floats.** A sample's value is stored as its IEEE-754 bit pattern in
-  an INTEGER column (SQLite REAL would canonicalise NaNs), so stale markers
-  and NaN payloads come back bit for bit.
-* Native histograms are stored as their encoded protobuf bytes, exemplars with
-  their labels, metric metadata by family name (latest wins). Remote read
-  returns samples and histograms; exemplars and metadata are readable through
-  :meth:`SQLiteStorage.exemplars` and :meth:`SQLiteStorage.metadata`.
+  never resends a batch it got a 2xx for. Pass ``synchronous="NORMAL"`` to
+  trade that for speed (still safe against a crash of the process). The
+  compaction moves samples from the head to chunks in a transaction of its
+  own, so a crash at any point loses nothing acknowledged.
+* **Idempotent.** A sample is identified by (series, timestamp): a batch
+  resent after a 5xx adds nothing (the first value written for a timestamp
+  wins, in the head, in the compaction and in reads). Histograms and
+  exemplars keep their ``ON CONFLICT DO NOTHING`` rows.
+* **Out of order.** A sample older than the series' newest *compacted*
+  sample is accepted and merged into its chunk when it is at most
+  ``out_of_order_window`` seconds older (default 3600); an older one makes
+  the request a 400 (nothing of it kept), as Prometheus answers samples out
+  of bounds.
+* **Exact floats.** Values travel as their IEEE-754 bit patterns end to end
+  (head arrays and XOR chunks), so stale markers and NaN payloads come back bit
+  for bit.
+* Native histograms are kept losslessly, one row each (their encoded
+  protobuf bytes), exemplars with their labels, metric metadata by family
+  name (latest wins). Remote read returns samples and histograms; exemplars and
+  metadata are readable through :meth:`SQLiteStorage.exemplars` and
+  :meth:`SQLiteStorage.metadata`.
 * **Remote write 2.0** arrives through the handlers' conversion to the v1
-  view (``accepted_protocols`` is v1 and v2): what v1 cannot carry (start
-  timestamps, metadata of series without ``__name__``) is not stored.
-* **Streamed remote read** (:meth:`SQLiteStorage.process_query_chunks`) goes
-  series by series: the matching label sets are listed and sorted first, then
-  one series' samples are fetched at a time, so memory holds one series, not
-  the answer. Native histograms are not streamed (promwire has no histogram
-  chunk encoder); ask for SAMPLES to get them.
+  view (``accepted_protocols`` is v1 and v2); :meth:`SQLiteStorage.write_columns`
+  is the write path without per-sample objects.
+* **Streamed remote read** (:meth:`SQLiteStorage.process_query_chunks`)
+  sends stored chunks as they are; only a chunk cut by the range's ends, and
+  samples still in the head, are (re-)encoded. One series at a time is in
+  memory. Native histograms are not streamed; ask for SAMPLES to get them.
+* **Retention** (``retention`` seconds, ``retention_bytes``) deletes whole
+  chunks at each compaction; SQLite reuses the freed pages.
 * Labels with an empty value are dropped on write (an empty value means
   "absent" in Prometheus); series are identified by their sorted label set.
-* **Thread-safe.** Writes go through one connection behind a lock (SQLite has
-  a single writer anyway); each reading thread gets its own connection,
-  registered without that lock, so under WAL a read never waits for a write
-  (not even for a write stuck behind another process' lock). An in-memory
-  database (``":memory:"``) shares the writer connection instead, since
-  every connection to ``:memory:`` is a separate database: there reads do
-  wait for writes.
+* **Several processes** may open one file (``serve --workers``): every
+  change is an SQLite transaction (writers wait up to ``timeout`` for one
+  another), and what a process caches is immutable (series ids, head
+  records by id) or a lower bound (a series' newest compacted sample).
+* **Thread-safe.** Writes go through one connection behind a lock; each
+  reading thread gets its own connection, so under WAL a read never waits for
+  a write. An in-memory database (``":memory:"``) shares the writer
+  connection instead: there reads do wait for writes.
 * **Bounded reads.** A read spends the request's
   :class:`~promwire.stores.protocol.ReadBudget` (``ctx.budget``) while it
-  runs: samples are fetched in batches and counted before they become
-  objects, every series checked against the matchers is counted, and the
-  clock is checked in the Python loops and, through SQLite's progress
-  handler, inside long SQL statements. A read over its budget stops there
-  (400 for the counts, 503 for time).
+  runs: series examined, samples counted before they become objects, and the
+  clock (also inside long SQL statements, through SQLite's progress handler).
 * **Recovers from an unwritable file.** A write that fails in SQLite (the
   file read-only, the disk full, a lock held too long by another process) is
   a :class:`~promwire.errors.StorageError` (500: the sender retries), and the
-  next write opens a fresh writer connection, so the store accepts writes
-  again as soon as the cause is gone, without a restart (a connection opened
-  on a read-only file stays read-only forever). The ``-wal``/``-shm`` files
-  SQLite created while the database was read-only carry its mode of then;
-  on reopening they are given the database file's current mode (SQLite's own
-  rule for them), when this process owns them. :meth:`SQLiteStorage.check_writable`
+  next write opens a fresh writer connection. :meth:`SQLiteStorage.check_writable`
   says whether a write can succeed now (``promwire serve`` prints it at startup).
+* **Old files.** A file of promwire's first format (one row per sample) is
+  migrated on open; a newer format or a foreign SQLite file is refused with a
+  one-line :class:`~promwire.stores.sqlite_schema.FormatError`.
 """
 
 from __future__ import annotations
@@ -70,20 +76,26 @@ import sqlite3
 import struct
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ..chunks.xor import decode_xor_bits
+from ..codec.columns import SeriesColumns
 from ..codec.decoder import decode
 from ..codec.encoder import encode
 from ..codec.messages import (
+    Chunk,
+    ChunkedSeries,
+    ChunkEncoding,
     Exemplar,
     Histogram,
     Label,
     LabelMatcher,
-    MatchType,
     MetricMetadata,
     MetricType,
     Query,
@@ -92,10 +104,20 @@ from ..codec.messages import (
     TimeSeries,
     WriteRequest,
 )
-from ..errors import StorageError
-from .matchers import compile_matchers
+from ..errors import StorageError, StorageRejected
 from .protocol import BaseStorage, ReadBudget
 from .regex import DEFAULT_MAX_REGEX_LENGTH
+from .sqlite_chunks import (
+    DecodedChunks,
+    apply_retention,
+    chunk_rows,
+    compact,
+    cut_groups,
+    encode_groups,
+)
+from .sqlite_head import HeadCache, HeadView, RecordBuilder
+from .sqlite_index import select_series
+from .sqlite_schema import label_hash, prepare
 
 __all__ = ["SQLiteStorage"]
 
@@ -108,6 +130,7 @@ _INT64_MAX = (1 << 63) - 1
 # A double and an int64 sharing the same 8 bytes: the exact-bits conversion.
 _d = struct.Struct("<d")
 _q = struct.Struct("<q")
+_Q = struct.Struct("<Q")
 
 
 def _bits(value: float) -> int:
@@ -118,50 +141,18 @@ def _float(bits: int) -> float:
     return float(_d.unpack(_q.pack(bits))[0])
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS series (
-    id     INTEGER PRIMARY KEY,
-    labels TEXT NOT NULL UNIQUE            -- JSON [[name, value], ...] sorted by name
-);
-CREATE TABLE IF NOT EXISTS series_labels (
-    series_id INTEGER NOT NULL REFERENCES series(id),
-    name      TEXT NOT NULL,
-    value     TEXT NOT NULL,
-    PRIMARY KEY (series_id, name)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS series_labels_by_pair ON series_labels(name, value);
-CREATE TABLE IF NOT EXISTS samples (
-    series_id INTEGER NOT NULL,
-    ts        INTEGER NOT NULL,
-    bits      INTEGER NOT NULL,            -- IEEE-754 bits as int64, NaN-exact
-    PRIMARY KEY (series_id, ts)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS histograms (
-    series_id INTEGER NOT NULL,
-    ts        INTEGER NOT NULL,
-    data      BLOB NOT NULL,               -- promwire.encode(Histogram)
-    PRIMARY KEY (series_id, ts)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS exemplars (
-    series_id INTEGER NOT NULL,
-    ts        INTEGER NOT NULL,
-    bits      INTEGER NOT NULL,
-    labels    TEXT NOT NULL,
-    PRIMARY KEY (series_id, ts, bits, labels)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS metadata (
-    metric_family_name TEXT PRIMARY KEY,
-    type               INTEGER NOT NULL,
-    help               TEXT NOT NULL,
-    unit               TEXT NOT NULL
-);
-"""
+def _floats(bits: Sequence[int]) -> list[float]:
+    """Floats of uint64 patterns, in bulk (struct copies the 8 bytes verbatim)."""
+    return list(array("d", array("Q", bits).tobytes()))
+
 
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-#: Rows fetched (and counted against the read budget) at a time.
-_BATCH = 4096
 #: SQLite virtual machine steps between two looks at the read deadline.
 _PROGRESS_STEPS = 10_000
+#: The head is compacted once it holds this many samples per series on average.
+_HEAD_SAMPLES_PER_SERIES = 150
+#: ... and at least this many in all.
+_HEAD_MIN_SAMPLES = 4096
 
 
 def _labels_key(labels: Iterable[Label]) -> tuple[str, list[tuple[str, str]]]:
@@ -184,19 +175,27 @@ def _cached_key_bytes(labels: tuple[Label, ...]) -> int:
     return 120 + sum(200 + 4 * (len(lb.name) + len(lb.value)) for lb in labels)
 
 
+# One series of a write: labels, its number of float samples, histograms, exemplars.
+_Item = tuple[tuple[Label, ...], int, Sequence[Histogram], Sequence[Exemplar]]
+
+
 class SQLiteStorage(BaseStorage):
     """A :class:`~promwire.stores.protocol.RemoteStorage` in one SQLite file.
 
     ``path`` is a file name (created if missing) or ``":memory:"``.
     ``synchronous`` is the SQLite ``PRAGMA synchronous`` level (see the module
     docstring for why ``FULL`` is the default). ``timeout`` is how long a
-    connection waits for a lock held by another process before failing with a
-    :class:`~promwire.errors.StorageError` (a 500, so the sender retries).
-    ``max_cached_series`` (entries) and ``max_cached_series_bytes`` (an upper
-    estimate of the memory held) bound the in-memory map from label sets to
-    series ids (emptied when either is reached; it refills from the
-    database); a label set over 16 KiB is never kept in it.
-    ``max_regex_length`` is the longest regex matcher a read may use (400).
+    connection waits for a lock held by another process or thread before
+    failing with a :class:`~promwire.errors.StorageError` (a 500, so the
+    sender retries). ``max_cached_series`` (entries) and
+    ``max_cached_series_bytes`` (an upper estimate of the memory held) bound
+    the in-memory map from label sets to series ids (emptied when either is
+    reached; it refills from the database); a label set over 16 KiB is never
+    kept in it. ``max_regex_length`` is the longest regex matcher a read may
+    use (400). ``out_of_order_window`` (seconds) is how much older than a
+    series' newest compacted sample a sample may be and still be accepted.
+    ``retention`` (seconds) and ``retention_bytes`` bound what is kept
+    (``None``: forever / no bound); see docs/storage.md.
     """
 
     def __init__(
@@ -208,13 +207,25 @@ class SQLiteStorage(BaseStorage):
         max_cached_series: int = 1_000_000,
         max_cached_series_bytes: int = 256 * 1024 * 1024,
         max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH,
+        out_of_order_window: float = 3600.0,
+        retention: float | None = None,
+        retention_bytes: int | None = None,
     ) -> None:
         if synchronous.upper() not in _SYNC_MODES:
             raise ValueError(f"synchronous must be one of {_SYNC_MODES}")
+        if out_of_order_window < 0:
+            raise ValueError("out_of_order_window must be >= 0")
+        if retention is not None and retention <= 0:
+            raise ValueError("retention must be > 0 seconds")
+        if retention_bytes is not None and retention_bytes <= 0:
+            raise ValueError("retention_bytes must be > 0")
         self.path = os.fspath(path)
         self._synchronous = synchronous.upper()
         self._timeout = timeout
         self._memory = self.path == ":memory:" or self.path.startswith("file::memory:")
+        self._ooo_ms = int(out_of_order_window * 1000)
+        self._retention_ms = None if retention is None else int(retention * 1000)
+        self._retention_bytes = retention_bytes
         # _lock: the writer connection (held for a whole write transaction).
         # _readers_lock: the set of reader connections only; readers never take _lock.
         self._lock = threading.Lock()
@@ -224,16 +235,31 @@ class SQLiteStorage(BaseStorage):
         # server that starts a thread per connection does not pile them up.
         self._readers: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._writer = self._connect()
-        self._writer.executescript(_SCHEMA)
+        try:
+            migrated = prepare(self._writer, self.path)
+            if migrated and not self._memory:
+                self._writer.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                self._writer.execute("VACUUM")
+        except BaseException:
+            self._writer.close()
+            raise
         # Set when a write failed in SQLite: the next write reopens the writer.
         self._writer_stale = False
-        self._series_ids: dict[tuple[Label, ...], int] = {}
+        # ids of a label tuple -> (series id, the tuple itself, kept alive).
+        self._series_ids: dict[tuple[int, ...], tuple[int, tuple[Label, ...]]] = {}
+        # The same entries by label values (the tuples are shared, not copied).
+        self._series_by_value: dict[tuple[Label, ...], int] = {}
         self._max_cached_series = max_cached_series
         # The series-id cache is bounded by bytes too (an upper estimate of
         # the label tuples it keeps alive); a label set over 16 KiB is looked
         # up in SQLite every time rather than kept.
         self._max_cached_series_bytes = max_cached_series_bytes
         self._series_ids_bytes = 0
+        # Series id -> its newest compacted timestamp as last seen: a lower
+        # bound (chunks only grow forward), enough to refuse too-old samples.
+        self._sealed: dict[int, int] = {}
+        self._head = HeadCache()
+        self._decoded = DecodedChunks()
         # Longest regex matcher value accepted (characters); longer is refused (400).
         self._max_regex_length = max_regex_length
         self._closed = False
@@ -255,6 +281,11 @@ class SQLiteStorage(BaseStorage):
             conn.execute("PRAGMA query_only=ON")
             return conn
         if not self._memory:
+            # Only a new file takes it (before WAL mode touches it); then close()
+            # can give freed pages back. Not even tried on an existing file: the
+            # pragma would wait for another writer's lock or fail on a read-only file.
+            if conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,):
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         return conn
@@ -345,13 +376,29 @@ class SQLiteStorage(BaseStorage):
             conn.execute("COMMIT")
 
     def close(self) -> None:
-        """Close every connection. Later calls raise :class:`StorageError`."""
+        """Flush the head into chunks, give freed pages back to the file system,
+        and close every connection. Later calls raise :class:`StorageError`."""
+        with self._lock:
+            if not self._closed and not self._memory:
+                self._shrink_on_close()
         with self._lock, self._readers_lock:
             self._closed = True
             for conn in list(self._readers):
                 conn.close()
             self._readers.clear()
             self._writer.close()
+
+    def _shrink_on_close(self) -> None:
+        self._compact_locked(flush=True)
+        try:
+            conn = self._writable()
+            # Another process still using the file (serve --workers) must not hold
+            # this one's exit for the whole timeout: the shrinking is optional.
+            conn.execute("PRAGMA busy_timeout=2000")
+            conn.executescript("PRAGMA incremental_vacuum;")  # execute() frees one page only
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except (sqlite3.Error, StorageError) as exc:  # another process may be busy: fine
+            log.warning("not shrunk on close: %s", exc)
 
     def __enter__(self) -> SQLiteStorage:
         return self
@@ -368,54 +415,138 @@ class SQLiteStorage(BaseStorage):
 
     def write(self, ctx: Any, request: WriteRequest) -> None:
         """Store a write request in one committed transaction (see the module docstring)."""
-        samples: list[tuple[int, int, int]] = []
+        items: list[_Item] = []
+        stamps: list[int] = []
+        values: list[float] = []
+        add_t, add_v = stamps.append, values.append
+        for ts in request.timeseries:
+            if not (ts.samples or ts.histograms or ts.exemplars):
+                continue
+            for sample in ts.samples:
+                add_t(sample.timestamp)
+                add_v(sample.value)
+            items.append((tuple(ts.labels), len(ts.samples), ts.histograms, ts.exemplars))
+        try:
+            flat_ts = array("q", stamps)
+            flat_bits = array("d", values).tobytes()
+        except (OverflowError, TypeError) as exc:
+            raise StorageError(f"sqlite write failed: {exc}") from exc
+        self._ingest(items, flat_ts, flat_bits, request.metadata)
+
+    def write_columns(self, ctx: Any, series: Sequence[SeriesColumns]) -> None:
+        """Store columnar series (labels plus timestamp and value arrays) in one
+        committed transaction: the write path without per-sample objects."""
+        items: list[_Item] = []
+        flat_ts = array("q")
+        flat_values = array("d")
+        for s in series:
+            if len(s.timestamps) != len(s.values):
+                raise StorageError("write_columns: timestamps and values differ in length")
+            if not (len(s.timestamps) or s.histograms or s.exemplars):
+                continue
+            flat_ts.extend(s.timestamps)
+            flat_values.extend(s.values)
+            items.append((s.labels, len(s.timestamps), s.histograms, s.exemplars))
+        self._ingest(items, flat_ts, flat_values.tobytes(), ())
+
+    def _ingest(
+        self,
+        items: Sequence[_Item],
+        flat_ts: array[int],
+        flat_bits: bytes,
+        metadata: Sequence[MetricMetadata],
+    ) -> None:
+        """Write series ``items`` whose float samples are consecutive runs of
+        ``flat_ts`` and ``flat_bits`` (8 bytes a value), in item order."""
         histograms: list[tuple[int, int, bytes]] = []
         exemplars: list[tuple[int, int, int, str]] = []
+        sids = array("q")
+        offsets = array("q", [0])
         with self._lock:
             if self._closed:
                 raise StorageError("storage is closed")
             conn = self._writable()
             cached = self._series_ids
-            new_ids: dict[tuple[Label, ...], int] = {}
+            by_value = self._series_by_value
+            new_ids: dict[tuple[int, ...], tuple[int, tuple[Label, ...]]] = {}
+            sealed = self._sealed
+            window = self._ooo_ms
+            head_total = 0
+            pos = 0
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                for ts in request.timeseries:
-                    if not (ts.samples or ts.histograms or ts.exemplars):
-                        continue
-                    # Labels are frozen and the decoder hands out shared instances, so
-                    # the label tuple itself is a cheap cache key; the canonical key
-                    # (sorted, JSON) is only built for a series not seen before.
-                    raw = tuple(ts.labels)
-                    sid = cached.get(raw)
-                    if sid is None:
-                        sid = new_ids.get(raw)
-                        if sid is None:
-                            sid = new_ids[raw] = self._series_id(conn, *_labels_key(raw))
-                    if ts.samples:
-                        samples.extend((sid, s.timestamp, _bits(s.value)) for s in ts.samples)
-                    if ts.histograms:
-                        histograms.extend((sid, h.timestamp, encode(h)) for h in ts.histograms)
-                    if ts.exemplars:
+                for raw, n, hists, exs in items:
+                    # The decoder hands out shared, immutable Label instances, so the
+                    # ids of a label tuple are a cheap key (hashing Labels is not); the
+                    # cache keeps the tuple alive, so those ids cannot be reused.
+                    # A fresh tuple of equal labels (a v2 request, a decoder whose
+                    # caches were reset) is found by value instead, before SQL.
+                    key = tuple(map(id, raw))
+                    hit = cached.get(key) or new_ids.get(key)
+                    if hit is not None:
+                        sid = hit[0]
+                    else:
+                        found = by_value.get(raw)
+                        if found is None:
+                            sid = self._series_id(conn, *_labels_key(raw))
+                            new_ids[key] = (sid, raw)
+                        else:
+                            sid = found
+                    if n:
+                        bound = sealed.get(sid)
+                        if bound is None:
+                            row = conn.execute(
+                                "SELECT max(maxt) FROM chunks WHERE series_id = ?", (sid,)
+                            ).fetchone()
+                            bound = sealed[sid] = _INT64_MIN if row[0] is None else int(row[0])
+                        if bound != _INT64_MIN:
+                            oldest = flat_ts[pos] if n == 1 else min(flat_ts[pos : pos + n])
+                            if oldest < bound - window:
+                                raise StorageRejected(_too_old(raw, oldest, bound, window))
+                        pos += n
+                        sids.append(sid)
+                        offsets.append(pos)
+                    if hists:
+                        histograms.extend((sid, h.timestamp, encode(h)) for h in hists)
+                    if exs:
                         exemplars.extend(
                             (sid, e.timestamp, _bits(e.value), _labels_key(e.labels)[0])
-                            for e in ts.exemplars
+                            for e in exs
                         )
-                conn.executemany(
-                    "INSERT INTO samples VALUES (?, ?, ?) ON CONFLICT DO NOTHING", samples
-                )
-                conn.executemany(
-                    "INSERT INTO histograms VALUES (?, ?, ?) ON CONFLICT DO NOTHING", histograms
-                )
-                conn.executemany(
-                    "INSERT INTO exemplars VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", exemplars
-                )
-                conn.executemany(
-                    "INSERT INTO metadata VALUES (?, ?, ?, ?) ON CONFLICT(metric_family_name) "
-                    "DO UPDATE SET type=excluded.type, help=excluded.help, unit=excluded.unit",
-                    [
-                        (md.metric_family_name, int(md.type), md.help, md.unit)
-                        for md in request.metadata
-                    ],
+                record = RecordBuilder.of(sids, offsets, flat_ts, flat_bits)
+                if len(record):
+                    conn.execute(
+                        "INSERT INTO head(n, sids, offsets, ts, bits) VALUES (?, ?, ?, ?, ?)",
+                        record.row(),
+                    )
+                    head_total = int(
+                        conn.execute(
+                            "UPDATE meta SET value = value + ? WHERE key = 'head_samples' "
+                            "RETURNING value",
+                            (len(record),),
+                        ).fetchone()[0]
+                    )
+                if histograms:
+                    conn.executemany(
+                        "INSERT INTO histograms VALUES (?, ?, ?) ON CONFLICT DO NOTHING", histograms
+                    )
+                if exemplars:
+                    conn.executemany(
+                        "INSERT INTO exemplars VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        exemplars,
+                    )
+                if metadata:
+                    conn.executemany(
+                        "INSERT INTO metadata VALUES (?, ?, ?, ?) ON CONFLICT(metric_family_name) "
+                        "DO UPDATE SET type=excluded.type, help=excluded.help, unit=excluded.unit",
+                        [
+                            (md.metric_family_name, int(md.type), md.help, md.unit)
+                            for md in metadata
+                        ],
+                    )
+                due = head_total >= _HEAD_MIN_SAMPLES and head_total >= (
+                    _HEAD_SAMPLES_PER_SERIES
+                    * int(conn.execute("SELECT coalesce(max(id), 0) FROM series").fetchone()[0])
                 )
                 conn.execute("COMMIT")
             except BaseException as exc:
@@ -433,22 +564,32 @@ class SQLiteStorage(BaseStorage):
                 if isinstance(exc, sqlite3.Error | OverflowError):
                     raise StorageError(f"sqlite write failed: {exc}") from exc
                 raise
-            # Only now are the new series ids real: a rolled-back id must never be cached.
-            added = 0
-            for raw in list(new_ids):
-                size = _cached_key_bytes(raw)
-                if size > _MAX_CACHED_SERIES_KEY_BYTES:
-                    del new_ids[raw]
-                else:
-                    added += size
-            if (
-                len(cached) + len(new_ids) > self._max_cached_series
-                or self._series_ids_bytes + added > self._max_cached_series_bytes
-            ):
-                cached.clear()
-                self._series_ids_bytes = 0
-            cached.update(new_ids)
-            self._series_ids_bytes += added
+            self._remember(new_ids)
+            if due:
+                self._compact_locked(flush=False)
+
+    def _remember(self, new_ids: dict[tuple[int, ...], tuple[int, tuple[Label, ...]]]) -> None:
+        # Only now are the new series ids real: a rolled-back id must never be cached.
+        cached = self._series_ids
+        added = 0
+        for key, (_, raw) in list(new_ids.items()):
+            size = _cached_key_bytes(raw)
+            if size > _MAX_CACHED_SERIES_KEY_BYTES:
+                del new_ids[key]
+            else:
+                added += size
+        if (
+            len(cached) + len(new_ids) > self._max_cached_series
+            or self._series_ids_bytes + added > self._max_cached_series_bytes
+        ):
+            cached.clear()
+            self._series_by_value.clear()
+            self._series_ids_bytes = 0
+        if len(self._sealed) > self._max_cached_series:
+            self._sealed.clear()
+        cached.update(new_ids)
+        self._series_by_value.update((raw, sid) for sid, raw in new_ids.values())
+        self._series_ids_bytes += added
 
     def cached_series(self) -> tuple[int, int]:
         """Series ids held in memory: (entries, estimated bytes)."""
@@ -456,43 +597,111 @@ class SQLiteStorage(BaseStorage):
 
     @staticmethod
     def _series_id(conn: sqlite3.Connection, key: str, pairs: list[tuple[str, str]]) -> int:
-        row = conn.execute("SELECT id FROM series WHERE labels = ?", (key,)).fetchone()
-        if row is not None:
-            return int(row[0])
-        cur = conn.execute("INSERT INTO series(labels) VALUES (?)", (key,))
+        digest = label_hash(key)
+        for sid, labels in conn.execute(
+            "SELECT id, labels FROM series WHERE hash = ?", (digest,)
+        ).fetchall():
+            if labels == key:
+                return int(sid)
+        cur = conn.execute("INSERT INTO series(hash, labels) VALUES (?, ?)", (digest, key))
         sid = int(cur.lastrowid or 0)
         # A label name repeated in one set (invalid, but possible on the wire) keeps the first.
+        firsts: dict[str, str] = {}
+        for n, v in pairs:
+            firsts.setdefault(n, v)
+        unique = list(firsts.items())
         conn.executemany(
-            "INSERT INTO series_labels VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            [(sid, n, v) for n, v in pairs],
+            "INSERT INTO postings VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            [(n, v, sid) for n, v in unique],
         )
+        conn.executemany("INSERT INTO label_values VALUES (?, ?) ON CONFLICT DO NOTHING", unique)
         return sid
+
+    # ----------------------------------------------------------------- compaction
+
+    def compact(self, *, flush: bool = False) -> None:
+        """Move the head's complete chunks into the chunks table now (``flush``:
+        every sample, partial chunks too) and apply the retention. Writes do
+        this by themselves as the head grows; :meth:`close` flushes."""
+        with self._lock:
+            if self._closed:
+                raise StorageError("storage is closed")
+            self._compact_locked(flush=flush, strict=True)
+
+    def _compact_locked(self, *, flush: bool, strict: bool = False) -> None:
+        conn = self._writable()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            result = compact(
+                conn,
+                self._head,
+                ooo_window_ms=self._ooo_ms,
+                flush=flush,
+                retention_ms=self._retention_ms,
+            )
+            if self._retention_ms is not None or self._retention_bytes is not None:
+                apply_retention(
+                    conn, retention_ms=self._retention_ms, retention_bytes=self._retention_bytes
+                )
+            conn.execute("COMMIT")
+        except (sqlite3.Error, StorageError) as exc:
+            if isinstance(exc, sqlite3.Error) and not self._memory:
+                self._writer_stale = True
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                self._writer_stale = not self._memory
+            if strict:
+                raise StorageError(f"sqlite compaction failed: {exc}") from exc
+            # The samples are safe in the head; the next write tries again.
+            log.warning("compaction failed (the head keeps the samples): %s", exc)
+            return
+        for sid, maxt in result.sealed.items():
+            if maxt > self._sealed.get(sid, _INT64_MIN):
+                self._sealed[sid] = maxt
 
     # ----------------------------------------------------------------------- read
 
-    @staticmethod
-    def _candidates(
-        conn: sqlite3.Connection, matchers: list[LabelMatcher], budget: ReadBudget | None
-    ) -> Iterator[tuple[int, list[tuple[str, str]]]]:
-        """Series possibly matching, narrowed in SQL by non-empty equality
-        matchers, as ``(id, label pairs)``; each one counts against the budget."""
-        sql = "SELECT id, labels FROM series"
-        args: list[str] = []
-        conds = []
-        for m in matchers:
-            if m.type == MatchType.EQ and m.value != "":
-                conds.append(
-                    "id IN (SELECT series_id FROM series_labels WHERE name = ? AND value = ?)"
-                )
-                args += [m.name, m.value]
-        if conds:
-            sql += " WHERE " + " AND ".join(conds)
-        cursor = conn.execute(sql, args)
-        while rows := cursor.fetchmany(_BATCH):
-            if budget is not None:
-                budget.examine(len(rows))
-            for sid, key in rows:
-                yield int(sid), [(str(n), str(v)) for n, v in json.loads(key)]
+    def _series_samples(
+        self,
+        conn: sqlite3.Connection,
+        sid: int,
+        start: int,
+        end: int,
+        head: tuple[list[int], list[int]] | None,
+        budget: ReadBudget | None,
+    ) -> tuple[list[int], list[int]]:
+        """Series ``sid``'s samples in ``[start, end]`` as (timestamps, uint64 bits):
+        only the chunks overlapping the range are decoded."""
+        ts: list[int] = []
+        bits: list[int] = []
+        for mint, maxt, n, data in chunk_rows(conn, sid, start, end):
+            if budget is not None and mint >= start and maxt <= end:
+                budget.take_samples(n)
+            t, b = self._decoded.decode(data)  # shared lists: only read, sliced, copied
+            if mint < start or maxt > end:
+                lo, hi = bisect_left(t, start), bisect_right(t, end)
+                t, b = t[lo:hi], b[lo:hi]
+                if budget is not None:
+                    budget.take_samples(len(t))
+            ts += t
+            bits += b
+        if head is not None and head[0]:
+            hts, hbits = head
+            lo, hi = bisect_left(hts, start), bisect_right(hts, end)
+            if lo < hi:
+                if budget is not None:
+                    budget.take_samples(hi - lo)
+                if not ts or hts[lo] > ts[-1]:
+                    ts += hts[lo:hi]
+                    bits += hbits[lo:hi]
+                else:  # out-of-order samples waiting in the head: the stored ones win
+                    merged = dict(zip(hts[lo:hi], hbits[lo:hi], strict=True))
+                    merged.update(zip(ts, bits, strict=True))
+                    ts = sorted(merged)
+                    bits = [merged[t] for t in ts]
+        return ts, bits
 
     def _select(
         self,
@@ -503,13 +712,13 @@ class SQLiteStorage(BaseStorage):
         exemplars: bool,
         budget: ReadBudget | None = None,
     ) -> list[TimeSeries]:
-        match = compile_matchers(matchers, max_regex_length=self._max_regex_length)
         start, end = max(start, _INT64_MIN), min(end, _INT64_MAX)
-        out: list[tuple[list[tuple[str, str]], TimeSeries]] = []
+        out: list[TimeSeries] = []
         with self._reading() as conn, _deadline(conn, budget):
-            for sid, pairs in self._candidates(conn, matchers, budget):
-                if not match(dict(pairs)):
-                    continue
+            chosen = select_series(conn, matchers, budget, self._max_regex_length)
+            head = self._head.view(conn) if not exemplars else HeadView([])
+            in_head = head.samples_of(sid for _, sid in chosen) if head else {}
+            for pairs, sid in chosen:
                 series = TimeSeries(labels=[Label(n, v) for n, v in pairs])
                 rng = (sid, start, end)
                 if exemplars:
@@ -528,31 +737,24 @@ class SQLiteStorage(BaseStorage):
                     if not series.exemplars:
                         continue
                 else:
-                    series.samples = [
-                        Sample(_float(bits), ts)
-                        for ts, bits in _batches(
-                            conn,
-                            "SELECT ts, bits FROM samples "
-                            "WHERE series_id = ? AND ts BETWEEN ? AND ? ORDER BY ts",
-                            rng,
-                            budget,
-                        )
-                    ]
-                    series.histograms = [
-                        decode(Histogram, data)
-                        for (data,) in _batches(
-                            conn,
-                            "SELECT data FROM histograms "
-                            "WHERE series_id = ? AND ts BETWEEN ? AND ? ORDER BY ts",
-                            rng,
-                            budget,
-                        )
-                    ]
+                    if budget is not None:
+                        budget.check_time()
+                    stamps, bits = self._series_samples(
+                        conn, sid, start, end, in_head.get(sid), budget
+                    )
+                    series.samples = list(map(Sample, _floats(bits), stamps))
+                    rows = conn.execute(
+                        "SELECT data FROM histograms "
+                        "WHERE series_id = ? AND ts BETWEEN ? AND ? ORDER BY ts",
+                        rng,
+                    ).fetchall()
+                    if rows and budget is not None:
+                        budget.take_samples(len(rows))
+                    series.histograms = [decode(Histogram, data) for (data,) in rows]
                     if not (series.samples or series.histograms):
                         continue
-                out.append((pairs, series))
-        out.sort(key=lambda item: item[0])  # TSDB order: by label set
-        return [series for _, series in out]
+                out.append(series)
+        return out
 
     def process_query(self, ctx: Any, query: Query) -> QueryResult:
         """Series matching ``query`` with their samples and histograms in
@@ -572,50 +774,105 @@ class SQLiteStorage(BaseStorage):
             raise _read_failure(exc, budget) from exc
         return QueryResult(timeseries=series)
 
-    def process_query_chunks(self, ctx: Any, query: Query) -> Iterator[TimeSeries]:
+    def process_query_chunks(self, ctx: Any, query: Query) -> Iterator[ChunkedSeries]:
         """Stream the series of ``query`` one at a time, for a streamed remote read.
 
-        Yields :class:`~promwire.codec.messages.TimeSeries` with float samples in
-        ``[start_timestamp_ms, end_timestamp_ms]`` in time order, series
-        sorted by label set, series without samples in range left out. Only
-        one series' samples are in memory at a time. A file database reads
-        through a connection of its own, holding one read transaction (a
-        consistent snapshot) for the whole stream, so the iterator may be
-        resumed on any thread; ``:memory:`` takes the writer lock per series
-        instead (no snapshot across series). Series that also hold native
-        histograms in range get a warning in the log: those are not streamed.
-        The series examined and the time spent count against ``ctx.budget``
-        (a stream has no sample limit).
+        Yields :class:`~promwire.codec.messages.ChunkedSeries` of XOR chunks
+        with the float samples in ``[start_timestamp_ms, end_timestamp_ms]``,
+        series sorted by label set, series without samples in range left out.
+        Stored chunks inside the range are sent as they are; a chunk the range
+        cuts is trimmed and re-encoded, and head samples are encoded (in chunks
+        of up to 120 samples). Only one series is in memory at a time. A file
+        database reads through a connection of its own, holding one read
+        transaction (a consistent snapshot) for the whole stream, so the
+        iterator may be resumed on any thread; ``:memory:`` takes the writer
+        lock per series instead. Series that also hold native histograms in
+        range get a warning in the log: those are not streamed. The series
+        examined and the time spent count against ``ctx.budget``.
         """
         budget: ReadBudget | None = getattr(ctx, "budget", None)
-        match = compile_matchers(query.matchers, max_regex_length=self._max_regex_length)
         start = max(query.start_timestamp_ms, _INT64_MIN)
         end = min(query.end_timestamp_ms, _INT64_MAX)
         with self._stream_reader(budget) as run:
             chosen = run(
-                lambda conn: [
-                    (pairs, sid)
-                    for sid, pairs in self._candidates(conn, query.matchers, budget)
-                    if match(dict(pairs))
-                ]
+                lambda conn: select_series(conn, query.matchers, budget, self._max_regex_length)
             )
-            chosen.sort()  # TSDB order: by label set
+            head = run(self._head.view)
             with_histograms = 0
-            for pairs, sid in chosen:
-                rng = (sid, start, end)
-                rows, has_histograms = run(partial(_series_rows, rng=rng))
-                with_histograms += has_histograms
-                if rows:
-                    yield TimeSeries(
-                        labels=[Label(n, v) for n, v in pairs],
-                        samples=[Sample(_float(bits), ts) for ts, bits in rows],
+            # The head's samples of many series are found in one pass, a batch at a time.
+            step = 256
+            for first in range(0, len(chosen), step):
+                batch = chosen[first : first + step]
+                in_head = head.samples_of(sid for _, sid in batch) if head else {}
+                for pairs, sid in batch:
+                    if budget is not None:
+                        budget.check_time()
+                    chunks, has_histograms = run(
+                        partial(
+                            self._series_chunks,
+                            sid=sid,
+                            start=start,
+                            end=end,
+                            head=in_head.get(sid),
+                        )
                     )
+                    with_histograms += has_histograms
+                    if chunks:
+                        yield ChunkedSeries(labels=[Label(n, v) for n, v in pairs], chunks=chunks)
             if with_histograms:
                 log.warning(
                     "streamed remote read: native histograms of %d series not sent "
                     "(no histogram chunk encoder; ask for SAMPLES to get them)",
                     with_histograms,
                 )
+
+    @staticmethod
+    def _series_chunks(
+        conn: sqlite3.Connection,
+        sid: int,
+        start: int,
+        end: int,
+        head: tuple[list[int], list[int]] | None,
+    ) -> tuple[list[Chunk], bool]:
+        """One series' XOR chunks over ``[start, end]`` and whether it has
+        histograms there: stored chunks inside the range as they are."""
+        rows = chunk_rows(conn, sid, start, end)
+        hts: list[int] = []
+        hbits: list[int] = []
+        if head is not None and head[0]:
+            lo, hi = bisect_left(head[0], start), bisect_right(head[0], end)
+            hts, hbits = head[0][lo:hi], head[1][lo:hi]
+        chunks: list[Chunk] = []
+        if hts and rows and hts[0] <= rows[-1][1]:
+            # Out-of-order samples waiting in the head overlap stored chunks: merge, re-cut.
+            ts: list[int] = []
+            bits: list[int] = []
+            for *_, data in rows:
+                t, b = decode_xor_bits(data)
+                ts += t
+                bits += b
+            merged = dict(zip(hts, hbits, strict=True))
+            merged.update(zip(ts, bits, strict=True))
+            keys = [t for t in sorted(merged) if start <= t <= end]
+            rows, hts, hbits = [], keys, [merged[t] for t in keys]
+        for mint, maxt, _, data in rows:
+            if start <= mint and maxt <= end:
+                chunks.append(Chunk(mint, maxt, ChunkEncoding.XOR, data))  # as stored
+                continue
+            t, b = decode_xor_bits(data)
+            lo, hi = bisect_left(t, start), bisect_right(t, end)
+            if lo < hi:
+                chunks.extend(_encode(t[lo:hi], b[lo:hi]))
+        if hts:
+            chunks.extend(_encode(hts, hbits))
+        has_histograms = (
+            conn.execute(
+                "SELECT 1 FROM histograms WHERE series_id = ? AND ts BETWEEN ? AND ? LIMIT 1",
+                (sid, start, end),
+            ).fetchone()
+            is not None
+        )
+        return chunks, has_histograms
 
     @contextmanager
     def _stream_reader(
@@ -682,12 +939,54 @@ class SQLiteStorage(BaseStorage):
         ]
 
     def counts(self) -> dict[str, int]:
-        """Row counts: series, samples, histograms, exemplars, metadata."""
+        """What is stored: series, samples (distinct, head and chunks together),
+        histograms, exemplars, metadata."""
         with self._reading() as conn:
-            return {
+            out = {
                 table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-                for table in ("series", "samples", "histograms", "exemplars", "metadata")
+                for table in ("series", "histograms", "exemplars", "metadata")
             }
+            samples = int(conn.execute("SELECT coalesce(sum(n), 0) FROM chunks").fetchone()[0])
+            view = self._head.view(conn)
+            for sid, (ts, _) in view.samples_of(
+                {sid for rec in view.records for sid in rec.series_ids()}
+            ).items():
+                if not ts:
+                    continue
+                stored: set[int] = set()
+                for _, _, _, data in chunk_rows(conn, sid, ts[0], ts[-1]):
+                    stored.update(decode_xor_bits(data)[0])
+                samples += sum(1 for t in ts if t not in stored)
+            out["samples"] = samples
+        return out
+
+    def disk_usage(self) -> int:
+        """Bytes the database uses on disk: the file and its ``-wal`` file."""
+        if self._memory:
+            return 0
+        total = 0
+        for suffix in ("", "-wal"):
+            with suppress(OSError):
+                total += os.path.getsize(self.path + suffix)
+        return total
+
+
+def _too_old(labels: Sequence[Label], t: int, bound: int, window_ms: int) -> str:
+    key = _labels_key(labels)[0]
+    if len(key) > 200:
+        key = key[:200] + "..."
+    return (
+        f"out of bounds: sample at {t} is older than the out-of-order window "
+        f"({window_ms // 1000} s) before the series' newest stored sample ({bound}): {key}"
+    )
+
+
+def _encode(ts: list[int], bits: list[int]) -> list[Chunk]:
+    groups, _ = cut_groups(ts, None)
+    return [
+        Chunk(mint, maxt, ChunkEncoding.XOR, data)
+        for mint, maxt, _, data in encode_groups(ts, bits, groups)
+    ]
 
 
 def _file_access_problem(path: str) -> str | None:
@@ -719,34 +1018,6 @@ def _deadline(conn: sqlite3.Connection, budget: ReadBudget | None) -> Iterator[N
         yield
     finally:
         conn.set_progress_handler(None, 0)
-
-
-def _batches(
-    conn: sqlite3.Connection, sql: str, args: tuple[int, int, int], budget: ReadBudget | None
-) -> Iterator[Any]:
-    """The rows of ``sql``, fetched in batches each counted against the budget
-    before the caller turns it into objects."""
-    cursor = conn.execute(sql, args)
-    while rows := cursor.fetchmany(_BATCH):
-        if budget is not None:
-            budget.take_samples(len(rows))
-        yield from rows
-
-
-def _series_rows(
-    conn: sqlite3.Connection, rng: tuple[int, int, int]
-) -> tuple[list[tuple[int, int]], bool]:
-    """One series' ``(ts, bits)`` sample rows in range, and whether it has histograms there."""
-    rows = conn.execute(
-        "SELECT ts, bits FROM samples WHERE series_id = ? AND ts BETWEEN ? AND ? ORDER BY ts", rng
-    ).fetchall()
-    has_histograms = (
-        conn.execute(
-            "SELECT 1 FROM histograms WHERE series_id = ? AND ts BETWEEN ? AND ? LIMIT 1", rng
-        ).fetchone()
-        is not None
-    )
-    return rows, has_histograms
 
 
 def _metric_type(value: int) -> MetricType | int:

@@ -21,6 +21,10 @@ from types import ModuleType
 
 import pytest
 
+from promwire import STALE_NAN_BITS
+from promwire.chunks.xor import decode_xor_bits, encode_xor_bits
+from promwire.stores.sqlite import SQLiteStorage
+
 pytestmark = [pytest.mark.soak, pytest.mark.prometheus]
 
 SOAK = Path(__file__).resolve().parents[2] / "scripts" / "soak.py"
@@ -78,21 +82,7 @@ def test_one_minute_soak_loses_and_duplicates_nothing(prometheus_bin: str, tmp_p
     # kept Prometheus TSDB without scrape jobs, compare again: all three show.
     soak = load_soak()
     db = tmp_path / "run" / "soak.db"
-    with sqlite3.connect(db) as conn:
-        (sid1, ts1), (sid2, ts2, bits2) = (
-            conn.execute(
-                "SELECT series_id, ts FROM samples ORDER BY ts LIMIT 1 OFFSET 100"
-            ).fetchone(),
-            conn.execute(
-                "SELECT series_id, ts, bits FROM samples ORDER BY ts LIMIT 1 OFFSET 200"
-            ).fetchone(),
-        )
-        conn.execute("DELETE FROM samples WHERE series_id = ? AND ts = ?", (sid1, ts1))
-        changed = soak.float_bits(1234.5678) if bits2 != soak.float_bits(1234.5678) else 0x1234
-        conn.execute(
-            "UPDATE samples SET bits = ? WHERE series_id = ? AND ts = ?", (changed, sid2, ts2)
-        )
-        conn.execute("INSERT INTO samples VALUES (?, 1, 0)", (sid1,))
+    damage(db, soak, summary["window_ms"])
     prom = soak.Prometheus(prometheus_bin, tmp_path / "run" / "prom")
     prom.start("global: {scrape_interval: 1s}\nscrape_configs: []\n")
     try:
@@ -102,3 +92,41 @@ def test_one_minute_soak_loses_and_duplicates_nothing(prometheus_bin: str, tmp_p
         prom.stop()
     assert (damaged.missing, damaged.mismatched, damaged.extra) == (1, 1, 1)
     assert damaged.expected == cmp["expected"]
+
+
+def damage(db: Path, soak: ModuleType, window_ms: list[int]) -> None:
+    """One sample deleted and one value changed inside a stored chunk of the
+    compared window (the chunk decoded, edited and encoded again), and one
+    sample Prometheus never had added as a chunk of its own."""
+    SQLiteStorage(db).close()  # closing flushes the head: every sample is in a chunk
+    start_ms, end_ms = window_ms
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT id, series_id, data FROM chunks WHERE maxt >= ? AND mint < ? AND n >= 4 "
+            "ORDER BY id",
+            (start_ms, end_ms),
+        ).fetchall()
+
+        def inside(t: int) -> bool:
+            return start_ms + 2000 <= t < end_ms - 2000
+
+        # A chunk with two neighbouring non-stale samples well inside the window.
+        cid, sid, ts, bits, i = next(
+            (cid, sid, ts, bits, i)
+            for cid, sid, data in rows
+            for ts, bits in [decode_xor_bits(data)]
+            for i in range(1, len(ts) - 2)
+            if inside(ts[i]) and inside(ts[i + 1]) and STALE_NAN_BITS not in bits[i : i + 2]
+        )
+        target = soak.float_bits(1234.5678)
+        changed = target if bits[i + 1] != target else 0x1234
+        ts = ts[:i] + ts[i + 1 :]  # sample i deleted
+        bits = [*bits[:i], changed, *bits[i + 2 :]]  # sample i + 1 altered
+        conn.execute(
+            "UPDATE chunks SET mint = ?, maxt = ?, n = ?, data = ? WHERE id = ?",
+            (ts[0], ts[-1], len(ts), encode_xor_bits(ts, bits), cid),
+        )
+        conn.execute(
+            "INSERT INTO chunks(series_id, mint, maxt, n, data) VALUES (?, 1, 1, 1, ?)",
+            (sid, encode_xor_bits([1], [0])),
+        )

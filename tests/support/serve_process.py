@@ -24,6 +24,8 @@ from pathlib import Path
 
 from promwire import ReadRequest, WriteRequest, encode, snappy
 from promwire.stores.sqlite import SQLiteStorage
+from promwire.stores.sqlite_chunks import cut_groups, encode_groups
+from promwire.stores.sqlite_schema import label_hash
 from tests.support.prometheus import free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -112,28 +114,33 @@ def post(
 def fill_store(path: Path, series: int, samples_per_series: int) -> None:
     """A store of ``series`` series ``{__name__="m", i="<n>"}`` with
     ``samples_per_series`` samples each (every 15 s from 0, value 1.5),
-    inserted with SQL in one transaction: a million samples in about a second."""
+    inserted with SQL in one transaction as the store's own chunks (all
+    series share the same chunk bytes): a million samples in about a second."""
     SQLiteStorage(path).close()  # the schema
+    ts = [k * 15000 for k in range(samples_per_series)]
+    groups, _ = cut_groups(ts, None)
+    chunks = list(encode_groups(ts, [0x3FF8000000000000] * len(ts), groups))  # bits of 1.5
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("BEGIN")
+        keys = [
+            json.dumps([["__name__", "m"], ["i", str(i)]], separators=(",", ":"))
+            for i in range(series)
+        ]
         conn.executemany(
-            "INSERT INTO series(id, labels) VALUES (?, ?)",
-            [
-                (i + 1, json.dumps([["__name__", "m"], ["i", str(i)]], separators=(",", ":")))
-                for i in range(series)
-            ],
+            "INSERT INTO series(id, hash, labels) VALUES (?, ?, ?)",
+            [(i + 1, label_hash(key), key) for i, key in enumerate(keys)],
+        )
+        pairs = [
+            (n, v, i + 1) for i in range(series) for n, v in (("__name__", "m"), ("i", str(i)))
+        ]
+        conn.executemany("INSERT INTO postings VALUES (?, ?, ?)", pairs)
+        conn.executemany(
+            "INSERT OR IGNORE INTO label_values VALUES (?, ?)", [(n, v) for n, v, _ in pairs]
         )
         conn.executemany(
-            "INSERT INTO series_labels VALUES (?, ?, ?)",
-            [(i + 1, n, v) for i in range(series) for n, v in (("__name__", "m"), ("i", str(i)))],
-        )
-        total = series * samples_per_series
-        one_and_a_half = 0x3FF8000000000000  # the IEEE-754 bits of 1.5
-        conn.execute(
-            "WITH RECURSIVE c(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
-            "INSERT INTO samples SELECT x / ? + 1, (x % ?) * 15000, ? FROM c",
-            (total - 1, samples_per_series, samples_per_series, one_and_a_half),
+            "INSERT INTO chunks(series_id, mint, maxt, n, data) VALUES (?, ?, ?, ?, ?)",
+            [(i + 1, *chunk) for i in range(series) for chunk in chunks],
         )
         conn.execute("COMMIT")
     finally:

@@ -1,0 +1,276 @@
+"""Chunks at rest in the SQLite store: cutting, compaction and retention.
+
+A series' settled samples live in the ``chunks`` table as Prometheus XOR
+chunks (:mod:`promwire.chunks.xor`, byte-identical to Prometheus' encoder),
+one row per chunk: ``(id, series_id, mint, maxt, n, data)``, indexed by
+``(series_id, maxt)``. Chunks are cut like Prometheus' head cuts them: at
+most 120 samples (and never over 1024 bytes), and never across a 2-hour
+boundary (``CHUNK_RANGE_MS``, aligned on the epoch like TSDB blocks), so a
+chunk always lies within one block range and retention can drop whole chunks.
+
+The compaction (:func:`compact`) turns the head's per-request records
+(:mod:`.sqlite_head`) into chunks, all in one transaction:
+
+* every series' head samples are merged (first write wins for a timestamp
+  sent twice), together with its stored chunks they overlap (out-of-order
+  samples: the stored value wins) and its last chunk when that one is not
+  full and the new samples continue it in the same 2-hour range;
+* every complete group (120 samples, or a 2-hour range that has ended: a
+  later range has samples, or the newest head sample is past its end plus
+  the out-of-order window) becomes a chunk; the rest stays in the head as one
+  new record; ``flush=True`` (on close) makes every group complete;
+* samples older than the retention are dropped instead.
+
+Retention (:func:`apply_retention`) deletes whole chunks: by time, every
+chunk whose newest sample is older than the newest sample stored minus the
+retention; by size, the oldest chunks until the used pages fit. SQLite
+reuses the freed pages, so at steady state the file stops growing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from ..chunks.xor import MAX_BYTES_PER_CHUNK, SAMPLES_PER_CHUNK, decode_xor_bits
+from ..chunks.xor import _encode_prefix as encode_prefix
+from .sqlite_head import HeadCache, RecordBuilder, first_wins
+
+__all__ = [
+    "CHUNK_RANGE_MS",
+    "CompactionResult",
+    "DecodedChunks",
+    "apply_retention",
+    "chunk_rows",
+    "compact",
+    "cut_groups",
+    "encode_groups",
+]
+
+#: Chunks never span a boundary of this range (TSDB's default block range: 2 h).
+CHUNK_RANGE_MS = 2 * 60 * 60 * 1000
+_MAX_BITS = MAX_BYTES_PER_CHUNK * 8
+
+
+def _range_end(t: int) -> int:
+    """The end (exclusive) of the 2-hour range holding ``t``."""
+    return (t // CHUNK_RANGE_MS + 1) * CHUNK_RANGE_MS
+
+
+def cut_groups(ts: Sequence[int], cutoff: int | None) -> tuple[list[tuple[int, int]], int]:
+    """Cut sorted timestamps into chunk groups ``[(lo, hi), ...]`` (index ranges).
+
+    A group ends after 120 samples or at a 2-hour boundary. Returns the
+    complete groups and the index where the incomplete rest starts: the last
+    group is complete when full, when its range has ended (``cutoff``, the
+    newest head sample minus the out-of-order window, is past it) or when
+    ``cutoff`` is ``None`` (flush everything).
+    """
+    groups: list[tuple[int, int]] = []
+    n = len(ts)
+    lo = 0
+    while lo < n:
+        end = _range_end(ts[lo])
+        hi = lo + 1
+        limit = min(n, lo + SAMPLES_PER_CHUNK)
+        while hi < limit and ts[hi] < end:
+            hi += 1
+        closed = hi - lo == SAMPLES_PER_CHUNK or hi < n or cutoff is None or end <= cutoff
+        if not closed:
+            break
+        groups.append((lo, hi))
+        lo = hi
+    return groups, lo
+
+
+def encode_groups(
+    ts: Sequence[int], bits: Sequence[int], groups: Sequence[tuple[int, int]]
+) -> Iterator[tuple[int, int, int, bytes]]:
+    """XOR chunks ``(mint, maxt, n, data)`` for the groups (a group whose
+    encoding would pass 1024 bytes is split, as Prometheus' head does)."""
+    for lo, hi in groups:
+        start = lo
+        while start < hi:
+            data, n = encode_prefix(ts, bits, start, hi - start, _MAX_BITS)
+            yield ts[start], ts[start + n - 1], n, data
+            start += n
+
+
+def chunk_rows(
+    conn: sqlite3.Connection, sid: int, start: int, end: int
+) -> list[tuple[int, int, int, bytes]]:
+    """Series ``sid``'s chunks overlapping ``[start, end]``: ``(mint, maxt, n, data)``."""
+    return [
+        (int(a), int(b), int(c), bytes(d))
+        for a, b, c, d in conn.execute(
+            "SELECT mint, maxt, n, data FROM chunks "
+            "WHERE series_id = ? AND maxt >= ? AND mint <= ? ORDER BY maxt",
+            (sid, start, end),
+        )
+    ]
+
+
+class DecodedChunks:
+    """Recently decoded chunks, keyed by their bytes (decoding is a pure function
+    of them, so an entry can never be stale, whichever process rewrote what).
+    At most ``max_chunks`` entries (about 9 KB each for 120 samples), oldest
+    dropped first; shared by the threads of a store."""
+
+    def __init__(self, max_chunks: int = 2048) -> None:
+        self._max = max_chunks
+        self._entries: dict[bytes, tuple[list[int], list[int]]] = {}
+        self._lock = threading.Lock()
+
+    def decode(self, data: bytes) -> tuple[list[int], list[int]]:
+        """``decode_xor_bits(data)``; the caller must not change the lists."""
+        hit = self._entries.get(data)
+        if hit is not None:
+            return hit
+        decoded = decode_xor_bits(data)
+        if self._max:
+            with self._lock:
+                if len(self._entries) >= self._max:
+                    del self._entries[next(iter(self._entries))]
+                self._entries[data] = decoded
+        return decoded
+
+
+@dataclass(slots=True)
+class CompactionResult:
+    """What one compaction did."""
+
+    series: int = 0
+    chunks_written: int = 0
+    samples_sealed: int = 0
+    samples_kept: int = 0
+    chunks_rewritten: int = 0
+    sealed: dict[int, int] = field(default_factory=dict)  # series id -> newest chunk maxt
+
+
+def compact(
+    conn: sqlite3.Connection,
+    cache: HeadCache,
+    *,
+    ooo_window_ms: int,
+    flush: bool = False,
+    retention_ms: int | None = None,
+) -> CompactionResult:
+    """Move the head's complete groups into chunks (inside the caller's write
+    transaction; see the module docstring)."""
+    result = CompactionResult()
+    view = cache.view(conn)
+    if not view:
+        return result
+    by_series = view.by_series()
+    newest = max((max(ts) for ts, _ in by_series.values() if ts), default=None)
+    if newest is None:
+        conn.execute("DELETE FROM head")
+        return result
+    cutoff = None if flush else newest - ooo_window_ms
+    floor = None
+    if retention_ms is not None:
+        stored = conn.execute("SELECT max(maxt) FROM chunks").fetchone()[0]
+        floor = max(newest, int(stored) if stored is not None else newest) - retention_ms
+    carry = RecordBuilder()
+    inserts: list[tuple[int, int, int, int, bytes]] = []
+    for sid in sorted(by_series):
+        ts, bits = first_wins([by_series[sid]])
+        if not ts:
+            continue
+        result.series += 1
+        # Stored chunks that must be merged: those the new samples overlap
+        # (out of order), and the last one when not full and continued.
+        old: list[tuple[int, int, int, int, bytes]] = [
+            (int(a), int(b), int(c), int(d), bytes(e))
+            for a, b, c, d, e in conn.execute(
+                "SELECT id, mint, maxt, n, data FROM chunks WHERE series_id = ? AND maxt >= ? "
+                "ORDER BY maxt",
+                (sid, ts[0]),
+            )
+        ]
+        if not old:
+            last = conn.execute(
+                "SELECT id, mint, maxt, n, data FROM chunks WHERE series_id = ? "
+                "ORDER BY maxt DESC LIMIT 1",
+                (sid,),
+            ).fetchone()
+            if (
+                last is not None
+                and int(last[3]) < SAMPLES_PER_CHUNK
+                and _range_end(int(last[2])) == _range_end(ts[0])
+            ):
+                old = [(int(last[0]), int(last[1]), int(last[2]), int(last[3]), bytes(last[4]))]
+        if old:
+            parts: list[tuple[Sequence[int], Sequence[int]]] = [
+                decode_xor_bits(row[4]) for row in old
+            ]
+            parts.append((ts, bits))
+            ts, bits = first_wins(parts)
+            conn.executemany("DELETE FROM chunks WHERE id = ?", [(row[0],) for row in old])
+            result.chunks_rewritten += len(old)
+        if floor is not None and ts[0] < floor:
+            keep = next((i for i, t in enumerate(ts) if t >= floor), len(ts))
+            ts, bits = ts[keep:], bits[keep:]
+            if not ts:
+                continue
+        groups, rest = cut_groups(ts, cutoff)
+        for mint, maxt, n, data in encode_groups(ts, bits, groups):
+            inserts.append((sid, mint, maxt, n, data))
+            result.sealed[sid] = maxt
+        result.samples_sealed += rest
+        if rest < len(ts):
+            carry.add_bits(sid, ts[rest:], bits[rest:])
+    conn.executemany(
+        "INSERT INTO chunks(series_id, mint, maxt, n, data) VALUES (?, ?, ?, ?, ?)", inserts
+    )
+    result.chunks_written = len(inserts)
+    result.samples_kept = len(carry)
+    conn.execute("DELETE FROM head")
+    if len(carry):
+        conn.execute(
+            "INSERT INTO head(n, sids, offsets, ts, bits) VALUES (?, ?, ?, ?, ?)", carry.row()
+        )
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'head_samples'", (len(carry),))
+    return result
+
+
+def apply_retention(
+    conn: sqlite3.Connection, *, retention_ms: int | None, retention_bytes: int | None
+) -> int:
+    """Delete chunks past the retention (inside the caller's write transaction);
+    returns how many were deleted. Histograms and exemplars older than the
+    time retention go too."""
+    deleted = 0
+    if retention_ms is not None:
+        newest = conn.execute("SELECT max(maxt) FROM chunks").fetchone()[0]
+        if newest is not None:
+            floor = int(newest) - retention_ms
+            deleted += conn.execute("DELETE FROM chunks WHERE maxt < ?", (floor,)).rowcount
+            conn.execute("DELETE FROM histograms WHERE ts < ?", (floor,))
+            conn.execute("DELETE FROM exemplars WHERE ts < ?", (floor,))
+    if retention_bytes is not None:
+        page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+        while True:
+            pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+            free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+            excess = (pages - free) * page - retention_bytes
+            if excess <= 0:
+                break
+            # The oldest chunks holding about the excess (row overhead counted).
+            rows = conn.execute(
+                "SELECT id, length(data) + 48 FROM chunks ORDER BY maxt LIMIT 4096"
+            ).fetchall()
+            if not rows:
+                break
+            doomed = []
+            freed = 0
+            for cid, size in rows:
+                doomed.append((cid,))
+                freed += int(size)
+                if freed >= excess:
+                    break
+            conn.executemany("DELETE FROM chunks WHERE id = ?", doomed)
+            deleted += len(doomed)
+    return deleted

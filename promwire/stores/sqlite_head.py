@@ -1,0 +1,264 @@
+"""The head of the SQLite store: recent float samples as compact per-request records.
+
+Each remote write request adds **one** row to the ``head`` table (its
+``write`` transaction, committed with ``synchronous=FULL`` before the 204),
+holding the request's float samples as four little-endian int64 arrays::
+
+    sids     one series id per segment (a segment: one series' samples of the request)
+    offsets  where each segment starts in ts/bits, plus the total (len = segments + 1)
+    ts       timestamps (ms), in the order the request carried them
+    bits     IEEE-754 bit patterns of the values (NaN payloads kept)
+
+Records are immutable: the compaction (:mod:`.sqlite_chunks`) deletes the
+records it turned into chunks and writes what it kept back as one new record;
+ids come from ``AUTOINCREMENT`` and are never reused. So a record read once
+can be cached by id in any process (:class:`HeadCache`), the cache checked
+against the ids a read transaction sees.
+
+A series' samples in the head are the union of its segments; when one
+timestamp appears twice (a resent batch), the record written first wins.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import threading
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from operator import lt
+
+__all__ = ["HeadCache", "HeadRecord", "HeadView", "RecordBuilder", "first_wins"]
+
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+def _to_le(arr: array[int]) -> bytes:
+    if _BIG_ENDIAN:  # the file format is little-endian everywhere
+        arr = array(arr.typecode, arr)
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def _from_le(typecode: str, data: bytes) -> array[int]:
+    arr = array(typecode)
+    arr.frombytes(data)
+    if _BIG_ENDIAN:
+        arr.byteswap()
+    return arr
+
+
+@dataclass(frozen=True, slots=True)
+class HeadRecord:
+    """One head row, decoded (see the module docstring)."""
+
+    sids: bytes  # little-endian int64 per segment, searched with bytes.find
+    offsets: array[int]
+    ts: array[int]
+    bits: array[int]
+
+    @classmethod
+    def from_row(cls, sids: bytes, offsets: bytes, ts: bytes, bits: bytes) -> HeadRecord:
+        return cls(
+            sids if not _BIG_ENDIAN else _to_le(_from_le("q", sids)),
+            _from_le("q", offsets),
+            _from_le("q", ts),
+            _from_le("Q", bits),
+        )
+
+    def segments(self, sid: int) -> list[int]:
+        """Indexes of the segments of series ``sid``."""
+        key = sid.to_bytes(8, "little", signed=True)
+        found = []
+        pos = self.sids.find(key)
+        while pos >= 0:
+            if pos % 8 == 0:  # an aligned hit is a whole id, not the middle of two
+                found.append(pos >> 3)
+            pos = self.sids.find(key, pos + 1)
+        return found
+
+    def series_ids(self) -> array[int]:
+        return _from_le("q", self.sids)
+
+
+class RecordBuilder:
+    """The arrays of one head record, filled series by series."""
+
+    __slots__ = ("bits", "offsets", "sids", "ts")
+
+    def __init__(self) -> None:
+        self.sids = array("q")
+        self.offsets = array("q", [0])
+        self.ts = array("q")
+        self.bits = array("Q")
+
+    @classmethod
+    def of(
+        cls, sids: array[int], offsets: array[int], ts: array[int], value_bits: bytes
+    ) -> RecordBuilder:
+        """A record from ready arrays (``value_bits``: the values' 8-byte patterns)."""
+        rec = cls()
+        rec.sids, rec.offsets, rec.ts = sids, offsets, ts
+        rec.bits.frombytes(value_bits)
+        return rec
+
+    def add_bits(self, sid: int, timestamps: Sequence[int], bits: Sequence[int]) -> None:
+        self.sids.append(sid)
+        self.ts.extend(timestamps)
+        self.bits.extend(bits)
+        self.offsets.append(len(self.ts))
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def row(self) -> tuple[int, bytes, bytes, bytes, bytes]:
+        """``(n, sids, offsets, ts, bits)`` as stored in the ``head`` table."""
+        return (
+            len(self.ts),
+            _to_le(self.sids),
+            _to_le(self.offsets),
+            _to_le(self.ts),
+            _to_le(self.bits),
+        )
+
+
+def first_wins(
+    parts: Iterable[tuple[Sequence[int], Sequence[int]]],
+) -> tuple[list[int], list[int]]:
+    """Samples of several sources (earliest written first) merged in time order;
+    for a timestamp present twice the earlier source's value is kept."""
+    merged: dict[int, int] = {}
+    single: tuple[Sequence[int], Sequence[int]] | None = None
+    count = 0
+    for ts, bits in parts:
+        if not ts:
+            continue
+        count += 1
+        if count == 1:
+            single = (ts, bits)
+            continue
+        if count == 2 and single is not None:
+            for t, b in zip(single[0], single[1], strict=True):
+                merged.setdefault(t, b)
+        for t, b in zip(ts, bits, strict=True):
+            merged.setdefault(t, b)
+    if count == 0:
+        return [], []
+    if count == 1 and single is not None:
+        ts0, bits0 = single
+        # Fast path: one strictly increasing run is already the answer.
+        if all(map(lt, ts0, ts0[1:])):  # map over a C function: no Python frame a pair
+            return list(ts0), list(bits0)
+        for t, b in zip(ts0, bits0, strict=True):
+            merged.setdefault(t, b)
+    keys = sorted(merged)
+    return keys, [merged[t] for t in keys]
+
+
+class HeadView:
+    """The head as one read transaction sees it: its records in id order."""
+
+    __slots__ = ("records",)
+
+    def __init__(self, records: list[HeadRecord]) -> None:
+        self.records = records
+
+    def __bool__(self) -> bool:
+        return bool(self.records)
+
+    def samples(self, sid: int) -> tuple[list[int], list[int]]:
+        """Series ``sid``'s head samples, in time order, first write winning."""
+        parts = []
+        for rec in self.records:
+            for i in rec.segments(sid):
+                lo, hi = rec.offsets[i], rec.offsets[i + 1]
+                parts.append((rec.ts[lo:hi], rec.bits[lo:hi]))
+        return first_wins(parts)
+
+    def samples_of(self, sids: Iterable[int]) -> dict[int, tuple[list[int], list[int]]]:
+        """:meth:`samples` for many series at once (one pass over the head when
+        there are many, a search per series when there are few)."""
+        wanted = set(sids)
+        if len(wanted) <= 32:
+            return {sid: self.samples(sid) for sid in wanted}
+        parts: dict[int, list[tuple[Sequence[int], Sequence[int]]]] = {}
+        for rec in self.records:
+            offsets, ts, bits = rec.offsets, rec.ts, rec.bits
+            for i, sid in enumerate(rec.series_ids()):
+                if sid in wanted:
+                    lo, hi = offsets[i], offsets[i + 1]
+                    parts.setdefault(sid, []).append((ts[lo:hi], bits[lo:hi]))
+        return {sid: first_wins(p) for sid, p in parts.items()}
+
+    def by_series(self) -> dict[int, tuple[array[int], array[int]]]:
+        """Every series' head samples, concatenated in record order (unsorted,
+        duplicates kept: :func:`first_wins` settles them), for the compaction.
+        Arrays, not lists: 16 bytes a sample while the whole head is regrouped."""
+        parts: dict[int, tuple[array[int], array[int]]] = {}
+        for rec in self.records:
+            offsets, ts, bits = rec.offsets, rec.ts, rec.bits
+            sids = rec.series_ids()
+            if len(sids) == len(ts):
+                # The common record: one sample a series (a scrape's worth).
+                for sid, t, b in zip(sids, ts, bits, strict=True):
+                    got = parts.get(sid)
+                    if got is None:
+                        parts[sid] = (array("q", [t]), array("Q", [b]))
+                    else:
+                        got[0].append(t)
+                        got[1].append(b)
+                continue
+            for i, sid in enumerate(sids):
+                lo, hi = offsets[i], offsets[i + 1]
+                got = parts.get(sid)
+                if got is None:
+                    parts[sid] = got = (array("q"), array("Q"))
+                got[0].extend(ts[lo:hi])
+                got[1].extend(bits[lo:hi])
+        return parts
+
+
+class HeadCache:
+    """Decoded head records by id, shared by the threads of one process.
+
+    Only immutable facts are kept (a record never changes once written, and
+    its id is never reused), and each read asks the database which ids exist
+    in its own transaction, so a cache can never show a record another
+    process already compacted away. Records gone from the table are dropped.
+    """
+
+    def __init__(self) -> None:
+        self._records: dict[int, HeadRecord] = {}
+        self._lock = threading.Lock()
+
+    def view(self, conn: sqlite3.Connection) -> HeadView:
+        """The head as ``conn``'s current transaction sees it."""
+        ids = [int(r[0]) for r in conn.execute("SELECT id FROM head ORDER BY id")]
+        with self._lock:
+            known = dict(self._records)
+        missing = [i for i in ids if i not in known]
+        fresh: dict[int, HeadRecord] = {}
+        for start in range(0, len(missing), 500):
+            batch = missing[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            for rid, sids, offsets, ts, bits in conn.execute(
+                f"SELECT id, sids, offsets, ts, bits FROM head WHERE id IN ({marks})", batch
+            ):
+                fresh[int(rid)] = HeadRecord.from_row(sids, offsets, ts, bits)
+        known.update(fresh)
+        records = [known[i] for i in ids if i in known]
+        with self._lock:
+            self._records.update(fresh)
+            if ids and len(self._records) > len(ids):
+                live = set(ids)
+                # Compacted records: no transaction started from now on can see them.
+                for rid in [r for r in self._records if r < ids[0] and r not in live]:
+                    del self._records[rid]
+            elif not ids:
+                self._records.clear()
+        return HeadView(records)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
