@@ -291,8 +291,11 @@ def test_every_serve_flag_reads_its_environment_variable() -> None:
     # Every long option has a variable (help text names it).
     parser = argparse.ArgumentParser()
     add_serve_options(parser)
+    sample = {"DURATION": "15d", "SIZE": "10GB"}  # a value each flag's type takes
     everything = {
-        "PROMWIRE_" + a.option_strings[-1][2:].replace("-", "_").upper(): "1"
+        "PROMWIRE_" + a.option_strings[-1][2:].replace("-", "_").upper(): sample.get(
+            str(a.metavar), "1"
+        )
         for a in parser._actions
         if a.option_strings and a.dest != "help" and not a.choices
     }

@@ -7,6 +7,7 @@ import http.client
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,11 @@ from promwire import (
     snappy,
 )
 from promwire.chunks.frames import iter_frames
-from promwire.chunks.streamed import STREAMED_CONTENT_TYPE, read_streamed_response
+from promwire.chunks.streamed import (
+    STREAMED_CONTENT_TYPE,
+    decode_series_histograms,
+    read_streamed_response,
+)
 from promwire.chunks.xor import cut_chunks
 from promwire.server.asgi import RemoteStorageApp as AsgiApp
 from promwire.server.handlers import (
@@ -304,14 +309,32 @@ def chunked(series: TimeSeries) -> ChunkedSeries:
     return ChunkedSeries(labels=list(series.labels), chunks=cut_chunks(series.samples))
 
 
-def test_sqlite_histograms_are_not_streamed(caplog: pytest.LogCaptureFixture) -> None:
+def test_sqlite_streams_histograms_as_histogram_chunks() -> None:
+    # one series with floats (3 samples, 0..2 s) and histograms (9 s, 10 s)
     mixed = ts("mixed", 3)
-    hist = TimeSeries(list(mixed.labels), histograms=[_histogram(9000)])
-    store = store_with(mixed, hist)
-    with caplog.at_level(logging.WARNING, "promwire"):
-        got = list(store.process_query_chunks(None, Query(0, 10**9, ALL)))
-    assert got == [chunked(ts("mixed", 3))]
-    assert "native histograms of 1 series not sent" in caplog.text
+    hists = [_histogram(9000), _histogram(10_000)]
+    store = store_with(mixed, TimeSeries(list(mixed.labels), histograms=hists))
+    [got] = list(store.process_query_chunks(None, Query(0, 10**9, ALL)))
+    xor = chunked(ts("mixed", 3)).chunks
+    assert got.chunks[: len(xor)] == xor  # floats first: their chunk starts earlier
+    [hchunk] = got.chunks[len(xor) :]
+    assert hchunk.type == ChunkEncoding.HISTOGRAM
+    assert (hchunk.min_time_ms, hchunk.max_time_ms) == (9000, 10_000)
+    # the whole answer decodes back to what was written, through the handler too
+    request = read_body(Query(0, 10**9, ALL), accepted=[STREAMED])
+    resp = prime_response(handle_read(request, {}, store))
+    assert resp.status == 200
+    body = body_bytes(resp)
+    [(_, series)] = list(read_streamed_response(body))
+    assert series.samples == mixed.samples
+    # a chunk carries the zero bucket's count as 0 where the message left it unset
+    assert [replace(h, reset_hint=0) for h in series.histograms] == [
+        replace(h, zero_count_int=0) for h in hists
+    ]
+    # a range that cuts the histograms keeps the ones inside it
+    [cut] = list(store.process_query_chunks(None, Query(9500, 10**9, ALL)))
+    assert [c.type for c in cut.chunks] == [ChunkEncoding.HISTOGRAM]
+    assert [h.timestamp for h in decode_series_histograms(cut)] == [10_000]
 
 
 # ----------------------------------------------------------- the SQLite store

@@ -40,7 +40,8 @@ are compacted into Prometheus **XOR chunks** of up to 120 samples
 * **Streamed remote read** (:meth:`SQLiteStorage.process_query_chunks`)
   sends stored chunks as they are; only a chunk cut by the range's ends, and
   samples still in the head, are (re-)encoded. One series at a time is in
-  memory. Native histograms are not streamed; ask for SAMPLES to get them.
+  memory. Native histograms are streamed as Prometheus' histogram chunks
+  (cut from their stored rows by :func:`~promwire.chunks.histogram_cut.cut_histogram_chunks`).
 * **Retention** (``retention`` seconds, ``retention_bytes``) deletes whole
   chunks at each compaction; SQLite reuses the freed pages.
 * Labels with an empty value are dropped on write (an empty value means
@@ -84,6 +85,7 @@ from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ..chunks.histogram_cut import cut_histogram_chunks
 from ..chunks.xor import decode_xor_bits
 from ..codec.columns import SeriesColumns
 from ..codec.decoder import decode
@@ -104,7 +106,7 @@ from ..codec.messages import (
     TimeSeries,
     WriteRequest,
 )
-from ..errors import StorageError, StorageRejected
+from ..errors import EncodeError, StorageError, StorageRejected
 from .protocol import BaseStorage, ReadBudget
 from .regex import DEFAULT_MAX_REGEX_LENGTH
 from .sqlite_chunks import (
@@ -786,8 +788,11 @@ class SQLiteStorage(BaseStorage):
         database reads through a connection of its own, holding one read
         transaction (a consistent snapshot) for the whole stream, so the
         iterator may be resumed on any thread; ``:memory:`` takes the writer
-        lock per series instead. Series that also hold native histograms in
-        range get a warning in the log: those are not streamed. The series
+        lock per series instead. Native histograms in range become HISTOGRAM /
+        FLOAT_HISTOGRAM chunks beside the XOR ones (chunks in time order); a
+        series whose stored histograms cannot be encoded as chunks (written
+        before they were validated) gets a warning in the log and its floats
+        only. The series
         examined and the time spent count against ``ctx.budget``.
         """
         budget: ReadBudget | None = getattr(ctx, "budget", None)
@@ -822,7 +827,7 @@ class SQLiteStorage(BaseStorage):
             if with_histograms:
                 log.warning(
                     "streamed remote read: native histograms of %d series not sent "
-                    "(no histogram chunk encoder; ask for SAMPLES to get them)",
+                    "(they cannot be encoded as histogram chunks; ask for SAMPLES to get them)",
                     with_histograms,
                 )
 
@@ -834,8 +839,9 @@ class SQLiteStorage(BaseStorage):
         end: int,
         head: tuple[list[int], list[int]] | None,
     ) -> tuple[list[Chunk], bool]:
-        """One series' XOR chunks over ``[start, end]`` and whether it has
-        histograms there: stored chunks inside the range as they are."""
+        """One series' chunks over ``[start, end]`` (stored XOR chunks inside
+        the range as they are, histogram chunks cut from the stored rows) and
+        whether histograms there had to be left out."""
         rows = chunk_rows(conn, sid, start, end)
         hts: list[int] = []
         hbits: list[int] = []
@@ -865,14 +871,19 @@ class SQLiteStorage(BaseStorage):
                 chunks.extend(_encode(t[lo:hi], b[lo:hi]))
         if hts:
             chunks.extend(_encode(hts, hbits))
-        has_histograms = (
-            conn.execute(
-                "SELECT 1 FROM histograms WHERE series_id = ? AND ts BETWEEN ? AND ? LIMIT 1",
-                (sid, start, end),
-            ).fetchone()
-            is not None
-        )
-        return chunks, has_histograms
+        stored = conn.execute(
+            "SELECT data FROM histograms WHERE series_id = ? AND ts BETWEEN ? AND ? ORDER BY ts",
+            (sid, start, end),
+        ).fetchall()
+        if not stored:
+            return chunks, False
+        try:
+            hchunks = cut_histogram_chunks([decode(Histogram, data) for (data,) in stored])
+        except EncodeError:
+            return chunks, True
+        if chunks:  # floats and histograms in one series: chunks in time order
+            hchunks = sorted([*chunks, *hchunks], key=lambda c: (c.min_time_ms, c.max_time_ms))
+        return hchunks, False
 
     @contextmanager
     def _stream_reader(

@@ -34,6 +34,7 @@ convert to an empty ``Request``).
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -50,6 +51,7 @@ __all__ = [
     "from_v1",
     "histogram_to_v1",
     "histogram_to_v2",
+    "metadata_to_v1",
     "to_v1",
 ]
 
@@ -197,15 +199,41 @@ def to_v1(
         md = series.metadata
         if md is not None and (md.type or md.help_ref or md.unit_ref):
             name = next((lb.value for lb in labels if lb.name == "__name__"), "")
-            name = family_of(name, int(md.type)) if name else name
-            if name and name not in metadata:
-                metadata[name] = v1.MetricMetadata(
-                    type=_enum(md.type, v1.MetricType),
-                    metric_family_name=name,
-                    help=symbols[md.help_ref],
-                    unit=symbols[md.unit_ref],
-                )
+            _add_family(metadata, name, md, symbols)
     return v1.WriteRequest(timeseries=out_series, metadata=list(metadata.values()))
+
+
+def _add_family(
+    metadata: dict[str, v1.MetricMetadata], name: str, md: v2.Metadata, symbols: Sequence[str]
+) -> None:
+    """Record a series' metadata under its family (the first entry of a family wins)."""
+    name = family_of(name, int(md.type)) if name else name
+    if name and name not in metadata:
+        metadata[name] = v1.MetricMetadata(
+            type=_enum(md.type, v1.MetricType),
+            metric_family_name=name,
+            help=symbols[md.help_ref],
+            unit=symbols[md.unit_ref],
+        )
+
+
+def metadata_to_v1(request: v2.Request) -> list[v1.MetricMetadata]:
+    """The v1 metadata :func:`to_v1` gives a checked ``request``, without its samples
+    (for the columnar write path, which converts the series itself)."""
+    symbols = request.symbols
+    metadata: dict[str, v1.MetricMetadata] = {}
+    for series in request.timeseries:
+        md = series.metadata
+        if md is None or not (md.type or md.help_ref or md.unit_ref):
+            continue
+        refs = series.labels_refs
+        name = ""
+        for i in range(0, len(refs) - 1, 2):
+            if symbols[refs[i]] == "__name__":
+                name = symbols[refs[i + 1]]
+                break
+        _add_family(metadata, name, md, symbols)
+    return list(metadata.values())
 
 
 def from_v1(request: v1.WriteRequest) -> v2.Request:

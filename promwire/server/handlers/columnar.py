@@ -67,9 +67,13 @@ def decode_v1_columns(
     return ColumnarWrite(series, metadata)
 
 
-def v2_columns(stored: v2.Request) -> list[SeriesColumns]:
-    """A checked 2.0 request's series in columns, labels sorted by name."""
-    return v2.columnar.request_columns(stored, sort_labels=True)
+def v2_columns(stored: v2.Request) -> ColumnarWrite:
+    """A checked 2.0 request's series in columns (labels sorted by name) and
+    its metadata as ``write`` gets it from :func:`promwire.v2.to_v1`."""
+    return ColumnarWrite(
+        v2.columnar.request_columns(stored, sort_labels=True),
+        v2.convert.metadata_to_v1(stored),
+    )
 
 
 def store_columns(storage: Any, ctx: Any, request: ColumnarWrite) -> None:

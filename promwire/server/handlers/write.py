@@ -262,7 +262,10 @@ def handle_write(
         outcome = None
         if stored.timeseries:
             method, arg = _v2_storage_call(storage, stored)
-            outcome = _check_outcome(method(_context(ctx, headers), arg))
+            if isinstance(arg, ColumnarWrite):
+                store_columns(storage, _context(ctx, headers), arg)
+            else:
+                outcome = _check_outcome(method(_context(ctx, headers), arg))
         return _v2_answer(request, problems, outcome, stored)
     except Exception as exc:
         return error_response(exc, extra)
@@ -332,7 +335,10 @@ async def handle_write_async(
         outcome = None
         if stored.timeseries:
             method, arg = await _off_loop(len(body), _v2_storage_call, storage, stored)
-            outcome = _check_outcome(await _call(method, _context(ctx, headers), arg))
+            if isinstance(arg, ColumnarWrite):
+                await store_columns_async(storage, _context(ctx, headers), arg)
+            else:
+                outcome = _check_outcome(await _call(method, _context(ctx, headers), arg))
         return _v2_answer(request, problems, outcome, stored)
     except Exception as exc:
         return error_response(exc, extra)
