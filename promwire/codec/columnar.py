@@ -24,7 +24,7 @@ from __future__ import annotations
 import sys
 from array import array
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import DecodeError, EncodeError
 from . import decoder as _d
@@ -33,6 +33,8 @@ from . import messages as m
 from .columns import SeriesColumns
 from .decode_caches import _blocks, _cap
 from .wire import INT64_MAX, read_varint, skip_unknown, to_int64, unpack_double, varint
+
+T = TypeVar("T")
 
 __all__ = ["decode_columns", "decode_read_columns", "decode_write_columns", "encode_columns"]
 
@@ -353,7 +355,10 @@ def decode_write_columns(
     return result
 
 
-def _query_result(buf: bytes, pos: int, end: int) -> list[SeriesColumns]:
+def _field1(
+    buf: bytes, pos: int, end: int, parse: Callable[[bytes, int, int], T], message: str, field: str
+) -> list[T]:
+    """Every field-1 submessage of ``message`` in ``buf[pos:end]``, parsed by ``parse``."""
     out = []
     while pos < end:
         t = buf[pos]
@@ -365,32 +370,20 @@ def _query_result(buf: bytes, pos: int, end: int) -> list[SeriesColumns]:
             n, pos = read_varint(buf, pos)
             stop = pos + n
             if stop > end:
-                raise DecodeError("QueryResult.timeseries: length runs past the end")
-            out.append(_series(buf, pos, stop))
+                raise DecodeError(f"{message}.{field}: length runs past the end")
+            out.append(parse(buf, pos, stop))
             pos = stop
         else:
-            pos = skip_unknown(buf, pos, end, t, "QueryResult")
+            pos = skip_unknown(buf, pos, end, t, message)
     return out
 
 
+def _query_result(buf: bytes, pos: int, end: int) -> list[SeriesColumns]:
+    return _field1(buf, pos, end, _series, "QueryResult", "timeseries")
+
+
 def _read_response(buf: bytes, pos: int, end: int) -> list[list[SeriesColumns]]:
-    results = []
-    while pos < end:
-        t = buf[pos]
-        if t >= 0x80:
-            t, pos = read_varint(buf, pos)
-        else:
-            pos += 1
-        if t == 0x0A:
-            n, pos = read_varint(buf, pos)
-            stop = pos + n
-            if stop > end:
-                raise DecodeError("ReadResponse.results: length runs past the end")
-            results.append(_query_result(buf, pos, stop))
-            pos = stop
-        else:
-            pos = skip_unknown(buf, pos, end, t, "ReadResponse")
-    return results
+    return _field1(buf, pos, end, _query_result, "ReadResponse", "results")
 
 
 def decode_read_columns(data: bytes | bytearray | memoryview) -> list[list[SeriesColumns]]:

@@ -39,6 +39,8 @@ __all__ = ["OperatedStorage", "operated_storage"]
 MAX_TENANTS_IN_METRICS = 1000
 
 T = TypeVar("T")
+#: A series in either write shape.
+S = TypeVar("S", TimeSeries, SeriesColumns)
 
 
 class OperatedStorage(BaseStorage):
@@ -146,41 +148,56 @@ class OperatedStorage(BaseStorage):
 
     # ------------------------------------------------------------------- writes
 
-    def write(self, ctx: Any, request: WriteRequest) -> None:
+    def _operate(
+        self,
+        ctx: Any,
+        series: Sequence[S],
+        sizes: Callable[[S], tuple[int, int, int]],
+        relabel: Callable[[S, list[Label]], S],
+        store: Callable[[list[S]], Any],
+        *,
+        store_empty: bool = False,
+    ) -> None:
+        """The write path of either shape: count, HA verdict (replica label
+        stripped), tenant limits, then ``store`` what is kept (also when
+        nothing is, with ``store_empty``: metadata still goes through)."""
         tenant = getattr(ctx, "tenant", None) or ""
-        series = request.timeseries
         counts = [0, 0, 0]
-        for ts in series:
-            counts[0] += len(ts.samples)
-            counts[1] += len(ts.histograms)
-            counts[2] += len(ts.exemplars)
+        for s in series:
+            n_samples, n_histograms, n_exemplars = sizes(s)
+            counts[0] += n_samples
+            counts[1] += n_histograms
+            counts[2] += n_exemplars
         points = sum(counts)
         self._count(tenant, *counts)
         verdict = self._ha_verdict(tenant, series[0].labels) if series else None
         if verdict is False:
             self._reject(tenant, "ha_deduplicated", points)
             return
+        kept = list(series)
         if verdict:
-            series = [
-                TimeSeries(self._strip_replica(ts.labels), ts.samples, ts.exemplars, ts.histograms)
-                for ts in series
-            ]
-        keep = self._admit(ctx, tenant, [ts.labels for ts in series], points)
-        dropped = 0
+            kept = [relabel(s, self._strip_replica(s.labels)) for s in kept]
+        keep = self._admit(ctx, tenant, [s.labels for s in kept], points)
+        dropped = lost = 0
         if keep is not None and not all(keep):
-            kept = [ts for ts, ok in zip(series, keep, strict=True) if ok]
-            dropped = points - sum(
-                len(ts.samples) + len(ts.histograms) + len(ts.exemplars) for ts in kept
-            )
-            lost = len(series) - len(kept)
-            series = kept
-        else:
-            lost = 0
-        if series or request.metadata:
-            stored = WriteRequest(timeseries=series, metadata=request.metadata)
-            self._store(ctx, tenant, points - dropped, lambda: self.inner.write(ctx, stored))
+            admitted = [s for s, ok in zip(kept, keep, strict=True) if ok]
+            dropped = points - sum(sum(sizes(s)) for s in admitted)
+            lost = len(kept) - len(admitted)
+            kept = admitted
+        if kept or store_empty:
+            self._store(ctx, tenant, points - dropped, lambda: store(kept))
         if lost:
             raise self._series_limited(tenant, dropped, lost)
+
+    def write(self, ctx: Any, request: WriteRequest) -> None:
+        self._operate(
+            ctx,
+            request.timeseries,
+            lambda ts: (len(ts.samples), len(ts.histograms), len(ts.exemplars)),
+            lambda ts, labels: TimeSeries(labels, ts.samples, ts.exemplars, ts.histograms),
+            lambda kept: self.inner.write(ctx, WriteRequest(kept, request.metadata)),
+            store_empty=bool(request.metadata),
+        )
 
     # -------------------------------------------------------------------- reads
 
@@ -214,45 +231,15 @@ class _ColumnOperatedStorage(OperatedStorage):
     """:class:`OperatedStorage` over a storage with ``write_columns``."""
 
     def write_columns(self, ctx: Any, series: Sequence[SeriesColumns]) -> None:
-        tenant = getattr(ctx, "tenant", None) or ""
-        counts = [0, 0, 0]
-        for s in series:
-            counts[0] += len(s.values)
-            counts[1] += len(s.histograms)
-            counts[2] += len(s.exemplars)
-        points = sum(counts)
-        self._count(tenant, *counts)
-        verdict = self._ha_verdict(tenant, series[0].labels) if series else None
-        if verdict is False:
-            self._reject(tenant, "ha_deduplicated", points)
-            return
-        if verdict:
-            series = [
-                SeriesColumns(
-                    tuple(self._strip_replica(s.labels)),
-                    s.timestamps,
-                    s.values,
-                    s.histograms,
-                    s.exemplars,
-                )
-                for s in series
-            ]
-        keep = self._admit(ctx, tenant, [s.labels for s in series], points)
-        dropped = lost = 0
-        if keep is not None and not all(keep):
-            kept = [s for s, ok in zip(series, keep, strict=True) if ok]
-            dropped = points - sum(
-                len(s.values) + len(s.histograms) + len(s.exemplars) for s in kept
-            )
-            lost = len(series) - len(kept)
-            series = kept
-        if series:
-            stored = list(series)
-            self._store(
-                ctx, tenant, points - dropped, lambda: self.inner.write_columns(ctx, stored)
-            )
-        if lost:
-            raise self._series_limited(tenant, dropped, lost)
+        self._operate(
+            ctx,
+            series,
+            lambda s: (len(s.values), len(s.histograms), len(s.exemplars)),
+            lambda s, labels: SeriesColumns(
+                tuple(labels), s.timestamps, s.values, s.histograms, s.exemplars
+            ),
+            lambda kept: self.inner.write_columns(ctx, kept),
+        )
 
 
 def operated_storage(
