@@ -194,10 +194,9 @@ def test_histogram_chunks_from_prometheus_do_not_stop_a_migration(
     tmp_path: Path, prometheus_bin: str
 ) -> None:
     """Prometheus 2.42 streams native histograms as HISTOGRAM chunks, which
-    promwire cannot decode yet: such a slice is read again as SAMPLES, and the
-    float series next to the histogram still arrive."""
+    promwire decodes: the histogram and the float series next to it arrive
+    (2.42's SAMPLES answers would have left the histogram out)."""
     from promwire import BucketSpan, Histogram
-    from promwire.errors import UnsupportedChunkEncoding
 
     now = int(time.time() * 1000)
     flags = [*FLAGS, "--enable-feature=native-histograms"]
@@ -214,16 +213,12 @@ def test_histogram_chunks_from_prometheus_do_not_stop_a_migration(
                 ]
             )
         prom.wait_for('h{job="h"}')
-        # Whether promwire decodes HISTOGRAM chunks yet (the histogram-chunk
-        # issue): if not, migrate must fall back to SAMPLES for the slice.
+        # promwire decodes Prometheus' HISTOGRAM chunks (a streamed read alone)
         streamed_only = RemoteReadClient(
             prom.url + "/api/v1/read", response_types=[ResponseType.STREAMED_XOR_CHUNKS]
         )
-        try:
-            list(streamed_only.query('{job="h"}', now - 60_000, now + 1000))
-            decodable = True
-        except UnsupportedChunkEncoding:
-            decodable = False
+        got = list(streamed_only.query('{job="h"}', now - 60_000, now + 1000))
+        assert sum(len(ts.histograms) for ts in got) == 1  # series f and h
         with serve_process(tmp_path / "db", None) as served:
             stats = Migration(
                 prom.url + "/api/v1/read",
@@ -234,8 +229,8 @@ def test_histogram_chunks_from_prometheus_do_not_stop_a_migration(
                 directory=tmp_path / "m",
             ).run()
             assert stats.samples == 1
-            # 2.42's SAMPLES answers hold no histograms: they travel only streamed.
-            assert stats.histograms == (1 if decodable else 0)
+            # 2.42's SAMPLES answers hold no histograms: they travel streamed.
+            assert stats.histograms == 1
             with RemoteReadClient(f"http://127.0.0.1:{served.port}/api/v1/read") as client:
                 got = [(ts.labels, ts.samples) for ts in client.query('f{job="h"}', 0, now + 1000)]
             assert got == [([Label("__name__", "f"), Label("job", "h")], [Sample(1.5, now)])]

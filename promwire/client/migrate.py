@@ -18,11 +18,10 @@ and the new writer sends what the killed one had not sent: nothing is read
 twice and nothing is lost (points in flight at the kill are sent twice, which
 the destination absorbs).
 
-Native histograms: a streamed answer carries XOR (float) chunks only until
-histogram chunks are supported (the histogram-chunk issue); a slice whose
-streamed answer holds a chunk promwire cannot decode is read again as SAMPLES,
-which carries histograms. With ``response_types=[SAMPLES]`` every slice
-travels that way.
+Native histograms travel in streamed answers as HISTOGRAM / FLOAT_HISTOGRAM
+chunks (Prometheus 2.x's SAMPLES answers leave them out). A slice whose
+streamed answer holds a chunk encoding promwire does not know is read again
+as SAMPLES. With ``response_types=[SAMPLES]`` every slice travels that way.
 """
 
 from __future__ import annotations
@@ -255,7 +254,7 @@ class Migration:
         try:
             return list(self.reader.query(self.selector, lo, hi))
         except UnsupportedChunkEncoding:
-            # A chunk we cannot decode yet (native histograms): SAMPLES carries them.
+            # A chunk encoding promwire does not know: read the slice as SAMPLES.
             with RemoteReadClient(
                 self.src_url, response_types=[ResponseType.SAMPLES], **self.read_kwargs
             ) as samples_only:
