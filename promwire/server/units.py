@@ -11,35 +11,20 @@ from __future__ import annotations
 
 import re
 
+from ..codec import textform
+
 __all__ = ["parse_duration", "parse_size"]
 
-_DURATION_UNITS = {
-    "ms": 0.001,
-    "s": 1,
-    "m": 60,
-    "h": 3600,
-    "d": 86400,
-    "w": 7 * 86400,
-    "y": 365 * 86400,
-}
-_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGTPE]?)(I?B)?", re.IGNORECASE)
 _POWERS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5, "E": 6}
 
 
 def parse_duration(text: str) -> float:
     """Seconds in a Prometheus duration such as ``15d`` or ``1h30m`` (> 0)."""
-    pos = 0
-    total = 0.0
-    while pos < len(text):
-        found = _DURATION.match(text, pos)
-        if found is None:
-            break
-        total += int(found.group(1)) * _DURATION_UNITS[found.group(2)]
-        pos = found.end()
-    if pos != len(text) or not text or total <= 0:
+    ms = textform.parse_duration(text)
+    if ms is None or ms <= 0:
         raise ValueError(f"not a duration: {text[:40]!r} (e.g. 15d, 12h, 1h30m)")
-    return total
+    return ms / 1000
 
 
 def parse_size(text: str) -> int:
