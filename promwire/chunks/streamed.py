@@ -343,17 +343,24 @@ def decode_series_histograms(
     return out
 
 
+def _split_histograms(
+    series: m.ChunkedSeries, start_ms: int | None, end_ms: int | None
+) -> tuple[list[m.Histogram], m.ChunkedSeries]:
+    """The series' histograms in range, and the series without its histogram chunks."""
+    if not any(int(c.type) in _HISTOGRAM_DECODERS for c in series.chunks):
+        return [], series
+    histograms = decode_series_histograms(series, start_ms=start_ms, end_ms=end_ms)
+    others = [c for c in series.chunks if int(c.type) not in _HISTOGRAM_DECODERS]
+    return histograms, m.ChunkedSeries(labels=series.labels, chunks=others)
+
+
 def _to_timeseries(
     series: m.ChunkedSeries,
     start_ms: int | None,
     end_ms: int | None,
     on_unsupported: OnUnsupported,
 ) -> m.TimeSeries:
-    histograms: list[m.Histogram] = []
-    if any(int(c.type) in _HISTOGRAM_DECODERS for c in series.chunks):
-        histograms = decode_series_histograms(series, start_ms=start_ms, end_ms=end_ms)
-        others = [c for c in series.chunks if int(c.type) not in _HISTOGRAM_DECODERS]
-        series = m.ChunkedSeries(labels=series.labels, chunks=others)
+    histograms, series = _split_histograms(series, start_ms, end_ms)
     ts, vs = decode_series(series, start_ms=start_ms, end_ms=end_ms, on_unsupported=on_unsupported)
     sample = m.Sample
     return m.TimeSeries(
@@ -428,11 +435,7 @@ def decode_series_columns(
     chunks become ``histograms`` (:func:`decode_series_histograms`). The same
     errors and ``on_unsupported`` rule as :func:`decode_series`.
     """
-    histograms: list[m.Histogram] = []
-    if any(int(c.type) in _HISTOGRAM_DECODERS for c in series.chunks):
-        histograms = decode_series_histograms(series, start_ms=start_ms, end_ms=end_ms)
-        others = [c for c in series.chunks if int(c.type) not in _HISTOGRAM_DECODERS]
-        series = m.ChunkedSeries(labels=series.labels, chunks=others)
+    histograms, series = _split_histograms(series, start_ms, end_ms)
     timestamps: array[int] = array("q")
     values: array[float] = array("d")
     last = None
