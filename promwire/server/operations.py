@@ -154,37 +154,26 @@ class Operations:
         storage_seconds = self.timings.pop(ctx_id, 0.0) if ctx_id is not None else 0.0
         if endpoint == "write":
             metrics.observe("promwire_decode_duration_seconds", max(0.0, spent - storage_seconds))
+        # what both log lines say of the request
+        fields = {
+            "endpoint": path[:100],
+            "method": method[:10],
+            "status": status,
+            "tenant": tenant,
+            "client": client,
+        }
         if status >= 400:
             why = reason or _first_line(response.body)
             metrics.inc("promwire_requests_rejected_total", (endpoint, _reason_class(status, why)))
             http_log.log(
                 logging.ERROR if status >= 500 else logging.WARNING,
                 "request refused",
-                extra={
-                    "fields": {
-                        "endpoint": path[:100],
-                        "method": method[:10],
-                        "status": status,
-                        "tenant": tenant,
-                        "client": client,
-                        "reason": why,
-                    }
-                },
+                extra={"fields": {**fields, "reason": why}},
             )
         if self.access_log:
             access_log.info(
                 "request",
-                extra={
-                    "fields": {
-                        "endpoint": path[:100],
-                        "method": method[:10],
-                        "status": status,
-                        "tenant": tenant,
-                        "client": client,
-                        "bytes": body_bytes,
-                        "seconds": f"{spent:.4f}",
-                    }
-                },
+                extra={"fields": {**fields, "bytes": body_bytes, "seconds": f"{spent:.4f}"}},
             )
 
 
