@@ -206,23 +206,11 @@ class BitReader:
         return self.bits(size)
 
     def varbit_int(self) -> int:
-        """A varbit-encoded signed integer (``readVarbitInt``)."""
-        p = self.pos
+        """A varbit-encoded signed integer (``readVarbitInt``; :func:`varbit_int_at`)."""
         try:
-            w = self.words[p >> 7]
+            v, self.pos = varbit_int_at(self.words, self.pos)
         except IndexError:
             raise DecodeError("truncated histogram chunk") from None
-        off = p & 127
-        prefix, size = _VARBIT[_LEADING_ONES[(w >> (248 - off)) & 0xFF]]
-        if size == 0:
-            self.pos = p + 1
-            return 0
-        self.pos = p + prefix
-        v = self.bits(size)
-        if size == 64:
-            return _wrap64(v)
-        if v > 1 << (size - 1):
-            v -= 1 << size
         return v
 
     def xor(self, value: int, lead: int, trail: int) -> tuple[int, int, int]:
