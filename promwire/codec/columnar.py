@@ -30,13 +30,19 @@ from ..errors import DecodeError, EncodeError
 from . import decoder as _d
 from . import encoder as _e
 from . import messages as m
-from .columns import SeriesColumns
+from .columns import ColumnBatch, SeriesColumns
 from .decode_caches import _blocks, _cap
 from .wire import INT64_MAX, read_varint, skip_unknown, to_int64, unpack_double, varint
 
 T = TypeVar("T")
 
-__all__ = ["decode_columns", "decode_read_columns", "decode_write_columns", "encode_columns"]
+__all__ = [
+    "decode_columns",
+    "decode_read_columns",
+    "decode_write_batch",
+    "decode_write_columns",
+    "encode_columns",
+]
 
 ColumnDecoder = Callable[[bytes, int, int], list[SeriesColumns]]
 ColumnEncoder = Callable[[Sequence[SeriesColumns]], bytes]
@@ -303,6 +309,79 @@ def _write_request(
     if pos != end:
         raise DecodeError("WriteRequest: last field runs past the end of the message")
     return out, biggest
+
+
+# A zero value is left out by every proto3 encoder (Go's included): such a
+# sample is ``12 07 10 <6-byte varint>``. The batch decoder gives it this
+# usual-shape head (value +0.0), so one run check covers every record.
+_ZERO_HEAD = b"\x12\x10\x09" + bytes(8) + b"\x10"
+
+
+def decode_write_batch(data: bytes | bytearray | memoryview) -> tuple[ColumnBatch, int] | None:
+    """A 1.0 body as one :class:`ColumnBatch` when it has the shape every
+    scrape sends, else None (then decode it with :func:`decode_write_columns`).
+
+    The shape: only series, each a label block already in the decoder's
+    block cache (decoded, and found a valid label set, by an earlier request)
+    followed by exactly one float sample of the usual shape (or a zero value,
+    left out). Returns the batch and the size of the largest series record.
+    Never raises: anything else, malformed bytes included, is None.
+
+    Why a cache hit is enough: a protobuf record parses left to right, and
+    the bytes before the sample are, byte for byte, a complete run of label
+    records seen before; the sample records are then checked all at once
+    (:func:`_is_run`).
+    """
+    buf = bytes(data) if not isinstance(data, bytes) else data
+    blocks_get = _blocks.get
+    labels: list[tuple[m.Label, ...]] = []
+    add_labels = labels.append
+    tails: list[bytes] = []
+    add_tail = tails.append
+    biggest = 0
+    pos = 0
+    end = len(buf)
+    try:
+        while pos < end:
+            if buf[pos] != 0x0A:  # metadata or an unknown field: not this shape
+                return None
+            n = buf[pos + 1]
+            if n < 0x80:
+                pos += 2
+            elif buf[pos + 2] < 0x80:  # a 2-byte length
+                n = (n & 0x7F) | (buf[pos + 2] << 7)
+                pos += 3
+            else:
+                return None
+            stop = pos + n
+            if stop > end or n < 20:
+                return None
+            if n > biggest:
+                biggest = n
+            if buf[stop - _REC] == 0x12 and buf[stop - 17] == 0x10:
+                block = blocks_get(buf[pos : stop - _REC])
+                add_tail(buf[stop - _REC : stop])
+            elif buf[stop - 9] == 0x12 and buf[stop - 8] == 0x07 and buf[stop - 7] == 0x10:
+                block = blocks_get(buf[pos : stop - 9])
+                add_tail(_ZERO_HEAD + buf[stop - 6 : stop])
+            else:
+                return None
+            if block is None:
+                return None
+            add_labels(block)
+            pos = stop
+    except IndexError:  # a length byte past the end
+        return None
+    n = len(labels)
+    if n == 0:
+        return None
+    run = b"".join(tails)
+    if not _is_run(run, n):
+        return None
+    ts: array[int] = array("q")
+    vs: array[float] = array("d")
+    _split_run(run, n, ts, vs)
+    return ColumnBatch(labels, array("q", range(n + 1)), ts, vs), biggest
 
 
 def _v1_columns(buf: bytes, pos: int, end: int) -> list[SeriesColumns]:

@@ -83,11 +83,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from functools import partial
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ..chunks.histogram_cut import cut_histogram_chunks
 from ..chunks.xor import decode_xor_bits
-from ..codec.columns import SeriesColumns
+from ..codec.columns import ColumnBatch, SeriesColumns
 from ..codec.decoder import decode
 from ..codec.encoder import encode
 from ..codec.messages import (
@@ -251,6 +251,9 @@ class SQLiteStorage(BaseStorage):
         self._series_ids: dict[tuple[int, ...], tuple[int, tuple[Label, ...]]] = {}
         # The same entries by label values (the tuples are shared, not copied).
         self._series_by_value: dict[tuple[Label, ...], int] = {}
+        # id() of a label tuple of the decoder's block cache -> (series id, the
+        # tuple, kept alive): the batch path's key (see _ingest_batch).
+        self._series_by_block: dict[int, tuple[int, tuple[Label, ...]]] = {}
         self._max_cached_series = max_cached_series
         # The series-id cache is bounded by bytes too (an upper estimate of
         # the label tuples it keeps alive); a label set over 16 KiB is looked
@@ -437,7 +440,12 @@ class SQLiteStorage(BaseStorage):
 
     def write_columns(self, ctx: Any, series: Sequence[SeriesColumns]) -> None:
         """Store columnar series (labels plus timestamp and value arrays) in one
-        committed transaction: the write path without per-sample objects."""
+        committed transaction: the write path without per-sample objects.
+        A :class:`~promwire.codec.columns.ColumnBatch` is read as its flat
+        columns, with no object per series."""
+        if type(series) is ColumnBatch:
+            self._ingest_batch(series)
+            return
         items: list[_Item] = []
         flat_ts = array("q")
         flat_values = array("d")
@@ -450,6 +458,114 @@ class SQLiteStorage(BaseStorage):
             flat_values.extend(s.values)
             items.append((s.labels, len(s.timestamps), s.histograms, s.exemplars))
         self._ingest(items, flat_ts, flat_values.tobytes(), ())
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the writer, under ``_lock`` (held by the caller):
+        committed on success; on any failure rolled back whole and, for an
+        SQLite failure, a :class:`StorageError` (the sender retries)."""
+        if self._closed:
+            raise StorageError("storage is closed")
+        conn = self._writable()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            # Whatever failed (SQLite, an unencodable histogram, a cancelled
+            # thread), nothing of this request may stay half-written.
+            if isinstance(exc, sqlite3.Error) and not self._memory:
+                # Read-only file, full disk, lock held elsewhere: start the next
+                # write on a fresh connection (a read-only one stays read-only).
+                self._writer_stale = True
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                self._writer_stale = not self._memory  # nothing was committed anyway
+            if isinstance(exc, sqlite3.Error | OverflowError):
+                raise StorageError(f"sqlite write failed: {exc}") from exc
+            raise
+
+    def _sid(
+        self,
+        conn: sqlite3.Connection,
+        raw: tuple[Label, ...],
+        new_ids: dict[tuple[int, ...], tuple[int, tuple[Label, ...]]],
+    ) -> int:
+        """The series id of ``raw``, created if new (inside the write transaction)."""
+        # The decoder hands out shared, immutable Label instances, so the ids of
+        # a label tuple are a cheap key (hashing Labels is not); the cache keeps
+        # the tuple alive, so those ids cannot be reused. A fresh tuple of equal
+        # labels (a v2 request, a decoder whose caches were reset) is found by
+        # value instead, before SQL.
+        key = tuple(map(id, raw))
+        hit = self._series_ids.get(key) or new_ids.get(key)
+        if hit is not None:
+            return hit[0]
+        found = self._series_by_value.get(raw)
+        if found is not None:
+            return found
+        sid = self._series_id(conn, *_labels_key(raw))
+        new_ids[key] = (sid, raw)
+        return sid
+
+    def _bound(self, conn: sqlite3.Connection, sid: int) -> int:
+        """The series' newest compacted timestamp (a lower bound, cached)."""
+        bound = self._sealed.get(sid)
+        if bound is None:
+            row = conn.execute(
+                "SELECT max(maxt) FROM chunks WHERE series_id = ?", (sid,)
+            ).fetchone()
+            bound = self._sealed[sid] = _INT64_MIN if row[0] is None else int(row[0])
+        return bound
+
+    def _ingest_batch(self, batch: ColumnBatch) -> None:
+        """:meth:`_ingest` for a batch: per series one dict lookup, the rest in bulk."""
+        labels = batch.labels
+        new_ids: dict[tuple[int, ...], tuple[int, tuple[Label, ...]]] = {}
+        # The batch's label tuples come from the decoder's block cache, one
+        # shared tuple per label block: its id() is the key (the dict keeps the
+        # tuple alive, so the id cannot be reused while it is in there).
+        by_block = self._series_by_block
+        with self._lock:
+            with self._transaction() as conn:
+                sids = [hit[0] if hit else -1 for hit in map(by_block.get, map(id, labels))]
+                missed = [i for i, sid in enumerate(sids) if sid < 0] if -1 in sids else []
+                for i in missed:
+                    sids[i] = self._sid(conn, labels[i], new_ids)
+                self._check_batch_age(conn, batch, sids)
+                record = RecordBuilder.of(
+                    array("q", sids), batch.offsets, batch.timestamps, batch.values.tobytes()
+                )
+                due = self._add_rows(conn, record, [], [], ())
+            self._remember(new_ids)
+            for i in missed:  # committed: now the ids are real
+                by_block[id(labels[i])] = (sids[i], labels[i])
+            if due:
+                self._compact_locked(flush=False)
+
+    def _check_batch_age(
+        self, conn: sqlite3.Connection, batch: ColumnBatch, sids: list[int]
+    ) -> None:
+        """Refuse (400) a batch holding a sample older than its series allow;
+        one comparison for the whole batch when its oldest sample is recent."""
+        sealed = self._sealed
+        bounds = list(map(sealed.get, sids))
+        if None in bounds:
+            bounds = [self._bound(conn, sid) for sid in sids]
+        top = max(cast(list[int], bounds), default=_INT64_MIN)
+        ts = batch.timestamps
+        window = self._ooo_ms
+        if top == _INT64_MIN or not ts or min(ts) >= top - window:
+            return
+        offsets = batch.offsets
+        for i, bound in enumerate(cast(list[int], bounds)):
+            a, b = offsets[i], offsets[i + 1]
+            if bound != _INT64_MIN and b > a:
+                oldest = min(ts[a:b])
+                if oldest < bound - window:
+                    raise StorageRejected(_too_old(batch.labels[i], oldest, bound, window))
 
     def _ingest(
         self,
@@ -464,43 +580,15 @@ class SQLiteStorage(BaseStorage):
         exemplars: list[tuple[int, int, int, str]] = []
         sids = array("q")
         offsets = array("q", [0])
+        new_ids: dict[tuple[int, ...], tuple[int, tuple[Label, ...]]] = {}
+        window = self._ooo_ms
+        pos = 0
         with self._lock:
-            if self._closed:
-                raise StorageError("storage is closed")
-            conn = self._writable()
-            cached = self._series_ids
-            by_value = self._series_by_value
-            new_ids: dict[tuple[int, ...], tuple[int, tuple[Label, ...]]] = {}
-            sealed = self._sealed
-            window = self._ooo_ms
-            head_total = 0
-            pos = 0
-            try:
-                conn.execute("BEGIN IMMEDIATE")
+            with self._transaction() as conn:
                 for raw, n, hists, exs in items:
-                    # The decoder hands out shared, immutable Label instances, so the
-                    # ids of a label tuple are a cheap key (hashing Labels is not); the
-                    # cache keeps the tuple alive, so those ids cannot be reused.
-                    # A fresh tuple of equal labels (a v2 request, a decoder whose
-                    # caches were reset) is found by value instead, before SQL.
-                    key = tuple(map(id, raw))
-                    hit = cached.get(key) or new_ids.get(key)
-                    if hit is not None:
-                        sid = hit[0]
-                    else:
-                        found = by_value.get(raw)
-                        if found is None:
-                            sid = self._series_id(conn, *_labels_key(raw))
-                            new_ids[key] = (sid, raw)
-                        else:
-                            sid = found
+                    sid = self._sid(conn, raw, new_ids)
                     if n:
-                        bound = sealed.get(sid)
-                        if bound is None:
-                            row = conn.execute(
-                                "SELECT max(maxt) FROM chunks WHERE series_id = ?", (sid,)
-                            ).fetchone()
-                            bound = sealed[sid] = _INT64_MIN if row[0] is None else int(row[0])
+                        bound = self._bound(conn, sid)
                         if bound != _INT64_MIN:
                             oldest = flat_ts[pos] if n == 1 else min(flat_ts[pos : pos + n])
                             if oldest < bound - window:
@@ -516,59 +604,51 @@ class SQLiteStorage(BaseStorage):
                             for e in exs
                         )
                 record = RecordBuilder.of(sids, offsets, flat_ts, flat_bits)
-                if len(record):
-                    conn.execute(
-                        "INSERT INTO head(n, sids, offsets, ts, bits) VALUES (?, ?, ?, ?, ?)",
-                        record.row(),
-                    )
-                    head_total = int(
-                        conn.execute(
-                            "UPDATE meta SET value = value + ? WHERE key = 'head_samples' "
-                            "RETURNING value",
-                            (len(record),),
-                        ).fetchone()[0]
-                    )
-                if histograms:
-                    conn.executemany(
-                        "INSERT INTO histograms VALUES (?, ?, ?) ON CONFLICT DO NOTHING", histograms
-                    )
-                if exemplars:
-                    conn.executemany(
-                        "INSERT INTO exemplars VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                        exemplars,
-                    )
-                if metadata:
-                    conn.executemany(
-                        "INSERT INTO metadata VALUES (?, ?, ?, ?) ON CONFLICT(metric_family_name) "
-                        "DO UPDATE SET type=excluded.type, help=excluded.help, unit=excluded.unit",
-                        [
-                            (md.metric_family_name, int(md.type), md.help, md.unit)
-                            for md in metadata
-                        ],
-                    )
-                due = head_total >= _HEAD_MIN_SAMPLES and head_total >= (
-                    _HEAD_SAMPLES_PER_SERIES
-                    * int(conn.execute("SELECT coalesce(max(id), 0) FROM series").fetchone()[0])
-                )
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                # Whatever failed (SQLite, an unencodable histogram, a cancelled
-                # thread), nothing of this request may stay half-written.
-                if isinstance(exc, sqlite3.Error) and not self._memory:
-                    # Read-only file, full disk, lock held elsewhere: start the next
-                    # write on a fresh connection (a read-only one stays read-only).
-                    self._writer_stale = True
-                try:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    self._writer_stale = not self._memory  # nothing was committed anyway
-                if isinstance(exc, sqlite3.Error | OverflowError):
-                    raise StorageError(f"sqlite write failed: {exc}") from exc
-                raise
+                due = self._add_rows(conn, record, histograms, exemplars, metadata)
             self._remember(new_ids)
             if due:
                 self._compact_locked(flush=False)
+
+    def _add_rows(
+        self,
+        conn: sqlite3.Connection,
+        record: RecordBuilder,
+        histograms: list[tuple[int, int, bytes]],
+        exemplars: list[tuple[int, int, int, str]],
+        metadata: Sequence[MetricMetadata],
+    ) -> bool:
+        """Insert a write's head record and other rows; whether the head is due
+        for compaction."""
+        head_total = 0
+        if len(record):
+            conn.execute(
+                "INSERT INTO head(n, sids, offsets, ts, bits) VALUES (?, ?, ?, ?, ?)",
+                record.row(),
+            )
+            head_total = int(
+                conn.execute(
+                    "UPDATE meta SET value = value + ? WHERE key = 'head_samples' RETURNING value",
+                    (len(record),),
+                ).fetchone()[0]
+            )
+        if histograms:
+            conn.executemany(
+                "INSERT INTO histograms VALUES (?, ?, ?) ON CONFLICT DO NOTHING", histograms
+            )
+        if exemplars:
+            conn.executemany(
+                "INSERT INTO exemplars VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", exemplars
+            )
+        if metadata:
+            conn.executemany(
+                "INSERT INTO metadata VALUES (?, ?, ?, ?) ON CONFLICT(metric_family_name) "
+                "DO UPDATE SET type=excluded.type, help=excluded.help, unit=excluded.unit",
+                [(md.metric_family_name, int(md.type), md.help, md.unit) for md in metadata],
+            )
+        return head_total >= _HEAD_MIN_SAMPLES and head_total >= (
+            _HEAD_SAMPLES_PER_SERIES
+            * int(conn.execute("SELECT coalesce(max(id), 0) FROM series").fetchone()[0])
+        )
 
     def _remember(self, new_ids: dict[tuple[int, ...], tuple[int, tuple[Label, ...]]]) -> None:
         # Only now are the new series ids real: a rolled-back id must never be cached.
@@ -583,9 +663,11 @@ class SQLiteStorage(BaseStorage):
         if (
             len(cached) + len(new_ids) > self._max_cached_series
             or self._series_ids_bytes + added > self._max_cached_series_bytes
+            or len(self._series_by_block) > self._max_cached_series
         ):
             cached.clear()
             self._series_by_value.clear()
+            self._series_by_block.clear()
             self._series_ids_bytes = 0
         if len(self._sealed) > self._max_cached_series:
             self._sealed.clear()

@@ -10,12 +10,13 @@ columns with its labels sorted by name, as ``write`` would get it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ... import v2
-from ...codec.columnar import decode_write_columns
-from ...codec.columns import SeriesColumns
+from ...codec.columnar import decode_write_batch, decode_write_columns
+from ...codec.columns import ColumnBatch, SeriesColumns
 from ...codec.messages import MetricMetadata, WriteRequest
 from ...codec.validation import check_histograms
 from ...errors import LimitExceeded
@@ -29,17 +30,20 @@ __all__ = ["ColumnarWrite", "decode_v1_columns", "store_columns", "store_columns
 class ColumnarWrite:
     """A decoded, checked remote write 1.0 request in columns, and its metadata."""
 
-    series: list[SeriesColumns]
+    series: Sequence[SeriesColumns]  # a ColumnBatch for the usual scrape-shaped request
     metadata: list[MetricMetadata] = field(default_factory=list)
 
 
-def _check_counts(series: list[SeriesColumns], max_series: int, max_samples: int) -> None:
+def _check_counts(series: Sequence[SeriesColumns], max_series: int, max_samples: int) -> None:
     if len(series) > max_series:
         raise LimitExceeded(
             f"request holds {len(series)} series, over the limit of {max_series} (max_series)",
             status=400,
         )
-    points = sum(len(s.timestamps) + len(s.histograms) + len(s.exemplars) for s in series)
+    if isinstance(series, ColumnBatch):
+        points = len(series.timestamps)
+    else:
+        points = sum(len(s.timestamps) + len(s.histograms) + len(s.exemplars) for s in series)
     if points > max_samples:
         raise LimitExceeded(
             f"request holds {points} samples/histograms/exemplars, "
@@ -57,6 +61,13 @@ def decode_v1_columns(
     max_label_bytes: int,
 ) -> ColumnarWrite:
     """Decode a 1.0 body into columns and apply the write limits (400 on a breach)."""
+    fast = decode_write_batch(raw)
+    if fast is not None:  # every label block seen (and found valid) before
+        batch, biggest = fast
+        _check_counts(batch, max_series, max_samples)
+        if max(map(len, batch.labels)) > max_labels_per_series or biggest > max_label_bytes:
+            _check_v1_labels(batch, max_labels_per_series, max_label_bytes, biggest)
+        return ColumnarWrite(batch)
     unchecked: list[int] = []
     metadata: list[MetricMetadata] = []
     series, biggest = decode_write_columns(raw, unchecked=unchecked, metadata=metadata)
