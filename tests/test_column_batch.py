@@ -18,6 +18,7 @@ from promwire.codec.decoder import clear_caches
 from promwire.errors import DecodeError
 from promwire.server.handlers import handle_write
 from promwire.stores.sqlite import SQLiteStorage
+from promwire.stores.sqlite_head import HeadRecord, HeadView, RecordBuilder
 from promwire.testing import mutations, prometheus_write_requests
 
 V1 = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
@@ -73,7 +74,10 @@ def test_warm_scrape_is_one_batch_equal_to_decode_columns() -> None:
     "request_",
     [
         pytest.param(
-            p.WriteRequest(_scrape([1.0]).timeseries, [p.MetricMetadata(p.MetricType.COUNTER, "m", "h", "")]), id="metadata"
+            p.WriteRequest(
+                _scrape([1.0]).timeseries, [p.MetricMetadata(p.MetricType.COUNTER, "m", "h", "")]
+            ),
+            id="metadata",
         ),
         pytest.param(
             p.WriteRequest(
@@ -234,3 +238,48 @@ def test_sqlite_batch_refuses_a_too_old_sample_whole(tmp_path: Path) -> None:
         ok = _scrape([3.0], t=NOW - 59_000, n=5)
         assert handle_write(p.snappy.compress(p.encode(ok)), V1, store).status == 204
         assert all(len(ts) == 2 for _, ts, _ in _read(store))
+
+
+def _record(sids: list[int], ts: list[int], bits: list[int], per: int = 1) -> HeadRecord:
+    rb = RecordBuilder()
+    for k, sid in enumerate(sids):
+        rb.add_bits(sid, ts[k * per : (k + 1) * per], bits[k * per : (k + 1) * per])
+    return HeadRecord.from_row(*rb.row()[1:])
+
+
+def _plain(
+    parts: dict[int, tuple[array[int], array[int]]],
+) -> dict[int, tuple[list[int], list[int]]]:
+    return {sid: (list(a), list(b)) for sid, (a, b) in parts.items()}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    shards=st.lists(st.lists(st.integers(1, 40), min_size=1, max_size=8), min_size=1, max_size=4),
+    order=st.lists(st.integers(0, 3), min_size=1, max_size=30),
+    dup_ts=st.booleans(),
+    multi=st.booleans(),
+)
+def test_head_regrouping_by_shape_equals_segment_by_segment(
+    shards: list[list[int]], order: list[int], dup_ts: bool, multi: bool
+) -> None:
+    """The compaction's regrouping of scrape records (strided columns) gives each
+    series exactly the samples, in the same order, as the general walk; shards
+    that share a series, a series twice in a record, and records holding
+    several samples a series all take the general walk and agree."""
+    records = []
+    for k, which in enumerate(order):
+        sids = shards[which % len(shards)]
+        per = 2 if multi and k == len(order) // 2 else 1
+        t = NOW + (0 if dup_ts else 15_000 * k)
+        ts = [t + j for j in range(len(sids) * per)]
+        bits = [(k << 16) | j for j in range(len(sids) * per)]
+        records.append(_record(sids, ts, bits, per))
+    view = HeadView(records)
+    want = _plain(view._by_series_any())
+    assert _plain(view.by_series()) == want
+    disjoint = len({s for sh in shards for s in sh}) == sum(len(set(sh)) for sh in shards)
+    unique = all(len(set(sh)) == len(sh) for sh in shards)
+    if disjoint and unique and not multi:
+        fast = view._by_series_scrapes()
+        assert fast is not None and _plain(fast) == want
