@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from ..codec.columns import SeriesColumns
+from ..codec.columns import ColumnBatch, SeriesColumns
 from ..codec.messages import ChunkedSeries, Label, Query, QueryResult, TimeSeries, WriteRequest
 from ..errors import StorageOverloaded, StorageRejected
 from ..stores.protocol import BaseStorage
@@ -231,6 +231,14 @@ class _ColumnOperatedStorage(OperatedStorage):
     """:class:`OperatedStorage` over a storage with ``write_columns``."""
 
     def write_columns(self, ctx: Any, series: Sequence[SeriesColumns]) -> None:
+        if type(series) is ColumnBatch and self.ha is None and self.limits is None:
+            # Nothing to strip or admit: count and hand the batch over as it is
+            # (iterating it would make the objects per series it saves).
+            tenant = getattr(ctx, "tenant", None) or ""
+            points = len(series.timestamps)
+            self._count(tenant, points, 0, 0)
+            self._store(ctx, tenant, points, lambda: self.inner.write_columns(ctx, series))
+            return
         self._operate(
             ctx,
             series,

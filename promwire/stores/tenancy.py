@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from ..codec.columns import SeriesColumns
+from ..codec.columns import ColumnBatch, SeriesColumns
 from ..codec.messages import (
     ChunkedSeries,
     Label,
@@ -135,6 +135,11 @@ class _ColumnTenantStorage(TenantStorage):
 
     def write_columns(self, ctx: Any, series: Sequence[SeriesColumns]) -> None:
         tenant = self._tenant(ctx)
+        if type(series) is ColumnBatch:  # stays a batch: flat columns, no object per series
+            labels = [tuple(with_tenant(ls, tenant, self.label)) for ls in series.labels]
+            batch = ColumnBatch(labels, series.offsets, series.timestamps, series.values)
+            self.inner.write_columns(ctx, batch)
+            return
         self.inner.write_columns(
             ctx,
             [
