@@ -120,6 +120,7 @@ from .sqlite_chunks import (
 from .sqlite_head import HeadCache, HeadView, RecordBuilder
 from .sqlite_index import select_series
 from .sqlite_schema import label_hash, prepare
+from .sqlite_writer_lock import WriterLock
 
 __all__ = ["SQLiteStorage"]
 
@@ -237,6 +238,8 @@ class SQLiteStorage(BaseStorage):
         # server that starts a thread per connection does not pile them up.
         self._readers: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._writer = self._connect()
+        # Orders writers of several processes (serve --workers); see the module.
+        self._writer_lock = WriterLock(None if self._memory else self.path)
         try:
             migrated = prepare(self._writer, self.path)
             if migrated and not self._memory:
@@ -392,6 +395,7 @@ class SQLiteStorage(BaseStorage):
                 conn.close()
             self._readers.clear()
             self._writer.close()
+            self._writer_lock.close()
 
     def _shrink_on_close(self) -> None:
         self._compact_locked(flush=True)
@@ -467,25 +471,30 @@ class SQLiteStorage(BaseStorage):
         if self._closed:
             raise StorageError("storage is closed")
         conn = self._writable()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            # Whatever failed (SQLite, an unencodable histogram, a cancelled
-            # thread), nothing of this request may stay half-written.
-            if isinstance(exc, sqlite3.Error) and not self._memory:
-                # Read-only file, full disk, lock held elsewhere: start the next
-                # write on a fresh connection (a read-only one stays read-only).
-                self._writer_stale = True
+        with self._writer_lock.held(self._timeout):
             try:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                self._writer_stale = not self._memory  # nothing was committed anyway
-            if isinstance(exc, sqlite3.Error | OverflowError):
-                raise StorageError(f"sqlite write failed: {exc}") from exc
-            raise
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                self._failed(conn, exc)
+                if isinstance(exc, sqlite3.Error | OverflowError):
+                    raise StorageError(f"sqlite write failed: {exc}") from exc
+                raise
+
+    def _failed(self, conn: sqlite3.Connection, exc: BaseException) -> None:
+        """Roll back a failed write transaction; an SQLite failure (read-only
+        file, full disk, lock held elsewhere) makes the next write start on a
+        fresh connection (a read-only one stays read-only)."""
+        # Whatever failed (SQLite, an unencodable histogram, a cancelled
+        # thread), nothing of it may stay half-written.
+        if isinstance(exc, sqlite3.Error) and not self._memory:
+            self._writer_stale = True
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            self._writer_stale = not self._memory  # nothing was committed anyway
 
     def _sid(
         self,
@@ -713,6 +722,10 @@ class SQLiteStorage(BaseStorage):
             self._compact_locked(flush=flush, strict=True)
 
     def _compact_locked(self, *, flush: bool, strict: bool = False) -> None:
+        with self._writer_lock.held(self._timeout):
+            self._compact_in_order(flush=flush, strict=strict)
+
+    def _compact_in_order(self, *, flush: bool, strict: bool) -> None:
         conn = self._writable()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -729,13 +742,7 @@ class SQLiteStorage(BaseStorage):
                 )
             conn.execute("COMMIT")
         except (sqlite3.Error, StorageError) as exc:
-            if isinstance(exc, sqlite3.Error) and not self._memory:
-                self._writer_stale = True
-            try:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                self._writer_stale = not self._memory
+            self._failed(conn, exc)
             if strict:
                 raise StorageError(f"sqlite compaction failed: {exc}") from exc
             # The samples are safe in the head; the next write tries again.
