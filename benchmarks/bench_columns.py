@@ -11,6 +11,9 @@ One run, same bytes for every library:
   docs/performance.md calls "upb parse+walk"), plus ``promwire.decode``
   (objects) for reference. Cells of a workload are timed interleaved, so a
   burst of load from other processes slows all of them alike.
+* The receiver's decode of the same W1/W2 bodies, warm:
+  ``decode_write_batch`` (one ``ColumnBatch``, flat columns, for requests of
+  the scrape shape; W3 is not of it).
 * Encode (snappy included): ``encode_columns`` of the decoded columns vs
   ``encode`` of the decoded ``WriteRequest`` (the same bytes).
 * The write handler end to end (body + headers -> storage called, warm
@@ -49,6 +52,7 @@ from promwire.chunks.streamed import (
     read_streamed_response,
     stream_chunked_response,
 )
+from promwire.codec.columnar import decode_write_batch
 from promwire.codec.decoder import clear_caches
 from promwire.codec.messages import Label, Sample, TimeSeries
 
@@ -109,6 +113,11 @@ def decode_rows(names: list[str], budget: Budget) -> list[dict[str, Any]]:
             for b in bodies:
                 decode(WriteRequest, snappy.decompress(b))
 
+        def batch(bodies: list[bytes] = bodies) -> None:
+            for b in bodies:
+                if decode_write_batch(snappy.decompress(b)) is None:
+                    decode_columns(snappy.decompress(b))  # what the receiver does then
+
         def upb_walk(bodies: list[bytes] = bodies) -> None:
             for b in bodies:
                 upb.walk(upb.decode(b))
@@ -147,6 +156,7 @@ def decode_rows(names: list[str], budget: Budget) -> list[dict[str, Any]]:
             Cell("handler write_columns", lambda: handler(_Columns()), warm),
             Cell("handler write", lambda: handler(_Objects()), warm),
             Cell("columns warm", columns, warm),
+            Cell("batch warm", batch, warm),
             Cell("columns cold", columns, chill),
             Cell("decode warm", objects, warm),
             Cell("decode cold", objects, chill),
@@ -155,8 +165,11 @@ def decode_rows(names: list[str], budget: Budget) -> list[dict[str, Any]]:
         measure_interleaved(cells, budget)
         med = {c.key: c.stats.median * 1000 for c in cells}
         best = {c.key: min(c.stats.times) * 1000 for c in cells}
+        warm(state={"cold": True})
+        taken = all(decode_write_batch(snappy.decompress(b)) is not None for b in bodies)
         rows.append(
             {
+                "batch": taken,
                 "workload": w.name,
                 "description": w.description,
                 "median_ms": med,
@@ -239,6 +252,19 @@ def main(argv: list[str] | None = None) -> int:
             f"| {m[up] / m['columns warm']:.2f}x (fastest {b[up] / b['columns warm']:.2f}x) "
             f"| {m[up] / m['columns cold']:.2f}x (fastest {b[up] / b['columns cold']:.2f}x) |"
         )
+    print()
+    print(
+        "| workload | receiver's batch decode warm ms (decode_write_batch) "
+        "| upb parse+walk ms | upb / batch |"
+    )
+    print("|---|---:|---:|---:|")
+    for r in dec:
+        m = r["median_ms"]
+        if r["batch"]:
+            ratio = f"{m[up] / m['batch warm']:.2f}x"
+            print(f"| {r['workload']} | {m['batch warm']:.2f} | {m[up]:.2f} | {ratio} |")
+        else:
+            print(f"| {r['workload']} | not this shape (decode_columns) | {m[up]:.2f} | - |")
     print()
     print("| workload | handle_write -> write_columns ms | handle_write -> write ms | ratio |")
     print("|---|---:|---:|---:|")

@@ -28,6 +28,9 @@ def _run(*args: str) -> str:
 def test_bench_columns_quick() -> None:
     text = _run("benchmarks.bench_columns", "--quick", "--only", "W1,W3", "--streamed-series", "20")
     assert "| W1 |" in text and "| W3 |" in text
+    # the receiver's batch decode takes W1 (one sample a series), not W3
+    assert "| W3 | not this shape" in text
+    assert [line for line in text.splitlines() if line.startswith("| W1 |") and "x |" in line]
     assert "| 15s exact constant | 2,000 |" in text
 
 
