@@ -82,6 +82,65 @@ def _record(field_tag: int, body: bytes) -> bytes:
     return bytes((field_tag,)) + varint(len(body)) + body
 
 
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+_INT32_MAX = (1 << 31) - 1
+
+
+def _stamp(t: int) -> bytes:
+    """``varint(t & MASK64)``; a millisecond timestamp of today (a 6-byte
+    varint, 2**35 <= t < 2**42) in one ``bytes()`` call instead of a loop."""
+    if 0x8_0000_0000 <= t < 0x400_0000_0000:
+        return bytes(
+            (
+                t & 0x7F | 0x80,
+                t >> 7 & 0x7F | 0x80,
+                t >> 14 & 0x7F | 0x80,
+                t >> 21 & 0x7F | 0x80,
+                t >> 28 & 0x7F | 0x80,
+                t >> 35,
+            )
+        )
+    return varint(t & MASK64)
+
+
+def _chunk_body(chunk: m.Chunk) -> bytes:
+    """``encode(chunk)``, written directly for the plain types a store yields.
+
+    The generic encoder walks the field table (about 9 us a chunk, more than
+    the rest of a streamed answer together); this writes the same bytes: the
+    proto3 defaults (0, ``UNKNOWN``, empty data) left out, an ``int64`` in two's
+    complement. Anything unusual (a bool, a negative enum, a bytearray) goes to
+    the generic encoder, which encodes it or says what is wrong.
+    """
+    mint = chunk.min_time_ms
+    maxt = chunk.max_time_ms
+    ctype = chunk.type
+    data = chunk.data
+    if (
+        type(mint) is not int
+        or type(maxt) is not int
+        or type(data) is not bytes
+        or not isinstance(ctype, int)
+        or type(ctype) is bool
+        or not (_INT64_MIN <= mint <= _INT64_MAX and _INT64_MIN <= maxt <= _INT64_MAX)
+        or not 0 <= ctype <= _INT32_MAX
+        or type(chunk) is not m.Chunk
+    ):
+        return encode(chunk)
+    parts = []
+    if mint:
+        parts.append(b"\x08" + _stamp(mint))
+    if maxt:
+        parts.append(b"\x10" + _stamp(maxt))
+    if ctype:
+        parts.append(b"\x18" + varint(int(ctype)))
+    if data:
+        parts.append(b"\x22" + varint(len(data)))
+        parts.append(data)
+    return b"".join(parts)
+
+
 def _with_histogram_chunks(
     chunks: list[m.Chunk], histograms: list[m.Histogram], samples_per_chunk: int
 ) -> list[m.Chunk]:
@@ -126,8 +185,9 @@ def chunked_messages(
             budget = budget_start
             parts: list[bytes] = [labels_block]
             for index, chunk in enumerate(chunks):
-                body = encode(chunk)
-                parts.append(_record(0x12, body))
+                body = _chunk_body(chunk)
+                parts.append(b"\x12" + varint(len(body)))
+                parts.append(body)
                 budget -= len(body)
                 if budget > 0 and index + 1 < len(chunks):
                     continue
