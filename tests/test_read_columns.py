@@ -6,7 +6,8 @@ answers); ``SQLiteStorage.process_query_columns`` must hold what
 ``process_query`` holds; the handlers use it when a storage has it (through
 ``promwire serve``'s operator layer too) and answer the same bytes as the
 object path. Also here: a streamed answer of one frame is sent with a
-Content-Length, a longer one chunked.
+Content-Length, a longer one chunked, and its Chunk records are written by
+hand as the generic encoder writes them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from hypothesis import strategies as st
 
 from promwire import (
     BucketSpan,
+    Chunk,
+    ChunkedReadResponse,
+    ChunkedSeries,
+    ChunkEncoding,
     Histogram,
     Label,
     LabelMatcher,
@@ -42,7 +47,7 @@ from promwire import (
     encode,
     snappy,
 )
-from promwire.chunks.streamed import read_streamed_response
+from promwire.chunks.streamed import chunked_messages, read_streamed_response
 from promwire.codec.columnar import decode_read_columns
 from promwire.codec.columns import SeriesColumns
 from promwire.codec.read_columns import encode_read_response_columns, encode_series_columns
@@ -52,7 +57,7 @@ from promwire.server.metrics import Metrics
 from promwire.server.operated import operated_storage
 from promwire.stores.protocol import AsyncBaseStorage, BaseStorage
 from promwire.stores.sqlite import SQLiteStorage
-from promwire.testing import doubles, exemplars, histograms, labels
+from promwire.testing import chunked_series, doubles, exemplars, histograms, labels
 from tests.support.serve_process import PROTOBUF_HEADERS, serve_process
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "prometheus-2.42"
@@ -421,3 +426,38 @@ def test_serve_answers_samples_and_streams(tmp_path: Path, server: str) -> None:
             for _, ts in read_streamed_response(body)
         }
         assert streamed == expected
+
+
+# ------------------------------------------------------------------ streamed frames
+
+
+@settings(max_examples=300, deadline=None)
+@given(chunked_series(max_size=6), st.integers(0, 3))
+def test_chunk_records_are_the_generic_encoders(series: ChunkedSeries, index: int) -> None:
+    """The frames' hand-written Chunk records equal ``encode`` of the message."""
+    messages = list(chunked_messages([(index, iter([series]))], max_bytes_in_frame=1 << 40))
+    if not series.chunks:
+        assert messages == []
+        return
+    labels_ = sorted(series.labels, key=lambda lb: lb.name)
+    expected = ChunkedReadResponse(
+        chunked_series=[ChunkedSeries(labels=labels_, chunks=series.chunks)], query_index=index
+    )
+    assert messages == [encode(expected)]
+
+
+def test_chunks_of_today_and_of_every_other_shape() -> None:
+    today = NOW
+    shapes = [
+        Chunk(today, today + 10, ChunkEncoding.XOR, b"\x00\x01"),
+        Chunk(today, today + 10, ChunkEncoding.XOR, bytes(300)),  # a 2-byte data length
+        Chunk(0, today, ChunkEncoding.HISTOGRAM, b"x"),  # a zero time is left out
+        Chunk(-5, -1, ChunkEncoding.FLOAT_HISTOGRAM, b"y"),  # negative: 10-byte varints
+        Chunk(today, today, ChunkEncoding.UNKNOWN, b"z"),  # type 0 is left out
+        Chunk(today, today, 200, b"w"),  # a 2-byte enum number
+        Chunk(today, today, ChunkEncoding.XOR, b""),  # no data: the generic encoder
+        Chunk(1 << 42, 1 << 50, ChunkEncoding.XOR, b"v"),
+    ]
+    series = ChunkedSeries(labels=[Label("__name__", "m")], chunks=shapes)
+    [message] = chunked_messages([(1, iter([series]))], max_bytes_in_frame=1 << 40)
+    assert message == encode(ChunkedReadResponse(chunked_series=[series], query_index=1))

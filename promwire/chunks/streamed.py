@@ -104,30 +104,57 @@ def _stamp(t: int) -> bytes:
     return varint(t & MASK64)
 
 
-def _chunk_body(chunk: m.Chunk) -> bytes:
-    """``encode(chunk)``, written directly for the plain types a store yields.
+def _chunk_head(chunk: m.Chunk) -> bytes | None:
+    """``encode(chunk)`` up to its data's bytes, or ``None`` for an unusual chunk.
 
-    The generic encoder walks the field table (about 9 us a chunk, more than
-    the rest of a streamed answer together); this writes the same bytes: the
-    proto3 defaults (0, ``UNKNOWN``, empty data) left out, an ``int64`` in two's
-    complement. Anything unusual (a bool, a negative enum, a bytearray) goes to
-    the generic encoder, which encodes it or says what is wrong.
+    ``encode(chunk) == _chunk_head(chunk) + chunk.data``, so a frame takes
+    the data as it is, never copied into a chunk body first. The generic
+    encoder walks the field table (about 9 us a chunk, more than the rest of
+    a streamed answer together); this writes the same bytes for the plain
+    types a store yields: the proto3 defaults (0, ``UNKNOWN``) left out, an
+    ``int64`` in two's complement. ``None`` (the caller encodes the chunk
+    the generic way, which encodes it or says what is wrong) for anything
+    else: a bool, a negative enum, a bytearray, empty data.
     """
     mint = chunk.min_time_ms
     maxt = chunk.max_time_ms
     ctype = chunk.type
     data = chunk.data
     if (
-        type(mint) is not int
+        type(chunk) is not m.Chunk
+        or type(mint) is not int
         or type(maxt) is not int
         or type(data) is not bytes
+        or not data
         or not isinstance(ctype, int)
         or type(ctype) is bool
-        or not (_INT64_MIN <= mint <= _INT64_MAX and _INT64_MIN <= maxt <= _INT64_MAX)
         or not 0 <= ctype <= _INT32_MAX
-        or type(chunk) is not m.Chunk
+        or not (_INT64_MIN <= mint <= _INT64_MAX and _INT64_MIN <= maxt <= _INT64_MAX)
     ):
-        return encode(chunk)
+        return None
+    today = 0x8_0000_0000 <= mint < 0x400_0000_0000 and 0x8_0000_0000 <= maxt < 0x400_0000_0000
+    if today and 0 < ctype < 0x80:  # the usual chunk: 6-byte times, a one-byte type
+        return bytes(
+            (
+                0x08,
+                mint & 0x7F | 0x80,
+                mint >> 7 & 0x7F | 0x80,
+                mint >> 14 & 0x7F | 0x80,
+                mint >> 21 & 0x7F | 0x80,
+                mint >> 28 & 0x7F | 0x80,
+                mint >> 35,
+                0x10,
+                maxt & 0x7F | 0x80,
+                maxt >> 7 & 0x7F | 0x80,
+                maxt >> 14 & 0x7F | 0x80,
+                maxt >> 21 & 0x7F | 0x80,
+                maxt >> 28 & 0x7F | 0x80,
+                maxt >> 35,
+                0x18,
+                int(ctype),
+                0x22,
+            )
+        ) + varint(len(data))
     parts = []
     if mint:
         parts.append(b"\x08" + _stamp(mint))
@@ -135,9 +162,7 @@ def _chunk_body(chunk: m.Chunk) -> bytes:
         parts.append(b"\x10" + _stamp(maxt))
     if ctype:
         parts.append(b"\x18" + varint(int(ctype)))
-    if data:
-        parts.append(b"\x22" + varint(len(data)))
-        parts.append(data)
+    parts.append(b"\x22" + varint(len(data)))
     return b"".join(parts)
 
 
@@ -185,10 +210,12 @@ def chunked_messages(
             budget = budget_start
             parts: list[bytes] = [labels_block]
             for index, chunk in enumerate(chunks):
-                body = _chunk_body(chunk)
-                parts.append(b"\x12" + varint(len(body)))
+                head = _chunk_head(chunk)
+                body = encode(chunk) if head is None else chunk.data
+                size = len(body) if head is None else len(head) + len(body)
+                parts.append(b"\x12" + varint(size) + (head or b""))
                 parts.append(body)
-                budget -= len(body)
+                budget -= size
                 if budget > 0 and index + 1 < len(chunks):
                     continue
                 yield _record(0x0A, b"".join(parts)) + trailer
