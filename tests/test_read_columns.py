@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import math
+import socket
 import struct
 from array import array
 from collections.abc import Sequence
@@ -55,6 +56,7 @@ from promwire.errors import EncodeError
 from promwire.server.handlers import handle_read, handle_read_async, handle_write
 from promwire.server.metrics import Metrics
 from promwire.server.operated import operated_storage
+from promwire.server.workers import bind_socket
 from promwire.stores.protocol import AsyncBaseStorage, BaseStorage
 from promwire.stores.sqlite import SQLiteStorage
 from promwire.testing import chunked_series, doubles, exemplars, histograms, labels
@@ -461,3 +463,35 @@ def test_chunks_of_today_and_of_every_other_shape() -> None:
     series = ChunkedSeries(labels=[Label("__name__", "m")], chunks=shapes)
     [message] = chunked_messages([(1, iter([series]))], max_bytes_in_frame=1 << 40)
     assert message == encode(ChunkedReadResponse(chunked_series=[series], query_index=1))
+
+
+# ------------------------------------------------------------------ the listening socket
+
+
+def test_connections_accepted_on_serves_socket_have_nagle_off() -> None:
+    """``serve`` binds its own socket; asyncio turns TCP_NODELAY on only for
+    sockets of protocol IPPROTO_TCP (a small SAMPLES answer, head and body in
+    two sends, otherwise waited 40 ms for the client's delayed ACK)."""
+    sock = bind_socket("127.0.0.1", 0)
+
+    async def accepted_nodelay() -> int:
+        loop = asyncio.get_running_loop()
+        seen: asyncio.Future[int] = loop.create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                conn = transport.get_extra_info("socket")
+                seen.set_result(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await loop.create_server(Probe, sock=sock)  # as uvicorn serves it
+        try:
+            _, writer = await asyncio.open_connection(*sock.getsockname())
+            value = await asyncio.wait_for(seen, 10)
+            writer.close()
+            return value
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(accepted_nodelay()) != 0
