@@ -57,8 +57,9 @@ from promwire.server.handlers import handle_read, handle_read_async, handle_writ
 from promwire.server.metrics import Metrics
 from promwire.server.operated import operated_storage
 from promwire.server.workers import bind_socket
-from promwire.stores.protocol import AsyncBaseStorage, BaseStorage
+from promwire.stores.protocol import AsyncBaseStorage, BaseStorage, RequestContext
 from promwire.stores.sqlite import SQLiteStorage
+from promwire.stores.tenancy import tenant_storage
 from promwire.testing import chunked_series, doubles, exemplars, histograms, labels
 from tests.support.serve_process import PROTOBUF_HEADERS, serve_process
 
@@ -495,3 +496,25 @@ def test_connections_accepted_on_serves_socket_have_nagle_off() -> None:
             await server.wait_closed()
 
     assert asyncio.run(accepted_nodelay()) != 0
+
+
+def test_tenants_read_from_columns_apart(tmp_path: Path) -> None:
+    with SQLiteStorage(tmp_path / "t.db") as inner:
+        shared = tenant_storage(inner)
+        assert shared.process_query_columns is not None  # passed through
+        for tenant, value in (("a", 1.5), ("b", 0.0)):
+            ctx = RequestContext(tenant=tenant)
+            body = snappy.compress(encode(WriteRequest([_series("m", [value] * 300, job="x")])))
+            assert handle_write(body, HEADERS, shared, ctx).status == 204
+        for tenant, value in (("a", 1.5), ("b", 0.0)):
+            ctx = RequestContext(tenant=tenant)
+            columns = shared.process_query_columns(ctx, QUERIES[0])
+            assert [list(sc.labels) for sc in columns] == [
+                [Label("__name__", "m"), Label("job", "x")]
+            ]
+            assert list(columns[0].values) == [value] * 300
+            body = _read(QUERIES)
+            objects = ObjectsOnly(inner)
+            reference = handle_read(body, HEADERS, tenant_storage(objects), ctx)
+            assert reference.status == 200
+            assert handle_read(body, HEADERS, shared, ctx).body == reference.body
