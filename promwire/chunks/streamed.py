@@ -29,12 +29,14 @@ series being joined (client) at a time.
 from __future__ import annotations
 
 import heapq
+import struct
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from itertools import chain, pairwise
 from typing import Literal
 
+from ..codec import encoder as _e
 from ..codec import messages as m
 from ..codec.columns import SeriesColumns
 from ..codec.decoder import decode
@@ -85,6 +87,8 @@ def _record(field_tag: int, body: bytes) -> bytes:
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 _INT32_MAX = (1 << 31) - 1
+# 08 <mint: 6-byte varint> 10 <maxt: 6-byte varint> 18 <type> 22: a chunk's fields before its data
+_PACK_HEAD = struct.Struct("<BHHHBHHHBBB").pack
 
 
 def _stamp(t: int) -> bytes:
@@ -134,26 +138,24 @@ def _chunk_head(chunk: m.Chunk) -> bytes | None:
         return None
     today = 0x8_0000_0000 <= mint < 0x400_0000_0000 and 0x8_0000_0000 <= maxt < 0x400_0000_0000
     if today and 0 < ctype < 0x80:  # the usual chunk: 6-byte times, a one-byte type
-        return bytes(
-            (
-                0x08,
-                mint & 0x7F | 0x80,
-                mint >> 7 & 0x7F | 0x80,
-                mint >> 14 & 0x7F | 0x80,
-                mint >> 21 & 0x7F | 0x80,
-                mint >> 28 & 0x7F | 0x80,
-                mint >> 35,
-                0x10,
-                maxt & 0x7F | 0x80,
-                maxt >> 7 & 0x7F | 0x80,
-                maxt >> 14 & 0x7F | 0x80,
-                maxt >> 21 & 0x7F | 0x80,
-                maxt >> 28 & 0x7F | 0x80,
-                maxt >> 35,
-                0x18,
-                int(ctype),
-                0x22,
-            )
+        # One pack: each 6-byte varint as three uint16 from the encoder's tables
+        # (14 payload bits -> two varint bytes, with or without continuation).
+        if not _e._pair_more:
+            _e._build_pair_tables()
+        more = _e._pair_more
+        last = _e._pair_last
+        return _PACK_HEAD(
+            0x08,
+            more[mint & 0x3FFF],
+            more[(mint >> 14) & 0x3FFF],
+            last[mint >> 28],
+            0x10,
+            more[maxt & 0x3FFF],
+            more[(maxt >> 14) & 0x3FFF],
+            last[maxt >> 28],
+            0x18,
+            int(ctype),
+            0x22,
         ) + varint(len(data))
     parts = []
     if mint:
