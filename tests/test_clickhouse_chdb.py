@@ -20,6 +20,7 @@ from tests.support.chdb_client import ChdbClient
 from tests.support.clickhouse_cases import (
     MATCHERS,
     check_budget,
+    check_columns,
     check_matcher,
     check_round_trip,
     check_tenants,
@@ -47,6 +48,10 @@ def test_matchers_select_what_prometheus_selects(
     store: ClickHouseStorage, matcher: LabelMatcher
 ) -> None:
     check_matcher(store, matcher)
+
+
+def test_samples_reads_from_columns(store: ClickHouseStorage) -> None:
+    check_columns(store)
 
 
 def test_reads_spend_the_budget(store: ClickHouseStorage) -> None:

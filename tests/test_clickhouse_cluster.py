@@ -49,6 +49,7 @@ from tests.support.clickhouse import (
 from tests.support.clickhouse_cases import (
     MATCHERS,
     check_budget,
+    check_columns,
     check_matcher,
     check_round_trip,
     check_tenants,
@@ -164,6 +165,10 @@ def test_matchers_select_what_prometheus_selects_on_18_16(
     store: ClickHouseStorage, matcher: LabelMatcher
 ) -> None:
     check_matcher(store, matcher)
+
+
+def test_samples_reads_from_columns_on_18_16(store: ClickHouseStorage) -> None:
+    check_columns(store)
 
 
 def test_reads_spend_the_budget_on_18_16(store: ClickHouseStorage) -> None:

@@ -85,8 +85,9 @@ def store_with(*series: TimeSeries) -> SQLiteStorage:
 
 
 def body_bytes(resp: Response) -> bytes:
-    assert not isinstance(resp.body, bytes | AsyncIterator)
-    return b"".join(resp.body)
+    # primed, a body of one frame is bytes (sent with a Content-Length)
+    assert not isinstance(resp.body, AsyncIterator)
+    return resp.body if isinstance(resp.body, bytes) else b"".join(resp.body)
 
 
 def messages(body: bytes) -> list[ChunkedReadResponse]:

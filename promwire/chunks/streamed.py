@@ -29,12 +29,14 @@ series being joined (client) at a time.
 from __future__ import annotations
 
 import heapq
+import struct
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from itertools import chain, pairwise
 from typing import Literal
 
+from ..codec import encoder as _e
 from ..codec import messages as m
 from ..codec.columns import SeriesColumns
 from ..codec.decoder import decode
@@ -82,6 +84,90 @@ def _record(field_tag: int, body: bytes) -> bytes:
     return bytes((field_tag,)) + varint(len(body)) + body
 
 
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+_INT32_MAX = (1 << 31) - 1
+# 08 <mint: 6-byte varint> 10 <maxt: 6-byte varint> 18 <type> 22: a chunk's fields before its data
+_PACK_HEAD = struct.Struct("<BHHHBHHHBBB").pack
+
+
+def _stamp(t: int) -> bytes:
+    """``varint(t & MASK64)``; a millisecond timestamp of today (a 6-byte
+    varint, 2**35 <= t < 2**42) in one ``bytes()`` call instead of a loop."""
+    if 0x8_0000_0000 <= t < 0x400_0000_0000:
+        return bytes(
+            (
+                t & 0x7F | 0x80,
+                t >> 7 & 0x7F | 0x80,
+                t >> 14 & 0x7F | 0x80,
+                t >> 21 & 0x7F | 0x80,
+                t >> 28 & 0x7F | 0x80,
+                t >> 35,
+            )
+        )
+    return varint(t & MASK64)
+
+
+def _chunk_head(chunk: m.Chunk) -> bytes | None:
+    """``encode(chunk)`` up to its data's bytes, or ``None`` for an unusual chunk.
+
+    ``encode(chunk) == _chunk_head(chunk) + chunk.data``, so a frame takes
+    the data as it is, never copied into a chunk body first. The generic
+    encoder walks the field table (about 9 us a chunk, more than the rest of
+    a streamed answer together); this writes the same bytes for the plain
+    types a store yields: the proto3 defaults (0, ``UNKNOWN``) left out, an
+    ``int64`` in two's complement. ``None`` (the caller encodes the chunk
+    the generic way, which encodes it or says what is wrong) for anything
+    else: a bool, a negative enum, a bytearray, empty data.
+    """
+    mint = chunk.min_time_ms
+    maxt = chunk.max_time_ms
+    ctype = chunk.type
+    data = chunk.data
+    if (
+        type(chunk) is not m.Chunk
+        or type(mint) is not int
+        or type(maxt) is not int
+        or type(data) is not bytes
+        or not data
+        or not isinstance(ctype, int)
+        or type(ctype) is bool
+        or not 0 <= ctype <= _INT32_MAX
+        or not (_INT64_MIN <= mint <= _INT64_MAX and _INT64_MIN <= maxt <= _INT64_MAX)
+    ):
+        return None
+    today = 0x8_0000_0000 <= mint < 0x400_0000_0000 and 0x8_0000_0000 <= maxt < 0x400_0000_0000
+    if today and 0 < ctype < 0x80:  # the usual chunk: 6-byte times, a one-byte type
+        # One pack: each 6-byte varint as three uint16 from the encoder's tables
+        # (14 payload bits -> two varint bytes, with or without continuation).
+        if not _e._pair_more:
+            _e._build_pair_tables()
+        more = _e._pair_more
+        last = _e._pair_last
+        return _PACK_HEAD(
+            0x08,
+            more[mint & 0x3FFF],
+            more[(mint >> 14) & 0x3FFF],
+            last[mint >> 28],
+            0x10,
+            more[maxt & 0x3FFF],
+            more[(maxt >> 14) & 0x3FFF],
+            last[maxt >> 28],
+            0x18,
+            int(ctype),
+            0x22,
+        ) + varint(len(data))
+    parts = []
+    if mint:
+        parts.append(b"\x08" + _stamp(mint))
+    if maxt:
+        parts.append(b"\x10" + _stamp(maxt))
+    if ctype:
+        parts.append(b"\x18" + varint(int(ctype)))
+    parts.append(b"\x22" + varint(len(data)))
+    return b"".join(parts)
+
+
 def _with_histogram_chunks(
     chunks: list[m.Chunk], histograms: list[m.Histogram], samples_per_chunk: int
 ) -> list[m.Chunk]:
@@ -126,9 +212,12 @@ def chunked_messages(
             budget = budget_start
             parts: list[bytes] = [labels_block]
             for index, chunk in enumerate(chunks):
-                body = encode(chunk)
-                parts.append(_record(0x12, body))
-                budget -= len(body)
+                head = _chunk_head(chunk)
+                body = encode(chunk) if head is None else chunk.data
+                size = len(body) if head is None else len(head) + len(body)
+                parts.append(b"\x12" + varint(size) + (head or b""))
+                parts.append(body)
+                budget -= size
                 if budget > 0 and index + 1 < len(chunks):
                     continue
                 yield _record(0x0A, b"".join(parts)) + trailer

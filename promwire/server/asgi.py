@@ -19,8 +19,9 @@
   answers carry ``Connection: close`` (see :class:`~promwire.server._app.AppBase`).
 * A sync storage runs in a worker thread; an async one on the event loop.
 * A streamed remote read (``STREAMED_XOR_CHUNKS``) is sent frame by frame as
-  it is computed, with chunked transfer encoding; a failure before the first
-  frame is an ordinary error status (:func:`promwire.server.handlers.aprime_response`).
+  it is computed, with chunked transfer encoding (an answer of one frame
+  whole, with a Content-Length); a failure before the first frame is an
+  ordinary error status (:func:`promwire.server.handlers.aprime_response`).
 * A response body that is an iterable of ``bytes`` is streamed chunk by chunk
   (pulled in a worker thread, since producing a chunk may block); an async
   iterable is streamed from the loop.

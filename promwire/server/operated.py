@@ -16,7 +16,8 @@ distributor order):
 Points not stored are counted in ``promwire_samples_rejected_total`` with the
 reason. Both request shapes are handled: a decoded ``WriteRequest``
 (``write``) and the columnar ``SeriesColumns`` list (``write_columns``, offered
-only when the wrapped storage has it). Reads pass through, timed.
+only when the wrapped storage has it). Reads pass through, timed (and
+``process_query_columns`` only when the wrapped storage has it).
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ class OperatedStorage(BaseStorage):
     """See the module docstring. ``timings`` maps ``id(ctx)`` to the seconds the
     storage took for that request (the app pops it to tell decode time apart)."""
 
+    #: Set on an instance over a storage that has it (the handlers look it up
+    #: with ``getattr``: absent, a SAMPLES read goes through ``read``).
+    process_query_columns: Callable[[Any, Query], Sequence[SeriesColumns]]
+
     def __init__(
         self,
         inner: Any,
@@ -62,6 +67,8 @@ class OperatedStorage(BaseStorage):
         self.accepted_protocols = tuple(getattr(inner, "accepted_protocols", ("v1", "v2")))
         self.timings: dict[int, float] = {}
         self._tenants: set[str] = set()
+        if getattr(inner, "process_query_columns", None) is not None:
+            self.process_query_columns = self._query_columns
 
     # ------------------------------------------------------------------ helpers
 
@@ -203,6 +210,12 @@ class OperatedStorage(BaseStorage):
 
     def process_query(self, ctx: Any, query: Query) -> QueryResult:
         result: QueryResult = self._timed(ctx, "read", lambda: self.inner.process_query(ctx, query))
+        return result
+
+    def _query_columns(self, ctx: Any, query: Query) -> Sequence[SeriesColumns]:
+        result: Sequence[SeriesColumns] = self._timed(
+            ctx, "read", lambda: self.inner.process_query_columns(ctx, query)
+        )
         return result
 
     def process_query_chunks(self, ctx: Any, query: Query) -> Iterator[ChunkedSeries | TimeSeries]:

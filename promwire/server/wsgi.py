@@ -14,7 +14,8 @@ upload) the body is read to EOF only when the server sets
 bodies (a streamed remote read's frames) are handed to the server as the WSGI
 iterable, which streams them without a Content-Length; the first frame is
 computed before ``start_response`` so a storage failure up to there is an
-error status (:func:`promwire.server.handlers.prime_response`).
+error status, and so is the second, so that an answer of one frame is sent
+whole with a Content-Length (:func:`promwire.server.handlers.prime_response`).
 
 The guards are the ASGI app's (``allowed_origins``, ``allowed_hosts``,
 ``body_timeout``, ``max_buffered_bytes``, 400 for a malformed

@@ -67,6 +67,19 @@ Optional members (looked up with ``getattr``; a storage without them works):
     goes away. An async storage may make it an async generator.
     Without it, a streamed read calls ``process_query`` and sorts its series.
 
+``process_query_columns(ctx, query: Query) -> Sequence[SeriesColumns]``
+    Used for SAMPLES remote read instead of ``read`` when present (the
+    queries are asked one after another, in order): the series matching
+    ``query``, **sorted by label set**, each a
+    :class:`~promwire.codec.columns.SeriesColumns` with its float samples in
+    ``[start_timestamp_ms, end_timestamp_ms]`` as ``array('q')`` timestamps
+    and ``array('d')`` values in time order (no per-sample objects), its
+    histograms in range as objects, ``exemplars`` empty; series without data
+    in range left out, as ``process_query`` does. The handlers write the
+    answer from the arrays (:mod:`promwire.codec.read_columns`), bytes equal
+    to encoding the object form. Spend ``ctx.budget`` as for
+    ``process_query``. An async storage may make it ``async def``.
+
 Read budget: the handlers give every read request a :class:`ReadBudget`
 (``ctx.budget`` when the context is a :class:`RequestContext`; ``None``
 otherwise) holding the request's limits: samples in a SAMPLES answer

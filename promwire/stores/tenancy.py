@@ -23,7 +23,7 @@ Metadata of a 1.0 request is not per tenant: it is passed through as sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..codec.columns import ColumnBatch, SeriesColumns
@@ -66,10 +66,16 @@ def _without(labels: Iterable[Label], name: str) -> list[Label]:
 class TenantStorage(BaseStorage):
     """A storage seen through the tenant of each request (see the module docstring)."""
 
+    #: Set on an instance over a storage that has it (the handlers look it up
+    #: with ``getattr``: absent, a SAMPLES read goes through ``read``).
+    process_query_columns: Callable[[Any, Query], Sequence[SeriesColumns]]
+
     def __init__(self, inner: Any, label: str = TENANT_LABEL) -> None:
         self.inner = inner
         self.label = label
         self.accepted_protocols = tuple(getattr(inner, "accepted_protocols", ("v1", "v2")))
+        if getattr(inner, "process_query_columns", None) is not None:
+            self.process_query_columns = self._query_columns
 
     def _tenant(self, ctx: Any) -> str:
         tenant = getattr(ctx, "tenant", None)
@@ -104,6 +110,22 @@ class TenantStorage(BaseStorage):
         for ts in result.timeseries:
             ts.labels = _without(ts.labels, self.label)
         return result
+
+    def _query_columns(self, ctx: Any, query: Query) -> list[SeriesColumns]:
+        series: Sequence[SeriesColumns] = self.inner.process_query_columns(
+            ctx, self._query(ctx, query)
+        )
+        # The same label is removed from every series: their order stays sorted.
+        return [
+            SeriesColumns(
+                tuple(_without(s.labels, self.label)),
+                s.timestamps,
+                s.values,
+                s.histograms,
+                s.exemplars,
+            )
+            for s in series
+        ]
 
     def process_query_chunks(self, ctx: Any, query: Query) -> Iterator[ChunkedSeries | TimeSeries]:
         chunks = getattr(self.inner, "process_query_chunks", None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from promwire.codec import snappy
+from promwire.codec.encoder import encode
 from promwire.codec.messages import (
     STALE_NAN_BITS,
     Exemplar,
@@ -15,16 +17,19 @@ from promwire.codec.messages import (
     MetricMetadata,
     MetricType,
     Query,
+    QueryResult,
+    ReadRequest,
     Sample,
     TimeSeries,
     WriteRequest,
 )
 from promwire.codec.wire import double_bits
+from promwire.server.handlers import handle_read
 from promwire.stores._clickhouse_sql import matchers_condition
 from promwire.stores._rowbinary import RowReader
 from promwire.stores.clickhouse import ClickHouseStorage
 from promwire.stores.matchers import matches
-from promwire.stores.protocol import RequestContext
+from promwire.stores.protocol import BaseStorage, RequestContext
 
 STALE = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
 PAYLOAD_BITS = 0xFFF8_0000_DEAD_BEEF
@@ -106,6 +111,40 @@ def check_round_trip(store: ClickHouseStorage) -> None:
         [double_bits(s.value) for s in a.samples] == [double_bits(s.value) for s in b.samples]
         for a, b in zip(streamed, result.timeseries, strict=True)
     )
+
+
+def check_columns(store: ClickHouseStorage) -> None:
+    """``process_query_columns`` holds what ``process_query`` holds, bit for bit,
+    and a SAMPLES read through the handler answers the object path's bytes."""
+    ctx = RequestContext()
+    store.write(ctx, request())
+    for q in (
+        query(NAME),
+        query(LabelMatcher(MatchType.EQ, "__name__", "h")),
+        query(LabelMatcher(MatchType.RE, "__name__", ".+")),
+        Query(start_timestamp_ms=1500, end_timestamp_ms=2500, matchers=[NAME]),
+    ):
+        objects = store.process_query(ctx, q).timeseries
+        columns = store.process_query_columns(ctx, q)
+        assert objects, q
+        assert [list(sc.labels) for sc in columns] == [ts.labels for ts in objects]
+        for sc, ts in zip(columns, objects, strict=True):
+            assert list(sc.timestamps) == [s.timestamp for s in ts.samples]
+            assert [double_bits(v) for v in sc.values] == [double_bits(s.value) for s in ts.samples]
+            assert sc.histograms == ts.histograms
+        body = snappy.compress(encode(ReadRequest(queries=[q])))
+        by_columns = handle_read(body, {}, store)
+        by_objects = handle_read(body, {}, _ObjectsOnly(store))
+        assert by_columns.status == 200
+        assert by_columns.body == by_objects.body
+
+
+class _ObjectsOnly(BaseStorage):
+    def __init__(self, inner: ClickHouseStorage) -> None:
+        self.inner = inner
+
+    def process_query(self, ctx: Any, query: Query) -> QueryResult:
+        return self.inner.process_query(ctx, query)
 
 
 def check_matcher(store: ClickHouseStorage, matcher: LabelMatcher) -> None:

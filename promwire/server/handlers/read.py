@@ -3,7 +3,11 @@
 :func:`prepare_read` checks headers and decodes a ``ReadRequest``;
 :func:`handle_read` and :func:`handle_read_async` answer SAMPLES (one snappy
 ``ReadResponse``, bounded by ``max_read_samples``) or STREAMED_XOR_CHUNKS
-(a lazy body of frames from :mod:`promwire.server.handlers.stream`).
+(a lazy body of frames from :mod:`promwire.server.handlers.stream`). A
+SAMPLES answer of a storage with the optional ``process_query_columns``
+(see :mod:`promwire.stores.protocol`) is written from its arrays by
+:func:`~promwire.codec.read_columns.encode_read_response_columns`, without
+a ``Sample`` object; other storages answer through ``read``.
 
 Every read gets a :class:`~promwire.stores.protocol.ReadBudget` made of its
 limits (``max_read_samples`` for SAMPLES answers, ``max_read_series``,
@@ -15,14 +19,16 @@ storages that ignore the budget.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ...chunks.streamed import DEFAULT_MAX_BYTES_IN_FRAME
 from ...codec import snappy
+from ...codec.columns import SeriesColumns
 from ...codec.decoder import decode
 from ...codec.encoder import encode
-from ...codec.messages import ReadRequest, ReadResponse, ResponseType
+from ...codec.messages import Query, ReadRequest, ReadResponse, ResponseType
+from ...codec.read_columns import encode_read_response_columns, result_points
 from ...errors import LimitExceeded, StorageError, UnsupportedMediaType
 from ...stores.protocol import ReadBudget, result_samples
 from .common import (
@@ -134,11 +140,60 @@ def _samples_response(request: ReadRequest, response: ReadResponse, budget: Read
         )
     # The storage may have ignored the budget: count the finished answer too.
     budget.at_least_samples(sum(map(result_samples, response.results)))
+    return Response(200, list(_SAMPLES_HEADERS), snappy.compress(encode(response)))
+
+
+_SAMPLES_HEADERS = [("Content-Type", PROTOBUF), ("Content-Encoding", "snappy")]
+
+QueryColumns = Callable[[Any, Query], Sequence[SeriesColumns]]
+
+
+def _columns_of(storage: Any) -> QueryColumns | None:
+    """The storage's optional ``process_query_columns``, if it has one."""
+    method: QueryColumns | None = getattr(storage, "process_query_columns", None)
+    return method
+
+
+def _columns_body(results: Sequence[Sequence[SeriesColumns]]) -> Response:
+    """The 200 of a SAMPLES answer (one result per query, asked in order)."""
     return Response(
-        200,
-        [("Content-Type", PROTOBUF), ("Content-Encoding", "snappy")],
-        snappy.compress(encode(response)),
+        200, list(_SAMPLES_HEADERS), snappy.compress(encode_read_response_columns(results))
     )
+
+
+def _columns_response(
+    columns: QueryColumns, ctx: Any, request: ReadRequest, budget: ReadBudget
+) -> Response:
+    """A SAMPLES answer from ``process_query_columns``: the queries in order,
+    the budget spent between them (and the finished answer counted, for a
+    storage that ignores it), encoded from the arrays."""
+    results: list[Sequence[SeriesColumns]] = []
+    total = 0
+    for query in request.queries:
+        budget.check_time()
+        series = columns(ctx, query)
+        results.append(series)
+        total += result_points(series)
+        budget.at_least_samples(total)
+    return _columns_body(results)
+
+
+async def _acolumns_response(
+    columns: QueryColumns, ctx: Any, request: ReadRequest, budget: ReadBudget
+) -> Response:
+    """:func:`_columns_response` for the async handler: each query awaited (an
+    async storage) or run in a worker thread (a sync one), the encoding off
+    the loop when the answer is large."""
+    results: list[Sequence[SeriesColumns]] = []
+    total = 0
+    for query in request.queries:
+        budget.check_time()
+        series: Sequence[SeriesColumns] = await _call(columns, ctx, query)
+        results.append(series)
+        total += result_points(series)
+        budget.at_least_samples(total)
+    # about 18 bytes a sample: the same threshold as a body's decoding
+    return await _off_loop(18 * total, _columns_body, results)
 
 
 def handle_read(
@@ -201,6 +256,9 @@ def handle_read(
                 storage, ctx, request, max_bytes_in_frame, samples_per_chunk, budget
             )
             return Response(200, _streamed_headers(), frames)
+        columns = _columns_of(storage)
+        if columns is not None:
+            return _columns_response(columns, ctx, request, budget)
         response = storage.read(ctx, request)
         return _samples_response(request, response, budget)
     except Exception as exc:
@@ -248,6 +306,9 @@ async def handle_read_async(
                 _astream_frames(*args) if _is_async_storage(storage) else _stream_frames(*args)
             )
             return Response(200, _streamed_headers(), frames)
+        columns = _columns_of(storage)
+        if columns is not None:
+            return await _acolumns_response(columns, ctx, request, budget)
         response = await _call(storage.read, ctx, request)
         return _samples_response(request, response, budget)
     except Exception as exc:

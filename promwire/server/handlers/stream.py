@@ -168,15 +168,21 @@ def _streamed_headers() -> list[tuple[str, str]]:
 
 
 def prime_response(response: Response) -> Response:
-    """Compute the first piece of a streamed body before anything is sent.
+    """Compute the start of a streamed body before anything is sent.
 
     A streamed read's body is lazy: the storage is first called when the
     body is iterated. Call this before sending the status line so that a
     failure up to the first frame becomes an ordinary error response
-    (4xx/5xx text) instead of a broken 200. Bodies that are ``bytes`` come
-    back unchanged; an empty stream becomes an empty body (zero frames is a
-    valid answer). The adapters in :mod:`promwire.server.asgi` and
-    :mod:`promwire.server.wsgi` do this.
+    (4xx/5xx text) instead of a broken 200. The second piece is pulled too:
+    a body that ends after its first piece (a streamed read of one series
+    under ``max_bytes_in_frame``, the usual case) comes back as ``bytes``,
+    so the server sends it with a ``Content-Length`` in one go rather than
+    chunked (chunked, its end is a tiny write of its own after a large one,
+    which a client on loopback waited ~40 ms for in about one read of ten:
+    TCP's delayed ACK). Bodies that are ``bytes`` come back unchanged; an
+    empty stream becomes an empty body (zero frames is a valid answer). The
+    adapters in :mod:`promwire.server.asgi` and :mod:`promwire.server.wsgi`
+    do this.
     """
     body = response.body
     if isinstance(body, bytes | bytearray | memoryview):
@@ -190,11 +196,18 @@ def prime_response(response: Response) -> Response:
         return error_response(exc)
     if first is None:
         return Response(response.status, response.headers, b"")
-    return Response(response.status, response.headers, _resume(first, it))
+    try:
+        second = next(it, None)
+    except Exception as exc:  # nothing is sent yet: still an error status
+        return error_response(exc)
+    if second is None:
+        return Response(response.status, response.headers, bytes(first))
+    return Response(response.status, response.headers, _resume(first, second, it))
 
 
-def _resume(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+def _resume(first: bytes, second: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield first
+    yield second
     yield from rest  # closing this generator closes ``rest`` too
 
 
@@ -212,12 +225,19 @@ async def aprime_response(response: Response) -> Response:
         return error_response(exc)
     if first is None:
         return Response(response.status, response.headers, b"")
-    return Response(response.status, response.headers, _aresume(first, body))
+    try:
+        second = await anext(body, None)
+    except Exception as exc:
+        return error_response(exc)
+    if second is None:
+        return Response(response.status, response.headers, bytes(first))
+    return Response(response.status, response.headers, _aresume(first, second, body))
 
 
-async def _aresume(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _aresume(first: bytes, second: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     try:
         yield first
+        yield second
         async for piece in rest:
             yield piece
     finally:
