@@ -139,13 +139,19 @@ def test_a_v2_file_that_cannot_be_migrated_is_left_as_it_was(tmp_path: Path) -> 
     assert len(db.read_bytes()) == len(original)
 
 
-def test_an_unknown_older_version_is_refused(tmp_path: Path) -> None:
+def test_an_unknown_or_damaged_older_file_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "odd.db"
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE chunks (x)")
         conn.execute("PRAGMA user_version = 1")
     with pytest.raises(FormatError, match="format 1, which no promwire wrote"):
         SQLiteStorage(db)
+    partial = tmp_path / "partial.db"
+    with sqlite3.connect(partial) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER)")
+        conn.execute("PRAGMA user_version = 2")
+    with pytest.raises(FormatError, match="without its series or chunks table"):
+        SQLiteStorage(partial)
 
 
 def _posting_rows(db: Path) -> tuple[int, list[tuple[int, bytes]]]:

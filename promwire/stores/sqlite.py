@@ -63,8 +63,8 @@ are compacted into Prometheus **XOR chunks** of up to 120 samples
   a :class:`~promwire.errors.StorageError` (500: the sender retries), and the
   next write opens a fresh writer connection. :meth:`SQLiteStorage.check_writable`
   says whether a write can succeed now (``promwire serve`` prints it at startup).
-* **Old files.** A file of promwire's first format (one row per sample) is
-  migrated on open; a newer format or a foreign SQLite file is refused with a
+* **Old files.** A file of promwire's earlier formats (1: one row per sample;
+  2: JSON label sets and a chunk index) is migrated on open; a newer format or a foreign SQLite file is refused with a
   one-line :class:`~promwire.stores.sqlite_schema.FormatError`.
 """
 

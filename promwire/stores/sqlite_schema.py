@@ -136,6 +136,11 @@ def prepare(conn: sqlite3.Connection, path: str) -> bool:
             migrated = True
         elif version == 2:
             _check_tables(path, tables, _V2_TABLES)
+            if not {"series", "chunks"} <= tables:
+                raise FormatError(
+                    f"{path} holds promwire storage format 2 without its series or chunks "
+                    "table (a damaged file): not migrated"
+                )
             _migrate_v2(conn)
             migrated = True
         elif version == 0 and tables:
@@ -223,8 +228,8 @@ def _migrate_v2(conn: sqlite3.Connection) -> None:
     conn.execute("DROP INDEX IF EXISTS chunks_by_series")
     conn.execute("ALTER TABLE series RENAME TO series_v2")
     conn.execute("ALTER TABLE chunks RENAME TO chunks_v2")
-    conn.execute("DROP TABLE postings")  # rebuilt from the label sets
-    conn.execute("DROP TABLE label_values")
+    conn.execute("DROP TABLE IF EXISTS postings")  # rebuilt from the label sets
+    conn.execute("DROP TABLE IF EXISTS label_values")
     _create(conn)
     _add_series(
         conn, [(int(i), str(k)) for i, k in conn.execute("SELECT id, labels FROM series_v2")]
