@@ -243,3 +243,17 @@ def test_chunk_header_helpers_read_count_and_first_timestamp() -> None:
 
     data = encode_xor_bits([-5, 10, 20], [1, 2, 3])
     assert (chunk_count(data), chunk_mint(data)) == (3, -5)
+
+
+def test_a_v1_series_is_found_again_by_a_write_of_the_same_labels(tmp_path: Path) -> None:
+    from tests.test_sqlite_chunks import _v1_file  # its label JSON has spaces: not canonical
+
+    db = tmp_path / "v1.db"
+    _v1_file(db)
+    with SQLiteStorage(db) as store:
+        labels = [Label("__name__", "m"), Label("s", "old")]
+        store.write(None, WriteRequest([TimeSeries(labels, [Sample(3.0, 300 * 15_000)])]))
+        (only,) = _read(store).values()  # one series, not a second copy
+        assert len(only) == 301 and only[-1] == (300 * 15_000, _bits(3.0))
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM series").fetchone() == (1,)

@@ -64,8 +64,9 @@ are compacted into Prometheus **XOR chunks** of up to 120 samples
   next write opens a fresh writer connection. :meth:`SQLiteStorage.check_writable`
   says whether a write can succeed now (``promwire serve`` prints it at startup).
 * **Old files.** A file of promwire's earlier formats (1: one row per sample;
-  2: JSON label sets and a chunk index) is migrated on open; a newer format or a foreign SQLite file is refused with a
-  one-line :class:`~promwire.stores.sqlite_schema.FormatError`.
+  2: JSON label sets and a chunk index) is migrated on open; a newer format
+  or a foreign SQLite file is refused with a one-line
+  :class:`~promwire.stores.sqlite_schema.FormatError`.
 """
 
 from __future__ import annotations

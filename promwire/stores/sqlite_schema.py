@@ -173,14 +173,18 @@ def _check_tables(path: str, tables: set[str], known: set[str]) -> None:
 
 
 def _add_series(conn: sqlite3.Connection, rows: list[tuple[int, str]]) -> None:
-    """Series ``(id, canonical JSON labels)`` of an old file, under their old ids
-    (head records, histograms and exemplars refer to them), with their postings."""
+    """Series ``(id, JSON labels)`` of an old file, under their old ids (head
+    records, histograms and exemplars refer to them), with their postings. The
+    lookup hash is taken of the label set written canonically (sorted, compact
+    JSON, as the write path spells it), whatever spacing the old text had, so
+    a write of the same labels finds the migrated series."""
     postings: dict[tuple[int, int], list[int]] = {}
-    for sid, key in sorted(rows):
+    for sid, old in sorted(rows):
         try:
-            pairs = [(str(n), str(v)) for n, v in json.loads(key)]
+            pairs = sorted((str(n), str(v)) for n, v in json.loads(old))
         except (ValueError, TypeError) as exc:
             raise FormatError(f"series {sid} has unreadable labels ({exc}): not migrated") from exc
+        key = json.dumps(pairs, ensure_ascii=False, separators=(",", ":"))
         add_series(conn, key, pairs, postings=False, sid=sid)
         (labels,) = conn.execute("SELECT labels FROM series WHERE id = ?", (sid,)).fetchone()
         for pair in posting_pairs(bytes(labels)):
