@@ -75,7 +75,9 @@ from promwire import STALE_NAN_BITS, Query, QueryResult, StorageError, WriteRequ
 from promwire.chunks.xor import decode_xor_bits  # noqa: E402
 from promwire.stores.protocol import BaseStorage  # noqa: E402
 from promwire.stores.sqlite import SQLiteStorage  # noqa: E402
+from promwire.stores.sqlite_chunks import chunk_mint  # noqa: E402
 from promwire.stores.sqlite_head import HeadCache  # noqa: E402
+from promwire.stores.sqlite_index import series_labels  # noqa: E402
 
 PROMETHEUS = "prometheus"
 WRITE_PATH = "/api/v1/write"
@@ -535,7 +537,11 @@ def compare(prom: Prometheus, db: Path, start_ms: int, end_ms: int, chunk_s: int
     result = Comparison()
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
     try:
-        ids = {str(key): int(sid) for sid, key in conn.execute("SELECT id, labels FROM series")}
+        every = [int(r[0]) for r in conn.execute("SELECT id FROM series")]
+        ids = {
+            json.dumps(pairs, ensure_ascii=False, separators=(",", ":")): sid
+            for sid, pairs in series_labels(conn, every)
+        }
         samples = stored_samples(conn)
         seen_series: set[str] = set()
         names = prom.api("/api/v1/label/__name__/values")
@@ -636,10 +642,11 @@ def _stored_samples_unsigned(conn: sqlite3.Connection) -> dict[int, dict[int, in
 
 def duplicate_chunks(conn: sqlite3.Connection) -> int:
     """Pairs of chunks of one series whose time ranges overlap (the format forbids it)."""
+    conn.create_function("chunk_mint", 1, chunk_mint, deterministic=True)
     return int(
         conn.execute(
             "SELECT count(*) FROM chunks a JOIN chunks b ON a.series_id = b.series_id "
-            "AND a.id < b.id AND a.mint <= b.maxt AND b.mint <= a.maxt"
+            "AND a.maxt < b.maxt AND chunk_mint(b.data) <= a.maxt"
         ).fetchone()[0]
     )
 

@@ -30,7 +30,7 @@ from promwire.codec.messages import ChunkEncoding
 from promwire.errors import StorageRejected
 from promwire.server.runner import UnusableDatabase, open_storage
 from promwire.stores.sqlite import SQLiteStorage
-from promwire.stores.sqlite_chunks import CHUNK_RANGE_MS
+from promwire.stores.sqlite_chunks import CHUNK_RANGE_MS, chunk_count, chunk_mint
 from promwire.stores.sqlite_schema import FormatError
 
 EQ = MatchType.EQ
@@ -69,9 +69,9 @@ def streamed(store: SQLiteStorage, query: Query = ALL) -> dict[str, list[tuple[i
 def chunk_table(path: Path) -> list[tuple[int, int, int, int]]:
     with sqlite3.connect(path) as conn:
         return [
-            (int(a), int(b), int(c), int(d))
-            for a, b, c, d in conn.execute(
-                "SELECT series_id, mint, maxt, n FROM chunks ORDER BY series_id, mint"
+            (int(sid), chunk_mint(data), int(maxt), chunk_count(data))
+            for sid, maxt, data in conn.execute(
+                "SELECT series_id, maxt, data FROM chunks ORDER BY series_id, maxt"
             )
         ]
 
@@ -260,7 +260,7 @@ def test_an_old_file_is_migrated(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert "samples" not in tables and "chunks" in tables
-        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
 
 
 def test_newer_or_foreign_files_are_refused_in_one_line(tmp_path: Path) -> None:
@@ -288,7 +288,7 @@ def test_time_retention_deletes_whole_old_chunks_and_the_file_stops_growing(
     sizes = []
     with SQLiteStorage(db, retention=2 * 86400) as store:
         t = 0
-        for _hour in range(24 * 8):  # 8 days of 20 series every 15 s, an hour a request
+        for _hour in range(24 * 10):  # 10 days of 20 series every 15 s, an hour a request
             stamps = [t + k * STEP for k in range(240)]
             store.write(
                 None,
@@ -306,8 +306,10 @@ def test_time_retention_deletes_whole_old_chunks_and_the_file_stops_growing(
         assert points[0][0] >= newest - 2 * day - 120 * STEP
         assert points[-1][0] == newest
     assert len(got) == 20
-    # Steady state after the first 2 days: the file no longer grows.
-    assert max(sizes[24 * 4 :]) <= sizes[24 * 3] * 1.05
+    # Steady state a few days after the retention started deleting: no more growth.
+    # (The chunk B-tree, keyed by series, settles within a few days of deleting
+    # and reusing: with 16 KiB pages this small file takes 27, then 29 pages.)
+    assert max(sizes[24 * 7 :]) <= sizes[24 * 6] * 1.05
 
 
 def test_size_retention_keeps_the_used_size_under_the_bound(tmp_path: Path) -> None:

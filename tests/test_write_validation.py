@@ -11,6 +11,7 @@ and with the decoder's caches warm, and through a real ``promwire serve``.
 from __future__ import annotations
 
 import http.client
+import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,6 +46,8 @@ from promwire.codec.labelset import label_set_problem
 from promwire.codec.wire import varint
 from promwire.server.handlers.write import handle_write
 from promwire.stores.sqlite import SQLiteStorage
+from promwire.stores.sqlite_chunks import chunk_count
+from promwire.stores.sqlite_index import series_labels
 from tests.support.serve_process import serve_process
 
 RW1 = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
@@ -105,8 +108,11 @@ VALID: list[tuple[str, list[Label]]] = [
 
 
 def _stored_series(db: Path) -> list[str]:
+    """The stored label sets as canonical JSON, in id order."""
     with sqlite3.connect(db) as conn:
-        return [row[0] for row in conn.execute("SELECT labels FROM series ORDER BY id")]
+        ids = [int(row[0]) for row in conn.execute("SELECT id FROM series ORDER BY id")]
+        found = dict(series_labels(conn, ids))
+    return [json.dumps(found[i], ensure_ascii=False, separators=(",", ":")) for i in ids]
 
 
 def _stored_points(db: Path) -> int:
@@ -115,11 +121,10 @@ def _stored_points(db: Path) -> int:
             conn.execute(sql).fetchone()[0]
             for sql in (
                 "SELECT coalesce(sum(n), 0) FROM head",  # float samples, not yet in chunks
-                "SELECT coalesce(sum(n), 0) FROM chunks",
                 "SELECT count(*) FROM histograms",
                 "SELECT count(*) FROM exemplars",
             )
-        )
+        ) + sum(chunk_count(bytes(d)) for (d,) in conn.execute("SELECT data FROM chunks"))
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -63,9 +63,10 @@ are compacted into Prometheus **XOR chunks** of up to 120 samples
   a :class:`~promwire.errors.StorageError` (500: the sender retries), and the
   next write opens a fresh writer connection. :meth:`SQLiteStorage.check_writable`
   says whether a write can succeed now (``promwire serve`` prints it at startup).
-* **Old files.** A file of promwire's first format (one row per sample) is
-  migrated on open; a newer format or a foreign SQLite file is refused with a
-  one-line :class:`~promwire.stores.sqlite_schema.FormatError`.
+* **Old files.** A file of promwire's earlier formats (1: one row per sample;
+  2: JSON label sets and a chunk index) is migrated on open; a newer format
+  or a foreign SQLite file is refused with a one-line
+  :class:`~promwire.stores.sqlite_schema.FormatError`.
 """
 
 from __future__ import annotations
@@ -112,14 +113,15 @@ from .regex import DEFAULT_MAX_REGEX_LENGTH
 from .sqlite_chunks import (
     DecodedChunks,
     apply_retention,
+    chunk_count,
     chunk_rows,
     compact,
     cut_groups,
     encode_groups,
 )
 from .sqlite_head import HeadCache, HeadView, RecordBuilder
-from .sqlite_index import select_series
-from .sqlite_schema import label_hash, prepare
+from .sqlite_index import add_series, select_series
+from .sqlite_schema import prepare
 from .sqlite_writer_lock import WriterLock
 
 __all__ = ["SQLiteStorage"]
@@ -150,6 +152,9 @@ def _floats(bits: Sequence[int]) -> list[float]:
 
 
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+#: The page size of a new file: chunks of a few hundred bytes waste less of a
+#: 16 KiB page than of a 4 KiB one, and a chunk of 1 KiB never overflows it.
+PAGE_SIZE = 16384
 #: SQLite virtual machine steps between two looks at the read deadline.
 _PROGRESS_STEPS = 10_000
 #: The head is compacted once it holds this many samples per series on average.
@@ -243,8 +248,7 @@ class SQLiteStorage(BaseStorage):
         try:
             migrated = prepare(self._writer, self.path)
             if migrated and not self._memory:
-                self._writer.execute("PRAGMA auto_vacuum=INCREMENTAL")
-                self._writer.execute("VACUUM")
+                self._vacuum_migrated()
         except BaseException:
             self._writer.close()
             raise
@@ -272,6 +276,22 @@ class SQLiteStorage(BaseStorage):
         self._max_regex_length = max_regex_length
         self._closed = False
 
+    def _vacuum_migrated(self) -> None:
+        """Rewrite a just-migrated file compactly, with the page size and
+        auto-vacuum mode of a new one (the page size can only change outside
+        WAL mode: when another process holds the file, it stays as it was)."""
+        conn = self._writer
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        try:
+            if conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0].lower() == "delete":
+                conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        except sqlite3.Error as exc:
+            log.warning("migrated file keeps its page size: %s", exc)
+        try:
+            conn.execute("VACUUM")
+        finally:
+            conn.execute("PRAGMA journal_mode=WAL")
+
     # ---------------------------------------------------------------- connections
 
     def _connect(self, *, reader: bool = False) -> _Connection:
@@ -293,6 +313,7 @@ class SQLiteStorage(BaseStorage):
             # can give freed pages back. Not even tried on an existing file: the
             # pragma would wait for another writer's lock or fail on a read-only file.
             if conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,):
+                conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
                 conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
@@ -690,25 +711,9 @@ class SQLiteStorage(BaseStorage):
 
     @staticmethod
     def _series_id(conn: sqlite3.Connection, key: str, pairs: list[tuple[str, str]]) -> int:
-        digest = label_hash(key)
-        for sid, labels in conn.execute(
-            "SELECT id, labels FROM series WHERE hash = ?", (digest,)
-        ).fetchall():
-            if labels == key:
-                return int(sid)
-        cur = conn.execute("INSERT INTO series(hash, labels) VALUES (?, ?)", (digest, key))
-        sid = int(cur.lastrowid or 0)
-        # A label name repeated in one set (invalid, but possible on the wire) keeps the first.
-        firsts: dict[str, str] = {}
-        for n, v in pairs:
-            firsts.setdefault(n, v)
-        unique = list(firsts.items())
-        conn.executemany(
-            "INSERT INTO postings VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            [(n, v, sid) for n, v in unique],
-        )
-        conn.executemany("INSERT INTO label_values VALUES (?, ?) ON CONFLICT DO NOTHING", unique)
-        return sid
+        """The id of the series with label ``pairs`` (``key``: their canonical JSON,
+        :func:`_labels_key`), created inside the caller's write transaction if new."""
+        return add_series(conn, key, pairs)
 
     # ----------------------------------------------------------------- compaction
 
@@ -1089,7 +1094,10 @@ class SQLiteStorage(BaseStorage):
                 table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
                 for table in ("series", "histograms", "exemplars", "metadata")
             }
-            samples = int(conn.execute("SELECT coalesce(sum(n), 0) FROM chunks").fetchone()[0])
+            samples = sum(
+                chunk_count(bytes(head))
+                for (head,) in conn.execute("SELECT substr(data, 1, 2) FROM chunks")
+            )
             view = self._head.view(conn)
             for sid, (ts, _) in view.samples_of(
                 {sid for rec in view.records for sid in rec.series_ids()}

@@ -2,14 +2,19 @@
 
 A series' settled samples live in the ``chunks`` table as Prometheus XOR
 chunks (:mod:`promwire.chunks.xor`, byte-identical to Prometheus' encoder),
-one row per chunk: ``(id, series_id, mint, maxt, n, data)``, indexed by
-``(series_id, maxt)``. Chunks are cut like Prometheus' head cuts them: at
-most 120 samples (and never over 1024 bytes), and never across a 2-hour
-boundary (``CHUNK_RANGE_MS``, aligned on the epoch like TSDB blocks), so a
-chunk always lies within one block range and retention can drop whole chunks.
+one row per chunk: ``(series_id, maxt, data)``, keyed by ``(series_id,
+maxt)`` (a ``WITHOUT ROWID`` table: the key is the only index). A chunk's
+sample count and oldest timestamp are read from its first bytes
+(:func:`chunk_count`, :func:`chunk_mint`) rather than stored twice.
 
-The compaction (:func:`compact`) turns the head's per-request records
-(:mod:`.sqlite_head`) into chunks, all in one transaction:
+Chunks are cut like Prometheus' head cuts them: at most 120 samples (and
+never over 1024 bytes), and never across a 2-hour boundary
+(``CHUNK_RANGE_MS``, aligned on the epoch like TSDB blocks), so a chunk
+always lies within one block range and retention can drop whole chunks.
+
+The compaction (:func:`compact`) moves the postings of new series into their
+blocks (:func:`~.sqlite_index.merge_postings`) and turns the head's
+per-request records (:mod:`.sqlite_head`) into chunks, all in one transaction:
 
 * every series' head samples are merged (first write wins for a timestamp
   sent twice), together with its stored chunks they overlap (out-of-order
@@ -36,13 +41,18 @@ from dataclasses import dataclass, field
 
 from ..chunks.xor import MAX_BYTES_PER_CHUNK, SAMPLES_PER_CHUNK, decode_xor_bits
 from ..chunks.xor import _encode_prefix as encode_prefix
+from ..codec.wire import read_varint, zigzag_decode
+from ..errors import StorageError
 from .sqlite_head import HeadCache, RecordBuilder, first_wins
+from .sqlite_index import merge_postings
 
 __all__ = [
     "CHUNK_RANGE_MS",
     "CompactionResult",
     "DecodedChunks",
     "apply_retention",
+    "chunk_count",
+    "chunk_mint",
     "chunk_rows",
     "compact",
     "cut_groups",
@@ -98,18 +108,42 @@ def encode_groups(
             start += n
 
 
+def chunk_count(data: bytes) -> int:
+    """The number of samples of an XOR chunk (its 2-byte big-endian header)."""
+    if len(data) < 2:
+        raise StorageError("damaged promwire database: a chunk shorter than its header")
+    return (data[0] << 8) | data[1]
+
+
+def chunk_mint(data: bytes) -> int:
+    """The oldest timestamp of an XOR chunk (the signed varint after the count)."""
+    try:
+        return zigzag_decode(read_varint(data, 2)[0])
+    except Exception as exc:  # a DecodeError of a truncated varint: the file is damaged
+        raise StorageError("damaged promwire database: a chunk without a timestamp") from exc
+
+
 def chunk_rows(
     conn: sqlite3.Connection, sid: int, start: int, end: int
 ) -> list[tuple[int, int, int, bytes]]:
-    """Series ``sid``'s chunks overlapping ``[start, end]``: ``(mint, maxt, n, data)``."""
-    return [
-        (int(a), int(b), int(c), bytes(d))
-        for a, b, c, d in conn.execute(
-            "SELECT mint, maxt, n, data FROM chunks "
-            "WHERE series_id = ? AND maxt >= ? AND mint <= ? ORDER BY maxt",
-            (sid, start, end),
-        )
-    ]
+    """Series ``sid``'s chunks overlapping ``[start, end]``: ``(mint, maxt, n, data)``
+    in time order (the chunks of a series never overlap: the first one starting
+    after ``end`` ends the scan)."""
+    out: list[tuple[int, int, int, bytes]] = []
+    cur = conn.execute(
+        "SELECT maxt, data FROM chunks WHERE series_id = ? AND maxt >= ? ORDER BY maxt",
+        (sid, start),
+    )
+    try:
+        for maxt, blob in cur:
+            data = bytes(blob)
+            mint = chunk_mint(data)
+            if mint > end:
+                break
+            out.append((mint, int(maxt), chunk_count(data), data))
+    finally:
+        cur.close()
+    return out
 
 
 class DecodedChunks:
@@ -160,6 +194,7 @@ def compact(
     """Move the head's complete groups into chunks (inside the caller's write
     transaction; see the module docstring)."""
     result = CompactionResult()
+    merge_postings(conn)
     view = cache.view(conn)
     if not view:
         return result
@@ -174,7 +209,7 @@ def compact(
         stored = conn.execute("SELECT max(maxt) FROM chunks").fetchone()[0]
         floor = max(newest, int(stored) if stored is not None else newest) - retention_ms
     carry = RecordBuilder()
-    inserts: list[tuple[int, int, int, int, bytes]] = []
+    inserts: list[tuple[int, int, bytes]] = []
     for sid in sorted(by_series):
         ts, bits = first_wins([by_series[sid]])
         if not ts:
@@ -182,33 +217,34 @@ def compact(
         result.series += 1
         # Stored chunks that must be merged: those the new samples overlap
         # (out of order), and the last one when not full and continued.
-        old: list[tuple[int, int, int, int, bytes]] = [
-            (int(a), int(b), int(c), int(d), bytes(e))
-            for a, b, c, d, e in conn.execute(
-                "SELECT id, mint, maxt, n, data FROM chunks WHERE series_id = ? AND maxt >= ? "
-                "ORDER BY maxt",
+        old: list[tuple[int, bytes]] = [
+            (int(a), bytes(b))
+            for a, b in conn.execute(
+                "SELECT maxt, data FROM chunks WHERE series_id = ? AND maxt >= ? ORDER BY maxt",
                 (sid, ts[0]),
             )
         ]
         if not old:
             last = conn.execute(
-                "SELECT id, mint, maxt, n, data FROM chunks WHERE series_id = ? "
-                "ORDER BY maxt DESC LIMIT 1",
+                "SELECT maxt, data FROM chunks WHERE series_id = ? ORDER BY maxt DESC LIMIT 1",
                 (sid,),
             ).fetchone()
             if (
                 last is not None
-                and int(last[3]) < SAMPLES_PER_CHUNK
-                and _range_end(int(last[2])) == _range_end(ts[0])
+                and chunk_count(bytes(last[1])) < SAMPLES_PER_CHUNK
+                and _range_end(int(last[0])) == _range_end(ts[0])
             ):
-                old = [(int(last[0]), int(last[1]), int(last[2]), int(last[3]), bytes(last[4]))]
+                old = [(int(last[0]), bytes(last[1]))]
         if old:
             parts: list[tuple[Sequence[int], Sequence[int]]] = [
-                decode_xor_bits(row[4]) for row in old
+                decode_xor_bits(data) for _, data in old
             ]
             parts.append((ts, bits))
             ts, bits = first_wins(parts)
-            conn.executemany("DELETE FROM chunks WHERE id = ?", [(row[0],) for row in old])
+            conn.executemany(
+                "DELETE FROM chunks WHERE series_id = ? AND maxt = ?",
+                [(sid, maxt) for maxt, _ in old],
+            )
             result.chunks_rewritten += len(old)
         if floor is not None and ts[0] < floor:
             keep = next((i for i, t in enumerate(ts) if t >= floor), len(ts))
@@ -216,15 +252,13 @@ def compact(
             if not ts:
                 continue
         groups, rest = cut_groups(ts, cutoff)
-        for mint, maxt, n, data in encode_groups(ts, bits, groups):
-            inserts.append((sid, mint, maxt, n, data))
+        for _, maxt, _, data in encode_groups(ts, bits, groups):
+            inserts.append((sid, maxt, data))
             result.sealed[sid] = maxt
         result.samples_sealed += rest
         if rest < len(ts):
             carry.add_bits(sid, ts[rest:], bits[rest:])
-    conn.executemany(
-        "INSERT INTO chunks(series_id, mint, maxt, n, data) VALUES (?, ?, ?, ?, ?)", inserts
-    )
+    conn.executemany("INSERT INTO chunks(series_id, maxt, data) VALUES (?, ?, ?)", inserts)
     result.chunks_written = len(inserts)
     result.samples_kept = len(carry)
     conn.execute("DELETE FROM head")
@@ -260,17 +294,17 @@ def apply_retention(
                 break
             # The oldest chunks holding about the excess (row overhead counted).
             rows = conn.execute(
-                "SELECT id, length(data) + 48 FROM chunks ORDER BY maxt LIMIT 4096"
+                "SELECT series_id, maxt, length(data) + 20 FROM chunks ORDER BY maxt LIMIT 4096"
             ).fetchall()
             if not rows:
                 break
             doomed = []
             freed = 0
-            for cid, size in rows:
-                doomed.append((cid,))
+            for sid, maxt, size in rows:
+                doomed.append((sid, maxt))
                 freed += int(size)
                 if freed >= excess:
                     break
-            conn.executemany("DELETE FROM chunks WHERE id = ?", doomed)
+            conn.executemany("DELETE FROM chunks WHERE series_id = ? AND maxt = ?", doomed)
             deleted += len(doomed)
     return deleted

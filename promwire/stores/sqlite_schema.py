@@ -1,24 +1,27 @@
-"""The SQLite store's file format: tables, its version, and the migration from version 1.
+"""The SQLite store's file format: tables, its version, and the migrations to it.
 
 ``PRAGMA user_version`` holds the format: 0 with a ``samples`` table is the
-row-per-sample format of promwire <= 0.x ("version 1"), 2 is the chunked
-format described in docs/storage.md. Opening a version-1 file migrates it in
-one transaction (its samples cut into chunks, its label rows turned into
-postings); a file of a newer format, or an SQLite file with foreign tables,
-is refused with a one-line message (:class:`FormatError`).
+row-per-sample format of promwire <= 0.x ("version 1"), 2 the first chunked
+format (JSON label sets, a posting row per label, a chunk row with its own id
+and an index), 3 the current one described in docs/storage.md (a symbol
+table, label sets and postings as varint blobs, chunks keyed by series and
+time). Opening a version-1 or version-2 file migrates it in one transaction
+(a failure leaves it as it was); a file of a newer format, or an SQLite file
+with foreign tables, is refused with a one-line message (:class:`FormatError`).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from hashlib import blake2b
 
 from ..errors import StorageError
 from .sqlite_chunks import cut_groups, encode_groups
+from .sqlite_index import add_series, label_hash, posting_pairs, write_postings
 
 __all__ = ["FORMAT_VERSION", "FormatError", "label_hash", "prepare"]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -26,22 +29,28 @@ CREATE TABLE IF NOT EXISTS meta (
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta VALUES ('head_samples', 0);
+CREATE TABLE IF NOT EXISTS symbols (
+    id   INTEGER PRIMARY KEY,
+    text TEXT NOT NULL UNIQUE              -- every distinct label name and value, once
+);
 CREATE TABLE IF NOT EXISTS series (
     id     INTEGER PRIMARY KEY,
-    hash   INTEGER NOT NULL,               -- label_hash(labels): the lookup key
-    labels TEXT NOT NULL                   -- JSON [[name, value], ...] sorted by name
+    hash   INTEGER NOT NULL,               -- label_hash(canonical JSON): the lookup key
+    labels BLOB NOT NULL                   -- varint symbol ids: name, value, name, value, ...
 );
 CREATE INDEX IF NOT EXISTS series_by_hash ON series(hash);
 CREATE TABLE IF NOT EXISTS postings (
-    name      TEXT NOT NULL,
-    value     TEXT NOT NULL,
+    name  INTEGER NOT NULL,                -- symbol ids of the label pair
+    value INTEGER NOT NULL,
+    first INTEGER NOT NULL,                -- the block's first series id
+    ids   BLOB NOT NULL,                   -- the next ones, as varint deltas
+    PRIMARY KEY (name, value, first)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS postings_new (
+    name      INTEGER NOT NULL,
+    value     INTEGER NOT NULL,
     series_id INTEGER NOT NULL,
     PRIMARY KEY (name, value, series_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS label_values (
-    name  TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (name, value)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS head (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -52,14 +61,11 @@ CREATE TABLE IF NOT EXISTS head (
     bits    BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS chunks (
-    id        INTEGER PRIMARY KEY,
     series_id INTEGER NOT NULL,
-    mint      INTEGER NOT NULL,
-    maxt      INTEGER NOT NULL,
-    n         INTEGER NOT NULL,
-    data      BLOB NOT NULL                -- a Prometheus XOR chunk
-);
-CREATE INDEX IF NOT EXISTS chunks_by_series ON chunks(series_id, maxt);
+    maxt      INTEGER NOT NULL,            -- its newest sample; count and oldest are in data
+    data      BLOB NOT NULL,               -- a Prometheus XOR chunk
+    PRIMARY KEY (series_id, maxt)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS histograms (
     series_id INTEGER NOT NULL,
     ts        INTEGER NOT NULL,
@@ -82,6 +88,17 @@ CREATE TABLE IF NOT EXISTS metadata (
 """
 
 _V1_TABLES = {"series", "series_labels", "samples", "histograms", "exemplars", "metadata"}
+_V2_TABLES = {
+    "meta",
+    "series",
+    "postings",
+    "label_values",
+    "head",
+    "chunks",
+    "histograms",
+    "exemplars",
+    "metadata",
+}
 
 
 class FormatError(StorageError):
@@ -112,19 +129,29 @@ def prepare(conn: sqlite3.Connection, path: str) -> bool:
                 f"reads ({FORMAT_VERSION}): upgrade promwire to open it"
             )
         if version == 0 and "samples" in tables:
-            if not tables <= _V1_TABLES:
-                raise FormatError(
-                    f"{path} has tables promwire did not create ({sorted(tables - _V1_TABLES)}): "
-                    "not a promwire database; use another --db file"
-                )
-            conn.execute("ALTER TABLE series RENAME TO series_v1")  # gains a hash column
+            _check_tables(path, tables, _V1_TABLES)
+            conn.execute("ALTER TABLE series RENAME TO series_v1")
             _create(conn)
             _migrate_v1(conn)
+            migrated = True
+        elif version == 2:
+            _check_tables(path, tables, _V2_TABLES)
+            if not {"series", "chunks"} <= tables:
+                raise FormatError(
+                    f"{path} holds promwire storage format 2 without its series or chunks "
+                    "table (a damaged file): not migrated"
+                )
+            _migrate_v2(conn)
             migrated = True
         elif version == 0 and tables:
             raise FormatError(
                 f"{path} is an SQLite database promwire did not create "
                 f"(tables {sorted(tables)[:5]}): use another --db file"
+            )
+        elif version != 0:
+            raise FormatError(
+                f"{path} holds promwire storage format {version}, which no promwire "
+                "wrote: not a promwire database; use another --db file"
             )
         else:
             _create(conn)
@@ -137,26 +164,41 @@ def prepare(conn: sqlite3.Connection, path: str) -> bool:
     return migrated
 
 
-def label_hash(key: str) -> int:
-    """The 64-bit key of a series' canonical label JSON (a short index instead of
-    the whole text; equal hashes are told apart by comparing the text)."""
-    return int.from_bytes(blake2b(key.encode(), digest_size=8).digest(), "little", signed=True)
+def _check_tables(path: str, tables: set[str], known: set[str]) -> None:
+    if not tables <= known:
+        raise FormatError(
+            f"{path} has tables promwire did not create ({sorted(tables - known)}): "
+            "not a promwire database; use another --db file"
+        )
+
+
+def _add_series(conn: sqlite3.Connection, rows: list[tuple[int, str]]) -> None:
+    """Series ``(id, JSON labels)`` of an old file, under their old ids (head
+    records, histograms and exemplars refer to them), with their postings. The
+    lookup hash is taken of the label set written canonically (sorted, compact
+    JSON, as the write path spells it), whatever spacing the old text had, so
+    a write of the same labels finds the migrated series."""
+    postings: dict[tuple[int, int], list[int]] = {}
+    for sid, old in sorted(rows):
+        try:
+            pairs = sorted((str(n), str(v)) for n, v in json.loads(old))
+        except (ValueError, TypeError) as exc:
+            raise FormatError(f"series {sid} has unreadable labels ({exc}): not migrated") from exc
+        key = json.dumps(pairs, ensure_ascii=False, separators=(",", ":"))
+        add_series(conn, key, pairs, postings=False, sid=sid)
+        (labels,) = conn.execute("SELECT labels FROM series WHERE id = ?", (sid,)).fetchone()
+        for pair in posting_pairs(bytes(labels)):
+            postings.setdefault(pair, []).append(sid)
+    for (n, v), sids in sorted(postings.items()):
+        write_postings(conn, n, v, sids)
 
 
 def _migrate_v1(conn: sqlite3.Connection) -> None:
     """Version 1 (one row per sample) to chunks, inside the caller's transaction."""
-    conn.executemany(
-        "INSERT INTO series(id, hash, labels) VALUES (?, ?, ?)",
-        [
-            (int(i), label_hash(str(k)), str(k))
-            for i, k in conn.execute("SELECT id, labels FROM series_v1")
-        ],
+    _add_series(
+        conn, [(int(i), str(k)) for i, k in conn.execute("SELECT id, labels FROM series_v1")]
     )
     conn.execute("DROP TABLE series_v1")
-    conn.execute("INSERT OR IGNORE INTO postings SELECT name, value, series_id FROM series_labels")
-    conn.execute(
-        "INSERT OR IGNORE INTO label_values SELECT DISTINCT name, value FROM series_labels"
-    )
     current: int | None = None
     ts: list[int] = []
     bits: list[int] = []
@@ -166,8 +208,8 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
             return
         groups, _ = cut_groups(ts, None)
         conn.executemany(
-            "INSERT INTO chunks(series_id, mint, maxt, n, data) VALUES (?, ?, ?, ?, ?)",
-            [(current, *chunk) for chunk in encode_groups(ts, bits, groups)],
+            "INSERT INTO chunks(series_id, maxt, data) VALUES (?, ?, ?)",
+            [(current, maxt, data) for _, maxt, _, data in encode_groups(ts, bits, groups)],
         )
 
     # The cursor over the old table stays open while chunks are written (another table).
@@ -180,6 +222,35 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
     flush()
     conn.execute("DROP TABLE samples")
     conn.execute("DROP TABLE series_labels")
+
+
+def _migrate_v2(conn: sqlite3.Connection) -> None:
+    """Version 2 (JSON labels, posting rows, chunk ids) to 3, inside the caller's
+    transaction. Series ids, head records, histograms, exemplars and metadata
+    stay as they are; chunk bytes are copied unchanged."""
+    conn.execute("DROP INDEX IF EXISTS series_by_hash")
+    conn.execute("DROP INDEX IF EXISTS chunks_by_series")
+    conn.execute("ALTER TABLE series RENAME TO series_v2")
+    conn.execute("ALTER TABLE chunks RENAME TO chunks_v2")
+    conn.execute("DROP TABLE IF EXISTS postings")  # rebuilt from the label sets
+    conn.execute("DROP TABLE IF EXISTS label_values")
+    _create(conn)
+    _add_series(
+        conn, [(int(i), str(k)) for i, k in conn.execute("SELECT id, labels FROM series_v2")]
+    )
+    conn.execute("DROP TABLE series_v2")
+    clash = conn.execute(
+        "SELECT series_id, maxt FROM chunks_v2 GROUP BY series_id, maxt HAVING count(*) > 1 LIMIT 1"
+    ).fetchone()
+    if clash is not None:
+        raise FormatError(
+            f"series {clash[0]} has two chunks ending at {clash[1]} (a damaged file): not migrated"
+        )
+    conn.execute(
+        "INSERT INTO chunks(series_id, maxt, data) "
+        "SELECT series_id, maxt, data FROM chunks_v2 ORDER BY series_id, maxt"
+    )
+    conn.execute("DROP TABLE chunks_v2")
 
 
 def _create(conn: sqlite3.Connection) -> None:

@@ -24,6 +24,7 @@ import pytest
 from promwire import STALE_NAN_BITS
 from promwire.chunks.xor import decode_xor_bits, encode_xor_bits
 from promwire.stores.sqlite import SQLiteStorage
+from promwire.stores.sqlite_chunks import chunk_count, chunk_mint
 
 pytestmark = [pytest.mark.soak, pytest.mark.prometheus]
 
@@ -101,11 +102,14 @@ def damage(db: Path, soak: ModuleType, window_ms: list[int]) -> None:
     SQLiteStorage(db).close()  # closing flushes the head: every sample is in a chunk
     start_ms, end_ms = window_ms
     with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT id, series_id, data FROM chunks WHERE maxt >= ? AND mint < ? AND n >= 4 "
-            "ORDER BY id",
-            (start_ms, end_ms),
-        ).fetchall()
+        rows = [
+            ((sid, maxt), sid, data)
+            for sid, maxt, data in conn.execute(
+                "SELECT series_id, maxt, data FROM chunks WHERE maxt >= ? ORDER BY series_id, maxt",
+                (start_ms,),
+            )
+            if chunk_mint(data) < end_ms and chunk_count(data) >= 4
+        ]
 
         def inside(t: int) -> bool:
             return start_ms + 2000 <= t < end_ms - 2000
@@ -123,10 +127,10 @@ def damage(db: Path, soak: ModuleType, window_ms: list[int]) -> None:
         ts = ts[:i] + ts[i + 1 :]  # sample i deleted
         bits = [*bits[:i], changed, *bits[i + 2 :]]  # sample i + 1 altered
         conn.execute(
-            "UPDATE chunks SET mint = ?, maxt = ?, n = ?, data = ? WHERE id = ?",
-            (ts[0], ts[-1], len(ts), encode_xor_bits(ts, bits), cid),
+            "UPDATE chunks SET maxt = ?, data = ? WHERE series_id = ? AND maxt = ?",
+            (ts[-1], encode_xor_bits(ts, bits), *cid),
         )
         conn.execute(
-            "INSERT INTO chunks(series_id, mint, maxt, n, data) VALUES (?, 1, 1, 1, ?)",
+            "INSERT INTO chunks(series_id, maxt, data) VALUES (?, 1, ?)",
             (sid, encode_xor_bits([1], [0])),
         )

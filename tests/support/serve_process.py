@@ -25,7 +25,7 @@ from pathlib import Path
 from promwire import ReadRequest, WriteRequest, encode, snappy
 from promwire.stores.sqlite import SQLiteStorage
 from promwire.stores.sqlite_chunks import cut_groups, encode_groups
-from promwire.stores.sqlite_schema import label_hash
+from promwire.stores.sqlite_index import label_hash, pack_ids, write_postings
 from tests.support.prometheus import free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -114,8 +114,9 @@ def post(
 def fill_store(path: Path, series: int, samples_per_series: int) -> None:
     """A store of ``series`` series ``{__name__="m", i="<n>"}`` with
     ``samples_per_series`` samples each (every 15 s from 0, value 1.5),
-    inserted with SQL in one transaction as the store's own chunks (all
-    series share the same chunk bytes): a million samples in about a second."""
+    inserted with SQL in one transaction in the store's own format (symbols,
+    label blobs, posting blocks, chunks; all series share the same chunk
+    bytes): a million samples in about a second."""
     SQLiteStorage(path).close()  # the schema
     ts = [k * 15000 for k in range(samples_per_series)]
     groups, _ = cut_groups(ts, None)
@@ -123,24 +124,30 @@ def fill_store(path: Path, series: int, samples_per_series: int) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("BEGIN")
-        keys = [
-            json.dumps([["__name__", "m"], ["i", str(i)]], separators=(",", ":"))
-            for i in range(series)
-        ]
+        texts = ["__name__", "m", "i", *(str(i) for i in range(series))]
+        conn.executemany("INSERT INTO symbols(id, text) VALUES (?, ?)", enumerate(texts, 1))
+        name, m, i_name = 1, 2, 3  # symbol ids; str(i) is i + 4
         conn.executemany(
             "INSERT INTO series(id, hash, labels) VALUES (?, ?, ?)",
-            [(i + 1, label_hash(key), key) for i, key in enumerate(keys)],
+            [
+                (
+                    i + 1,
+                    label_hash(
+                        json.dumps([["__name__", "m"], ["i", str(i)]], separators=(",", ":"))
+                    ),
+                    pack_ids([name, m, i_name, i + 4]),
+                )
+                for i in range(series)
+            ],
         )
-        pairs = [
-            (n, v, i + 1) for i in range(series) for n, v in (("__name__", "m"), ("i", str(i)))
-        ]
-        conn.executemany("INSERT INTO postings VALUES (?, ?, ?)", pairs)
+        write_postings(conn, name, m, range(1, series + 1))
         conn.executemany(
-            "INSERT OR IGNORE INTO label_values VALUES (?, ?)", [(n, v) for n, v, _ in pairs]
+            "INSERT INTO postings VALUES (?, ?, ?, x'')",
+            [(i_name, i + 4, i + 1) for i in range(series)],
         )
         conn.executemany(
-            "INSERT INTO chunks(series_id, mint, maxt, n, data) VALUES (?, ?, ?, ?, ?)",
-            [(i + 1, *chunk) for i in range(series) for chunk in chunks],
+            "INSERT INTO chunks(series_id, maxt, data) VALUES (?, ?, ?)",
+            [(i + 1, maxt, data) for i in range(series) for _, maxt, _, data in chunks],
         )
         conn.execute("COMMIT")
     finally:
