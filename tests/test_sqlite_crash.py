@@ -208,12 +208,15 @@ def test_two_promwire_serve_processes_share_one_file(tmp_path: Path) -> None:
     # The senders go round by round: the "both" series get the same timestamps
     # from each, and a sender running hours of sample time ahead would push the
     # other's samples out of the out-of-order window (a 400, not this test's subject).
-    rounds = threading.Barrier(2, timeout=60)
+    rounds = threading.Barrier(2, timeout=120)
     with serve_process(db, "uvicorn") as one, serve_process(db, "wsgiref") as two:
 
         def send(port: int, owner: str) -> None:
             for r in range(20):
-                rounds.wait()
+                try:
+                    rounds.wait()
+                except threading.BrokenBarrierError:
+                    return  # the other sender failed: the status check below says so
                 statuses.append(post(port, "/api/v1/write", batch(owner, r))[0])
 
         threads = [
