@@ -52,6 +52,7 @@ Public API: :func:`encode_xor`, :func:`decode_xor`, :func:`decode_xor_bits`,
 from __future__ import annotations
 
 import struct
+import sys
 from array import array
 from collections.abc import Iterator, Sequence
 
@@ -86,6 +87,9 @@ MAX_SAMPLES_PER_CHUNK = 0xFFFF
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 _M128 = (1 << 128) - 1
+_BIG_ENDIAN = sys.byteorder == "big"
+#: A 128-bit peek below this starts with "00".
+_TOP2 = 1 << 126
 #: Upper bound of the bits one sample can take (sample 1: 10-byte uvarint + 77-bit value block).
 _MAX_SAMPLE_BITS = 80 + 77
 
@@ -130,12 +134,16 @@ def _wrap64(t: int) -> int:
     return ((t - _INT64_MIN) & MASK64) + _INT64_MIN
 
 
-def decode_xor_bits(data: bytes | bytearray | memoryview) -> tuple[list[int], list[int]]:
-    """Decode an XOR chunk into ``(timestamps, value_bits)`` (uint64 patterns).
+def _decode(
+    data: bytes | bytearray | memoryview,
+) -> tuple[list[int] | None, int, int, list[int]]:
+    """The decoding core: ``(ts, t0, delta, value_bits)``.
 
-    This is the fast core; :func:`decode_xor` converts the bits to floats.
-    Raises :class:`DecodeError` for a truncated or corrupt chunk. Bytes after
-    the last sample (beyond the zero padding) are ignored, as Prometheus does.
+    ``ts`` is None when every delta-of-delta is 0 (a fixed scrape interval,
+    the usual case): the timestamps are then ``t0, t0 + delta, t0 + 2*delta,
+    ...`` and :func:`_timestamps` builds them with ``range`` in C instead of
+    one Python addition per sample. Otherwise ``ts`` lists them all. Either
+    way they are not yet reduced to int64 (see :func:`_wrap64`).
     """
     data = bytes(data)
     size = len(data)
@@ -143,21 +151,20 @@ def decode_xor_bits(data: bytes | bytearray | memoryview) -> tuple[list[int], li
         raise DecodeError("XOR chunk shorter than its 2-byte header")
     count = (data[0] << 8) | data[1]
     if count == 0:
-        return [], []
+        return None, 0, 0, []
     if size < 3:
         raise DecodeError("truncated XOR chunk")
 
     # Samples 0 and 1 are byte aligned: read them with the protobuf varint reader.
     u, pos = read_varint(data, 2)
-    t = zigzag_decode(u)
+    t0 = zigzag_decode(u)
     if pos + 8 > size:
         raise DecodeError("truncated XOR chunk (first value)")
     v = int.from_bytes(data[pos : pos + 8], "big")
     pos += 8
-    ts = [t]
     vs = [v]
     if count == 1:
-        return ts, vs
+        return None, t0, 0, vs
     delta, pos = read_varint(data, pos)
 
     # Sample 1 has no delta-of-delta block. Putting a virtual "0" bit (dod = 0)
@@ -172,12 +179,11 @@ def decode_xor_bits(data: bytes | bytearray | memoryview) -> tuple[list[int], li
     # at any bit p sit inside words[p >> 7] and one shift + mask of a small
     # int reads them: no big-int shifting of the whole stream, no per-read
     # bounds checks. Zero padding at the end lets the reader run past the
-    # data; the truncation check happens once, after the loop.
+    # data; the truncation check happens once, after the loops.
     stream += bytes(48)
     from_bytes = int.from_bytes
     words = [from_bytes(stream[i : i + 32], "big") for i in range(0, nbytes + 16, 16)]
     m128 = _M128
-    ts_append = ts.append
     vs_append = vs.append
 
     # Window state of the value encoding: L leading zeros, T trailing zeros and
@@ -190,21 +196,69 @@ def decode_xor_bits(data: bytes | bytearray | memoryview) -> tuple[list[int], li
     p = 0  # bit position in the stream
     left = count - 1  # samples still to decode
     try:
+        # Fixed-interval loop: while every dod is "0", a sample is "0" + a
+        # value block and its timestamp needs no work at all (see ``ts`` above).
+        # The first 3 bits pick the case: "00" repeat, "010" + M bits in the
+        # window, "011" new window; "1" (a dod block) hands over to the
+        # general loop below.
         while left:
-            # Peek 128 bits at p; ``top`` = its first 4 bits pick the dod block.
             w = (words[p >> 7] >> (128 - (p & 127))) & m128
-            top = w >> 124
-            if top < 0b0100:
+            if w < _TOP2:
                 # "00": dod == 0 and the value repeats. Count the run of zero
                 # bits in one go; every pair of zeros is one whole sample.
                 run = (128 - w.bit_length()) >> 1
                 if run > left:
                     run = left
+                vs += [v] * run
+                left -= run
+                p += run << 1
+                continue
+            top = w >> 125
+            if top == 0b010:
+                v ^= ((w >> (125 - sig)) & sig_mask) << trail
+                p += 3 + sig
+            elif top == 0b011:
+                lead = (w >> 120) & 0x1F
+                sig = ((w >> 114) & 0x3F) or 64
+                trail = 64 - lead - sig
+                if trail < 0:
+                    raise DecodeError(
+                        f"corrupt XOR chunk: window of {lead} leading + {sig} significant bits"
+                    )
+                sig_mask = (1 << sig) - 1
+                v ^= ((w >> (114 - sig)) & sig_mask) << trail
+                p += 14 + sig
+            else:
+                break
+            vs_append(v)
+            left -= 1
+        if not left:
+            if p > real_bits:
+                raise DecodeError("truncated XOR chunk")
+            return None, t0, delta, vs
+
+        # General loop, from the first dod block on: timestamps one by one.
+        ts = [t0]
+        if delta:
+            ts += range(t0 + delta, t0 + delta * len(vs), delta)
+        else:
+            ts += [t0] * (len(vs) - 1)
+        t = ts[-1]
+        ts_append = ts.append
+        while left:
+            # Peek 128 bits at p; ``top`` = its first 4 bits pick the dod block.
+            w = (words[p >> 7] >> (128 - (p & 127))) & m128
+            top = w >> 124
+            if top < 0b0100:
+                # "00": dod == 0 and the value repeats (a run, as above).
+                run = (128 - w.bit_length()) >> 1
+                if run > left:
+                    run = left
                 if delta:
-                    ts.extend(range(t + delta, t + delta * (run + 1), delta))
+                    ts += range(t + delta, t + delta * (run + 1), delta)
                 else:
-                    ts.extend([t] * run)
-                vs.extend([v] * run)
+                    ts += [t] * run
+                vs += [v] * run
                 t += delta * run
                 left -= run
                 p += run << 1
@@ -248,9 +302,7 @@ def decode_xor_bits(data: bytes | bytearray | memoryview) -> tuple[list[int], li
                 p += 2 + sig
             else:  # "11": new window
                 lead = (w >> 121) & 0x1F
-                sig = (w >> 115) & 0x3F
-                if sig == 0:
-                    sig = 64
+                sig = ((w >> 115) & 0x3F) or 64
                 trail = 64 - lead - sig
                 if trail < 0:
                     raise DecodeError(
@@ -266,9 +318,37 @@ def decode_xor_bits(data: bytes | bytearray | memoryview) -> tuple[list[int], li
         raise DecodeError("truncated XOR chunk") from None
     if p > real_bits:
         raise DecodeError("truncated XOR chunk")
-    if min(ts) < _INT64_MIN or max(ts) > _INT64_MAX:
-        ts = [_wrap64(x) for x in ts]
-    return ts, vs
+    return ts, t0, delta, vs
+
+
+def _fixed_interval(t0: int, delta: int, n: int) -> list[int]:
+    """``[t0, t0 + delta, ...]`` (``n`` items, not reduced to int64), the loop in C."""
+    if n == 0:
+        return []
+    ts = [t0]
+    ts += range(t0 + delta, t0 + delta * n, delta) if delta else [t0] * (n - 1)
+    return ts
+
+
+def _in_int64(ts: list[int]) -> bool:
+    return min(ts) >= _INT64_MIN and max(ts) <= _INT64_MAX
+
+
+def decode_xor_bits(data: bytes | bytearray | memoryview) -> tuple[list[int], list[int]]:
+    """Decode an XOR chunk into ``(timestamps, value_bits)`` (uint64 patterns).
+
+    This is the fast core; :func:`decode_xor` converts the bits to floats.
+    Raises :class:`DecodeError` for a truncated or corrupt chunk. Bytes after
+    the last sample (beyond the zero padding) are ignored, as Prometheus does.
+    """
+    ts, t0, delta, vs = _decode(data)
+    if ts is None:
+        ts = _fixed_interval(t0, delta, len(vs))
+        if not ts or (_INT64_MIN <= t0 <= _INT64_MAX and _INT64_MIN <= ts[-1] <= _INT64_MAX):
+            return ts, vs  # an arithmetic sequence is in range when both ends are
+    elif _in_int64(ts):
+        return ts, vs
+    return [_wrap64(x) for x in ts], vs
 
 
 def decode_xor(data: bytes | bytearray | memoryview) -> tuple[list[int], list[float]]:
@@ -280,17 +360,58 @@ def decode_xor(data: bytes | bytearray | memoryview) -> tuple[list[int], list[fl
     return ts, bits_to_floats(bits)
 
 
+#: Per chunk length n: (sum of 2**(64k), sum of k * 2**(64k)) for k < n (see _progression).
+_PROGRESSIONS: dict[int, tuple[int, int]] = {}
+
+
+def _progression(t0: int, delta: int, n: int) -> array[int] | None:
+    """``array('q', [t0, t0 + delta, ..., t0 + (n-1)*delta])`` built without a
+    Python int per element, or None when the trick below does not apply.
+
+    An integer whose 64-bit little-endian fields are ``t0 + k*delta`` is
+    ``t0 * ONES + delta * RAMP`` (ONES has 1 in every field, RAMP has k in
+    field k): two multiplications and one ``to_bytes`` in C, 5x faster
+    than ``array('q', range(...))`` for 120 samples. Fields must not carry
+    into each other, so this needs ``t0 >= 0``, ``delta >= 0`` and a last
+    value within int64 (true of every real scrape).
+    """
+    if t0 < 0 or delta < 0 or t0 + delta * (n - 1) > _INT64_MAX:
+        return None
+    pair = _PROGRESSIONS.get(n)
+    if pair is None:
+        if len(_PROGRESSIONS) >= 256:
+            _PROGRESSIONS.clear()
+        ones = int.from_bytes(array("Q", [1] * n).tobytes(), "little")
+        ramp = int.from_bytes(array("Q", range(n)).tobytes(), "little")
+        _PROGRESSIONS[n] = pair = (ones, ramp)
+    out: array[int] = array("q")
+    out.frombytes((t0 * pair[0] + delta * pair[1]).to_bytes(n << 3, "little"))
+    if _BIG_ENDIAN:  # array items are native-endian
+        out.byteswap()
+    return out
+
+
 def decode_xor_columns(data: bytes | bytearray | memoryview) -> tuple[array[int], array[float]]:
     """Decode an XOR chunk into ``(array('q') timestamps, array('d') values)``.
 
     The columnar form of :func:`decode_xor`: the value bits go into the
     ``array('d')`` as they are (one copy through an ``array('Q')``, no float
     object per sample), so NaN payloads and the stale marker survive.
+    Fixed-interval timestamps are built in C (:func:`_progression`).
     """
-    ts, bits = decode_xor_bits(data)
+    ts, t0, delta, vs = _decode(data)
     values: array[float] = array("d")
-    values.frombytes(array("Q", bits).tobytes())  # same width, same byte order: a bit copy
-    return array("q", ts), values
+    values.frombytes(array("Q", vs).tobytes())  # same width, same byte order: a bit copy
+    if ts is None:
+        if not vs:
+            return array("q"), values
+        timestamps = _progression(t0, delta, len(vs))
+        if timestamps is not None:
+            return timestamps, values
+        ts = _fixed_interval(t0, delta, len(vs))
+    if _in_int64(ts):
+        return array("q", ts), values
+    return array("q", [_wrap64(x) for x in ts]), values
 
 
 def iter_xor(data: bytes | bytearray | memoryview) -> Iterator[tuple[int, float]]:
