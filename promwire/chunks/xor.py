@@ -54,7 +54,9 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain, compress
+from operator import ne
 
 from ..codec import messages as m
 from ..codec.wire import MASK64, read_varint, varint, zigzag_decode, zigzag_encode
@@ -450,7 +452,126 @@ def _encode_prefix(
     chunk past ``max_bits`` (checked against the worst case a sample can
     take, so the limit is never exceeded). Returns ``(chunk_bytes, n)``.
     Timestamps must already be validated as int64 and bits as uint64.
+
+    Fixed-interval samples (every dod 0, the usual scrape) take
+    :func:`_encode_fixed_interval`, every other chunk :func:`_encode_general`:
+    both write the same bits.
     """
+    stop = min(len(ts), start + max_samples)
+    n = stop - start
+    if n > 2:
+        tseg = list(ts[start:stop])
+        t0 = tseg[0]
+        step = tseg[1] - t0
+        # A cheap necessary condition first, then the comparison in C.
+        if tseg[-1] - t0 == step * (n - 1) and (
+            tseg == list(range(t0, t0 + step * n, step)) if step else tseg.count(t0) == n
+        ):
+            return _encode_fixed_interval(t0, step, list(bits[start:stop]), max_bits)
+    return _encode_general(ts, bits, start, max_samples, max_bits)
+
+
+def _encode_fixed_interval(t0: int, step: int, bits: list[int], max_bits: int) -> tuple[bytes, int]:
+    """:func:`_encode_prefix` of samples ``t0 + k*step`` with value bits ``bits`` (>= 3).
+
+    Every dod block is one "0" bit, so a sample whose value repeats is "00"
+    and only the samples whose value changes need Python work: they are
+    picked out in C (``compress`` over ``map(ne, ...)`` of the shifted
+    value lists), and a run of "00" samples between two of them is one
+    shift of the bit accumulator. A constant series costs two iterations.
+    """
+    n = len(bits)
+    out = bytearray(b"\x00\x00")
+    out += varint(zigzag_encode(t0))
+    out += bits[0].to_bytes(8, "big")
+    # A sample may start while the bits so far are <= budget (8 bits kept for
+    # the empty byte Go may leave at the end, see _encode_general).
+    budget = max_bits - _MAX_SAMPLE_BITS - 8
+    if len(out) << 3 > budget:
+        out[0:2] = b"\x00\x01"
+        return bytes(out), 1
+    out += varint(step & MASK64)  # sample 1: a uvarint delta, no dod block
+    # Bits gather MSB-first in ``acc`` (``nacc`` bits), flushed to ``out`` in
+    # whole bytes; ``room`` = budget - bits in ``out``, so a sample may start
+    # while ``nacc <= room``. Sample 1 passed its check above, before its
+    # varint: clamping ``room`` at 0 lets it pass again and changes nothing
+    # later (``nacc`` >= 1 after sample 1 fails against 0 as against < 0).
+    acc = 0
+    nacc = 0
+    room = max(budget - (len(out) << 3), 0)
+    lead_w = 0xFF  # 0xFF = no window yet (as in Prometheus)
+    trail_w = 0
+    sig_w = 0
+    whole = False  # the last value block ended with a whole-bytes write
+    stop = n
+    last = 1  # the next sample not written yet
+    # Indices k >= 2 with bits[k] != bits[k-1] (none at all for a constant series).
+    changed: Iterable[int] = (
+        () if bits[2:] == bits[1:-1] else compress(range(2, n), map(ne, bits[2:], bits[1:-1]))
+    )
+    for k in chain((1,), changed, (n,)):
+        gap = k - last
+        if gap:  # samples last .. k-1 are "00"
+            before = whole
+            acc <<= gap << 1
+            nacc += gap << 1
+            whole = False
+            if nacc - 2 > room:  # the run crosses the budget: keep the "00"s that may start
+                keep = (room - nacc + (gap << 1)) // 2 + 1 if nacc - (gap << 1) <= room else 0
+                acc >>= (gap - keep) << 1
+                nacc -= (gap - keep) << 1
+                if not keep:
+                    whole = before
+                stop = last + keep
+                break
+        if k == n:
+            break
+        if nacc > room:
+            stop = k
+            break
+        last = k + 1
+        x = bits[k] ^ bits[k - 1]
+        if x == 0:  # only sample 1 gets here with a repeat: "0", no dod bit
+            acc <<= 1
+            nacc += 1
+            whole = False
+            continue
+        lead = 64 - x.bit_length()
+        if lead > 31:
+            lead = 31
+        trail = (x & -x).bit_length() - 1
+        # The dod "0" bit (none for sample 1) is the zero above the prefix.
+        if lead_w != 0xFF and lead >= lead_w and trail >= trail_w:
+            acc = (((acc << 2 + (k > 1)) | 0b10) << sig_w) | (x >> trail_w)
+            nacc += 2 + (k > 1) + sig_w
+        else:
+            lead_w = lead
+            trail_w = trail
+            sig_w = 64 - lead - trail
+            acc = (
+                ((((acc << 2 + (k > 1)) | 0b11) << 11) | (lead << 6) | (sig_w & 0x3F)) << sig_w
+            ) | (x >> trail)
+            nacc += 13 + (k > 1) + sig_w
+        whole = sig_w % 8 == 0
+        if nacc >= 256:
+            keep = nacc & 7
+            out += (acc >> keep).to_bytes(nacc >> 3, "big")
+            room -= nacc - keep
+            acc &= (1 << keep) - 1
+            nacc = keep
+    if nacc:
+        pad = -nacc & 7
+        out += (acc << pad).to_bytes((nacc + pad) >> 3, "big")
+    if whole and not nacc & 7:
+        out.append(0)
+    out[0:2] = stop.to_bytes(2, "big")
+    return bytes(out), stop
+
+
+def _encode_general(
+    ts: Sequence[int], bits: Sequence[int], start: int, max_samples: int, max_bits: int
+) -> tuple[bytes, int]:
+    """:func:`_encode_prefix` for any timestamps, one sample after the other."""
     stop = min(len(ts), start + max_samples)
     n = stop - start
     if n <= 0:
@@ -565,9 +686,10 @@ def _encode_prefix(
 
 def _check_timestamps(timestamps: Sequence[int]) -> list[int]:
     ts = list(timestamps)
-    for t in ts:
-        if type(t) is not int and (not isinstance(t, int) or isinstance(t, bool)):
-            raise EncodeError(f"timestamp {t!r} is not an int")
+    if set(map(type, ts)) - {int}:  # the usual all-int case is checked in C
+        for t in ts:
+            if type(t) is not int and (not isinstance(t, int) or isinstance(t, bool)):
+                raise EncodeError(f"timestamp {t!r} is not an int")
     if ts and (min(ts) < _INT64_MIN or max(ts) > _INT64_MAX):
         raise EncodeError("timestamp out of int64 range")
     return ts
@@ -580,9 +702,12 @@ def encode_xor_bits(timestamps: Sequence[int], bits: Sequence[int]) -> bytes:
     if len(timestamps) > MAX_SAMPLES_PER_CHUNK:
         raise EncodeError(f"an XOR chunk holds at most {MAX_SAMPLES_PER_CHUNK} samples")
     ts = _check_timestamps(timestamps)
-    for b in bits:
-        if not 0 <= b <= MASK64:
-            raise EncodeError(f"value bits {b!r} out of uint64 range")
+    if bits and (set(map(type, bits)) - {int} or min(bits) < 0 or max(bits) > MASK64):
+        for b in bits:
+            if type(b) is not int and (not isinstance(b, int) or isinstance(b, bool)):
+                raise EncodeError(f"value bits {b!r} are not an int")
+            if not 0 <= b <= MASK64:
+                raise EncodeError(f"value bits {b!r} out of uint64 range")
     data, _ = _encode_prefix(ts, bits, 0, len(ts), 1 << 62)
     return data
 
