@@ -209,12 +209,19 @@ def _decode(
                 # "00": dod == 0 and the value repeats. Count the run of zero
                 # bits in one go; every pair of zeros is one whole sample.
                 run = (128 - w.bit_length()) >> 1
-                if run > left:
-                    run = left
+                if run >= left:
+                    vs += [v] * left
+                    p += left << 1
+                    left = 0
+                    break
                 vs += [v] * run
                 left -= run
                 p += run << 1
-                continue
+                if run > 25:
+                    continue
+                # The sample after the run (not "00") starts in this peek with
+                # >= 78 bits to go, enough for any value block: no new peek.
+                w = (w << (run << 1)) & m128
             top = w >> 125
             if top == 0b010:
                 v ^= ((w >> (125 - sig)) & sig_mask) << trail
