@@ -504,31 +504,32 @@ def _encode_fixed_interval(t0: int, step: int, bits: list[int], max_bits: int) -
     # varint: clamping ``room`` at 0 lets it pass again and changes nothing
     # later (``nacc`` >= 1 after sample 1 fails against 0 as against < 0).
     acc = 0
-    nacc = 0
+    # Every sample below is written with a leading dod "0" bit. Sample 1 has
+    # none: starting at -1 bits turns its "0" into a leading zero of ``acc``
+    # that is never counted, so sample 1 needs no case of its own.
+    nacc = -1
     room = max(budget - (len(out) << 3), 0)
-    lead_w = 0xFF  # 0xFF = no window yet (as in Prometheus)
+    # The value window as a mask: an XOR fits the window (Go's "leading >=
+    # window leading and trailing >= window trailing", leading capped at 31)
+    # exactly when it has no bit in ``outside``. No window yet: all bits.
+    outside = MASK64
     trail_w = 0
     sig_w = 0
-    whole = False  # the last value block ended with a whole-bytes write
     stop = n
     last = 1  # the next sample not written yet
-    # Indices k >= 2 with bits[k] != bits[k-1] (none at all for a constant series).
+    # Indices k >= 1 with bits[k] != bits[k-1] (none at all for a constant series).
     changed: Iterable[int] = (
-        () if bits[2:] == bits[1:-1] else compress(range(2, n), map(ne, bits[2:], bits[1:-1]))
+        () if bits[1:] == bits[:-1] else compress(range(1, n), map(ne, bits[1:], bits[:-1]))
     )
-    for k in chain((1,), changed, (n,)):
+    for k in chain(changed, (n,)):
         gap = k - last
         if gap:  # samples last .. k-1 are "00"
-            before = whole
             acc <<= gap << 1
             nacc += gap << 1
-            whole = False
             if nacc - 2 > room:  # the run crosses the budget: keep the "00"s that may start
                 keep = (room - nacc + (gap << 1)) // 2 + 1 if nacc - (gap << 1) <= room else 0
                 acc >>= (gap - keep) << 1
                 nacc -= (gap - keep) << 1
-                if not keep:
-                    whole = before
                 stop = last + keep
                 break
         if k == n:
@@ -538,28 +539,20 @@ def _encode_fixed_interval(t0: int, step: int, bits: list[int], max_bits: int) -
             break
         last = k + 1
         x = bits[k] ^ bits[k - 1]
-        if x == 0:  # only sample 1 gets here with a repeat: "0", no dod bit
-            acc <<= 1
-            nacc += 1
-            whole = False
-            continue
-        lead = 64 - x.bit_length()
-        if lead > 31:
-            lead = 31
-        trail = (x & -x).bit_length() - 1
-        # The dod "0" bit (none for sample 1) is the zero above the prefix.
-        if lead_w != 0xFF and lead >= lead_w and trail >= trail_w:
-            acc = (((acc << 2 + (k > 1)) | 0b10) << sig_w) | (x >> trail_w)
-            nacc += 2 + (k > 1) + sig_w
-        else:
-            lead_w = lead
-            trail_w = trail
-            sig_w = 64 - lead - trail
-            acc = (
-                ((((acc << 2 + (k > 1)) | 0b11) << 11) | (lead << 6) | (sig_w & 0x3F)) << sig_w
-            ) | (x >> trail)
-            nacc += 13 + (k > 1) + sig_w
-        whole = sig_w % 8 == 0
+        if x & outside:  # "0" + "11" + leading:5 + significant:6 + the bits: a new window
+            lead = 64 - x.bit_length()
+            if lead > 31:
+                lead = 31
+            trail_w = (x & -x).bit_length() - 1
+            sig_w = 64 - lead - trail_w
+            outside = MASK64 ^ (((1 << sig_w) - 1) << trail_w)
+            acc = (((((acc << 3) | 0b011) << 11) | (lead << 6) | (sig_w & 0x3F)) << sig_w) | (
+                x >> trail_w
+            )
+            nacc += 14 + sig_w
+        else:  # "0" + "10" + the bits inside the window
+            acc = (((acc << 3) | 0b010) << sig_w) | (x >> trail_w)
+            nacc += 3 + sig_w
         if nacc >= 256:
             keep = nacc & 7
             out += (acc >> keep).to_bytes(nacc >> 3, "big")
@@ -569,7 +562,9 @@ def _encode_fixed_interval(t0: int, step: int, bits: list[int], max_bits: int) -
     if nacc:
         pad = -nacc & 7
         out += (acc << pad).to_bytes((nacc + pad) >> 3, "big")
-    if whole and not nacc & 7:
+    # Go's trailing empty byte (see _encode_general): when the last sample
+    # written changed its value with a whole-bytes value write, byte aligned.
+    if bits[stop - 1] != bits[stop - 2] and sig_w % 8 == 0 and not nacc & 7:
         out.append(0)
     out[0:2] = stop.to_bytes(2, "big")
     return bytes(out), stop
@@ -729,7 +724,11 @@ def encode_xor(timestamps: Sequence[int], values: Sequence[float]) -> bytes:
     """
     if len(timestamps) != len(values):
         raise EncodeError("timestamps and values differ in length")
-    return encode_xor_bits(timestamps, floats_to_bits(values))
+    if len(timestamps) > MAX_SAMPLES_PER_CHUNK:
+        raise EncodeError(f"an XOR chunk holds at most {MAX_SAMPLES_PER_CHUNK} samples")
+    ts = _check_timestamps(timestamps)
+    bits = floats_to_bits(values)  # uint64 by construction: no range check needed
+    return _encode_prefix(ts, bits, 0, len(ts), 1 << 62)[0]
 
 
 def cut_chunks(
