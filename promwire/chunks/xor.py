@@ -371,6 +371,8 @@ def decode_xor(data: bytes | bytearray | memoryview) -> tuple[list[int], list[fl
 
 #: Per chunk length n: (sum of 2**(64k), sum of k * 2**(64k)) for k < n (see _progression).
 _PROGRESSIONS: dict[int, tuple[int, int]] = {}
+#: Longer chunks take the plain path, which keeps the cache under ~2 MB.
+_PROGRESSION_MAX = 512
 
 
 def _progression(t0: int, delta: int, n: int) -> array[int] | None:
@@ -384,7 +386,7 @@ def _progression(t0: int, delta: int, n: int) -> array[int] | None:
     into each other, so this needs ``t0 >= 0``, ``delta >= 0`` and a last
     value within int64 (true of every real scrape).
     """
-    if t0 < 0 or delta < 0 or t0 + delta * (n - 1) > _INT64_MAX:
+    if n > _PROGRESSION_MAX or t0 < 0 or delta < 0 or t0 + delta * (n - 1) > _INT64_MAX:
         return None
     pair = _PROGRESSIONS.get(n)
     if pair is None:
@@ -599,7 +601,7 @@ def _encode_general(
     acc = 0
     nacc = 0
     delta_prev = 0
-    lead_w = 0xFF  # 0xFF = no window yet (as in Prometheus)
+    outside = MASK64  # the window as a mask, see _encode_fixed_interval
     trail_w = 0
     sig_w = 0
     whole = False  # the last value block ended with a whole-bytes write (see above)
@@ -653,21 +655,20 @@ def _encode_general(
             ncode += 1
             whole = False
         else:
-            lead = 64 - x.bit_length()
-            if lead > 31:
-                lead = 31
-            trail = (x & -x).bit_length() - 1
-            if lead_w != 0xFF and lead >= lead_w and trail >= trail_w:
-                code = (((code << 2) | 0b10) << sig_w) | (x >> trail_w)
-                ncode += 2 + sig_w
-            else:
-                lead_w = lead
-                trail_w = trail
-                sig_w = 64 - lead - trail
+            if x & outside:  # a new window
+                lead = 64 - x.bit_length()
+                if lead > 31:
+                    lead = 31
+                trail_w = (x & -x).bit_length() - 1
+                sig_w = 64 - lead - trail_w
+                outside = MASK64 ^ (((1 << sig_w) - 1) << trail_w)
                 code = (((((code << 2) | 0b11) << 11) | (lead << 6) | (sig_w & 0x3F)) << sig_w) | (
-                    x >> trail
+                    x >> trail_w
                 )
                 ncode += 13 + sig_w
+            else:  # the previous window
+                code = (((code << 2) | 0b10) << sig_w) | (x >> trail_w)
+                ncode += 2 + sig_w
             whole = sig_w % 8 == 0
         acc = (acc << ncode) | code
         nacc += ncode
