@@ -172,9 +172,10 @@ def _decode(
     # Sample 1 has no delta-of-delta block. Putting a virtual "0" bit (dod = 0)
     # in front of its value block makes it decode like every later sample:
     # with ``delta`` already set, "dod = 0" adds exactly that first delta.
+    # The stream gets one zero byte in front and reading starts at its last
+    # bit (p = 7): that bit is the virtual "0".
     nbytes = size - pos + 1
-    stream = (int.from_bytes(data[pos:], "big") << 7).to_bytes(nbytes, "big")
-    real_bits = (size - pos) * 8 + 1
+    real_bits = nbytes * 8
 
     # Bit reader. The stream is cut into 256-bit words that start every 128
     # bits (consecutive words overlap by 128 bits), so the 128 bits starting
@@ -182,7 +183,7 @@ def _decode(
     # int reads them: no big-int shifting of the whole stream, no per-read
     # bounds checks. Zero padding at the end lets the reader run past the
     # data; the truncation check happens once, after the loops.
-    stream += bytes(48)
+    stream = b"\x00" + data[pos:] + bytes(48)
     from_bytes = int.from_bytes
     words = [from_bytes(stream[i : i + 32], "big") for i in range(0, nbytes + 16, 16)]
     m128 = _M128
@@ -195,7 +196,7 @@ def _decode(
     trail = 0
     sig = 64
     sig_mask = MASK64
-    p = 0  # bit position in the stream
+    p = 7  # bit position in the stream
     left = count - 1  # samples still to decode
     try:
         # Fixed-interval loop: while every dod is "0", a sample is "0" + a
