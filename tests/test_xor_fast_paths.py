@@ -29,6 +29,7 @@ from promwire.chunks.xor import (
     decode_xor_columns,
     encode_xor_bits,
 )
+from promwire.codec.wire import varint, zigzag_encode
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
@@ -239,3 +240,35 @@ def test_encode_rejects_non_int_bits() -> None:
         encode_xor_bits([1, 2], [1, -1])
     with pytest.raises(EncodeError):
         encode_xor_bits([1, 2], [1, 1 << 64])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(["constant", "counter", "gauge"]),
+    st.integers(1, 200),
+    st.lists(st.integers(0, 10_000), min_size=1, max_size=4),
+)
+def test_bit_flipped_chunks_decode_like_the_reference(kind: str, n: int, flips: list[int]) -> None:
+    """A corrupted chunk decodes to exactly what the reference reads, or raises
+    DecodeError exactly when the reference runs out of bits or meets a bad window."""
+    ts, vs = ref.workload(n, interval=15_000, jitter=0, kind=kind)
+    data = bytearray(encode_xor_bits(ts, list(array("Q", array("d", vs).tobytes()))))
+    # Flip bits of the bit stream only: the header and the byte-aligned
+    # varints are read by the protobuf varint reader, whose limits differ
+    # from the reference's on purpose (tests/test_xor.py covers them).
+    start = 8 * (2 + len(varint(zigzag_encode(ts[0]))) + 8)
+    if n > 1:
+        start += 8 * len(varint(ts[1] - ts[0]))
+    for flip in flips:
+        if len(data) * 8 > start:
+            bit = start + flip % (len(data) * 8 - start)
+            data[bit >> 3] ^= 0x80 >> (bit & 7)
+    try:
+        want = ref.ref_decode(bytes(data))
+    except (EOFError, ValueError):
+        with pytest.raises(DecodeError):
+            decode_xor_bits(bytes(data))
+        return
+    assert decode_xor_bits(bytes(data)) == want
+    cts, cvs = decode_xor_columns(bytes(data))
+    assert (list(cts), list(array("Q", cvs.tobytes()))) == want
