@@ -54,7 +54,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from itertools import chain, compress
 from operator import ne
 
@@ -521,9 +521,40 @@ def _encode_fixed_interval(t0: int, step: int, bits: list[int], max_bits: int) -
     stop = n
     last = 1  # the next sample not written yet
     # Indices k >= 1 with bits[k] != bits[k-1] (none at all for a constant series).
-    changed: Iterable[int] = (
-        () if bits[1:] == bits[:-1] else compress(range(1, n), map(ne, bits[1:], bits[:-1]))
+    changed = (
+        [] if bits[1:] == bits[:-1] else list(compress(range(1, n), map(ne, bits[1:], bits[:-1])))
     )
+    if room >= ((n - 1) << 1) + 76 * len(changed):
+        # Even if every change took the longest value block (78 bits instead
+        # of 2) the budget holds: no checks, and a run of "00" before a
+        # change is folded into the shift that writes the change.
+        for k in changed:
+            gap = (k - last) << 1
+            last = k + 1
+            x = bits[k] ^ bits[k - 1]
+            if x & outside:  # "00"s, "0" + "11" + leading:5 + significant:6 + the bits
+                lead = 64 - x.bit_length()
+                if lead > 31:
+                    lead = 31
+                trail_w = (x & -x).bit_length() - 1
+                sig_w = 64 - lead - trail_w
+                outside = MASK64 ^ (((1 << sig_w) - 1) << trail_w)
+                acc = (
+                    ((((acc << gap + 3) | 0b011) << 11) | (lead << 6) | (sig_w & 0x3F)) << sig_w
+                ) | (x >> trail_w)
+                nacc += gap + 14 + sig_w
+            else:  # "00"s, "0" + "10" + the bits inside the window
+                acc = (((acc << gap + 3) | 0b010) << sig_w) | (x >> trail_w)
+                nacc += gap + 3 + sig_w
+            if nacc >= 256:
+                keep = nacc & 7
+                out += (acc >> keep).to_bytes(nacc >> 3, "big")
+                acc &= (1 << keep) - 1
+                nacc = keep
+        acc <<= (n - last) << 1  # the run of "00"s at the end
+        nacc += (n - last) << 1
+        last = n
+        changed = []
     for k in chain(changed, (n,)):
         gap = k - last
         if gap:  # samples last .. k-1 are "00"
