@@ -155,7 +155,7 @@ def _decode(
 
     ``ts`` is None when every delta-of-delta is 0 (a fixed scrape interval,
     the usual case): the timestamps are then ``t0, t0 + delta, t0 + 2*delta,
-    ...`` and :func:`_timestamps` builds them with ``range`` in C instead of
+    ...`` and :func:`_fixed_interval` builds them with ``range`` in C instead of
     one Python addition per sample. Otherwise ``ts`` lists them all. Either
     way they are not yet reduced to int64 (see :func:`_wrap64`).
     """
