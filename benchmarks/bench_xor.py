@@ -341,9 +341,33 @@ def bench_workload(
     # reads), decode_xor_columns (streamed reads into columns) and the
     # chunk encoder SQLite's compaction calls (_encode_prefix, 1024-byte cap).
     bits_spans = [(ts[a:b], bits[a:b]) for a, b in spans]
+    # A STREAMED_XOR_CHUNKS body of the same samples, 1,000 per series, read
+    # into columns as bench_columns does; the baseline's chunk decoder is put
+    # in the reader's module for its turn.
+    from promwire.chunks import streamed
+    from promwire.codec.messages import Label, Sample, TimeSeries
+
+    series = [
+        TimeSeries(
+            [Label("__name__", "bench"), Label("i", str(i))],
+            [Sample(v, t) for t, v in zip(ts[i : i + 1000], vs[i : i + 1000], strict=True)],
+        )
+        for i in range(0, n, 1000)
+    ]
+    body = b"".join(streamed.stream_chunked_response([(0, series)]))
+
+    def read_columns(mod: ModuleType) -> None:
+        streamed.decode_xor_columns = mod.decode_xor_columns
+        try:
+            for _ in streamed.read_streamed_columns(body):
+                pass
+        finally:
+            streamed.decode_xor_columns = xor.decode_xor_columns
+
     for label, entry in (
         ("decode_xor_bits", lambda mod: [mod.decode_xor_bits(c) for c in chunks]),
         ("decode_xor_columns", lambda mod: [mod.decode_xor_columns(c) for c in chunks]),
+        ("read_streamed_columns", read_columns),
         (
             "encode (compaction)",
             lambda mod: [mod._encode_prefix(t, b, 0, per, 8192) for t, b in bits_spans],
@@ -356,7 +380,7 @@ def bench_workload(
                 entry(mod)
                 best[key] = min(best[key], time.process_time() - start)
         old, new = n / best["baseline"] / 1e6, n / best["current"] / 1e6
-        print(f"{'':<27}{label:<20} baseline {old:6.2f} M/s  now {new:6.2f} M/s  {new / old:4.2f}x")
+        print(f"{'':<27}{label:<22} baseline {old:6.2f} M/s  now {new:6.2f} M/s  {new / old:4.2f}x")
 
 
 def main() -> None:
