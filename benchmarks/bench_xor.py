@@ -264,8 +264,8 @@ def _rate(fn: Callable[[], object], n: int, repeat: int) -> float:
     return n / max(best, 1e-9)
 
 
-# Prometheus >= 2.30 snaps scrape timestamps that jitter by <= 2 ms to the
-# exact interval (prometheus/prometheus#9283), so "exact" is the usual shape
+# Prometheus snaps scrape timestamps that jitter by <= 2 ms to the
+# exact interval (prometheus/prometheus#7976, 2020), so "exact" is the usual shape
 # of real chunks; the jittered ones put a dod block in every sample.
 WORKLOADS = {
     "15s+-5ms gauge": {"interval": 15_000, "jitter": 5, "kind": "gauge"},

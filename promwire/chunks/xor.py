@@ -37,7 +37,7 @@ result is observable, which gives the same bits (arithmetic mod 2**64 commutes
 with the reduction).
 
 Speed comes from the shape of real chunks. Prometheus scrapes at a fixed
-interval (since 2.30 it snaps timestamps jittering by <= 2 ms to it), so
+interval (and snaps timestamps jittering by <= 2 ms to it, prometheus#7976), so
 nearly every delta-of-delta is the single bit "0", and many series are
 constant ("00" per sample) or integer counters that change now and then.
 Both directions have a fixed-interval path that does Python work only per
