@@ -180,6 +180,11 @@ def _decode(
     if count == 1:
         return None, t0, 0, vs
     delta, pos = read_varint(data, pos)
+    if (size - pos) * 8 >= 2 * count - 3 and not int.from_bytes(data[pos:], "big"):
+        # All zero bits and enough of them: a constant series at a fixed
+        # interval (sample 1 is "0", every later one "00").
+        vs *= count
+        return None, t0, delta, vs
 
     # Sample 1 has no delta-of-delta block. Putting a virtual "0" bit (dod = 0)
     # in front of its value block makes it decode like every later sample:
