@@ -49,10 +49,10 @@ jittered timestamps take the general per-sample loops.
 
 Rates (CPython 3.11, samples per CPU second, 120-sample chunks, measured on
 a loaded 2-core machine; ``python3 benchmarks/bench_xor.py --baseline main``
-re-measures them against another revision): decode 11-13 M/s for constant
-series, ~3.5 M/s for fixed-interval counters, ~2.2 M/s for fixed-interval
-gauges, 1.3-1.5 M/s with millisecond jitter; the compaction encoder about
-11, 3.9, 2.4 and 1.5-1.8 M/s.
+re-measures them against another revision): decode ~17 M/s for constant
+series, ~3.6 M/s for fixed-interval counters, ~2.3 M/s for fixed-interval
+gauges, 1.1-1.5 M/s with millisecond jitter; the compaction encoder about
+11, 3.8, 2.4 and 1.4-1.8 M/s.
 
 Public API: :func:`encode_xor`, :func:`decode_xor`, :func:`decode_xor_bits`,
 :func:`iter_xor`, :func:`decode_chunk`, :func:`cut_chunks`. Errors are
