@@ -1,11 +1,13 @@
 """Benchmark promwire's XOR chunk codec and CRC-32C against straightforward baselines.
 
-    python3 benchmarks/bench_xor.py [--samples N] [--repeat R]
+    python3 benchmarks/bench_xor.py [--samples N] [--repeat R] [--baseline REV]
 
 Prints decode and encode samples/s for promwire.chunks.xor and for the bit-by-bit
 reference below (the textbook Gorilla codec, one bit per step, written from
 PROTOCOL.md section 5), on fixed-seed workloads of 120-sample chunks, plus
-CRC-32C MB/s for the pure-Python implementation and google_crc32c.
+CRC-32C MB/s for the pure-Python implementation and google_crc32c. With
+``--baseline REV`` (a git revision, e.g. ``main``) the codec of that revision is
+timed too, alternately with the current one in the same process.
 
 The reference codec is also the independent oracle of tests/test_xor.py.
 """
@@ -15,10 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -260,15 +264,41 @@ def _rate(fn: Callable[[], object], n: int, repeat: int) -> float:
     return n / max(best, 1e-9)
 
 
+# Prometheus snaps scrape timestamps that jitter by <= 2 ms to the
+# exact interval (prometheus/prometheus#7976, 2020), so "exact" is the usual shape
+# of real chunks; the jittered ones put a dod block in every sample.
 WORKLOADS = {
     "15s+-5ms gauge": {"interval": 15_000, "jitter": 5, "kind": "gauge"},
     "15s+-2ms counter": {"interval": 15_000, "jitter": 2, "kind": "counter"},
+    "15s exact gauge": {"interval": 15_000, "jitter": 0, "kind": "gauge"},
     "1s exact counter": {"interval": 1_000, "jitter": 0, "kind": "counter"},
     "15s exact constant": {"interval": 15_000, "jitter": 0, "kind": "constant"},
 }
 
 
-def bench_workload(name: str, n: int, ref_n: int, repeat: int) -> None:
+def load_baseline(rev: str) -> ModuleType:
+    """promwire/chunks/xor.py as of git revision ``rev``, imported beside the current one."""
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(
+        ["git", "show", f"{rev}:promwire/chunks/xor.py"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    name = "promwire.chunks._xor_baseline"
+    module = ModuleType(name)
+    module.__package__ = "promwire.chunks"
+    module.__file__ = f"{rev}:promwire/chunks/xor.py"
+    sys.modules[name] = module
+    exec(compile(source, module.__file__, "exec"), module.__dict__)
+    return module
+
+
+def bench_workload(
+    name: str, n: int, ref_n: int, repeat: int, baseline: ModuleType | None = None
+) -> None:
+    from promwire.chunks import xor
     from promwire.chunks.xor import decode_xor, encode_xor, floats_to_bits
 
     per = 120
@@ -304,6 +334,53 @@ def bench_workload(name: str, n: int, ref_n: int, repeat: int) -> None:
         f"{name:<20} {bits_per_sample:5.1f}  decode {d / 1e6:5.2f} M/s (ref {rd / 1e6:.3f}, "
         f"{d / rd:3.0f}x)  encode {e / 1e6:5.2f} M/s (ref {re_ / 1e6:.3f}, {e / re_:3.0f}x)"
     )
+    if baseline is None:
+        return
+    # Current vs baseline, timed alternately (a burst of load hits both), on
+    # the entry points the stores and readers use: decode_xor_bits (SQLite
+    # reads), decode_xor_columns (streamed reads into columns) and the
+    # chunk encoder SQLite's compaction calls (_encode_prefix, 1024-byte cap).
+    bits_spans = [(ts[a:b], bits[a:b]) for a, b in spans]
+    # A STREAMED_XOR_CHUNKS body of the same samples, 1,000 per series, read
+    # into columns as bench_columns does; the baseline's chunk decoder is put
+    # in the reader's module for its turn.
+    from promwire.chunks import streamed
+    from promwire.codec.messages import Label, Sample, TimeSeries
+
+    series = [
+        TimeSeries(
+            [Label("__name__", "bench"), Label("i", str(i))],
+            [Sample(v, t) for t, v in zip(ts[i : i + 1000], vs[i : i + 1000], strict=True)],
+        )
+        for i in range(0, n, 1000)
+    ]
+    body = b"".join(streamed.stream_chunked_response([(0, series)]))
+
+    def read_columns(mod: ModuleType) -> None:
+        streamed.decode_xor_columns = mod.decode_xor_columns
+        try:
+            for _ in streamed.read_streamed_columns(body):
+                pass
+        finally:
+            streamed.decode_xor_columns = xor.decode_xor_columns
+
+    for label, entry in (
+        ("decode_xor_bits", lambda mod: [mod.decode_xor_bits(c) for c in chunks]),
+        ("decode_xor_columns", lambda mod: [mod.decode_xor_columns(c) for c in chunks]),
+        ("read_streamed_columns", read_columns),
+        (
+            "encode (compaction)",
+            lambda mod: [mod._encode_prefix(t, b, 0, per, 8192) for t, b in bits_spans],
+        ),
+    ):
+        best = {"baseline": float("inf"), "current": float("inf")}
+        for _ in range(repeat):
+            for key, mod in (("baseline", baseline), ("current", xor)):
+                start = time.process_time()
+                entry(mod)
+                best[key] = min(best[key], time.process_time() - start)
+        old, new = n / best["baseline"] / 1e6, n / best["current"] / 1e6
+        print(f"{'':<27}{label:<22} baseline {old:6.2f} M/s  now {new:6.2f} M/s  {new / old:4.2f}x")
 
 
 def main() -> None:
@@ -313,14 +390,20 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=1_000_000)
     ap.add_argument("--ref-samples", type=int, default=24_000, help="the reference is slow")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also time promwire/chunks/xor.py of this git revision, interleaved (e.g. main)",
+    )
     args = ap.parse_args()
+    baseline = load_baseline(args.baseline) if args.baseline else None
 
     n = args.samples - args.samples % 120
     print(f"python {sys.version.split()[0]}; {n} samples per workload in 120-sample chunks;")
     print("rates in samples per CPU second (best of --repeat); bits/sample = chunk size")
     print(f"{'workload':<20} bits")
     for name in WORKLOADS:
-        bench_workload(name, n, min(args.ref_samples, n), args.repeat)
+        bench_workload(name, n, min(args.ref_samples, n), args.repeat, baseline)
 
     blob = os.urandom(4 << 20)
     crc.crc32c_pure(blob[:4096])  # build the tables outside the timing
