@@ -146,11 +146,6 @@ def _float(bits: int) -> float:
     return float(_d.unpack(_q.pack(bits))[0])
 
 
-def _floats(bits: Sequence[int]) -> list[float]:
-    """Floats of uint64 patterns, in bulk (struct copies the 8 bytes verbatim)."""
-    return list(array("d", array("Q", bits).tobytes()))
-
-
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 #: The page size of a new file: chunks of a few hundred bytes waste less of a
 #: 16 KiB page than of a 4 KiB one, and a chunk of 1 KiB never overflows it.
@@ -767,22 +762,23 @@ class SQLiteStorage(BaseStorage):
         end: int,
         head: tuple[list[int], list[int]] | None,
         budget: ReadBudget | None,
-    ) -> tuple[list[int], list[int]]:
-        """Series ``sid``'s samples in ``[start, end]`` as (timestamps, uint64 bits):
-        only the chunks overlapping the range are decoded."""
-        ts: list[int] = []
-        bits: list[int] = []
+    ) -> tuple[array[int], array[float]]:
+        """Series ``sid``'s samples in ``[start, end]`` as ``array('q')``
+        timestamps and ``array('d')`` values (bit for bit): only the chunks
+        overlapping the range are decoded, straight into arrays."""
+        ts: array[int] = array("q")
+        values: array[float] = array("d")
         for mint, maxt, n, data in chunk_rows(conn, sid, start, end):
             if budget is not None and mint >= start and maxt <= end:
                 budget.take_samples(n)
-            t, b = self._decoded.decode(data)  # shared lists: only read, sliced, copied
+            t, v = self._decoded.decode(data)  # shared arrays: only read, sliced, copied
             if mint < start or maxt > end:
                 lo, hi = bisect_left(t, start), bisect_right(t, end)
-                t, b = t[lo:hi], b[lo:hi]
+                t, v = t[lo:hi], v[lo:hi]
                 if budget is not None:
                     budget.take_samples(len(t))
-            ts += t
-            bits += b
+            ts += t  # array to array: one copy in C
+            values += v
         if head is not None and head[0]:
             hts, hbits = head
             lo, hi = bisect_left(hts, start), bisect_right(hts, end)
@@ -790,14 +786,15 @@ class SQLiteStorage(BaseStorage):
                 if budget is not None:
                     budget.take_samples(hi - lo)
                 if not ts or hts[lo] > ts[-1]:
-                    ts += hts[lo:hi]
-                    bits += hbits[lo:hi]
+                    ts.extend(hts[lo:hi])
+                    values.frombytes(array("Q", hbits[lo:hi]).tobytes())  # the bits, as doubles
                 else:  # out-of-order samples waiting in the head: the stored ones win
                     merged = dict(zip(hts[lo:hi], hbits[lo:hi], strict=True))
-                    merged.update(zip(ts, bits, strict=True))
-                    ts = sorted(merged)
-                    bits = [merged[t] for t in ts]
-        return ts, bits
+                    merged.update(zip(ts, array("Q", values.tobytes()), strict=True))
+                    keys = sorted(merged)
+                    ts = array("q", keys)
+                    values = array("d", array("Q", [merged[t] for t in keys]).tobytes())
+        return ts, values
 
     def _select(
         self,
@@ -835,10 +832,10 @@ class SQLiteStorage(BaseStorage):
                 else:
                     if budget is not None:
                         budget.check_time()
-                    stamps, bits = self._series_samples(
+                    stamps, values = self._series_samples(
                         conn, sid, start, end, in_head.get(sid), budget
                     )
-                    series.samples = list(map(Sample, _floats(bits), stamps))
+                    series.samples = list(map(Sample, values, stamps))
                     rows = conn.execute(
                         "SELECT data FROM histograms "
                         "WHERE series_id = ? AND ts BETWEEN ? AND ? ORDER BY ts",
@@ -887,7 +884,7 @@ class SQLiteStorage(BaseStorage):
                 for pairs, sid in chosen:
                     if budget is not None:
                         budget.check_time()
-                    stamps, bits = self._series_samples(
+                    stamps, values = self._series_samples(
                         conn, sid, start, end, in_head.get(sid), budget
                     )
                     rows = conn.execute(
@@ -902,9 +899,8 @@ class SQLiteStorage(BaseStorage):
                     out.append(
                         SeriesColumns(
                             tuple(Label(n, v) for n, v in pairs),
-                            array("q", stamps),
-                            # the uint64 patterns' bytes read as doubles: exact bits
-                            array("d", array("Q", bits).tobytes()),
+                            stamps,
+                            values,
                             [decode(Histogram, data) for (data,) in rows],
                             [],
                         )

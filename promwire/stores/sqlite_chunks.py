@@ -36,10 +36,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from ..chunks.xor import MAX_BYTES_PER_CHUNK, SAMPLES_PER_CHUNK, decode_xor_bits
+from ..chunks.xor import (
+    MAX_BYTES_PER_CHUNK,
+    SAMPLES_PER_CHUNK,
+    decode_xor_bits,
+    decode_xor_columns,
+)
 from ..chunks.xor import _encode_prefix as encode_prefix
 from ..codec.wire import read_varint, zigzag_decode
 from ..errors import StorageError
@@ -149,20 +155,20 @@ def chunk_rows(
 class DecodedChunks:
     """Recently decoded chunks, keyed by their bytes (decoding is a pure function
     of them, so an entry can never be stale, whichever process rewrote what).
-    At most ``max_chunks`` entries (about 9 KB each for 120 samples), oldest
+    At most ``max_chunks`` entries (two arrays, about 2 KB for 120 samples), oldest
     dropped first; shared by the threads of a store."""
 
     def __init__(self, max_chunks: int = 2048) -> None:
         self._max = max_chunks
-        self._entries: dict[bytes, tuple[list[int], list[int]]] = {}
+        self._entries: dict[bytes, tuple[array[int], array[float]]] = {}
         self._lock = threading.Lock()
 
-    def decode(self, data: bytes) -> tuple[list[int], list[int]]:
-        """``decode_xor_bits(data)``; the caller must not change the lists."""
+    def decode(self, data: bytes) -> tuple[array[int], array[float]]:
+        """``decode_xor_columns(data)``; the caller must not change the arrays."""
         hit = self._entries.get(data)
         if hit is not None:
             return hit
-        decoded = decode_xor_bits(data)
+        decoded = decode_xor_columns(data)
         if self._max:
             with self._lock:
                 if len(self._entries) >= self._max:
