@@ -28,10 +28,10 @@ from typing import Any, TypeVar
 
 from ..errors import DecodeError, EncodeError
 from . import decoder as _d
-from . import encoder as _e
 from . import messages as m
 from .columns import ColumnBatch, SeriesColumns
 from .decode_caches import _blocks, _cap
+from .read_columns import encode_series_columns
 from .wire import INT64_MAX, read_varint, skip_unknown, to_int64, unpack_double, varint
 
 T = TypeVar("T")
@@ -60,8 +60,6 @@ _FLIP80 = bytes(b ^ 0x80 for b in range(256))  # all-high bytes become ASCII
 # (b >> s) and ((b << s) & 0xff) for every shift: one translate per byte column
 _SHR = [bytes(b >> s for b in range(256)) for s in range(8)]
 _SHL = [bytes((b << s) & 0xFF for b in range(256)) for s in range(8)]
-_SHL7 = [bytes((b << s) & 0x7F for b in range(256)) for s in range(8)]
-_SET80 = bytes(b | 0x80 for b in range(256))
 
 _REC = 18  # bytes of one float sample record of the usual shape
 
@@ -477,103 +475,11 @@ def decode_read_columns(data: bytes | bytearray | memoryview) -> list[list[Serie
 
 # ----------------------------------------------------------------------- encoding
 
-_TS_LOW = 1 << 35  # timestamps in [2**35, 2**42) are 6-byte varints
-_TS_HIGH = 1 << 42
-
-
-def sample_records(ts: array[int], vs: array[float]) -> bytes | None:
-    """The records ``12 10 09 <double> 10 <6-byte varint>`` of all samples, or None.
-
-    None when any value is +0.0 or -0.0 (a zero is written shorter or needs
-    its bit pattern checked) or a timestamp is not a 6-byte varint: the
-    caller then writes the samples one by one.
-    """
-    n = len(ts)
-    if n == 0 or min(ts) < _TS_LOW or max(ts) >= _TS_HIGH or vs.count(0.0):
-        return None
-    if _LITTLE:
-        vb = vs.tobytes()
-        tb = ts.tobytes()
-    else:
-        va = array("d", vs)
-        ta = array("q", ts)
-        va.byteswap()
-        ta.byteswap()
-        vb = va.tobytes()
-        tb = ta.tobytes()
-    out = bytearray(_REC * n)
-    out[0::_REC] = b"\x12" * n
-    out[1::_REC] = b"\x10" * n
-    out[2::_REC] = b"\x09" * n
-    for k in range(8):
-        out[3 + k :: _REC] = vb[k::8]
-    out[11::_REC] = b"\x10" * n
-    # septet j (bits 7j..7j+6) is byte k >> s joined with byte k+1 << (8 - s)
-    tbytes = [tb[k::8] for k in range(6)]
-    for j in range(6):
-        k, s = divmod(7 * j, 8)
-        low = tbytes[k].translate(_SHR[s])
-        if s > 1:  # the septet reaches into the next byte
-            low = _or_bytes(low, tbytes[k + 1].translate(_SHL7[8 - s]))
-        else:
-            low = low.translate(_LOW7)
-        out[12 + j :: _REC] = low.translate(_SET80) if j < 5 else low
-    return bytes(out)
-
-
-def _samples_one_by_one(ts: array[int], vs: array[float], out: list[bytes]) -> None:
-    if len(ts) != len(vs):
-        raise EncodeError(f"timestamps ({len(ts)}) and values ({len(vs)}) differ in length")
-    _e._sample_records([m.Sample(v, t) for v, t in zip(vs, ts, strict=True)], out)
-
-
-def _series_bytes(sc: SeriesColumns) -> bytes:
-    if type(sc) is not SeriesColumns:
-        raise EncodeError(f"expected SeriesColumns, got {type(sc).__name__}")
-    out = [_e._label_record(label) for label in sc.labels]
-    ts = sc.timestamps
-    vs = sc.values
-    if len(ts) != len(vs):
-        raise EncodeError(f"timestamps ({len(ts)}) and values ({len(vs)}) differ in length")
-    if len(ts) == 1 and _TS_LOW <= ts[0] < _TS_HIGH and vs[0]:
-        # one sample (a scrape): the encoder's 18-byte packer, no Sample object
-        if not _e._pair_more:
-            _e._build_pair_tables()
-        t = ts[0]
-        more = _e._pair_more
-        out.append(
-            _e._PACK_SAMPLE18(
-                0x12,
-                0x10,
-                0x09,
-                vs[0],
-                0x10,
-                more[t & 0x3FFF],
-                more[(t >> 14) & 0x3FFF],
-                _e._pair_last[t >> 28],
-            )
-        )
-    else:
-        recs = sample_records(ts, vs) if len(ts) > 1 else None
-        if recs is not None:
-            out.append(recs)
-        else:
-            _samples_one_by_one(ts, vs, out)
-    for e in sc.exemplars:
-        body = _e._exemplar(e)
-        out.append(b"\x1a" + varint(len(body)) + body)
-    for h in sc.histograms:
-        if type(h) is not m.Histogram:
-            raise EncodeError(f"histograms: cannot encode {type(h).__name__} as Histogram")
-        body = _e._histogram(h)
-        out.append(b"\x22" + varint(len(body)) + body)
-    return b"".join(out)
-
 
 def _v1_encode(series: Sequence[SeriesColumns]) -> bytes:
     out = []
     for sc in series:
-        body = _series_bytes(sc)
+        body = encode_series_columns(sc)
         out.append(b"\x0a" + varint(len(body)) + body)
     return b"".join(out)
 

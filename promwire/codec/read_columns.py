@@ -42,7 +42,12 @@ from . import messages as m
 from .columns import SeriesColumns
 from .wire import varint
 
-__all__ = ["encode_read_response_columns", "encode_series_columns", "result_points"]
+__all__ = [
+    "append_sample_records",
+    "encode_read_response_columns",
+    "encode_series_columns",
+    "result_points",
+]
 
 _LITTLE = sys.byteorder == "little"
 _TS_LOW = 1 << 35  # timestamps in [2**35, 2**42) are 6-byte varints
@@ -167,10 +172,31 @@ def _plus_zero_runs(vs: array[float]) -> list[tuple[int, int]] | None:
     return runs
 
 
-def _sample_records(ts: array[int], vs: array[float], out: list[bytes]) -> None:
-    """Append the ``12 <len> <Sample>`` record of every sample to ``out``."""
+def append_sample_records(ts: array[int], vs: array[float], out: list[bytes]) -> None:
+    """Append the ``12 <len> <Sample>`` record of every sample to ``out``: the
+    bytes :func:`promwire.encode` writes for the same samples (remote write
+    2.0's ``Sample`` has the same fields 1 and 2)."""
     n = len(ts)
     if n == 0:
+        return
+    if n == 1 and _TS_LOW <= ts[0] < _TS_HIGH and vs[0]:
+        # one sample (a scrape): the encoder's 18-byte packer, no Sample object
+        if not _e._pair_more:
+            _e._build_pair_tables()
+        t = ts[0]
+        more = _e._pair_more
+        out.append(
+            _e._PACK_SAMPLE18(
+                0x12,
+                0x10,
+                0x09,
+                vs[0],
+                0x10,
+                more[t & 0x3FFF],
+                more[(t >> 14) & 0x3FFF],
+                _e._pair_last[t >> 28],
+            )
+        )
         return
     sept = _septets(ts) if n > 1 else None
     if sept is None:  # one sample, or a timestamp outside the 6-byte varints
@@ -212,7 +238,7 @@ def encode_series_columns(sc: SeriesColumns) -> bytes:
         raise EncodeError(f"expected SeriesColumns, got {type(sc).__name__}")
     out = [_e._label_record(label) for label in sc.labels]
     ts, vs = _columns(sc)
-    _sample_records(ts, vs, out)
+    append_sample_records(ts, vs, out)
     for e in sc.exemplars:
         body = _e._exemplar(e)
         out.append(b"\x1a" + varint(len(body)) + body)

@@ -20,6 +20,7 @@ from ..codec import columnar as _c
 from ..codec import messages as v1
 from ..codec.columns import SeriesColumns
 from ..codec.encoder import encode
+from ..codec.read_columns import append_sample_records
 from ..codec.wire import MASK32, read_varint, skip_unknown, varint
 from ..errors import DecodeError, EncodeError
 from . import fastdecode as _fd
@@ -190,12 +191,9 @@ def _encode_request(series: Sequence[SeriesColumns]) -> bytes:
         label_refs = refs(list(sc.labels))
         packed = b"".join(varint(r) for r in label_refs)
         head = b"\x0a" + varint(len(packed)) + packed if packed else b""
-        samples = _c.sample_records(ts, vs) if len(ts) > 1 else None
-        if samples is None:
-            samples = b"".join(
-                b"\x12" + varint(len(body)) + body
-                for body in (encode(v2.Sample(v, t)) for v, t in zip(vs, ts, strict=True))
-            )
+        sample_records: list[bytes] = []
+        append_sample_records(ts, vs, sample_records)  # v2's Sample: the same fields 1, 2
+        samples = b"".join(sample_records)
         tail = encode(
             v2.TimeSeries(
                 histograms=[histogram_to_v2(h) for h in sc.histograms],
