@@ -167,6 +167,9 @@ class _Connection(sqlite3.Connection):
     """A connection that can be weakly referenced (the base class cannot)."""
 
 
+#: Memory of one entry of the batch path's map (dict slot, key int, pair), at most.
+_BLOCK_ENTRY_BYTES = 160
+
 #: A label set larger than this (estimated bytes) is never kept in the series-id cache.
 _MAX_CACHED_SERIES_KEY_BYTES = 16 * 1024
 
@@ -567,6 +570,9 @@ class SQLiteStorage(BaseStorage):
             self._remember(new_ids)
             for i in missed:  # committed: now the ids are real
                 by_block[id(labels[i])] = (sids[i], labels[i])
+            # The tuples are those of the other maps (or the decoder's); an
+            # entry itself (dict slot, pair) is counted against the byte bound.
+            self._series_ids_bytes += _BLOCK_ENTRY_BYTES * len(missed)
             if due:
                 self._compact_locked(flush=False)
 
