@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from promwire import LimitExceeded, PromwireError, SnappyError, snappy
 from promwire.codec.wire import varint
+from tests.support.snappy_blocks import short_extra_length_literal
 
 
 @pytest.fixture(params=snappy.BACKENDS, autouse=True)
@@ -195,7 +196,7 @@ def test_backends_agree_on_damaged_input(data: bytes, cuts: list[int], garbage: 
         if not body:
             continue
         results = {_outcome(name, body) for name in snappy.BACKENDS}
-        if len(results) > 1 and _short_extra_length_literal(body):
+        if len(results) > 1 and short_extra_length_literal(body):
             # The one known difference (docs/robustness.md): Go and the
             # python backend accept it, cramjam (Rust's snap) refuses it.
             assert _outcome("python", body)[0] == "ok"
@@ -204,34 +205,11 @@ def test_backends_agree_on_damaged_input(data: bytes, cuts: list[int], garbage: 
         assert len(results) == 1, (body.hex(), results)
 
 
-def _short_extra_length_literal(body: bytes) -> bool:
-    """Whether the block holds a literal whose length takes extra bytes (tag
-    60..63) with fewer than 4 bytes after its tag: snap loads 4 bytes there."""
-    pos = 0
-    while pos < len(body) and body[pos] & 0x80:  # the declared length's varint
-        pos += 1
-    pos += 1
-    while pos < len(body):
-        tag = body[pos]
-        kind, x = tag & 3, tag >> 2
-        if kind == 0:
-            if x >= 60:
-                if len(body) - pos - 1 < 4:
-                    return True
-                extra = x - 59
-                x = int.from_bytes(body[pos + 1 : pos + 1 + extra], "little")
-                pos += extra
-            pos += 1 + x + 1
-        else:
-            pos += (2, 3, 5)[kind - 1]
-    return False
-
-
 def test_the_known_backend_difference() -> None:
     # "1 byte; a literal of length 1 written with one extra length byte" is
     # valid snappy (Go decodes it); cramjam refuses it. No encoder writes it:
     # literals use the extra bytes only from 61 bytes on.
     body = bytes.fromhex("01f00000")
-    assert _short_extra_length_literal(body)
+    assert short_extra_length_literal(body)
     assert _outcome("python", body) == ("ok", b"\x00")
     assert _outcome("cramjam", body) == ("error", None)

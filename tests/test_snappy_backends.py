@@ -18,12 +18,13 @@ from pathlib import Path
 
 import cramjam
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import promwire
 from promwire import LimitExceeded, SnappyError, WriteRequest, snappy
 from promwire.codec.wire import varint
+from tests.support.snappy_blocks import short_extra_length_literal
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -272,6 +273,7 @@ def test_damaged_blocks_raise_only_snappy_errors(backend: str, body: bytes) -> N
 
 @SETTINGS
 @given(body=damaged_blocks())
+@example(body=bytes.fromhex("01f00000"))  # hypothesis found it in CI: the known difference
 def test_backends_agree_on_damaged_blocks(body: bytes) -> None:
     def outcome(name: str) -> object:
         try:
@@ -281,6 +283,11 @@ def test_backends_agree_on_damaged_blocks(body: bytes) -> None:
         except SnappyError:
             return "invalid"
 
+    if short_extra_length_literal(body):
+        # The one known difference (tests/test_snappy.py): Go and the python
+        # backend decode it, cramjam refuses it.
+        assert outcome("cramjam") == "invalid"
+        return
     assert outcome("python") == outcome("cramjam")
 
 
