@@ -5,12 +5,9 @@ The independent oracle is the bit-by-bit reference codec of benchmarks/bench_xor
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import struct
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
@@ -38,23 +35,11 @@ from promwire.chunks.xor import (
     floats_to_bits,
     iter_xor,
 )
+from tests.support.xor_reference import ref
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 STALE = 0x7FF0000000000002
-
-
-def _load_reference() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_xor.py"
-    spec = importlib.util.spec_from_file_location("bench_xor_reference", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ref = _load_reference()
 
 
 def f(bits: int) -> float:

@@ -9,11 +9,8 @@ give exactly the bits and samples of the reference and of the general path.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from array import array
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
@@ -30,24 +27,13 @@ from promwire.chunks.xor import (
     encode_xor_bits,
 )
 from promwire.codec.wire import varint, zigzag_encode
+from tests.support.xor_reference import ref
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 MASK64 = (1 << 64) - 1
 STALE = 0x7FF0000000000002
 
-
-def _load_reference() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_xor.py"
-    spec = importlib.util.spec_from_file_location("bench_xor_reference_fast", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ref = _load_reference()
 
 # Value bit patterns at the edges of the window encoding: 0 and all-ones (64
 # significant bits, written as 0), leading/trailing zero counts 0, 31, 32, 63,
