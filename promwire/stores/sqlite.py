@@ -119,7 +119,7 @@ from .sqlite_chunks import (
     cut_groups,
     encode_groups,
 )
-from .sqlite_head import HeadCache, HeadView, RecordBuilder
+from .sqlite_head import HeadCache, RecordBuilder
 from .sqlite_index import add_series, select_series
 from .sqlite_schema import prepare
 from .sqlite_writer_lock import WriterLock
@@ -802,76 +802,47 @@ class SQLiteStorage(BaseStorage):
                     values = array("d", array("Q", [merged[t] for t in keys]).tobytes())
         return ts, values
 
-    def _select(
-        self,
-        matchers: list[LabelMatcher],
-        start: int,
-        end: int,
-        *,
-        exemplars: bool,
-        budget: ReadBudget | None = None,
+    def _exemplar_series(
+        self, matchers: list[LabelMatcher], start: int, end: int
     ) -> list[TimeSeries]:
+        """The series matching ``matchers`` that hold exemplars in ``[start, end]``,
+        with those exemplars only."""
         start, end = max(start, _INT64_MIN), min(end, _INT64_MAX)
         out: list[TimeSeries] = []
-        with self._reading() as conn, _deadline(conn, budget):
-            chosen = select_series(conn, matchers, budget, self._max_regex_length)
-            head = self._head.view(conn) if not exemplars else HeadView([])
-            in_head = head.samples_of(sid for _, sid in chosen) if head else {}
-            for pairs, sid in chosen:
-                series = TimeSeries(labels=[Label(n, v) for n, v in pairs])
-                rng = (sid, start, end)
-                if exemplars:
-                    series.exemplars = [
-                        Exemplar(
-                            labels=[Label(n, v) for n, v in json.loads(lbls)],
-                            value=_float(bits),
-                            timestamp=ts,
-                        )
-                        for ts, bits, lbls in conn.execute(
-                            "SELECT ts, bits, labels FROM exemplars "
-                            "WHERE series_id = ? AND ts BETWEEN ? AND ? ORDER BY ts",
-                            rng,
-                        )
-                    ]
-                    if not series.exemplars:
-                        continue
-                else:
-                    if budget is not None:
-                        budget.check_time()
-                    stamps, values = self._series_samples(
-                        conn, sid, start, end, in_head.get(sid), budget
+        with self._reading() as conn:
+            for pairs, sid in select_series(conn, matchers, None, self._max_regex_length):
+                found = [
+                    Exemplar(
+                        labels=[Label(n, v) for n, v in json.loads(lbls)],
+                        value=_float(bits),
+                        timestamp=ts,
                     )
-                    series.samples = list(map(Sample, values, stamps))
-                    rows = conn.execute(
-                        "SELECT data FROM histograms "
+                    for ts, bits, lbls in conn.execute(
+                        "SELECT ts, bits, labels FROM exemplars "
                         "WHERE series_id = ? AND ts BETWEEN ? AND ? ORDER BY ts",
-                        rng,
-                    ).fetchall()
-                    if rows and budget is not None:
-                        budget.take_samples(len(rows))
-                    series.histograms = [decode(Histogram, data) for (data,) in rows]
-                    if not (series.samples or series.histograms):
-                        continue
-                out.append(series)
+                        (sid, start, end),
+                    )
+                ]
+                if found:
+                    out.append(TimeSeries(labels=[Label(n, v) for n, v in pairs], exemplars=found))
         return out
 
     def process_query(self, ctx: Any, query: Query) -> QueryResult:
         """Series matching ``query`` with their samples and histograms in
         ``[start_timestamp_ms, end_timestamp_ms]`` (inclusive), sorted by time;
         series sorted by label set; series without data in range are left out.
-        Spends ``ctx.budget`` while reading (see the module docstring)."""
-        budget: ReadBudget | None = getattr(ctx, "budget", None)
-        try:
-            series = self._select(
-                query.matchers,
-                query.start_timestamp_ms,
-                query.end_timestamp_ms,
-                exemplars=False,
-                budget=budget,
-            )
-        except sqlite3.Error as exc:
-            raise _read_failure(exc, budget) from exc
-        return QueryResult(timeseries=series)
+        Spends ``ctx.budget`` while reading (see the module docstring).
+        :meth:`process_query_columns` with a ``Sample`` per sample."""
+        return QueryResult(
+            timeseries=[
+                TimeSeries(
+                    labels=list(sc.labels),
+                    samples=list(map(Sample, sc.values, sc.timestamps)),
+                    histograms=sc.histograms,
+                )
+                for sc in self.process_query_columns(ctx, query)
+            ]
+        )
 
     def process_query_columns(self, ctx: Any, query: Query) -> list[SeriesColumns]:
         """:meth:`process_query` as columns, for a SAMPLES read without a
@@ -1075,7 +1046,7 @@ class SQLiteStorage(BaseStorage):
         end: int = _INT64_MAX,
     ) -> list[TimeSeries]:
         """Series (with ``exemplars`` filled) that have exemplars in ``[start, end]``."""
-        return self._select(list(matchers), start, end, exemplars=True)
+        return self._exemplar_series(list(matchers), start, end)
 
     def metadata(self) -> list[MetricMetadata]:
         """All metric metadata received, sorted by family name."""
