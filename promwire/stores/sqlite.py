@@ -587,16 +587,23 @@ class SQLiteStorage(BaseStorage):
             bounds = [self._bound(conn, sid) for sid in sids]
         top = max(cast(list[int], bounds), default=_INT64_MIN)
         ts = batch.timestamps
-        window = self._ooo_ms
-        if top == _INT64_MIN or not ts or min(ts) >= top - window:
+        if top == _INT64_MIN or not ts or min(ts) >= top - self._ooo_ms:
             return
         offsets = batch.offsets
         for i, bound in enumerate(cast(list[int], bounds)):
-            a, b = offsets[i], offsets[i + 1]
-            if bound != _INT64_MIN and b > a:
-                oldest = min(ts[a:b])
-                if oldest < bound - window:
-                    raise StorageRejected(_too_old(batch.labels[i], oldest, bound, window))
+            self._check_age(batch.labels[i], ts, offsets[i], offsets[i + 1], bound)
+
+    def _check_age(
+        self, labels: Sequence[Label], ts: array[int], a: int, b: int, bound: int
+    ) -> None:
+        """Refuse (400) the series whose samples are ``ts[a:b]`` when one is
+        older than the out-of-order window before ``bound``, its newest
+        compacted sample."""
+        if bound == _INT64_MIN or b <= a:
+            return
+        oldest = ts[a] if b - a == 1 else min(ts[a:b])
+        if oldest < bound - self._ooo_ms:
+            raise StorageRejected(_too_old(labels, oldest, bound, self._ooo_ms))
 
     def _ingest(
         self,
@@ -612,18 +619,13 @@ class SQLiteStorage(BaseStorage):
         sids = array("q")
         offsets = array("q", [0])
         new_ids: dict[tuple[int, ...], tuple[int, tuple[Label, ...]]] = {}
-        window = self._ooo_ms
         pos = 0
         with self._lock:
             with self._transaction() as conn:
                 for raw, n, hists, exs in items:
                     sid = self._sid(conn, raw, new_ids)
                     if n:
-                        bound = self._bound(conn, sid)
-                        if bound != _INT64_MIN:
-                            oldest = flat_ts[pos] if n == 1 else min(flat_ts[pos : pos + n])
-                            if oldest < bound - window:
-                                raise StorageRejected(_too_old(raw, oldest, bound, window))
+                        self._check_age(raw, flat_ts, pos, pos + n, self._bound(conn, sid))
                         pos += n
                         sids.append(sid)
                         offsets.append(pos)
