@@ -91,23 +91,6 @@ _INT32_MAX = (1 << 31) - 1
 _PACK_HEAD = struct.Struct("<BHHHBHHHBBB").pack
 
 
-def _stamp(t: int) -> bytes:
-    """``varint(t & MASK64)``; a millisecond timestamp of today (a 6-byte
-    varint, 2**35 <= t < 2**42) in one ``bytes()`` call instead of a loop."""
-    if 0x8_0000_0000 <= t < 0x400_0000_0000:
-        return bytes(
-            (
-                t & 0x7F | 0x80,
-                t >> 7 & 0x7F | 0x80,
-                t >> 14 & 0x7F | 0x80,
-                t >> 21 & 0x7F | 0x80,
-                t >> 28 & 0x7F | 0x80,
-                t >> 35,
-            )
-        )
-    return varint(t & MASK64)
-
-
 def _chunk_head(chunk: m.Chunk) -> bytes | None:
     """``encode(chunk)`` up to its data's bytes, or ``None`` for an unusual chunk.
 
@@ -159,9 +142,9 @@ def _chunk_head(chunk: m.Chunk) -> bytes | None:
         ) + varint(len(data))
     parts = []
     if mint:
-        parts.append(b"\x08" + _stamp(mint))
+        parts.append(b"\x08" + varint(mint & MASK64))
     if maxt:
-        parts.append(b"\x10" + _stamp(maxt))
+        parts.append(b"\x10" + varint(maxt & MASK64))
     if ctype:
         parts.append(b"\x18" + varint(int(ctype)))
     parts.append(b"\x22" + varint(len(data)))
