@@ -565,27 +565,18 @@ class ClickHouseStorage(BaseStorage):
     def process_query(self, ctx: Any, query: Query) -> QueryResult:
         """Series matching ``query`` with samples and histograms in
         ``[start_timestamp_ms, end_timestamp_ms]``, sorted by time; series sorted
-        by label set; series without data in range left out."""
-        budget: ReadBudget | None = getattr(ctx, "budget", None)
-        tenant = getattr(ctx, "tenant", None) or ""
-        chosen = self._series(tenant, query.matchers, budget)
-        out: list[TimeSeries] = []
-        for i in range(0, len(chosen), self._batch):
-            batch = chosen[i : i + self._batch]
-            fps = [fp for _, fp in batch]
-            samples = self._samples(tenant, fps, query, budget)
-            histograms = self._histograms(tenant, fps, query, budget)
-            for pairs, fp in batch:
-                s, h = samples.get(fp), histograms.get(fp)
-                if s or h:
-                    out.append(
-                        TimeSeries(
-                            labels=[Label(n, v) for n, v in pairs],
-                            samples=s or [],
-                            histograms=h or [],
-                        )
-                    )
-        return QueryResult(timeseries=out)
+        by label set; series without data in range left out:
+        :meth:`process_query_columns` with a ``Sample`` per sample."""
+        return QueryResult(
+            timeseries=[
+                TimeSeries(
+                    labels=list(sc.labels),
+                    samples=list(map(Sample, sc.values, sc.timestamps)),
+                    histograms=sc.histograms,
+                )
+                for sc in self.process_query_columns(ctx, query)
+            ]
+        )
 
     def process_query_columns(self, ctx: Any, query: Query) -> list[SeriesColumns]:
         """:meth:`process_query` as columns (``array('q')`` timestamps,
