@@ -226,6 +226,19 @@ def streamed_rows(n_series: int, per_series: int, repeat: int) -> list[dict[str,
     return rows
 
 
+def _ratio_table(
+    dec: list[dict[str, Any]], columns: tuple[str, str], objects: tuple[str, str]
+) -> None:
+    """A table of two cells per workload (title, cell key) and objects / columns."""
+    print()
+    print(f"| workload | {columns[0]} ms | {objects[0]} ms | ratio |")
+    print("|---|---:|---:|---:|")
+    for r in dec:
+        m = r["median_ms"]
+        c, o = m[columns[1]], m[objects[1]]
+        print(f"| {r['workload']} | {c:.2f} | {o:.2f} | {o / c:.2f}x |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short budgets, 100 k streamed samples")
@@ -265,20 +278,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {r['workload']} | {m['batch warm']:.2f} | {m[up]:.2f} | {ratio} |")
         else:
             print(f"| {r['workload']} | not this shape (decode_columns) | {m[up]:.2f} | - |")
-    print()
-    print("| workload | handle_write -> write_columns ms | handle_write -> write ms | ratio |")
-    print("|---|---:|---:|---:|")
-    for r in dec:
-        m = r["median_ms"]
-        hc, ho = m["handler write_columns"], m["handler write"]
-        print(f"| {r['workload']} | {hc:.2f} | {ho:.2f} | {ho / hc:.2f}x |")
-    print()
-    print("| workload | encode_columns ms | encode (objects) ms | ratio |")
-    print("|---|---:|---:|---:|")
-    for r in dec:
-        m = r["median_ms"]
-        ec, eo = m["encode_columns"], m["encode"]
-        print(f"| {r['workload']} | {ec:.2f} | {eo:.2f} | {eo / ec:.2f}x |")
+    _ratio_table(
+        dec,
+        ("handle_write -> write_columns", "handler write_columns"),
+        ("handle_write -> write", "handler write"),
+    )
+    _ratio_table(dec, ("encode_columns", "encode_columns"), ("encode (objects)", "encode"))
     per = 100 if args.quick else 1000
     st = streamed_rows(args.streamed_series, per, 2 if args.quick else args.repeat)
     print()
