@@ -110,7 +110,9 @@ from ..codec.messages import (
 from ..errors import EncodeError, StorageError, StorageRejected
 from .protocol import BaseStorage, ReadBudget
 from .regex import DEFAULT_MAX_REGEX_LENGTH
+from .sqlite_blocks import block_span, blocks_chunk_counts, newest_in_blocks
 from .sqlite_chunks import (
+    CHUNK_RANGE_MS,
     DecodedChunks,
     apply_retention,
     chunk_count,
@@ -534,7 +536,12 @@ class SQLiteStorage(BaseStorage):
         found = self._series_by_value.get(raw)
         if found is not None:
             return found
+        changes = conn.total_changes
         sid = self._series_id(conn, *_labels_key(raw))
+        if conn.total_changes != changes:
+            # A new series has nothing compacted: no need to look (a rolled-back
+            # id is only ever given to another new series).
+            self._sealed[sid] = _INT64_MIN
         new_ids[key] = (sid, raw)
         return sid
 
@@ -545,7 +552,16 @@ class SQLiteStorage(BaseStorage):
             row = conn.execute(
                 "SELECT max(maxt) FROM chunks WHERE series_id = ?", (sid,)
             ).fetchone()
-            bound = self._sealed[sid] = _INT64_MIN if row[0] is None else int(row[0])
+            bound = _INT64_MIN if row[0] is None else int(row[0])
+            # Sealed ranges from the newest down to the unsealed newest's range
+            # (one probe for a series written recently).
+            span = block_span(conn)
+            if span is not None and (bound == _INT64_MIN or bound // CHUNK_RANGE_MS <= span[1]):
+                lo = span[0] if bound == _INT64_MIN else bound // CHUNK_RANGE_MS
+                sealed = newest_in_blocks(conn, sid, lo, span)
+                if sealed is not None and sealed > bound:
+                    bound = sealed
+            self._sealed[sid] = bound
         return bound
 
     def _ingest_batch(self, batch: ColumnBatch) -> None:
@@ -770,13 +786,14 @@ class SQLiteStorage(BaseStorage):
         end: int,
         head: tuple[list[int], list[int]] | None,
         budget: ReadBudget | None,
+        span: tuple[int, int] | None,
     ) -> tuple[array[int], array[float]]:
         """Series ``sid``'s samples in ``[start, end]`` as ``array('q')``
         timestamps and ``array('d')`` values (bit for bit): only the chunks
         overlapping the range are decoded, straight into arrays."""
         ts: array[int] = array("q")
         values: array[float] = array("d")
-        for mint, maxt, n, data in chunk_rows(conn, sid, start, end):
+        for mint, maxt, n, data in chunk_rows(conn, sid, start, end, span):
             if budget is not None and mint >= start and maxt <= end:
                 budget.take_samples(n)
             t, v = self._decoded.decode(data)  # shared arrays: only read, sliced, copied
@@ -860,11 +877,12 @@ class SQLiteStorage(BaseStorage):
                 chosen = select_series(conn, query.matchers, budget, self._max_regex_length)
                 head = self._head.view(conn)
                 in_head = head.samples_of(sid for _, sid in chosen) if head else {}
+                span = block_span(conn)
                 for pairs, sid in chosen:
                     if budget is not None:
                         budget.check_time()
                     stamps, values = self._series_samples(
-                        conn, sid, start, end, in_head.get(sid), budget
+                        conn, sid, start, end, in_head.get(sid), budget, span
                     )
                     rows = conn.execute(
                         "SELECT data FROM histograms "
@@ -1072,7 +1090,7 @@ class SQLiteStorage(BaseStorage):
             samples = sum(
                 chunk_count(bytes(head))
                 for (head,) in conn.execute("SELECT substr(data, 1, 2) FROM chunks")
-            )
+            ) + sum(blocks_chunk_counts(conn))
             view = self._head.view(conn)
             for sid, (ts, _) in view.samples_of(
                 {sid for rec in view.records for sid in rec.series_ids()}

@@ -39,6 +39,7 @@ import threading
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..chunks.xor import (
     MAX_BYTES_PER_CHUNK,
@@ -49,6 +50,16 @@ from ..chunks.xor import (
 from ..chunks.xor import _encode_prefix as encode_prefix
 from ..codec.wire import read_varint, zigzag_decode
 from ..errors import StorageError
+from .sqlite_blocks import (
+    block_span,
+    delete_ranges_before,
+    newest_in_blocks,
+    oldest_block_rows,
+    seal,
+    series_blocks,
+    split_key,
+    unseal,
+)
 from .sqlite_head import HeadCache, RecordBuilder, first_wins
 from .sqlite_index import merge_postings
 
@@ -130,12 +141,24 @@ def chunk_mint(data: bytes) -> int:
 
 
 def chunk_rows(
-    conn: sqlite3.Connection, sid: int, start: int, end: int
+    conn: sqlite3.Connection,
+    sid: int,
+    start: int,
+    end: int,
+    span: tuple[int, int] | Literal["look"] | None = "look",
 ) -> list[tuple[int, int, int, bytes]]:
     """Series ``sid``'s chunks overlapping ``[start, end]``: ``(mint, maxt, n, data)``
-    in time order (the chunks of a series never overlap: the first one starting
-    after ``end`` ends the scan)."""
+    in time order, sealed (:mod:`.sqlite_blocks`) and not (the chunks of a
+    series never overlap: the first one starting after ``end`` ends the scan).
+    ``span``: :func:`~.sqlite_blocks.block_span` when the caller knows it."""
+    if span == "look":
+        span = block_span(conn)
     out: list[tuple[int, int, int, bytes]] = []
+    if span:
+        for row in series_blocks(conn, sid, start // CHUNK_RANGE_MS, end // CHUNK_RANGE_MS, span):
+            if row[1] >= start and row[0] <= end:
+                out.append(row)
+    sealed = len(out)
     cur = conn.execute(
         "SELECT maxt, data FROM chunks WHERE series_id = ? AND maxt >= ? ORDER BY maxt",
         (sid, start),
@@ -149,6 +172,8 @@ def chunk_rows(
             out.append((mint, int(maxt), chunk_count(data), data))
     finally:
         cur.close()
+    if sealed and len(out) > sealed:  # both tables (after an unseal): time order
+        out.sort(key=lambda row: row[1])
     return out
 
 
@@ -186,6 +211,8 @@ class CompactionResult:
     samples_sealed: int = 0
     samples_kept: int = 0
     chunks_rewritten: int = 0
+    chunks_sealed: int = 0
+    chunks_unsealed: int = 0
     sealed: dict[int, int] = field(default_factory=dict)  # series id -> newest chunk maxt
 
 
@@ -197,23 +224,26 @@ def compact(
     flush: bool = False,
     retention_ms: int | None = None,
 ) -> CompactionResult:
-    """Move the head's complete groups into chunks (inside the caller's write
-    transaction; see the module docstring)."""
+    """Move the head's complete groups into chunks, and the chunks of ended
+    ranges into blocks (inside the caller's write transaction; see the module
+    docstring)."""
     result = CompactionResult()
     merge_postings(conn)
     view = cache.view(conn)
-    if not view:
-        return result
-    by_series = view.by_series()
+    by_series = view.by_series() if view else {}
     newest = max((max(ts) for ts, _ in by_series.values() if ts), default=None)
     if newest is None:
-        conn.execute("DELETE FROM head")
+        if view:
+            conn.execute("DELETE FROM head")
+        if flush:
+            result.chunks_sealed = seal(conn, None)
         return result
     cutoff = None if flush else newest - ooo_window_ms
     floor = None
     if retention_ms is not None:
-        stored = conn.execute("SELECT max(maxt) FROM chunks").fetchone()[0]
-        floor = max(newest, int(stored) if stored is not None else newest) - retention_ms
+        stored = newest_stored(conn)
+        floor = max(newest, newest if stored is None else stored) - retention_ms
+    span = block_span(conn)
     carry = RecordBuilder()
     inserts: list[tuple[int, int, bytes]] = []
     for sid in sorted(by_series):
@@ -221,6 +251,9 @@ def compact(
         if not ts:
             continue
         result.series += 1
+        if span is not None and ts[0] // CHUNK_RANGE_MS <= span[1]:
+            # The samples reach a sealed range: its rows come back to chunks first.
+            result.chunks_unsealed += unseal(conn, sid, ts[0] // CHUNK_RANGE_MS, span)
         # Stored chunks that must be merged: those the new samples overlap
         # (out of order), and the last one when not full and continued.
         old: list[tuple[int, bytes]] = [
@@ -273,7 +306,41 @@ def compact(
             "INSERT INTO head(n, sids, offsets, ts, bits) VALUES (?, ?, ?, ?, ?)", carry.row()
         )
     conn.execute("UPDATE meta SET value = ? WHERE key = 'head_samples'", (len(carry),))
+    result.chunks_sealed = _seal_ended(conn, cutoff)
     return result
+
+
+def _seal_ended(conn: sqlite3.Connection, cutoff: int | None) -> int:
+    """Seal every range ended before ``cutoff`` (``None``: every range) unless
+    an earlier compaction already sealed up to there."""
+    if cutoff is None:
+        return seal(conn, None)
+    before = cutoff // CHUNK_RANGE_MS * CHUNK_RANGE_MS
+    row = conn.execute("SELECT value FROM meta WHERE key = 'sealed_before'").fetchone()
+    if row is not None and int(row[0]) >= before:
+        return 0
+    moved = seal(conn, before)
+    conn.execute(
+        "INSERT INTO meta VALUES ('sealed_before', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (before,),
+    )
+    return moved
+
+
+def newest_stored(conn: sqlite3.Connection) -> int | None:
+    """About the newest stored sample's time: exact from ``chunks``, else the
+    newest sealed row's (a range's newest row is its highest series id's, so
+    this may be up to one range early)."""
+    row = conn.execute("SELECT max(maxt) FROM chunks").fetchone()
+    newest = None if row[0] is None else int(row[0])
+    last = conn.execute("SELECT id FROM blocks ORDER BY id DESC LIMIT 1").fetchone()
+    if last is not None:
+        rng, sid, _ = split_key(int(last[0]))
+        sealed = newest_in_blocks(conn, sid, rng, (rng, rng))
+        if sealed is not None and (newest is None or sealed > newest):
+            newest = sealed
+    return newest
 
 
 def apply_retention(
@@ -284,10 +351,11 @@ def apply_retention(
     time retention go too."""
     deleted = 0
     if retention_ms is not None:
-        newest = conn.execute("SELECT max(maxt) FROM chunks").fetchone()[0]
+        newest = newest_stored(conn)
         if newest is not None:
-            floor = int(newest) - retention_ms
+            floor = newest - retention_ms
             deleted += conn.execute("DELETE FROM chunks WHERE maxt < ?", (floor,)).rowcount
+            deleted += delete_ranges_before(conn, floor)
             conn.execute("DELETE FROM histograms WHERE ts < ?", (floor,))
             conn.execute("DELETE FROM exemplars WHERE ts < ?", (floor,))
     if retention_bytes is not None:
@@ -298,7 +366,19 @@ def apply_retention(
             excess = (pages - free) * page - retention_bytes
             if excess <= 0:
                 break
-            # The oldest chunks holding about the excess (row overhead counted).
+            # The oldest sealed rows first, then the oldest chunks, holding
+            # about the excess (row overhead counted).
+            sealed = oldest_block_rows(conn, 4096)
+            if sealed:
+                gone: list[tuple[int]] = []
+                for key, size in sealed:
+                    gone.append((key,))
+                    excess -= size + 20
+                    if excess <= 0:
+                        break
+                conn.executemany("DELETE FROM blocks WHERE id = ?", gone)
+                deleted += len(gone)
+                continue
             rows = conn.execute(
                 "SELECT series_id, maxt, length(data) + 20 FROM chunks ORDER BY maxt LIMIT 4096"
             ).fetchall()

@@ -3,9 +3,10 @@
 ``PRAGMA user_version`` holds the format: 0 with a ``samples`` table is the
 row-per-sample format of promwire <= 0.x ("version 1"), 2 the first chunked
 format (JSON label sets, a posting row per label, a chunk row with its own id
-and an index), 3 the current one described in docs/storage.md (a symbol
-table, label sets and postings as varint blobs, chunks keyed by series and
-time). Opening a version-1 or version-2 file migrates it in one transaction
+and an index), 3 a symbol table, label sets and postings as varint blobs and
+chunks keyed by series and time, 4 the current one described in
+docs/storage.md: format 3 plus the ``blocks`` table of sealed ranges
+(:mod:`.sqlite_blocks`). Opening a version-1, -2 or -3 file migrates it in one transaction
 (a failure leaves it as it was); a file of a newer format, or an SQLite file
 with foreign tables, is refused with a one-line message (:class:`FormatError`).
 """
@@ -16,14 +17,16 @@ import json
 import sqlite3
 
 from ..errors import StorageError
+from .sqlite_blocks import BLOCKS_SCHEMA, seal
 from .sqlite_chunks import cut_groups, encode_groups
 from .sqlite_index import add_series, label_hash, posting_pairs, write_postings
 
 __all__ = ["FORMAT_VERSION", "FormatError", "label_hash", "prepare"]
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -86,7 +89,22 @@ CREATE TABLE IF NOT EXISTS metadata (
     unit               TEXT NOT NULL
 );
 """
+    + BLOCKS_SCHEMA
+    + ";\n"
+)
 
+_V3_TABLES = {
+    "meta",
+    "symbols",
+    "series",
+    "postings",
+    "postings_new",
+    "head",
+    "chunks",
+    "histograms",
+    "exemplars",
+    "metadata",
+}
 _V1_TABLES = {"series", "series_labels", "samples", "histograms", "exemplars", "metadata"}
 _V2_TABLES = {
     "meta",
@@ -143,6 +161,15 @@ def prepare(conn: sqlite3.Connection, path: str) -> bool:
                 )
             _migrate_v2(conn)
             migrated = True
+        elif version == 3:
+            _check_tables(path, tables, _V3_TABLES)
+            if not {"series", "chunks", "meta"} <= tables:
+                raise FormatError(
+                    f"{path} holds promwire storage format 3 without its series, chunks or "
+                    "meta table (a damaged file): not migrated"
+                )
+            _create(conn)  # the blocks table
+            migrated = True
         elif version == 0 and tables:
             raise FormatError(
                 f"{path} is an SQLite database promwire did not create "
@@ -155,6 +182,8 @@ def prepare(conn: sqlite3.Connection, path: str) -> bool:
             )
         else:
             _create(conn)
+        if migrated:
+            seal(conn, None)  # every chunk of the old file into blocks
         conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
