@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from array import array
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ from promwire.codec.messages import ChunkEncoding
 from promwire.errors import StorageRejected
 from promwire.server.runner import UnusableDatabase, open_storage
 from promwire.stores.sqlite import SQLiteStorage
-from promwire.stores.sqlite_chunks import CHUNK_RANGE_MS, chunk_count, chunk_mint
+from promwire.stores.sqlite_chunks import CHUNK_RANGE_MS, stored_chunks
 from promwire.stores.sqlite_schema import FormatError
 
 EQ = MatchType.EQ
@@ -67,13 +68,9 @@ def streamed(store: SQLiteStorage, query: Query = ALL) -> dict[str, list[tuple[i
 
 
 def chunk_table(path: Path) -> list[tuple[int, int, int, int]]:
+    """Every stored chunk (sealed or not): ``(series id, mint, maxt, count)``."""
     with sqlite3.connect(path) as conn:
-        return [
-            (int(sid), chunk_mint(data), int(maxt), chunk_count(data))
-            for sid, maxt, data in conn.execute(
-                "SELECT series_id, maxt, data FROM chunks ORDER BY series_id, maxt"
-            )
-        ]
+        return sorted((sid, mint, maxt, n) for sid, mint, maxt, n, _ in stored_chunks(conn))
 
 
 def test_samples_are_cut_into_chunks_of_120_within_2h_ranges(tmp_path: Path) -> None:
@@ -107,7 +104,7 @@ def test_streamed_reads_send_stored_chunks_as_they_are(tmp_path: Path) -> None:
         store.write(None, WriteRequest([series("a", points)]))
         store.compact(flush=True)
         with sqlite3.connect(db) as conn:
-            stored = {bytes(r[0]) for r in conn.execute("SELECT data FROM chunks")}
+            stored = {data for *_, data in stored_chunks(conn)}
         whole = [c for cs in store.process_query_chunks(None, ALL) for c in cs.chunks]
         assert {c.data for c in whole} == stored
         # A range cutting two chunks: the inner ones as stored, the ends trimmed.
@@ -260,7 +257,7 @@ def test_an_old_file_is_migrated(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert "samples" not in tables and "chunks" in tables
-        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (4,)
 
 
 def test_newer_or_foreign_files_are_refused_in_one_line(tmp_path: Path) -> None:
@@ -302,8 +299,8 @@ def test_time_retention_deletes_whole_old_chunks_and_the_file_stops_growing(
         got = read(store)
     newest = t - STEP
     for points in got.values():
-        # Only whole chunks go: nothing older than the retention minus one chunk remains.
-        assert points[0][0] >= newest - 2 * day - 120 * STEP
+        # Only whole 2-hour ranges go: nothing older than the retention minus one range.
+        assert points[0][0] >= newest - 2 * day - CHUNK_RANGE_MS
         assert points[-1][0] == newest
     assert len(got) == 20
     # Steady state a few days after the retention started deleting: no more growth.
@@ -331,6 +328,8 @@ def test_size_retention_keeps_the_used_size_under_the_bound(tmp_path: Path) -> N
             )
             store.compact()
             t += 240 * STEP
+            with closing(sqlite3.connect(db)) as conn:  # the pages into the file itself
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             sizes.append(os.path.getsize(db))
         first = min(p[0][0] for p in read(store).values())
     assert first > 0, "the oldest chunks were deleted"

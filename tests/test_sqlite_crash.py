@@ -17,7 +17,7 @@ import pytest
 
 from promwire import Label, LabelMatcher, MatchType, Query, Sample, TimeSeries, WriteRequest
 from promwire.stores.sqlite import SQLiteStorage
-from promwire.stores.sqlite_chunks import chunk_count
+from promwire.stores.sqlite_chunks import stored_chunks
 from tests.support.serve_process import post, serve_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,7 +181,7 @@ def test_a_graceful_stop_flushes_the_head_into_chunks(tmp_path: Path, server: st
         assert served.proc.wait(30) == 0
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM head").fetchone() == (0,)
-        stored = [chunk_count(bytes(d)) for (d,) in conn.execute("SELECT data FROM chunks")]
+        stored = [n for *_, n, _ in stored_chunks(conn)]
         assert sum(stored) == 3 * SERIES
     assert not Path(f"{db}-wal").exists() or Path(f"{db}-wal").stat().st_size == 0
 

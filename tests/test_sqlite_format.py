@@ -111,7 +111,7 @@ def test_a_v2_file_is_migrated_and_reads_back_bit_for_bit(tmp_path: Path) -> Non
         assert _read(store)[key] == [*before[key], extra]
         assert len(_read(store)) == len(before)
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (4,)
         assert conn.execute("PRAGMA page_size").fetchone() == (PAGE_SIZE,)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"series_v2", "chunks_v2", "label_values"}.isdisjoint(tables)

@@ -46,7 +46,7 @@ from promwire.codec.labelset import label_set_problem
 from promwire.codec.wire import varint
 from promwire.server.handlers.write import handle_write
 from promwire.stores.sqlite import SQLiteStorage
-from promwire.stores.sqlite_chunks import chunk_count
+from promwire.stores.sqlite_chunks import stored_chunks
 from promwire.stores.sqlite_index import series_labels
 from tests.support.serve_process import serve_process
 
@@ -124,7 +124,7 @@ def _stored_points(db: Path) -> int:
                 "SELECT count(*) FROM histograms",
                 "SELECT count(*) FROM exemplars",
             )
-        ) + sum(chunk_count(bytes(d)) for (d,) in conn.execute("SELECT data FROM chunks"))
+        ) + sum(n for *_, n, _ in stored_chunks(conn))
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -110,16 +110,16 @@ from ..codec.messages import (
 from ..errors import EncodeError, StorageError, StorageRejected
 from .protocol import BaseStorage, ReadBudget
 from .regex import DEFAULT_MAX_REGEX_LENGTH
-from .sqlite_blocks import block_span, blocks_chunk_counts, newest_in_blocks
+from .sqlite_blocks import block_span, newest_in_blocks
 from .sqlite_chunks import (
     CHUNK_RANGE_MS,
     DecodedChunks,
     apply_retention,
-    chunk_count,
     chunk_rows,
     compact,
     cut_groups,
     encode_groups,
+    stored_chunks,
 )
 from .sqlite_head import HeadCache, RecordBuilder
 from .sqlite_index import add_series, select_series
@@ -1087,10 +1087,7 @@ class SQLiteStorage(BaseStorage):
                 table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
                 for table in ("series", "histograms", "exemplars", "metadata")
             }
-            samples = sum(
-                chunk_count(bytes(head))
-                for (head,) in conn.execute("SELECT substr(data, 1, 2) FROM chunks")
-            ) + sum(blocks_chunk_counts(conn))
+            samples = sum(n for _, _, _, n, _ in stored_chunks(conn))
             view = self._head.view(conn)
             for sid, (ts, _) in view.samples_of(
                 {sid for rec in view.records for sid in rec.series_ids()}

@@ -1,89 +1,121 @@
-"""Sealed chunks in the SQLite store: one row per series and 2-hour range.
+"""Sealed chunks in the SQLite store: packed rows per 2-hour range.
 
 The ``chunks`` table (:mod:`.sqlite_chunks`) keys each chunk by ``(series_id,
 maxt)``; every compaction adds a chunk to every active series, in the middle
-of that B-tree, so its pages split and stay about 10% empty, and each chunk
-row pays its own key. Once a 2-hour range (``CHUNK_RANGE_MS``) has ended,
-no in-order sample can reach it any more, and its chunks move to ``blocks``
-(:func:`seal`), like Prometheus' head becomes a block:
+of that B-tree, so its pages split and stay about 10% empty, and every chunk
+pays a row of its own. Once a 2-hour range (``CHUNK_RANGE_MS``) has ended, no
+in-order sample can reach it any more, and :func:`seal` moves its chunks to
+``blocks``, the way Prometheus' head becomes a block:
 
-* ``blocks`` is a rowid table whose id is the key ``(range, series_id,
-  part)`` in one integer (:func:`block_key`). Sealing a range inserts its rows
-  in ascending id order after every older range, so SQLite appends them to
-  the last page and leaves the pages full (a rowid table's append path).
-* a row holds up to about 1 KiB of one series' chunks from one range, each
-  as ``varint(len(data)) varint(maxt - mint) data`` (:func:`pack_rows`): the
-  count and oldest timestamp are in the chunk's own header. A range's chunks
-  of one series that need more rows take parts 0, 1, ... (at most 256); what
-  does not fit, and a series id or range outside the key's bits, stays in
-  ``chunks``. Readers always look in both tables.
+* ``blocks`` is a rowid table; the id packs ``(range, kind, series_id,
+  part)`` into one integer (:func:`pack_key`, :func:`own_key`), so a range's
+  rows are contiguous and ranges follow each other in time order.
+* the first seal of a range writes **packs** (kind 0): each holds the
+  chunks of consecutive series, as many as fit one page, keyed by its first
+  series id. A pack is ``u16 n``, ``n`` little-endian ``u32`` series ids,
+  ``n + 1`` ``u16`` offsets, then each series' chunk records
+  (:func:`pack_series`). A pack fills its page, and sealing a range appends
+  its packs after every older range (SQLite's append path), so the pages are
+  full and a series costs about 6 bytes of directory instead of a row.
+* a chunk record is ``varint(len(data))``, its newest timestamp as a
+  zigzag varint of the difference from ``mint + (count - 1) * first
+  interval`` (one byte for a regular scrape), then ``data``: the count,
+  oldest timestamp and first interval are in the chunk's own first bytes.
+* a series found in no pack of a range has **own rows** (kind 1), parts 0,
+  1, ...: a series too big for a pack, and any series sealed into a range
+  that already has rows (see below). What fits neither (more than 64 own
+  rows, a series id past 2**34, a range 478 years from 1970) stays in
+  ``chunks``; readers always look in both tables.
 
 A graceful close seals every range, the current one too, so a stopped store's
 file is compact. A write that reaches a sealed range again (out-of-order
-samples, or the current range after a restart) first moves that series' rows
-of those ranges back to ``chunks`` (:func:`unseal`), where the compaction
-merges as before; the next seal moves them back. So a series' chunks of one
-range are always all in one of the two tables.
+samples, or the current range after a restart) first moves that series'
+chunks of those ranges back to ``chunks`` (:func:`unseal`: its entry leaves
+the pack, which is rewritten once for all the series of one compaction), and
+the compaction merges as before. The next seal of that range gives them own
+rows: packs of a range come from one seal only, so the pack holding a series
+is always the one with the greatest key at or below it. A series' chunks of
+one range are all in one place: a pack, its own rows, or ``chunks``.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
-from itertools import pairwise
+import struct
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 
-from ..codec.wire import read_varint, zigzag_decode
+from ..codec.wire import read_varint, zigzag_decode, zigzag_encode
 from ..errors import StorageError
 
 __all__ = [
     "BLOCKS_SCHEMA",
-    "ROW_BYTES",
-    "block_key",
+    "OWN_ROW_BYTES",
     "block_span",
-    "blocks_chunk_counts",
     "delete_ranges_before",
     "newest_in_blocks",
+    "newest_sealed",
     "oldest_block_rows",
-    "pack_rows",
+    "own_key",
+    "pack_key",
+    "pack_series",
+    "records",
     "seal",
+    "sealed_chunks",
     "series_blocks",
     "split_key",
-    "unpack_row",
+    "unpack_records",
     "unseal",
 ]
 
 BLOCKS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS blocks (
-    id   INTEGER PRIMARY KEY,              -- block_key(range, series_id, part)
-    data BLOB NOT NULL                     -- chunks: varint len, varint maxt - mint, bytes
+    id   INTEGER PRIMARY KEY,              -- pack_key(range, first series) or own_key(...)
+    data BLOB NOT NULL                     -- a pack, or one series' chunk records
 )"""
 
-#: A row's chunk bytes stop growing past this: small rows waste little at the
-#: end of a page (a row that does not fit starts the next one).
-ROW_BYTES = 1024
+#: An own row's chunk records stop growing past this (a row that does not fit
+#: the rest of a page starts the next one: small rows waste little).
+OWN_ROW_BYTES = 1024
 
 _RANGE_MS = 2 * 60 * 60 * 1000  # CHUNK_RANGE_MS (sqlite_chunks imports this module)
-_PART_BITS = 8
-_SID_BITS = 33
+_PART_BITS = 6
+_SID_BITS = 34
 _RANGE_BIAS = 1 << 21  # ranges -2**21 .. 2**21 - 1: 478 years either side of 1970
 _SID_SHIFT = _PART_BITS
-_RANGE_SHIFT = _PART_BITS + _SID_BITS
+_KIND_SHIFT = _PART_BITS + _SID_BITS
+_RANGE_SHIFT = _KIND_SHIFT + 1
 _PARTS = 1 << _PART_BITS
 _RANGE_STEP = 1 << _RANGE_SHIFT
+_MAX_SID = (1 << min(_SID_BITS, 32)) - 1  # a pack holds u32 series ids
+_CONTINUED = 0x8000  # in a pack's u16 count: its first series began in the pack before
 
 
-def block_key(rng: int, sid: int, part: int = 0) -> int | None:
-    """The row id of ``part`` of series ``sid``'s chunks in 2-hour range ``rng``
-    (``t // CHUNK_RANGE_MS``); ``None`` when they do not fit the key's bits."""
-    if not (-_RANGE_BIAS <= rng < _RANGE_BIAS and 0 <= sid < 1 << _SID_BITS and 0 <= part < _PARTS):
-        return None
-    return ((rng + _RANGE_BIAS) << _RANGE_SHIFT) | (sid << _SID_SHIFT) | part
+def _fits(rng: int, sid: int) -> bool:
+    return -_RANGE_BIAS <= rng < _RANGE_BIAS and 0 <= sid <= _MAX_SID
 
 
-def split_key(key: int) -> tuple[int, int, int]:
-    """``(range, series_id, part)`` of a row id."""
+def _key(rng: int, kind: int, sid: int, part: int) -> int:
+    return (
+        ((rng + _RANGE_BIAS) << _RANGE_SHIFT) | (kind << _KIND_SHIFT) | (sid << _SID_SHIFT) | part
+    )
+
+
+def pack_key(rng: int, sid: int) -> int:
+    """The row id of range ``rng``'s pack starting at series ``sid``."""
+    return _key(rng, 0, sid, 0)
+
+
+def own_key(rng: int, sid: int, part: int) -> int:
+    """The row id of ``part`` of series ``sid``'s own rows in range ``rng``."""
+    return _key(rng, 1, sid, part)
+
+
+def split_key(key: int) -> tuple[int, bool, int, int]:
+    """``(range, is_own_row, series_id, part)`` of a row id."""
     return (
         (key >> _RANGE_SHIFT) - _RANGE_BIAS,
+        bool((key >> _KIND_SHIFT) & 1),
         (key >> _SID_SHIFT) & ((1 << _SID_BITS) - 1),
         key & (_PARTS - 1),
     )
@@ -91,24 +123,10 @@ def split_key(key: int) -> tuple[int, int, int]:
 
 def _range_key(rng: int) -> int:
     """The first row id of range ``rng``, clamped to the key's ranges."""
-    rng = min(max(rng, -_RANGE_BIAS), _RANGE_BIAS)
-    return (rng + _RANGE_BIAS) << _RANGE_SHIFT
+    return (min(max(rng, -_RANGE_BIAS), _RANGE_BIAS) + _RANGE_BIAS) << _RANGE_SHIFT
 
 
-def pack_rows(chunks: Sequence[tuple[int, int, bytes]]) -> list[bytes]:
-    """Rows for one series' chunks ``(mint, maxt, data)`` of one range, in time order."""
-    rows: list[bytes] = []
-    row = bytearray()
-    for mint, maxt, data in chunks:
-        if row and len(row) + len(data) > ROW_BYTES:
-            rows.append(bytes(row))
-            row = bytearray()
-        _varint(row, len(data))
-        _varint(row, maxt - mint)
-        row += data
-    if row:
-        rows.append(bytes(row))
-    return rows
+# ------------------------------------------------------------------ row bytes
 
 
 def _varint(out: bytearray, v: int) -> None:
@@ -118,24 +136,91 @@ def _varint(out: bytearray, v: int) -> None:
     out.append(v)
 
 
-def unpack_row(blob: bytes) -> list[tuple[int, int, int, bytes]]:
-    """A row's chunks as ``(mint, maxt, count, data)``."""
+def _predicted_maxt(data: bytes) -> tuple[int, int]:
+    """``(mint, the newest timestamp if every interval were the first)`` of an
+    XOR chunk: its count, oldest time and first interval are all in its first
+    bytes (a varint, 8 bytes of value, then the interval as a byte-aligned
+    uvarint), so a regular scrape's newest time costs one byte to store."""
+    n = (data[0] << 8) | data[1]
+    zz, pos = read_varint(data, 2)
+    mint = zigzag_decode(zz)
+    if n < 2:
+        return mint, mint
+    delta, _ = read_varint(data, pos + 8)
+    return mint, mint + (n - 1) * delta
+
+
+def records(chunks: Iterable[tuple[int, int, bytes]]) -> bytes:
+    """Chunk records of ``(mint, maxt, data)`` chunks: ``varint(len(data))``,
+    the zigzag varint of ``maxt`` minus its prediction, ``data``."""
+    out = bytearray()
+    for _, maxt, data in chunks:
+        _varint(out, len(data))
+        _varint(out, zigzag_encode(maxt - _predicted_maxt(data)[1]))
+        out += data
+    return bytes(out)
+
+
+def unpack_records(blob: bytes) -> list[tuple[int, int, int, bytes]]:
+    """Chunk records as ``(mint, maxt, count, data)``."""
     out: list[tuple[int, int, int, bytes]] = []
     pos = 0
     end = len(blob)
     try:
         while pos < end:
             size, pos = read_varint(blob, pos)
-            span, pos = read_varint(blob, pos)
+            miss, pos = read_varint(blob, pos)
             data = blob[pos : pos + size]
             pos += size
             if len(data) != size or size < 3:
                 raise ValueError("a chunk past the row's end")
-            mint = zigzag_decode(read_varint(data, 2)[0])
-            out.append((mint, mint + span, (data[0] << 8) | data[1], data))
+            mint, predicted = _predicted_maxt(data)
+            out.append((mint, predicted + zigzag_decode(miss), (data[0] << 8) | data[1], data))
     except Exception as exc:  # a DecodeError or the ValueError above: the file is damaged
         raise StorageError(f"damaged promwire database: an unreadable block row ({exc})") from exc
     return out
+
+
+def pack_series(entries: Sequence[tuple[int, bytes]], *, continued: bool = False) -> bytes:
+    """A pack of ``(series_id, records)``, series ids ascending; ``continued``:
+    the first series' older chunks end the pack before (the count's top bit)."""
+    n = len(entries)
+    head = 2 + 4 * n + 2 * (n + 1)
+    offsets = [head]
+    for _, rec in entries:
+        offsets.append(offsets[-1] + len(rec))
+    return b"".join(
+        (
+            struct.pack(
+                f"<H{n}I{n + 1}H",
+                n | (_CONTINUED if continued else 0),
+                *(s for s, _ in entries),
+                *offsets,
+            ),
+            *(rec for _, rec in entries),
+        )
+    )
+
+
+def _pack_directory(blob: bytes) -> tuple[tuple[int, ...], tuple[int, ...], bool]:
+    """A pack's series ids, offsets, and whether its first series continues."""
+    try:
+        (n,) = struct.unpack_from("<H", blob)
+        continued = bool(n & _CONTINUED)
+        n &= _CONTINUED - 1
+        sids = struct.unpack_from(f"<{n}I", blob, 2)
+        offsets = struct.unpack_from(f"<{n + 1}H", blob, 2 + 4 * n)
+    except struct.error as exc:
+        raise StorageError(f"damaged promwire database: an unreadable pack ({exc})") from exc
+    return sids, offsets, continued
+
+
+def _pack_entries(blob: bytes) -> list[tuple[int, bytes]]:
+    sids, offsets, _ = _pack_directory(blob)
+    return [(sid, blob[offsets[i] : offsets[i + 1]]) for i, sid in enumerate(sids)]
+
+
+# ---------------------------------------------------------------------- reads
 
 
 def block_span(conn: sqlite3.Connection) -> tuple[int, int] | None:
@@ -146,30 +231,51 @@ def block_span(conn: sqlite3.Connection) -> tuple[int, int] | None:
     return split_key(int(lo))[0], split_key(int(hi))[0]
 
 
-# The rows of one series in ranges lo..hi: a range is one probe of the row id
-# index (the CTE walks the ranges in order, CROSS JOIN keeps it the outer loop).
-_SERIES_ROWS = """
+def _clamp(lo: int, hi: int, sid: int, span: tuple[int, int] | None) -> tuple[int, int] | None:
+    if span is None or not 0 <= sid <= _MAX_SID:
+        return None
+    lo, hi = max(lo, span[0]), min(hi, span[1])
+    return (lo, hi) if lo <= hi else None
+
+
+# Per range (the CTE walks them in order; CROSS JOIN keeps it the outer loop):
+# the series' own rows, and the pack with the greatest key at or below it.
+_OWN_ROWS = """
 WITH RECURSIVE r(k) AS (SELECT ? UNION ALL SELECT k + ? FROM r WHERE k < ?)
 SELECT b.data FROM r CROSS JOIN blocks AS b WHERE b.id BETWEEN r.k AND r.k + ?
 """
-# The newest row of one series, walking the ranges from hi down to lo.
-_NEWEST_ROW = """
-WITH RECURSIVE r(k) AS (SELECT ? UNION ALL SELECT k - ? FROM r WHERE k > ?)
-SELECT (SELECT data FROM blocks WHERE id BETWEEN r.k AND r.k + ? ORDER BY id DESC LIMIT 1)
-AS d FROM r WHERE d IS NOT NULL LIMIT 1
+_PACKS = """
+WITH RECURSIVE r(k) AS (SELECT ? UNION ALL SELECT k + ? FROM r WHERE k < ?)
+SELECT r.k, (SELECT data FROM blocks WHERE id BETWEEN r.k - ? AND r.k ORDER BY id DESC LIMIT 1)
+FROM r
 """
+_PACK_BEFORE = "SELECT id, data FROM blocks WHERE id >= ? AND id < ? ORDER BY id DESC LIMIT 1"
 
 
-def _walk(sid: int, lo: int, hi: int, span: tuple[int, int] | None) -> tuple[int, int] | None:
-    """First and last row-id base of series ``sid`` over ranges ``lo..hi``
-    clamped to the sealed ``span``; ``None`` when nothing can be there."""
-    if span is None or not 0 <= sid < 1 << _SID_BITS:
-        return None
-    lo, hi = max(lo, span[0]), min(hi, span[1])
-    if lo > hi:
-        return None
-    base = sid << _SID_SHIFT
-    return _range_key(lo) | base, _range_key(hi) | base
+def _packed(
+    conn: sqlite3.Connection, key: int, blob: bytes | None, sid: int
+) -> tuple[bytes, list[int]]:
+    """Series ``sid``'s records in the packs of one range and those packs'
+    ids, given the pack ``blob`` with the greatest key at or below ``key``
+    (its ``pack_key``): when that pack starts with the series, the series'
+    older chunks may end the pack before it."""
+    if blob is None:
+        return b"", []
+    sids, offsets, continued = _pack_directory(blob)
+    i = bisect_left(sids, sid)
+    if i == len(sids) or sids[i] != sid:
+        return b"", []
+    found = blob[offsets[i] : offsets[i + 1]]
+    if i or not continued:
+        return found, [-1]
+    # A continued pack is keyed by the series it continues: ``key`` itself.
+    row = conn.execute(_PACK_BEFORE, (key - (sid << _SID_SHIFT), key)).fetchone()
+    if row is not None:
+        before = bytes(row[1])
+        sids, offsets, _ = _pack_directory(before)
+        if sids and sids[-1] == sid:
+            return before[offsets[-2] : offsets[-1]] + found, [-1, int(row[0])]
+    return found, [-1]
 
 
 def series_blocks(
@@ -177,46 +283,115 @@ def series_blocks(
 ) -> list[tuple[int, int, int, bytes]]:
     """Series ``sid``'s sealed chunks in ranges ``lo..hi``, ``(mint, maxt, count,
     data)`` in time order (``span``: :func:`block_span`)."""
-    walk = _walk(sid, lo, hi, span)
+    walk = _clamp(lo, hi, sid, span)
     if walk is None:
         return []
+    lo, hi = walk
     out: list[tuple[int, int, int, bytes]] = []
-    for (blob,) in conn.execute(_SERIES_ROWS, (walk[0], _RANGE_STEP, walk[1], _PARTS - 1)):
-        out += unpack_row(bytes(blob))
+    step = _RANGE_STEP
+    for key, blob in conn.execute(
+        _PACKS, (pack_key(lo, sid), step, pack_key(hi, sid), sid << _SID_SHIFT)
+    ).fetchall():
+        if blob is not None:
+            found, _ = _packed(conn, int(key), bytes(blob), sid)
+            if found:
+                out += unpack_records(found)
+    packed = len(out)
+    for (blob,) in conn.execute(
+        _OWN_ROWS, (own_key(lo, sid, 0), step, own_key(hi, sid, 0), _PARTS - 1)
+    ):
+        out += unpack_records(bytes(blob))
+    if packed and len(out) > packed:  # some ranges packed, some not: time order
+        out.sort(key=lambda c: c[1])
     return out
+
+
+def _range_chunks(
+    conn: sqlite3.Connection, rng: int, sid: int
+) -> tuple[list[tuple[int, int, int, bytes]], list[int], list[int]]:
+    """Series ``sid``'s chunks in range ``rng``: the chunks, its own rows' ids,
+    and the ids of the packs holding it."""
+    own = conn.execute(
+        "SELECT id, data FROM blocks WHERE id BETWEEN ? AND ?",
+        (own_key(rng, sid, 0), own_key(rng, sid, _PARTS - 1)),
+    ).fetchall()
+    if own:
+        chunks = [c for _, blob in own for c in unpack_records(bytes(blob))]
+        return chunks, [int(k) for k, _ in own], []
+    key = pack_key(rng, sid)
+    row = conn.execute(_PACK_BEFORE, (pack_key(rng, 0), key + 1)).fetchone()
+    if row is None:
+        return [], [], []
+    found, packs = _packed(conn, key, bytes(row[1]), sid)
+    if not found:
+        return [], [], []
+    return unpack_records(found), [], [int(row[0]), *packs[1:]]
 
 
 def newest_in_blocks(
     conn: sqlite3.Connection, sid: int, lo: int, span: tuple[int, int] | None
 ) -> int | None:
-    """The newest sealed timestamp of series ``sid`` in ranges from ``lo`` on."""
-    walk = _walk(sid, lo, span[1] if span else lo, span)
+    """The newest sealed timestamp of series ``sid`` in ranges from ``lo`` on
+    (the ranges are walked newest first: one probe for a series written lately)."""
+    walk = _clamp(lo, span[1] if span else lo, sid, span)
     if walk is None:
         return None
-    row = conn.execute(_NEWEST_ROW, (walk[1], _RANGE_STEP, walk[0], _PARTS - 1)).fetchone()
+    for rng in range(walk[1], walk[0] - 1, -1):
+        chunks, _, _ = _range_chunks(conn, rng, sid)
+        if chunks:
+            return max(maxt for _, maxt, _, _ in chunks)
+    return None
+
+
+def newest_sealed(conn: sqlite3.Connection) -> int | None:
+    """The newest timestamp in the newest sealed row (the newest range's last
+    row: within one range of the newest sealed sample)."""
+    row = conn.execute("SELECT id, data FROM blocks ORDER BY id DESC LIMIT 1").fetchone()
     if row is None:
         return None
-    return max(maxt for _, maxt, _, _ in unpack_row(bytes(row[0])))
+    blob = bytes(row[1])
+    if split_key(int(row[0]))[1]:
+        return max(maxt for _, maxt, _, _ in unpack_records(blob))
+    return max(maxt for _, rec in _pack_entries(blob) for _, maxt, _, _ in unpack_records(rec))
 
 
-def unseal(conn: sqlite3.Connection, sid: int, lo: int, span: tuple[int, int] | None) -> int:
-    """Move series ``sid``'s rows of ranges ``lo`` and later back to ``chunks``
-    (inside the caller's write transaction); returns how many chunks moved."""
-    walk = _walk(sid, lo, span[1] if span else lo, span)
-    if walk is None:
-        return 0
-    ids: list[int] = []
-    chunks: list[tuple[int, int, bytes]] = []
-    for key, blob in conn.execute(
-        _SERIES_ROWS.replace("SELECT b.data", "SELECT b.id, b.data"),
-        (walk[0], _RANGE_STEP, walk[1], _PARTS - 1),
-    ):
-        ids.append(int(key))
-        chunks += [(sid, maxt, data) for _, maxt, _, data in unpack_row(bytes(blob))]
-    if ids:
-        conn.executemany("DELETE FROM blocks WHERE id = ?", [(k,) for k in ids])
-        conn.executemany("INSERT INTO chunks(series_id, maxt, data) VALUES (?, ?, ?)", chunks)
-    return len(chunks)
+# --------------------------------------------------------------------- writes
+
+
+def unseal(conn: sqlite3.Connection, wants: dict[int, int], span: tuple[int, int] | None) -> int:
+    """Move the chunks of each series ``sid`` of ``wants`` in ranges from
+    ``wants[sid]`` on back to ``chunks`` (inside the caller's write
+    transaction); each pack touched is rewritten once. Returns how many
+    chunks moved."""
+    moved: list[tuple[int, int, bytes]] = []
+    own: list[tuple[int]] = []
+    leaving: dict[int, set[int]] = {}
+    for sid, lo in sorted(wants.items()):
+        walk = _clamp(lo, span[1] if span else lo, sid, span)
+        if walk is None:
+            continue
+        for rng in range(walk[0], walk[1] + 1):
+            chunks, own_ids, packs = _range_chunks(conn, rng, sid)
+            moved += [(sid, maxt, data) for _, maxt, _, data in chunks]
+            own += [(k,) for k in own_ids]
+            for pack in packs:
+                leaving.setdefault(pack, set()).add(sid)
+    for pack, sids in leaving.items():
+        (blob,) = conn.execute("SELECT data FROM blocks WHERE id = ?", (pack,)).fetchone()
+        old = bytes(blob)
+        kept = [(s, rec) for s, rec in _pack_entries(old) if s not in sids]
+        if kept:
+            # Still continued only when the continued series stayed.
+            continued = _pack_directory(old)[2] and kept[0][0] == split_key(pack)[2]
+            conn.execute(
+                "UPDATE blocks SET data = ? WHERE id = ?",
+                (pack_series(kept, continued=continued), pack),
+            )
+        else:
+            conn.execute("DELETE FROM blocks WHERE id = ?", (pack,))
+    conn.executemany("DELETE FROM blocks WHERE id = ?", own)
+    conn.executemany("INSERT INTO chunks(series_id, maxt, data) VALUES (?, ?, ?)", moved)
+    return len(moved)
 
 
 def seal(conn: sqlite3.Connection, before: int | None) -> int:
@@ -227,58 +402,104 @@ def seal(conn: sqlite3.Connection, before: int | None) -> int:
         cur = conn.execute("SELECT series_id, maxt, data FROM chunks")
     else:
         cur = conn.execute("SELECT series_id, maxt, data FROM chunks WHERE maxt < ?", (before,))
-    groups: dict[tuple[int, int], list[tuple[int, int, bytes]]] = {}
+    groups: dict[int, dict[int, list[tuple[int, int, bytes]]]] = {}
     for sid, maxt, blob in cur:
         data = bytes(blob)
         maxt = int(maxt)
         # A chunk never spans a range boundary: its newest sample names its range.
+        rng = maxt // _RANGE_MS
+        if not _fits(rng, int(sid)):
+            continue  # outside the key's bits: stays in chunks
         mint = zigzag_decode(read_varint(data, 2)[0]) if len(data) > 2 else maxt
-        groups.setdefault((maxt // _RANGE_MS, int(sid)), []).append((mint, maxt, data))
+        groups.setdefault(rng, {}).setdefault(int(sid), []).append((mint, maxt, data))
     if not groups:
         return 0
-    span = block_span(conn)
+    # The most a row keeps on its page: SQLite's local payload limit for a
+    # table leaf (page size - 35) less the record's 4-byte header.
+    capacity = min(int(conn.execute("PRAGMA page_size").fetchone()[0]) - 40, 65000)
     rows: list[tuple[int, bytes]] = []
     moved: list[tuple[int, int]] = []
-    for (rng, sid), chunks in sorted(groups.items()):
-        if block_key(rng, sid) is None:
-            continue  # outside the key's bits: stays in chunks
-        chunks.sort(key=lambda c: c[1])
-        if span is not None and rng <= span[1]:
-            chunks = _merge_sealed(conn, sid, rng, chunks)
-        packed = pack_rows(chunks)
-        if len(packed) > _PARTS:
-            continue  # more than 256 rows of one series in 2 hours: stays in chunks
-        rows += [(block_key(rng, sid, p) or 0, blob) for p, blob in enumerate(packed)]
-        moved += [(sid, maxt) for _, maxt, _ in chunks]
+    for rng, by_series in sorted(groups.items()):
+        fresh = (
+            conn.execute(
+                "SELECT 1 FROM blocks WHERE id >= ? AND id < ? LIMIT 1",
+                (_range_key(rng), _range_key(rng + 1)),
+            ).fetchone()
+            is None
+        )
+        packer = _Packer(rng, capacity)
+        for sid, chunks in sorted(by_series.items()):
+            chunks.sort(key=lambda c: c[1])
+            rec = records(chunks)
+            if fresh and len(rec) <= capacity // 2:
+                packer.add(sid, chunks)
+            else:
+                own = _own_rows(chunks)
+                if len(own) > _PARTS:
+                    continue  # more than 64 own rows in 2 hours: stays in chunks
+                rows += [(own_key(rng, sid, p), blob) for p, blob in enumerate(own)]
+            moved += [(sid, maxt) for _, maxt, _ in chunks]
+        rows += packer.finish()
+    rows.sort()  # ascending ids: appended after the older ranges
     conn.executemany("INSERT INTO blocks(id, data) VALUES (?, ?)", rows)
     conn.executemany("DELETE FROM chunks WHERE series_id = ? AND maxt = ?", moved)
     return len(moved)
 
 
-def _merge_sealed(
-    conn: sqlite3.Connection, sid: int, rng: int, chunks: list[tuple[int, int, bytes]]
-) -> list[tuple[int, int, bytes]]:
-    """``chunks`` together with rows of the same series and range already sealed
-    (only a file written by a promwire that did not unseal first can hold
-    both); the sealed rows are deleted, their chunks returned with the new ones."""
-    first = block_key(rng, sid) or 0
-    found = conn.execute(
-        "SELECT id, data FROM blocks WHERE id BETWEEN ? AND ?", (first, first + _PARTS - 1)
-    ).fetchall()
-    if not found:
-        return chunks
-    conn.execute("DELETE FROM blocks WHERE id BETWEEN ? AND ?", (first, first + _PARTS - 1))
-    merged = {maxt: (mint, maxt, data) for mint, maxt, data in chunks}
-    for _, blob in found:
-        for mint, maxt, _, data in unpack_row(bytes(blob)):
-            merged.setdefault(maxt, (mint, maxt, data))
-    out = sorted(merged.values(), key=lambda c: c[1])
-    for a, b in pairwise(out):
-        if b[0] <= a[1]:
-            raise StorageError(
-                f"damaged promwire database: series {sid} has overlapping chunks in range {rng}"
-            )
-    return out
+class _Packer:
+    """Packs of one range, filled to ``capacity``: a series' chunks that do not
+    fit the rest of a pack go on at the start of the next one (so a series is
+    in at most two packs: its entry is at most half a pack)."""
+
+    def __init__(self, rng: int, capacity: int) -> None:
+        self.rng = rng
+        self.capacity = capacity
+        self.rows: list[tuple[int, bytes]] = []
+        self.entries: list[tuple[int, bytes]] = []
+        self.size = 4  # the count and the final offset
+        self.continued = False
+
+    def add(self, sid: int, chunks: Sequence[tuple[int, int, bytes]]) -> None:
+        part = bytearray()
+        for chunk in chunks:
+            rec = records((chunk,))
+            if self.size + 6 + len(part) + len(rec) > self.capacity:
+                split = bool(part)
+                if split:
+                    self.entries.append((sid, bytes(part)))
+                    part = bytearray()
+                self._close()
+                self.continued = split
+            part += rec
+        self.entries.append((sid, bytes(part)))
+        self.size += 6 + len(part)
+
+    def _close(self) -> None:
+        if self.entries:
+            pack = pack_series(self.entries, continued=self.continued)
+            self.rows.append((pack_key(self.rng, self.entries[0][0]), pack))
+        self.entries, self.size, self.continued = [], 4, False
+
+    def finish(self) -> list[tuple[int, bytes]]:
+        self._close()
+        return self.rows
+
+
+def _own_rows(chunks: Sequence[tuple[int, int, bytes]]) -> list[bytes]:
+    rows: list[bytes] = []
+    start = 0
+    size = 0
+    for i, (_, _, data) in enumerate(chunks):
+        if i > start and size + len(data) > OWN_ROW_BYTES:
+            rows.append(records(chunks[start:i]))
+            start, size = i, 0
+        size += len(data)
+    if start < len(chunks):
+        rows.append(records(chunks[start:]))
+    return rows
+
+
+# ------------------------------------------------------------------ retention
 
 
 def delete_ranges_before(conn: sqlite3.Connection, floor: int) -> int:
@@ -298,8 +519,11 @@ def oldest_block_rows(conn: sqlite3.Connection, limit: int) -> list[tuple[int, i
     ]
 
 
-def blocks_chunk_counts(conn: sqlite3.Connection) -> Iterable[int]:
-    """The sample count of every sealed chunk."""
-    for (blob,) in conn.execute("SELECT data FROM blocks"):
-        for _, _, n, _ in unpack_row(bytes(blob)):
-            yield n
+def sealed_chunks(conn: sqlite3.Connection) -> Iterator[tuple[int, int, int, int, bytes]]:
+    """Every sealed chunk: ``(series_id, mint, maxt, count, data)``, by range."""
+    for key, blob in conn.execute("SELECT id, data FROM blocks ORDER BY id"):
+        data = bytes(blob)
+        _, own, sid, _ = split_key(int(key))
+        for s, rec in [(sid, data)] if own else _pack_entries(data):
+            for mint, maxt, n, chunk in unpack_records(rec):
+                yield s, mint, maxt, n, chunk

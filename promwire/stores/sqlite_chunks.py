@@ -53,11 +53,11 @@ from ..errors import StorageError
 from .sqlite_blocks import (
     block_span,
     delete_ranges_before,
-    newest_in_blocks,
+    newest_sealed,
     oldest_block_rows,
     seal,
+    sealed_chunks,
     series_blocks,
-    split_key,
     unseal,
 )
 from .sqlite_head import HeadCache, RecordBuilder, first_wins
@@ -74,6 +74,7 @@ __all__ = [
     "compact",
     "cut_groups",
     "encode_groups",
+    "stored_chunks",
 ]
 
 #: Chunks never span a boundary of this range (TSDB's default block range: 2 h).
@@ -177,6 +178,14 @@ def chunk_rows(
     return out
 
 
+def stored_chunks(conn: sqlite3.Connection) -> Iterator[tuple[int, int, int, int, bytes]]:
+    """Every stored chunk, sealed or not: ``(series_id, mint, maxt, count, data)``."""
+    yield from sealed_chunks(conn)
+    for sid, maxt, blob in conn.execute("SELECT series_id, maxt, data FROM chunks"):
+        data = bytes(blob)
+        yield int(sid), chunk_mint(data), int(maxt), chunk_count(data), data
+
+
 class DecodedChunks:
     """Recently decoded chunks, keyed by their bytes (decoding is a pure function
     of them, so an entry can never be stale, whichever process rewrote what).
@@ -244,6 +253,13 @@ def compact(
         stored = newest_stored(conn)
         floor = max(newest, newest if stored is None else stored) - retention_ms
     span = block_span(conn)
+    if span is not None:
+        # Samples reaching a sealed range: those series' rows there come back
+        # to chunks first (one rewrite per pack), then merge as any others.
+        oldest = {sid: min(ts) // CHUNK_RANGE_MS for sid, (ts, _) in by_series.items() if ts}
+        wants = {sid: rng for sid, rng in oldest.items() if rng <= span[1]}
+        if wants:
+            result.chunks_unsealed = unseal(conn, wants, span)
     carry = RecordBuilder()
     inserts: list[tuple[int, int, bytes]] = []
     for sid in sorted(by_series):
@@ -251,9 +267,6 @@ def compact(
         if not ts:
             continue
         result.series += 1
-        if span is not None and ts[0] // CHUNK_RANGE_MS <= span[1]:
-            # The samples reach a sealed range: its rows come back to chunks first.
-            result.chunks_unsealed += unseal(conn, sid, ts[0] // CHUNK_RANGE_MS, span)
         # Stored chunks that must be merged: those the new samples overlap
         # (out of order), and the last one when not full and continued.
         old: list[tuple[int, bytes]] = [
@@ -330,16 +343,12 @@ def _seal_ended(conn: sqlite3.Connection, cutoff: int | None) -> int:
 
 def newest_stored(conn: sqlite3.Connection) -> int | None:
     """About the newest stored sample's time: exact from ``chunks``, else the
-    newest sealed row's (a range's newest row is its highest series id's, so
-    this may be up to one range early)."""
+    newest sealed row's (:func:`~.sqlite_blocks.newest_sealed`)."""
     row = conn.execute("SELECT max(maxt) FROM chunks").fetchone()
     newest = None if row[0] is None else int(row[0])
-    last = conn.execute("SELECT id FROM blocks ORDER BY id DESC LIMIT 1").fetchone()
-    if last is not None:
-        rng, sid, _ = split_key(int(last[0]))
-        sealed = newest_in_blocks(conn, sid, rng, (rng, rng))
-        if sealed is not None and (newest is None or sealed > newest):
-            newest = sealed
+    sealed = newest_sealed(conn)
+    if sealed is not None and (newest is None or sealed > newest):
+        newest = sealed
     return newest
 
 

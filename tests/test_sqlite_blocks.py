@@ -1,0 +1,258 @@
+"""Sealed ranges of the SQLite store (``promwire.stores.sqlite_blocks``): when
+chunks move to packed rows, that reads, restarts and out-of-order writes see
+the same samples as before, and that the packed pages are full."""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from promwire import Label, LabelMatcher, MatchType, Query, Sample, TimeSeries, WriteRequest
+from promwire.errors import StorageRejected
+from promwire.stores.sqlite import SQLiteStorage
+from promwire.stores.sqlite_blocks import pack_series, records, split_key, unpack_records
+from promwire.stores.sqlite_chunks import CHUNK_RANGE_MS, stored_chunks
+
+ALL = Query(-(1 << 62), 1 << 62, [LabelMatcher(MatchType.EQ, "__name__", "m")])
+STEP = 15_000
+T0 = 1_700_000_000_000 // CHUNK_RANGE_MS * CHUNK_RANGE_MS  # a range boundary
+
+
+def series(name: str, points: list[tuple[int, float]]) -> TimeSeries:
+    return TimeSeries(
+        labels=[Label("__name__", "m"), Label("s", name)],
+        samples=[Sample(v, t) for t, v in points],
+    )
+
+
+def read(store: SQLiteStorage, query: Query = ALL) -> dict[str, list[tuple[int, float]]]:
+    return {
+        dict((lb.name, lb.value) for lb in ts.labels)["s"]: [
+            (s.timestamp, s.value) for s in ts.samples
+        ]
+        for ts in store.process_query(None, query).timeseries
+    }
+
+
+def streamed(store: SQLiteStorage, query: Query = ALL) -> dict[str, list[tuple[int, int]]]:
+    from promwire.chunks.xor import decode_xor_bits
+
+    out: dict[str, list[tuple[int, int]]] = {}
+    for cs in store.process_query_chunks(None, query):
+        key = dict((lb.name, lb.value) for lb in cs.labels)["s"]
+        for chunk in cs.chunks:
+            ts, bits = decode_xor_bits(chunk.data)
+            assert (ts[0], ts[-1]) == (chunk.min_time_ms, chunk.max_time_ms)
+            out.setdefault(key, []).extend(zip(ts, bits, strict=True))
+    return out
+
+
+def tables(db: Path) -> tuple[int, int, list[tuple[int, bool, int, int]]]:
+    """Rows in ``chunks``, rows in ``blocks``, and the blocks' keys split."""
+    with closing(sqlite3.connect(db)) as conn:
+        loose = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        keys = [split_key(int(k)) for (k,) in conn.execute("SELECT id FROM blocks ORDER BY id")]
+    return int(loose), len(keys), keys
+
+
+def value(name: int, t: int) -> float:
+    # constant, counter or noisy gauge by series: chunks of very different sizes
+    kind = name % 3
+    if kind == 0:
+        return 1.0
+    if kind == 1:
+        return float((t - T0) // STEP * (name + 1))
+    return ((t * 7919 + name * 104729) % 1000003) / 7.0
+
+
+def test_records_keep_every_chunk_and_its_exact_newest_time() -> None:
+    from promwire.chunks.xor import cut_chunks
+
+    samples = [Sample(float(k % 7), T0 + k * STEP + (k % 5 == 0) * 3) for k in range(500)]
+    chunks = [(c.min_time_ms, c.max_time_ms, c.data) for c in cut_chunks(samples)]
+    chunks.append((T0 + 10**9, T0 + 10**9, cut_chunks([Sample(2.0, T0 + 10**9)])[0].data))
+    got = unpack_records(records(chunks))
+    assert [(mint, maxt, data) for mint, maxt, _, data in got] == chunks
+    # a regular scrape's newest time costs one byte: len varint, 1 byte, data
+    regular = cut_chunks([Sample(1.0, T0 + k * STEP) for k in range(120)])[0]
+    assert len(records([(regular.min_time_ms, regular.max_time_ms, regular.data)])) == (
+        len(regular.data) + (1 if len(regular.data) < 128 else 2) + 1
+    )
+    pack = pack_series([(3, b"abc"), (9, b""), (70000, b"xyz")])
+    assert pack[:2] == b"\x03\x00" and pack.endswith(b"abcxyz")
+
+
+def test_ended_ranges_are_sealed_into_full_packs_and_close_seals_the_rest(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "b.db"
+    n_series = 600
+    written: dict[str, list[tuple[int, float]]] = {}
+    with SQLiteStorage(db, out_of_order_window=600) as store:
+        for r in range(0, 4 * 240):  # 4 hours at 15 s: two ranges end, a third starts
+            if r % 40 == 0 or r == 4 * 240 - 1:
+                store.write(
+                    None,
+                    WriteRequest(
+                        [
+                            series(str(i), [(t2, value(i, t2)) for t2 in stamps])
+                            for i in range(n_series)
+                            for stamps in [[T0 + k * STEP for k in range(max(0, r - 39), r + 1)]]
+                        ]
+                    ),
+                )
+                for i in range(n_series):
+                    written[str(i)] = [
+                        (T0 + k * STEP, value(i, T0 + k * STEP)) for k in range(r + 1)
+                    ]
+                store.compact()
+        loose, rows, keys = tables(db)
+        # The first range ended (plus the 10-minute window) long ago: sealed as packs.
+        assert {rng for rng, own, _, _ in keys} == {T0 // CHUNK_RANGE_MS}
+        assert not any(own for _, own, _, _ in keys)
+        assert rows < n_series / 4, "several series per pack"
+        assert loose > 0, "the current ranges stay in chunks"
+        assert read(store) == written
+    loose, rows, keys = tables(db)
+    assert loose == 0, "a graceful close seals every range"
+    assert {rng - T0 // CHUNK_RANGE_MS for rng, _, _, _ in keys} == {0, 1}
+    with closing(sqlite3.connect(db)) as conn:
+        pages, unused, payload = conn.execute(
+            "SELECT count(*), sum(unused), sum(payload) FROM dbstat WHERE name = 'blocks' "
+            "AND pagetype = 'leaf'"
+        ).fetchone()
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+        entries = [sid for sid, *_ in stored_chunks(conn)]
+        # Packs are filled to the page: some series go on in the next pack.
+        continued = [
+            split_key(int(k))[2]
+            for k, data in conn.execute("SELECT id, data FROM blocks")
+            if struct.unpack_from("<H", data)[0] & 0x8000
+        ]
+    assert unused < 0.05 * pages * page, (unused, pages)
+    assert payload > 0.9 * pages * page
+    assert len(entries) > n_series * 4
+    assert continued
+    with SQLiteStorage(db, out_of_order_window=8 * 3600) as store:
+        assert read(store) == written
+        assert {k: [t for t, _ in v] for k, v in streamed(store).items()} == {
+            k: [t for t, _ in v] for k, v in written.items()
+        }
+        q = Query(T0 + 100 * STEP, T0 + 700 * STEP, ALL.matchers)
+        assert read(store, q) == {
+            k: [p for p in v if q.start_timestamp_ms <= p[0] <= q.end_timestamp_ms]
+            for k, v in written.items()
+        }
+        # Out-of-order samples for a series split over two packs and its
+        # neighbours: taken out of both packs, merged, read back whole.
+        names = {str(sid - 1 + d) for sid in continued[:3] for d in (-1, 0, 1)} & set(written)
+        late = {n: [(T0 + k * STEP + 7, -1.0) for k in range(3, 400, 37)] for n in names}
+        store.write(None, WriteRequest([series(n, pts) for n, pts in late.items()]))
+        store.compact()
+        for n, pts in late.items():
+            written[n] = sorted(written[n] + pts)
+        assert read(store) == written
+    with SQLiteStorage(db) as store:
+        assert read(store) == written
+
+
+def test_a_restart_continues_the_sealed_range_and_keeps_the_bound(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    first = [(T0 + k * STEP, float(k)) for k in range(60)]
+    with SQLiteStorage(db) as store:
+        store.write(None, WriteRequest([series("a", first), series("b", first)]))
+    assert tables(db)[0] == 0  # sealed on close, the last chunk half full
+    more = [(T0 + k * STEP, float(k)) for k in range(60, 200)]
+    with SQLiteStorage(db, out_of_order_window=60) as store:
+        # A cold cache finds the newest sealed sample: too old is still refused.
+        with pytest.raises(StorageRejected, match="older than the out-of-order window"):
+            store.write(None, WriteRequest([series("a", [(T0 + 5 * STEP, 9.0)])]))
+        store.write(None, WriteRequest([series("a", more)]))
+        store.compact(flush=True)
+        assert read(store) == {"a": first + more, "b": first}
+        with closing(sqlite3.connect(db)) as conn:
+            counts = sorted(n for sid, _, _, n, _ in stored_chunks(conn) if sid == 1)
+        # The half-full chunk was taken back and continued: 120 + 80, not 60 + 120 + 20.
+        assert counts == [80, 120]
+    loose, _, keys = tables(db)
+    assert loose == 0
+    assert any(own for _, own, _, _ in keys), "resealed into a range with a pack: own rows"
+    with SQLiteStorage(db) as store:
+        assert read(store) == {"a": first + more, "b": first}
+
+
+def test_out_of_order_samples_into_a_sealed_range_merge_and_resends_add_nothing(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "o.db"
+    pts = [(T0 + k * STEP, float(k)) for k in range(0, 600, 2)]  # every 30 s, 2.5 h
+    with SQLiteStorage(db, out_of_order_window=3 * 3600) as store:
+        store.write(None, WriteRequest([series("a", pts)]))
+        store.close()
+    gaps = [(T0 + k * STEP, -float(k)) for k in range(1, 600, 6)]
+    with SQLiteStorage(db, out_of_order_window=3 * 3600) as store:
+        store.write(None, WriteRequest([series("a", gaps + pts[:10])]))  # new + resent
+        store.compact()
+        want = sorted(pts + gaps)
+        assert read(store) == {"a": want}
+        store.write(None, WriteRequest([series("a", gaps)]))
+    with SQLiteStorage(db) as store:
+        assert read(store) == {"a": want}
+        assert store.counts()["samples"] == len(want)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["write", "write", "write", "compact", "reopen"]),
+            st.integers(0, 7),  # series
+            st.integers(-40, 1200),  # start step
+            st.integers(1, 150),  # samples
+        ),
+        min_size=1,
+        max_size=14,
+    )
+)
+def test_any_mix_of_writes_compactions_and_restarts_reads_what_was_accepted(
+    tmp_path_factory: pytest.TempPathFactory,
+    ops: list[tuple[str, int, int, int]],
+) -> None:
+    db = tmp_path_factory.mktemp("p") / "p.db"
+    model: dict[str, dict[int, float]] = {}
+    store = SQLiteStorage(db, out_of_order_window=1800)
+    try:
+        for op, s, start, n in ops:
+            if op == "compact":
+                store.compact()
+            elif op == "reopen":
+                store.close()
+                store = SQLiteStorage(db, out_of_order_window=1800)
+            else:
+                pts = [(T0 + k * STEP, float(k * (s + 1))) for k in range(start, start + n)]
+                try:
+                    store.write(None, WriteRequest([series(str(s), pts)]))
+                except StorageRejected:
+                    continue
+                got = model.setdefault(str(s), {})
+                for t, v in pts:
+                    got.setdefault(t, v)  # first write wins
+        want = {k: sorted(v.items()) for k, v in model.items()}
+        assert read(store) == want
+        assert {k: [t for t, _ in v] for k, v in streamed(store).items()} == {
+            k: [t for t, _ in v] for k, v in want.items()
+        }
+        store.close()
+        store = SQLiteStorage(db)
+        assert read(store) == want
+        assert store.counts()["samples"] == sum(map(len, want.values()))
+    finally:
+        store.close()
