@@ -24,6 +24,7 @@ import pytest
 from promwire import STALE_NAN_BITS
 from promwire.chunks.xor import decode_xor_bits, encode_xor_bits
 from promwire.stores.sqlite import SQLiteStorage
+from promwire.stores.sqlite_blocks import block_span, unseal
 from promwire.stores.sqlite_chunks import chunk_count, chunk_mint
 
 pytestmark = [pytest.mark.soak, pytest.mark.prometheus]
@@ -102,6 +103,12 @@ def damage(db: Path, soak: ModuleType, window_ms: list[int]) -> None:
     SQLiteStorage(db).close()  # closing flushes the head: every sample is in a chunk
     start_ms, end_ms = window_ms
     with sqlite3.connect(db) as conn:
+        # Closing also sealed them into packs: take them all back to the chunks table.
+        span = block_span(conn)
+        assert span is not None
+        everyone = {int(sid): span[0] for (sid,) in conn.execute("SELECT id FROM series")}
+        assert unseal(conn, everyone, span) > 0
+        assert conn.execute("SELECT count(*) FROM blocks").fetchone() == (0,)
         rows = [
             ((sid, maxt), sid, data)
             for sid, maxt, data in conn.execute(
