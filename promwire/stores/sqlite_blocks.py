@@ -44,6 +44,7 @@ import sqlite3
 import struct
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
 
 from ..codec.wire import read_varint, zigzag_decode, zigzag_encode
 from ..errors import StorageError
@@ -162,23 +163,85 @@ def records(chunks: Iterable[tuple[int, int, bytes]]) -> bytes:
 
 
 def unpack_records(blob: bytes) -> list[tuple[int, int, int, bytes]]:
-    """Chunk records as ``(mint, maxt, count, data)``."""
+    """Chunk records as ``(mint, maxt, count, data)``.
+
+    A read walks every record of a range, so the varints are read inline over
+    one cursor (what :func:`_predicted_maxt` and ``read_varint`` do, without
+    a call per varint); a one-byte varint takes the first branch.
+    """
     out: list[tuple[int, int, int, bytes]] = []
     pos = 0
     end = len(blob)
     try:
         while pos < end:
-            size, pos = read_varint(blob, pos)
-            miss, pos = read_varint(blob, pos)
-            data = blob[pos : pos + size]
+            b = blob[pos]
+            pos += 1
+            size = b & 0x7F
+            shift = 7
+            while b & 0x80:
+                b = blob[pos]
+                pos += 1
+                size |= (b & 0x7F) << shift
+                shift += 7
+            b = blob[pos]
+            pos += 1
+            miss = b & 0x7F
+            shift = 7
+            while b & 0x80:
+                b = blob[pos]
+                pos += 1
+                miss |= (b & 0x7F) << shift
+                shift += 7
+                if shift > 70:
+                    raise ValueError("a varint of over 10 bytes")
+            start = pos
             pos += size
-            if len(data) != size or size < 3:
+            if pos > end or size < 3:
                 raise ValueError("a chunk past the row's end")
-            mint, predicted = _predicted_maxt(data)
-            out.append((mint, predicted + zigzag_decode(miss), (data[0] << 8) | data[1], data))
-    except Exception as exc:  # a DecodeError or the ValueError above: the file is damaged
+            n = (blob[start] << 8) | blob[start + 1]
+            # the chunk's oldest time: a zigzag varint after its count
+            p = start + 2
+            b = blob[p]
+            p += 1
+            zz = b & 0x7F
+            shift = 7
+            while b & 0x80:
+                b = blob[p]
+                p += 1
+                zz |= (b & 0x7F) << shift
+                shift += 7
+                if shift > 70:
+                    raise ValueError("a varint of over 10 bytes")
+            mint = (zz >> 1) ^ -(zz & 1)
+            maxt = mint
+            if n > 1:  # then its first interval, after 8 bytes of value
+                p += 8
+                b = blob[p]
+                p += 1
+                delta = b & 0x7F
+                shift = 7
+                while b & 0x80:
+                    b = blob[p]
+                    p += 1
+                    delta |= (b & 0x7F) << shift
+                    shift += 7
+                    if shift > 70:
+                        raise ValueError("a varint of over 10 bytes")
+                maxt += (n - 1) * delta
+            if p > pos:
+                raise ValueError("a chunk shorter than its header")
+            out.append((mint, maxt + ((miss >> 1) ^ -(miss & 1)), n, blob[start:pos]))
+    except (IndexError, ValueError) as exc:
         raise StorageError(f"damaged promwire database: an unreadable block row ({exc})") from exc
     return out
+
+
+@lru_cache(maxsize=4096)
+def _cached_records(blob: bytes) -> tuple[tuple[int, int, int, bytes], ...]:
+    """:func:`unpack_records`, remembered for the last 4,096 distinct record
+    runs (a pure function of the bytes, so never stale, whichever process
+    rewrote what; about 1 KiB each): a dashboard reads the same ranges again."""
+    return tuple(unpack_records(blob))
 
 
 def pack_series(entries: Sequence[tuple[int, bytes]], *, continued: bool = False) -> bytes:
@@ -295,12 +358,12 @@ def series_blocks(
         if blob is not None:
             found, _ = _packed(conn, int(key), bytes(blob), sid)
             if found:
-                out += unpack_records(found)
+                out += _cached_records(found)
     packed = len(out)
     for (blob,) in conn.execute(
         _OWN_ROWS, (own_key(lo, sid, 0), step, own_key(hi, sid, 0), _PARTS - 1)
     ):
-        out += unpack_records(bytes(blob))
+        out += _cached_records(bytes(blob))
     if packed and len(out) > packed:  # some ranges packed, some not: time order
         out.sort(key=lambda c: c[1])
     return out
