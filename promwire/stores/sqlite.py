@@ -553,11 +553,15 @@ class SQLiteStorage(BaseStorage):
                 "SELECT max(maxt) FROM chunks WHERE series_id = ?", (sid,)
             ).fetchone()
             bound = _INT64_MIN if row[0] is None else int(row[0])
-            # Sealed ranges from the newest down to the unsealed newest's range
-            # (one probe for a series written recently).
+            # The newest two sealed ranges (one probe for a series written
+            # lately). A series silent for longer gets a lower bound, which
+            # only lets more out-of-order samples in: never a wrong refusal, and
+            # a restart after a crash does not walk every range of every series.
             span = block_span(conn)
             if span is not None and (bound == _INT64_MIN or bound // CHUNK_RANGE_MS <= span[1]):
-                lo = span[0] if bound == _INT64_MIN else bound // CHUNK_RANGE_MS
+                lo = span[1] - 1
+                if bound != _INT64_MIN:
+                    lo = max(lo, bound // CHUNK_RANGE_MS)
                 sealed = newest_in_blocks(conn, sid, lo, span)
                 if sealed is not None and sealed > bound:
                     bound = sealed
