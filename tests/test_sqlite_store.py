@@ -411,3 +411,32 @@ def test_reader_connections_die_with_their_threads(store: SQLiteStorage) -> None
     kept = store.process_query(None, query()).timeseries  # this thread's reader stays usable
     assert len(kept) == 1
     assert len(store._readers) >= 1
+
+
+def test_a_stream_reuses_an_idle_connection_that_holds_no_old_snapshot(tmp_path: Path) -> None:
+    db = tmp_path / "pool.db"
+    labels = [Label("__name__", "up"), Label("job", "a")]
+    query = Query(0, 10**9, [LabelMatcher(MatchType.EQ, "job", "a")])
+
+    def streamed_count(store: SQLiteStorage) -> int:
+        return sum(
+            int.from_bytes(c.data[:2], "big")
+            for cs in store.process_query_chunks(None, query)
+            for c in cs.chunks
+        )
+
+    store = SQLiteStorage(db)
+    try:
+        store.write(None, WriteRequest([TimeSeries(labels, [Sample(1.0, 1000)])]))
+        assert streamed_count(store) == 1
+        store.write(None, WriteRequest([TimeSeries(labels, [Sample(2.0, 2000)])]))
+        # The ended stream's connection, kept for reuse, sees the new write ...
+        assert streamed_count(store) == 2
+        # ... and holds no read transaction: a checkpoint can take every frame.
+        with sqlite3.connect(db) as other:
+            busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        assert busy == 0
+    finally:
+        store.close()
+    with pytest.raises(StorageError, match="closed"):
+        streamed_count(store)

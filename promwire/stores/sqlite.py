@@ -242,6 +242,9 @@ class SQLiteStorage(BaseStorage):
         # Weak: a reader dies with its thread (threading.local drops it), so a
         # server that starts a thread per connection does not pile them up.
         self._readers: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        # Idle connections of ended streams (no transaction open), reused by the
+        # next stream: opening one costs about a millisecond (file, schema, WAL index).
+        self._idle_streams: list[_Connection] = []
         self._writer = self._connect()
         # Orders writers of several processes (serve --workers); see the module.
         self._writer_lock = WriterLock(None if self._memory else self.path)
@@ -415,6 +418,7 @@ class SQLiteStorage(BaseStorage):
             for conn in list(self._readers):
                 conn.close()
             self._readers.clear()
+            self._idle_streams.clear()
             self._writer.close()
             self._writer_lock.close()
 
@@ -1035,12 +1039,19 @@ class SQLiteStorage(BaseStorage):
             raise StorageError("storage is closed")
         conn: _Connection | None = None
         if not self._memory:
+            with self._readers_lock:
+                conn = self._idle_streams.pop() if self._idle_streams else None
             try:
-                conn = self._connect(reader=True)
+                if conn is None:
+                    conn = self._connect(reader=True)
+                    self._register(conn)
                 conn.execute("BEGIN")
             except sqlite3.Error as exc:
+                if conn is not None:
+                    with self._readers_lock:
+                        self._readers.discard(conn)
+                    conn.close()
                 raise StorageError(f"sqlite read failed: {exc}") from exc
-            self._register(conn)
 
         def run(fn: Callable[[sqlite3.Connection], T]) -> T:
             try:
@@ -1059,9 +1070,23 @@ class SQLiteStorage(BaseStorage):
             yield run
         finally:
             if conn is not None:
-                with self._readers_lock:
-                    self._readers.discard(conn)
-                conn.close()  # ends the read transaction
+                self._end_stream(conn)
+
+    def _end_stream(self, conn: _Connection) -> None:
+        """End a stream's read transaction; keep its connection for the next
+        stream (up to 4 idle), else close it."""
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            keep = False
+        else:
+            keep = True
+        with self._readers_lock:
+            if keep and not self._closed and len(self._idle_streams) < 4:
+                self._idle_streams.append(conn)
+                return
+            self._readers.discard(conn)
+        conn.close()
 
     def exemplars(
         self,
