@@ -45,6 +45,7 @@ import struct
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
+from itertools import groupby
 
 from ..codec.wire import read_varint, zigzag_decode, zigzag_encode
 from ..errors import StorageError
@@ -149,6 +150,14 @@ def _predicted_maxt(data: bytes) -> tuple[int, int]:
         return mint, mint
     delta, _ = read_varint(data, pos + 8)
     return mint, mint + (n - 1) * delta
+
+
+def chunk_start(data: bytes) -> int:
+    """An XOR chunk's oldest timestamp (the zigzag varint after its count)."""
+    try:
+        return zigzag_decode(read_varint(data, 2)[0])
+    except Exception as exc:  # a DecodeError of a truncated varint: the file is damaged
+        raise StorageError("damaged promwire database: a chunk without a timestamp") from exc
 
 
 def records(chunks: Iterable[tuple[int, int, bytes]]) -> bytes:
@@ -460,53 +469,60 @@ def unseal(conn: sqlite3.Connection, wants: dict[int, int], span: tuple[int, int
 def seal(conn: sqlite3.Connection, before: int | None) -> int:
     """Move the chunks of every range ending at or before ``before`` (a range
     boundary; ``None``: every range) from ``chunks`` to ``blocks``, inside the
-    caller's write transaction. Returns how many chunks moved."""
-    if before is None:
-        cur = conn.execute("SELECT series_id, maxt, data FROM chunks")
-    else:
-        cur = conn.execute("SELECT series_id, maxt, data FROM chunks WHERE maxt < ?", (before,))
-    groups: dict[int, dict[int, list[tuple[int, int, bytes]]]] = {}
-    for sid, maxt, blob in cur:
-        data = bytes(blob)
-        maxt = int(maxt)
-        # A chunk never spans a range boundary: its newest sample names its range.
-        rng = maxt // _RANGE_MS
-        if not _fits(rng, int(sid)):
-            continue  # outside the key's bits: stays in chunks
-        mint = zigzag_decode(read_varint(data, 2)[0]) if len(data) > 2 else maxt
-        groups.setdefault(rng, {}).setdefault(int(sid), []).append((mint, maxt, data))
-    if not groups:
-        return 0
+    caller's write transaction, one range at a time (memory: a pack and one
+    series' chunks). Returns how many chunks moved."""
+    where, args = ("", ()) if before is None else (" WHERE maxt < ?", (before,))
+    ranges = {int(t) // _RANGE_MS for (t,) in conn.execute("SELECT maxt FROM chunks" + where, args)}
     # The most a row keeps on its page: SQLite's local payload limit for a
     # table leaf (page size - 35) less the record's 4-byte header.
     capacity = min(int(conn.execute("PRAGMA page_size").fetchone()[0]) - 40, 65000)
-    rows: list[tuple[int, bytes]] = []
-    moved: list[tuple[int, int]] = []
-    for rng, by_series in sorted(groups.items()):
-        fresh = (
-            conn.execute(
-                "SELECT 1 FROM blocks WHERE id >= ? AND id < ? LIMIT 1",
-                (_range_key(rng), _range_key(rng + 1)),
-            ).fetchone()
-            is None
-        )
-        packer = _Packer(rng, capacity)
-        for sid, chunks in sorted(by_series.items()):
-            chunks.sort(key=lambda c: c[1])
-            rec = records(chunks)
-            if fresh and len(rec) <= capacity // 2:
-                packer.add(sid, chunks)
-            else:
-                own = _own_rows(chunks)
-                if len(own) > _PARTS:
-                    continue  # more than 64 own rows in 2 hours: stays in chunks
-                rows += [(own_key(rng, sid, p), blob) for p, blob in enumerate(own)]
-            moved += [(sid, maxt) for _, maxt, _ in chunks]
-        rows += packer.finish()
-    rows.sort()  # ascending ids: appended after the older ranges
-    conn.executemany("INSERT INTO blocks(id, data) VALUES (?, ?)", rows)
-    conn.executemany("DELETE FROM chunks WHERE series_id = ? AND maxt = ?", moved)
-    return len(moved)
+    return sum(
+        _seal_range(conn, rng, capacity)
+        for rng in sorted(ranges)
+        if -_RANGE_BIAS <= rng < _RANGE_BIAS  # else outside the key's bits: stays in chunks
+    )
+
+
+def _seal_range(conn: sqlite3.Connection, rng: int, capacity: int) -> int:
+    fresh = (
+        conn.execute(
+            "SELECT 1 FROM blocks WHERE id >= ? AND id < ? LIMIT 1",
+            (_range_key(rng), _range_key(rng + 1)),
+        ).fetchone()
+        is None
+    )
+    packer = _Packer(rng, capacity)
+    kept: list[tuple[int, int, bytes]] = []  # what fits no row: back into chunks
+    moved = 0
+    insert = "INSERT INTO blocks(id, data) VALUES (?, ?)"
+    cur = conn.execute(
+        "SELECT series_id, maxt, data FROM chunks WHERE maxt >= ? AND maxt < ? "
+        "ORDER BY series_id, maxt",
+        (rng * _RANGE_MS, (rng + 1) * _RANGE_MS),
+    )
+    for sid, rows in groupby(cur, key=lambda row: int(row[0])):
+        chunks: list[tuple[int, int, bytes]] = []
+        for _, maxt, blob in rows:
+            data = bytes(blob)
+            chunks.append((chunk_start(data), int(maxt), data))
+        if fresh and sid <= _MAX_SID and sum(len(c[2]) + 4 for c in chunks) <= capacity // 2:
+            packer.add(sid, chunks)
+        else:
+            own = _own_rows(chunks) if sid <= _MAX_SID else []
+            if not own or len(own) > _PARTS:  # more than 64 own rows in 2 hours
+                kept += [(sid, maxt, data) for _, maxt, data in chunks]
+                continue
+            conn.executemany(insert, [(own_key(rng, sid, p), b) for p, b in enumerate(own)])
+        moved += len(chunks)
+        if len(packer.rows) >= 16:  # full packs go in as they come, in key order
+            conn.executemany(insert, packer.rows)
+            packer.rows.clear()
+    conn.executemany(insert, packer.finish())
+    conn.execute(
+        "DELETE FROM chunks WHERE maxt >= ? AND maxt < ?", (rng * _RANGE_MS, (rng + 1) * _RANGE_MS)
+    )
+    conn.executemany("INSERT INTO chunks(series_id, maxt, data) VALUES (?, ?, ?)", kept)
+    return moved
 
 
 class _Packer:

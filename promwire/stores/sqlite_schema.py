@@ -183,7 +183,11 @@ def prepare(conn: sqlite3.Connection, path: str) -> bool:
         else:
             _create(conn)
         if migrated:
-            seal(conn, None)  # every chunk of the old file into blocks
+            # Every chunk of the old file into blocks, range by range (the
+            # index, for the migration only, finds each range's chunks).
+            conn.execute("CREATE INDEX chunks_by_maxt ON chunks(maxt)")
+            seal(conn, None)
+            conn.execute("DROP INDEX chunks_by_maxt")
         conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
