@@ -86,10 +86,8 @@ from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from ..chunks.histogram_cut import cut_histogram_chunks
 from ..chunks.xor import decode_xor_bits
 from ..codec.columns import ColumnBatch, SeriesColumns
-from ..codec.decoder import decode
 from ..codec.encoder import encode
 from ..codec.messages import (
     Chunk,
@@ -120,6 +118,13 @@ from .sqlite_chunks import (
     encode_groups,
 )
 from .sqlite_head import HeadCache, RecordBuilder
+from .sqlite_histograms import (
+    compact_histograms,
+    count_histograms,
+    note_head_histograms,
+    series_histogram_chunks,
+    series_histograms,
+)
 from .sqlite_index import add_series, select_series
 from .sqlite_schema import prepare
 from .sqlite_writer_lock import WriterLock
@@ -665,9 +670,10 @@ class SQLiteStorage(BaseStorage):
                 ).fetchone()[0]
             )
         if histograms:
-            conn.executemany(
+            added = conn.executemany(
                 "INSERT INTO histograms VALUES (?, ?, ?) ON CONFLICT DO NOTHING", histograms
-            )
+            ).rowcount
+            head_total += note_head_histograms(conn, max(added, 0))
         if exemplars:
             conn.executemany(
                 "INSERT INTO exemplars VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", exemplars
@@ -743,6 +749,13 @@ class SQLiteStorage(BaseStorage):
                 ooo_window_ms=self._ooo_ms,
                 flush=flush,
                 retention_ms=self._retention_ms,
+            )
+            compact_histograms(
+                conn,
+                ooo_window_ms=self._ooo_ms,
+                flush=flush,
+                retention_ms=self._retention_ms,
+                retention_bytes=self._retention_bytes,
             )
             if self._retention_ms is not None or self._retention_bytes is not None:
                 apply_retention(
@@ -866,22 +879,14 @@ class SQLiteStorage(BaseStorage):
                     stamps, values = self._series_samples(
                         conn, sid, start, end, in_head.get(sid), budget
                     )
-                    rows = conn.execute(
-                        "SELECT data FROM histograms "
-                        "WHERE series_id = ? AND ts BETWEEN ? AND ? ORDER BY ts",
-                        (sid, start, end),
-                    ).fetchall()
-                    if rows and budget is not None:
-                        budget.take_samples(len(rows))
-                    if not (stamps or rows):
+                    hists = series_histograms(
+                        conn, sid, start, end, None if budget is None else budget.take_samples
+                    )
+                    if not (stamps or hists):
                         continue
                     out.append(
                         SeriesColumns(
-                            tuple(Label(n, v) for n, v in pairs),
-                            stamps,
-                            values,
-                            [decode(Histogram, data) for (data,) in rows],
-                            [],
+                            tuple(Label(n, v) for n, v in pairs), stamps, values, hists, []
                         )
                     )
         except sqlite3.Error as exc:
@@ -983,16 +988,12 @@ class SQLiteStorage(BaseStorage):
                 chunks.extend(_encode(t[lo:hi], b[lo:hi]))
         if hts:
             chunks.extend(_encode(hts, hbits))
-        stored = conn.execute(
-            "SELECT data FROM histograms WHERE series_id = ? AND ts BETWEEN ? AND ? ORDER BY ts",
-            (sid, start, end),
-        ).fetchall()
-        if not stored:
-            return chunks, False
         try:
-            hchunks = cut_histogram_chunks([decode(Histogram, data) for (data,) in stored])
+            hchunks = series_histogram_chunks(conn, sid, start, end)
         except EncodeError:
             return chunks, True
+        if not hchunks:
+            return chunks, False
         if chunks:  # floats and histograms in one series: chunks in time order
             hchunks = sorted([*chunks, *hchunks], key=lambda c: (c.min_time_ms, c.max_time_ms))
         return hchunks, False
@@ -1067,8 +1068,9 @@ class SQLiteStorage(BaseStorage):
         with self._reading() as conn:
             out = {
                 table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-                for table in ("series", "histograms", "exemplars", "metadata")
+                for table in ("series", "exemplars", "metadata")
             }
+            out["histograms"] = count_histograms(conn)
             samples = sum(
                 chunk_count(bytes(head))
                 for (head,) in conn.execute("SELECT substr(data, 1, 2) FROM chunks")

@@ -17,13 +17,15 @@ import sqlite3
 
 from ..errors import StorageError
 from .sqlite_chunks import cut_groups, encode_groups
+from .sqlite_histograms import HISTOGRAM_CHUNKS_SCHEMA
 from .sqlite_index import add_series, label_hash, posting_pairs, write_postings
 
 __all__ = ["FORMAT_VERSION", "FormatError", "label_hash", "prepare"]
 
 FORMAT_VERSION = 3
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -86,6 +88,8 @@ CREATE TABLE IF NOT EXISTS metadata (
     unit               TEXT NOT NULL
 );
 """
+    + HISTOGRAM_CHUNKS_SCHEMA
+)
 
 _V1_TABLES = {"series", "series_labels", "samples", "histograms", "exemplars", "metadata"}
 _V2_TABLES = {
@@ -116,7 +120,9 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
 def prepare(conn: sqlite3.Connection, path: str) -> bool:
     """Create, check or migrate the schema on the writer ``conn``; returns
     whether a migration ran (the caller then vacuums the file)."""
-    if int(conn.execute("PRAGMA user_version").fetchone()[0]) == FORMAT_VERSION:
+    if int(conn.execute("PRAGMA user_version").fetchone()[0]) == FORMAT_VERSION and (
+        "histogram_chunks" in _tables(conn)
+    ):
         return False  # nothing to do: no need to wait for another writer's lock
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -143,6 +149,10 @@ def prepare(conn: sqlite3.Connection, path: str) -> bool:
                 )
             _migrate_v2(conn)
             migrated = True
+        elif version == FORMAT_VERSION:
+            # A file of this format written before histograms were chunked: its
+            # histogram rows are the head now; only the new table is missing.
+            _create(conn)
         elif version == 0 and tables:
             raise FormatError(
                 f"{path} is an SQLite database promwire did not create "
