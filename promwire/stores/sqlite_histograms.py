@@ -292,25 +292,46 @@ def _encode(hs: Sequence[Histogram]) -> tuple[int, bytes]:
     return ChunkEncoding.HISTOGRAM, encode_histogram_chunk(hs, header=header)
 
 
-def _encode_capped(hs: Sequence[Histogram]) -> tuple[int, int, bytes]:
+def _encode_capped(hs: Sequence[Histogram], guess: int = 0) -> tuple[int, int, bytes]:
     """The longest prefix of ``hs`` Prometheus' size rule lets into one chunk:
-    ``(n, encoding, data)``. Raises :class:`EncodeError`."""
-    enc, data = _encode(hs)
+    ``(n, encoding, data)``. The head cuts before appending once the chunk
+    holds >= 2 KiB and >= 10 histograms, so ``n`` is the smallest count >= 10
+    whose encoding reaches 2 KiB (or all of ``hs``). ``guess`` (the previous
+    chunk's count) is tried first: the sizes of a series' chunks repeat.
+    Raises :class:`EncodeError`."""
     n = len(hs)
-    if len(data) < _CUT_BYTES or n <= _MIN_HISTOGRAMS:
-        return n, enc, data
-    # The head cuts before appending once the chunk holds >= 2 KiB and >= 10
-    # histograms: find the smallest such prefix (sizes grow with the prefix).
-    lo, hi = _MIN_HISTOGRAMS, n
-    while lo < hi:
+    done: dict[int, tuple[int, bytes]] = {}
+
+    def big(k: int) -> bool:
+        if k not in done:
+            done[k] = _encode(hs[:k])
+        return len(done[k][1]) >= _CUT_BYTES
+
+    k = min(max(guess, _MIN_HISTOGRAMS), n) if guess else n
+    # lo: a count known too small (or below 10), hi: a count known big enough
+    if n <= _MIN_HISTOGRAMS:
+        lo = hi = k = n
+    elif big(k):
+        lo, hi = _MIN_HISTOGRAMS - 1, k
+        if k > _MIN_HISTOGRAMS and not big(k - 1):
+            lo = k - 1  # the guess was right
+    elif k == n or not big(n):
+        lo = hi = k = n  # everything fits
+    else:
+        lo, hi = k, n
+        if big(k + 1):
+            hi = k + 1
+    while hi - lo > 1:
         mid = (lo + hi) // 2
-        if len(_encode(hs[:mid])[1]) >= _CUT_BYTES:
+        if big(mid):
             hi = mid
         else:
-            lo = mid + 1
-    if lo < n:
-        enc, data = _encode(hs[:lo])
-    return lo, enc, data
+            lo = mid
+    k = hi
+    if k not in done:
+        done[k] = _encode(hs[:k])
+    enc, data = done[k]
+    return k, enc, data
 
 
 @dataclass(slots=True)
@@ -363,13 +384,15 @@ def _build(items: list[_Item], rejected: list[_Item], keep_tail: bool = False) -
     run's range is still open: it stays in the head and may grow)."""
     out: list[_Built] = []
     pending = items
+    guess = 0
     while pending:
         window = pending[:HISTOGRAMS_PER_CHUNK]
         extra = None
         data = b""
         enc = -1
         try:
-            n, enc, data = _encode_capped([it.h for it in window])
+            n, enc, data = _encode_capped([it.h for it in window], guess)
+            guess = n
         except EncodeError:  # some histogram cannot be encoded at all: find it
             n = len(window)
         if keep_tail and n == len(pending) and n < HISTOGRAMS_PER_CHUNK:
@@ -559,11 +582,14 @@ def _compact_series(
 
 
 def _continues(chunk: tuple[int, int, bytes, bytes | None], it: _Item) -> bool:
-    """Whether ``it`` would join the stored chunk (not full, same 2-hour
-    range, fits after its last histogram): then the chunk is merged."""
+    """Whether ``it`` would join the stored chunk (not full by count or size,
+    same 2-hour range, fits after its last histogram): then the chunk is merged."""
     maxt, enc, data, extra = chunk
-    if (data[0] << 8) | data[1] >= HISTOGRAMS_PER_CHUNK or _range_end(maxt) != _range_end(it.ts):
+    n = (data[0] << 8) | data[1]
+    if n >= HISTOGRAMS_PER_CHUNK or _range_end(maxt) != _range_end(it.ts):
         return False
+    if len(data) >= _CUT_BYTES and n >= _MIN_HISTOGRAMS:
+        return False  # closed by size
     hs = _decode_chunk(enc, data, extra)
     return _fits(hs[0], hs[-1], it.h)
 
