@@ -29,19 +29,22 @@ are compacted into Prometheus **XOR chunks** of up to 120 samples
 * **Exact floats.** Values travel as their IEEE-754 bit patterns end to end
   (head arrays and XOR chunks), so stale markers and NaN payloads come back bit
   for bit.
-* Native histograms are kept losslessly, one row each (their encoded
-  protobuf bytes), exemplars with their labels, metric metadata by family
-  name (latest wins). Remote read returns samples and histograms; exemplars and
-  metadata are readable through :meth:`SQLiteStorage.exemplars` and
-  :meth:`SQLiteStorage.metadata`.
+* Native histograms arrive as head rows (their encoded protobuf bytes) and
+  are compacted into Prometheus' HISTOGRAM / FLOAT_HISTOGRAM chunks, each
+  verified to give back every histogram bit for bit (what a chunk cannot
+  give back stays a row: :mod:`.sqlite_histograms`); exemplars are kept with
+  their labels, metric metadata by family name (latest wins). Remote read
+  returns samples and histograms; exemplars and metadata are readable
+  through :meth:`SQLiteStorage.exemplars` and :meth:`SQLiteStorage.metadata`.
 * **Remote write 2.0** arrives through the handlers' conversion to the v1
   view (``accepted_protocols`` is v1 and v2); :meth:`SQLiteStorage.write_columns`
   is the write path without per-sample objects.
 * **Streamed remote read** (:meth:`SQLiteStorage.process_query_chunks`)
   sends stored chunks as they are; only a chunk cut by the range's ends, and
   samples still in the head, are (re-)encoded. One series at a time is in
-  memory. Native histograms are streamed as Prometheus' histogram chunks
-  (cut from their stored rows by :func:`~promwire.chunks.histogram_cut.cut_histogram_chunks`).
+  memory. Native histograms are streamed as Prometheus' histogram chunks:
+  stored ones inside the range as they are, the rest cut by
+  :func:`~promwire.chunks.histogram_cut.cut_histogram_chunks`.
 * **Retention** (``retention`` seconds, ``retention_bytes``) deletes whole
   chunks at each compaction; SQLite reuses the freed pages.
 * Labels with an empty value are dropped on write (an empty value means
@@ -957,8 +960,9 @@ class SQLiteStorage(BaseStorage):
         head: tuple[list[int], list[int]] | None,
     ) -> tuple[list[Chunk], bool]:
         """One series' chunks over ``[start, end]`` (stored XOR chunks inside
-        the range as they are, histogram chunks cut from the stored rows) and
-        whether histograms there had to be left out."""
+        the range as they are, and histogram chunks: see
+        :func:`~.sqlite_histograms.series_histogram_chunks`) and whether
+        histograms there had to be left out."""
         rows = chunk_rows(conn, sid, start, end)
         hts: list[int] = []
         hbits: list[int] = []

@@ -24,23 +24,28 @@ target (2 KiB once at least 10 histograms are in). What the chunk format
 cannot say goes to ``extra`` (:func:`_extra_for`): each histogram's reset
 hint when it is not the one the chunk decodes to (Prometheus' senders mark
 every counter histogram UNKNOWN; a chunk decodes its later samples as NO),
-and whether its count or zero count was absent rather than 0 (a oneof field
-a sender may leave out).
+whether its count or zero count was absent rather than 0 (a oneof field a
+sender may leave out), and the bucket bounds of custom-bucket histograms
+(schema -53, which a chunk has no room for; all of a chunk's share them).
 
 Every chunk is **verified** before it is stored: it is decoded (with its
 ``extra``) and each histogram re-encoded and compared with the row it came
-from. A histogram that does not come back exactly (a custom-bucket
-histogram, whose bounds a chunk has no room for; a zero threshold of -0.0;
-mixed integer and float oneofs) stays a head row - the fallback - and the
-others are chunked around it. Reads merge chunks and head rows by time (a
-stored chunk wins a timestamp sent twice: it was there first), so every
-histogram is found whether it is chunked or not.
+from. A histogram that does not come back exactly (a zero threshold of
+-0.0, which a chunk writes as 0; integer and float oneofs mixed, such as an
+integer count beside a float zero count; a float histogram carrying integer
+deltas) stays a head row - the fallback - and the others are chunked around
+it; later compactions leave such a row (and the chunks around it) alone.
+Reads merge chunks and head rows by time (a stored chunk wins a timestamp
+sent twice: it was there first), so every histogram is found whether it is
+chunked or not.
 
 A histogram resent after it was chunked becomes a head row again for a
-while; the next compaction sees its timestamp in a chunk and deletes it. An
-out-of-order histogram (older than the series' newest chunk) makes the
-compaction decode the chunks from its time on, merge and re-cut them; one
-that could not be chunked anyway is left as a row without touching them.
+while; the next compaction sees its timestamp in a chunk and deletes it
+(one that no chunk could hold anyway is simply left: reads prefer the
+chunk's). An out-of-order histogram (older than the series' newest chunk)
+makes the compaction decode the chunks from its time on, merge and re-cut
+them; one that could not be chunked anyway is left as a row without
+touching them.
 """
 
 from __future__ import annotations
@@ -161,13 +166,19 @@ def _with_extra(hs: list[Histogram], extra: bytes | None) -> list[Histogram]:
     """``hs`` (just decoded, changed in place) with ``extra`` applied."""
     if not extra:
         return hs
-    flags = bytes(extra)
-    if len(flags) == 1 and flags[0] & _ALL_SAME:
-        flags = bytes([flags[0] & ~_ALL_SAME]) * len(hs)
-    if len(flags) != len(hs):
+    blob = bytes(extra)
+    n = len(hs)
+    if blob[0] & _ALL_SAME:
+        flags, rest = bytes([blob[0] & ~_ALL_SAME]) * n, blob[1:]
+    else:
+        flags, rest = blob[:n], blob[n:]
+    if len(flags) != n or len(rest) % 8:
         raise StorageError("damaged promwire database: a histogram chunk's extra")
+    bounds = list(struct.unpack(f"<{len(rest) // 8}d", rest))
     for h, f in zip(hs, flags, strict=True):
         _apply(h, f)
+        if bounds and not _stale(h):
+            h.custom_values = list(bounds)
     return hs
 
 
@@ -191,14 +202,19 @@ def _flags(h: Histogram) -> int:
 
 def _extra_for(wanted: Sequence[Histogram], decoded: Sequence[Histogram]) -> bytes | None:
     """``extra`` for a chunk of ``wanted`` that decodes to ``decoded``: ``None``
-    when the chunk says it all; one byte when every histogram has the same
-    flags (``0x80`` set); else one byte per histogram."""
+    when the chunk says it all. Else the flags - one byte when every
+    histogram has the same (``0x80`` set), else one byte per histogram -
+    followed by the custom bucket bounds of a custom-bucket chunk (schema
+    -53: a chunk has no room for them), as little-endian doubles."""
     want = bytes(map(_flags, wanted))
-    if want == bytes(map(_flags, decoded)):
+    bounds = next((h.custom_values for h in wanted if h.custom_values and not _stale(h)), [])
+    if not bounds and want == bytes(map(_flags, decoded)):
         return None
-    if want.count(want[0]) == len(want):
-        return bytes([want[0] | _ALL_SAME])
-    return want
+    head = bytes([want[0] | _ALL_SAME]) if want.count(want[0]) == len(want) else want
+    try:
+        return head + struct.pack(f"<{len(bounds)}d", *bounds)
+    except struct.error:
+        return head  # not floats: the verification keeps those histograms rows
 
 
 # ----------------------------------------------------------------------------- cutting
@@ -509,40 +525,37 @@ def _compact_series(
         "WHERE series_id = ? ORDER BY maxt DESC LIMIT 1",
         (sid,),
     ).fetchone()
-    newest_maxt = None if last is None else int(last[0])
-    # Stored chunks the rows reach into: duplicates are dropped, out-of-order merged.
-    old: list[tuple[int, int, bytes, bytes | None]] = []
-    stored: dict[int, Histogram] = {}
+    items = [_Item(t, _decode_row(d), d, False) for t, d in rows]
+    merge: list[tuple[int, int, bytes, bytes | None]] = []
     decoded: dict[int, list[Histogram]] = {}
-    if newest_maxt is not None and rows[0][0] <= newest_maxt:
-        old = _chunk_rows(conn, sid, rows[0][0])
-        for maxt, enc, data, extra in old:
-            hs = decoded[maxt] = _decode_chunk(enc, data, extra)
-            stored.update((h.timestamp, h) for h in hs)
-        dups = [t for t, _ in rows if t in stored]
-        if dups:
+    if last is not None and items[0].ts <= last[0]:
+        # Rows at or before the newest chunk: resent ones are dropped, the
+        # others merged into the chunks from their time on. A row no chunk
+        # would give back exactly stays a row and touches no chunk.
+        late = [it for it in items if it.ts <= last[0] and _representable(it)]
+        items = [it for it in items if it.ts > last[0]]
+        if late:
+            old = _chunk_rows(conn, sid, late[0].ts)
+            stored: set[int] = set()
+            for maxt, enc, data, extra in old:
+                hs = decoded[maxt] = _decode_chunk(enc, data, extra)
+                stored.update(h.timestamp for h in hs)
+            dups = [it.ts for it in late if it.ts in stored]
             conn.executemany(
                 "DELETE FROM histograms WHERE series_id = ? AND ts = ?", [(sid, t) for t in dups]
             )
             result.duplicates_dropped += len(dups)
-            rows = [(t, d) for t, d in rows if t not in stored]
-    items = [_Item(t, _decode_row(d), d, False) for t, d in rows]
-    merge: list[tuple[int, int, bytes, bytes | None]] = []
-    if newest_maxt is not None and last is not None and items:
-        movable = [it for it in items if it.ts <= newest_maxt and _representable(it)]
-        if movable:  # out of order: the chunks from its time on are cut again
-            first = movable[0].ts
-            merge = [c for c in old if c[0] >= first]
-            # older rows that no chunk would give back exactly stay rows, untouched
-            items = [it for it in items if it.ts >= first]
-        else:
-            items = [it for it in items if it.ts > newest_maxt]
-            last_row = (newest_maxt, int(last[1]), bytes(last[2]), _opt(last[3]))
-            if items and _continues(last_row, items[0]):
-                merge = [last_row]
-        for maxt, enc, data, extra in merge:
-            hs = decoded.get(maxt) or _decode_chunk(enc, data, extra)
-            items.extend(_Item(h.timestamp, h, encode(h), True) for h in hs)
+            late = [it for it in late if it.ts not in stored]
+            if late:
+                merge = [c for c in old if c[0] >= late[0].ts]
+                items = late + items
+    if last is not None and not merge and items:
+        newest = (int(last[0]), int(last[1]), bytes(last[2]), _opt(last[3]))
+        if _continues(newest, items[0]):  # in order, continuing the last chunk
+            merge = [newest]
+    for maxt, enc, data, extra in merge:
+        hs = decoded.get(maxt) or _decode_chunk(enc, data, extra)
+        items.extend(_Item(h.timestamp, h, encode(h), True) for h in hs)
     if not items:
         return
     items.sort(key=lambda it: it.ts)
