@@ -301,52 +301,26 @@ def _cut(items: Sequence[_Item]) -> list[tuple[int, int]]:
     return runs
 
 
-def _encode(hs: Sequence[Histogram]) -> tuple[int, bytes]:
+def _encode(hs: Sequence[Histogram], sizes: list[int] | None = None) -> tuple[int, bytes]:
     header = CounterResetHeader(header_for_hint(int(hs[0].reset_hint)))
     if hs[0].is_float:
-        return ChunkEncoding.FLOAT_HISTOGRAM, encode_float_histogram_chunk(hs, header=header)
-    return ChunkEncoding.HISTOGRAM, encode_histogram_chunk(hs, header=header)
+        data = encode_float_histogram_chunk(hs, header=header, byte_sizes=sizes)
+        return ChunkEncoding.FLOAT_HISTOGRAM, data
+    return ChunkEncoding.HISTOGRAM, encode_histogram_chunk(hs, header=header, byte_sizes=sizes)
 
 
-def _encode_capped(hs: Sequence[Histogram], guess: int = 0) -> tuple[int, int, bytes]:
+def _encode_capped(hs: Sequence[Histogram]) -> tuple[int, int, bytes]:
     """The longest prefix of ``hs`` Prometheus' size rule lets into one chunk:
     ``(n, encoding, data)``. The head cuts before appending once the chunk
     holds >= 2 KiB and >= 10 histograms, so ``n`` is the smallest count >= 10
-    whose encoding reaches 2 KiB (or all of ``hs``). ``guess`` (the previous
-    chunk's count) is tried first: the sizes of a series' chunks repeat.
-    Raises :class:`EncodeError`."""
+    whose chunk reaches 2 KiB (or all of ``hs``): one encoding gives every
+    prefix's size. Raises :class:`EncodeError`."""
+    sizes: list[int] = []
+    enc, data = _encode(hs, sizes)
     n = len(hs)
-    done: dict[int, tuple[int, bytes]] = {}
-
-    def big(k: int) -> bool:
-        if k not in done:
-            done[k] = _encode(hs[:k])
-        return len(done[k][1]) >= _CUT_BYTES
-
-    k = min(max(guess, _MIN_HISTOGRAMS), n) if guess else n
-    # lo: a count known too small (or below 10), hi: a count known big enough
-    if n <= _MIN_HISTOGRAMS:
-        lo = hi = k = n
-    elif big(k):
-        lo, hi = _MIN_HISTOGRAMS - 1, k
-        if k > _MIN_HISTOGRAMS and not big(k - 1):
-            lo = k - 1  # the guess was right
-    elif k == n or not big(n):
-        lo = hi = k = n  # everything fits
-    else:
-        lo, hi = k, n
-        if big(k + 1):
-            hi = k + 1
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if big(mid):
-            hi = mid
-        else:
-            lo = mid
-    k = hi
-    if k not in done:
-        done[k] = _encode(hs[:k])
-    enc, data = done[k]
+    k = next((i + 1 for i in range(_MIN_HISTOGRAMS - 1, n) if sizes[i] >= _CUT_BYTES), n)
+    if k < n:
+        enc, data = _encode(hs[:k])
     return k, enc, data
 
 
@@ -400,15 +374,13 @@ def _build(items: list[_Item], rejected: list[_Item], keep_tail: bool = False) -
     run's range is still open: it stays in the head and may grow)."""
     out: list[_Built] = []
     pending = items
-    guess = 0
     while pending:
         window = pending[:HISTOGRAMS_PER_CHUNK]
         extra = None
         data = b""
         enc = -1
         try:
-            n, enc, data = _encode_capped([it.h for it in window], guess)
-            guess = n
+            n, enc, data = _encode_capped([it.h for it in window])
         except EncodeError:  # some histogram cannot be encoded at all: find it
             n = len(window)
         if keep_tail and n == len(pending) and n < HISTOGRAMS_PER_CHUNK:
