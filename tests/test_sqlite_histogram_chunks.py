@@ -459,3 +459,11 @@ def test_generated_series_come_back_bit_for_bit(
         assert store.counts()["histograms"] == sum(map(len, series))
         # every histogram of these is one a chunk can give back
         assert store._writer.execute("SELECT count(*) FROM histograms").fetchone() == (0,)
+
+
+def test_size_benchmark_runs_and_reads_back_exactly() -> None:
+    from benchmarks.bench_histogram_store import main
+
+    got = main(["--series", "3", "--histograms", "200"])  # exits if a read-back differs
+    assert got["chunks_pages"] < got["rows_pages"]
+    assert got["chunks_payload"] * 2 < got["rows_payload"]

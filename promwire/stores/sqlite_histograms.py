@@ -256,7 +256,12 @@ def _counts(h: Histogram) -> tuple[float, float]:
     return float(h.count_int or 0), float(h.zero_count_int or 0)
 
 
-def _fits(first: Histogram, last: Histogram, h: Histogram) -> bool:
+def _fits(
+    first: Histogram,
+    last: Histogram,
+    h: Histogram,
+    memo: dict[int, list[float] | list[int]] | None = None,
+) -> bool:
     """Whether ``h`` may follow ``last`` in a chunk starting with ``first``
     without recoding and without a counter reset inside the chunk."""
     if h.is_float != first.is_float or _gauge(h) != _gauge(first):
@@ -280,7 +285,12 @@ def _fits(first: Histogram, last: Histogram, h: Histogram) -> bool:
     (c, z), (lc, lz) = _counts(h), _counts(last)
     if c < lc or z < lz:
         return False
-    return all(a >= b for a, b in zip(_buckets(h), _buckets(last), strict=False))
+    if memo is None:
+        memo = {}
+    for x in (h, last):
+        if id(x) not in memo:
+            memo[id(x)] = _buckets(x)
+    return all(a >= b for a, b in zip(memo[id(h)], memo[id(last)], strict=False))
 
 
 def _cut(items: Sequence[_Item]) -> list[tuple[int, int]]:
@@ -290,11 +300,12 @@ def _cut(items: Sequence[_Item]) -> list[tuple[int, int]]:
     runs: list[tuple[int, int]] = []
     lo = 0
     n = len(items)
+    memo: dict[int, list[float] | list[int]] = {}  # absolute buckets by id(histogram)
     while lo < n:
         first = items[lo].h
         end = _range_end(items[lo].ts)
         hi = lo + 1
-        while hi < n and items[hi].ts < end and _fits(first, items[hi - 1].h, items[hi].h):
+        while hi < n and items[hi].ts < end and _fits(first, items[hi - 1].h, items[hi].h, memo):
             hi += 1
         runs.append((lo, hi))
         lo = hi
@@ -726,9 +737,12 @@ def series_histogram_chunks(
     conn: sqlite3.Connection, sid: int, start: int, end: int
 ) -> list[Chunk]:
     """Series ``sid``'s histograms in ``[start, end]`` as histogram chunks, for
-    a streamed read: a stored chunk inside the range is sent as it is (its
-    ``extra`` is what a chunk stream cannot carry either); a stored chunk the
-    range cuts, and head rows, are cut into chunks like Prometheus' head
+    a streamed read: a stored chunk inside the range is sent as it is (the
+    flags of its ``extra``, per-histogram hints and absent counts, are what a
+    chunk stream cannot carry either); a stored chunk the range cuts, one
+    with custom bucket bounds (as before chunks were stored: a chunk stream
+    has no room for them either), and head rows are cut into chunks like
+    Prometheus' head
     (:func:`~promwire.chunks.histogram_cut.cut_histogram_chunks`). When head
     rows fall inside the stored chunks' time span, everything is decoded,
     merged and cut again (chunks of a series must not overlap). Raises
@@ -743,7 +757,7 @@ def series_histogram_chunks(
         return cut_histogram_chunks(merged)
     out: list[Chunk] = []
     for mint, maxt, enc, data, extra in stored:
-        if start <= mint and maxt <= end:
+        if start <= mint and maxt <= end and not _has_bounds(data, extra):
             out.append(Chunk(mint, maxt, ChunkEncoding(enc), data))  # as stored
         else:
             part = _in_range(_decode_chunk(enc, data, extra), start, end)
@@ -752,6 +766,14 @@ def series_histogram_chunks(
     if rows:
         out.extend(cut_histogram_chunks(rows))
     return out
+
+
+def _has_bounds(data: bytes, extra: bytes | None) -> bool:
+    """Whether ``extra`` holds custom bucket bounds (after its flags)."""
+    if not extra:
+        return False
+    flags = 1 if extra[0] & _ALL_SAME else (data[0] << 8) | data[1]
+    return len(extra) > flags
 
 
 def count_histograms(conn: sqlite3.Connection) -> int:
