@@ -435,6 +435,7 @@ class HistogramCompaction:
     histograms_sealed: int = 0  # head rows that went into chunks
     duplicates_dropped: int = 0  # head rows whose timestamp a chunk already held
     kept_unverified: int = 0  # complete, but kept as rows: a chunk would not give them back exactly
+    left_alone: int = 0  # older rows no chunk can hold, found again (not counted as head)
     retention_deleted: int = 0
     rejected: list[tuple[int, int]] = field(default_factory=list)  # (series, ts) of those
 
@@ -468,12 +469,12 @@ def compact_histograms(
     retention_ms: int | None = None,
     retention_bytes: int | None = None,
 ) -> HistogramCompaction:
-    """Move complete groups of the head's histograms into chunks and apply the
-    retention to histogram chunks, inside the caller's write transaction.
+    """Move complete chunks of the head's histograms into ``histogram_chunks``
+    and apply the retention to them, inside the caller's write transaction.
 
-    A series' last group stays in the head unless it is full (120), its
-    2-hour range has ended (the newest head histogram is past its end plus the
-    out-of-order window) or ``flush`` is set. A series' last chunk that is not
+    A series' last chunk stays in the head unless it is full (120 histograms,
+    or 2 KiB), its 2-hour range has ended (the newest head histogram is past
+    its end plus the out-of-order window) or ``flush`` is set. A series' last chunk that is not
     full is merged with new histograms of its range; chunks an out-of-order
     histogram falls into are decoded, merged and cut again.
     """
@@ -484,8 +485,11 @@ def compact_histograms(
         sids = [int(s) for (s,) in conn.execute("SELECT DISTINCT series_id FROM histograms")]
         for sid in sids:
             _compact_series(conn, sid, cutoff, result)
-        left = conn.execute("SELECT count(*) FROM histograms").fetchone()[0]
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'head_histograms'", (int(left),))
+        # What may still become chunks (rows kept for good do not count: they
+        # must not make every write start a compaction).
+        left = int(conn.execute("SELECT count(*) FROM histograms").fetchone()[0])
+        waiting = max(left - result.kept_unverified - result.left_alone, 0)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'head_histograms'", (waiting,))
     if retention_ms is not None or retention_bytes is not None:
         result.retention_deleted = _retention(conn, retention_ms, retention_bytes)
     return result
@@ -515,7 +519,9 @@ def _compact_series(
         # Rows at or before the newest chunk: resent ones are dropped, the
         # others merged into the chunks from their time on. A row no chunk
         # would give back exactly stays a row and touches no chunk.
-        late = [it for it in items if it.ts <= last[0] and _representable(it)]
+        before = [it for it in items if it.ts <= last[0]]
+        late = [it for it in before if _representable(it)]
+        result.left_alone += len(before) - len(late)
         items = [it for it in items if it.ts > last[0]]
         if late:
             old = _chunk_rows(conn, sid, late[0].ts)
