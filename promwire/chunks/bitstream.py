@@ -359,6 +359,11 @@ class BitWriter:
         )
         return lead, trail
 
+    def size(self) -> int:
+        """``len(self.getvalue())``, without building the bytes."""
+        n = len(self._out) + ((self._nacc + 7) >> 3)
+        return n + 1 if self._whole and not self._nacc & 7 else n
+
     def getvalue(self) -> bytes:
         """The bytes written so far, the last one padded with zero bits (plus the
         empty byte Go leaves after a final whole-bytes write on a byte boundary)."""

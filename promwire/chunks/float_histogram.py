@@ -152,14 +152,19 @@ def decode_float_histogram_chunk(data: bytes | bytearray | memoryview) -> list[m
 
 
 def encode_float_histogram_chunk(
-    histograms: Sequence[m.Histogram], *, header: CounterResetHeader | int | None = None
+    histograms: Sequence[m.Histogram],
+    *,
+    header: CounterResetHeader | int | None = None,
+    byte_sizes: list[int] | None = None,
 ) -> bytes:
     """Encode float histograms (in time order) into one ``FLOAT_HISTOGRAM`` chunk.
 
     Byte-identical to Prometheus' appender; the same rules as
     :func:`~promwire.chunks.histogram.encode_histogram_chunk` (one layout per
     chunk, ``header`` from the first reset hint by default, at most 65535
-    samples). Raises :class:`EncodeError`.
+    samples). ``byte_sizes``, when given, gets the chunk's
+    length in bytes after each histogram (what Prometheus' head looks at
+    before appending the next). Raises :class:`EncodeError`.
     """
     n = len(histograms)
     if n > _MAX_SAMPLES:
@@ -228,4 +233,6 @@ def encode_float_histogram_chunk(
                 leads[k], trails[k] = xor(v, vals[k], leads[k], trails[k])
                 vals[k] = v
         prev_t = t
+        if byte_sizes is not None:
+            byte_sizes.append(3 + w.size())
     return head + w.getvalue()

@@ -196,7 +196,10 @@ def _check_deltas(values: list[int], index: int) -> None:
 
 
 def encode_histogram_chunk(
-    histograms: Sequence[m.Histogram], *, header: CounterResetHeader | int | None = None
+    histograms: Sequence[m.Histogram],
+    *,
+    header: CounterResetHeader | int | None = None,
+    byte_sizes: list[int] | None = None,
 ) -> bytes:
     """Encode integer histograms (in time order) into one ``HISTOGRAM`` chunk.
 
@@ -207,7 +210,9 @@ def encode_histogram_chunk(
     cuts and expands a free sequence the way Prometheus' head does.
     ``header`` defaults to the one the first histogram's reset hint implies
     (:func:`~promwire.chunks.histogram_layout.header_for_hint`). At most
-    65535 histograms fit. Raises :class:`EncodeError`.
+    65535 histograms fit. ``byte_sizes``, when given, gets the chunk's
+    length in bytes after each histogram (what Prometheus' head looks at
+    before appending the next). Raises :class:`EncodeError`.
     """
     n = len(histograms)
     if n > MAX_HISTOGRAMS_PER_CHUNK:
@@ -295,4 +300,6 @@ def encode_histogram_chunk(
         prev_cnt = cnt
         prev_zcnt = zcnt
         prev_sum = sum_bits
+        if byte_sizes is not None:
+            byte_sizes.append(3 + w.size())
     return head + w.getvalue()

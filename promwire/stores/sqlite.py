@@ -29,19 +29,22 @@ are compacted into Prometheus **XOR chunks** of up to 120 samples
 * **Exact floats.** Values travel as their IEEE-754 bit patterns end to end
   (head arrays and XOR chunks), so stale markers and NaN payloads come back bit
   for bit.
-* Native histograms are kept losslessly, one row each (their encoded
-  protobuf bytes), exemplars with their labels, metric metadata by family
-  name (latest wins). Remote read returns samples and histograms; exemplars and
-  metadata are readable through :meth:`SQLiteStorage.exemplars` and
-  :meth:`SQLiteStorage.metadata`.
+* Native histograms arrive as head rows (their encoded protobuf bytes) and
+  are compacted into Prometheus' HISTOGRAM / FLOAT_HISTOGRAM chunks, each
+  verified to give back every histogram bit for bit (what a chunk cannot
+  give back stays a row: :mod:`.sqlite_histograms`); exemplars are kept with
+  their labels, metric metadata by family name (latest wins). Remote read
+  returns samples and histograms; exemplars and metadata are readable
+  through :meth:`SQLiteStorage.exemplars` and :meth:`SQLiteStorage.metadata`.
 * **Remote write 2.0** arrives through the handlers' conversion to the v1
   view (``accepted_protocols`` is v1 and v2); :meth:`SQLiteStorage.write_columns`
   is the write path without per-sample objects.
 * **Streamed remote read** (:meth:`SQLiteStorage.process_query_chunks`)
   sends stored chunks as they are; only a chunk cut by the range's ends, and
   samples still in the head, are (re-)encoded. One series at a time is in
-  memory. Native histograms are streamed as Prometheus' histogram chunks
-  (cut from their stored rows by :func:`~promwire.chunks.histogram_cut.cut_histogram_chunks`).
+  memory. Native histograms are streamed as Prometheus' histogram chunks:
+  stored ones inside the range as they are, the rest cut by
+  :func:`~promwire.chunks.histogram_cut.cut_histogram_chunks`.
 * **Retention** (``retention`` seconds, ``retention_bytes``) deletes whole
   chunks at each compaction; SQLite reuses the freed pages.
 * Labels with an empty value are dropped on write (an empty value means
@@ -86,10 +89,8 @@ from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from ..chunks.histogram_cut import cut_histogram_chunks
 from ..chunks.xor import decode_xor_bits
 from ..codec.columns import ColumnBatch, SeriesColumns
-from ..codec.decoder import decode
 from ..codec.encoder import encode
 from ..codec.messages import (
     Chunk,
@@ -122,6 +123,13 @@ from .sqlite_chunks import (
     stored_chunks,
 )
 from .sqlite_head import HeadCache, RecordBuilder
+from .sqlite_histograms import (
+    compact_histograms,
+    count_histograms,
+    note_head_histograms,
+    series_histogram_chunks,
+    series_histograms,
+)
 from .sqlite_index import add_series, select_series
 from .sqlite_schema import prepare
 from .sqlite_writer_lock import WriterLock
@@ -689,9 +697,10 @@ class SQLiteStorage(BaseStorage):
                 ).fetchone()[0]
             )
         if histograms:
-            conn.executemany(
+            added = conn.executemany(
                 "INSERT INTO histograms VALUES (?, ?, ?) ON CONFLICT DO NOTHING", histograms
-            )
+            ).rowcount
+            head_total += note_head_histograms(conn, max(added, 0))
         if exemplars:
             conn.executemany(
                 "INSERT INTO exemplars VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", exemplars
@@ -767,6 +776,13 @@ class SQLiteStorage(BaseStorage):
                 ooo_window_ms=self._ooo_ms,
                 flush=flush,
                 retention_ms=self._retention_ms,
+            )
+            compact_histograms(
+                conn,
+                ooo_window_ms=self._ooo_ms,
+                flush=flush,
+                retention_ms=self._retention_ms,
+                retention_bytes=self._retention_bytes,
             )
             if self._retention_ms is not None or self._retention_bytes is not None:
                 apply_retention(
@@ -892,22 +908,14 @@ class SQLiteStorage(BaseStorage):
                     stamps, values = self._series_samples(
                         conn, sid, start, end, in_head.get(sid), budget, span
                     )
-                    rows = conn.execute(
-                        "SELECT data FROM histograms "
-                        "WHERE series_id = ? AND ts BETWEEN ? AND ? ORDER BY ts",
-                        (sid, start, end),
-                    ).fetchall()
-                    if rows and budget is not None:
-                        budget.take_samples(len(rows))
-                    if not (stamps or rows):
+                    hists = series_histograms(
+                        conn, sid, start, end, None if budget is None else budget.take_samples
+                    )
+                    if not (stamps or hists):
                         continue
                     out.append(
                         SeriesColumns(
-                            tuple(Label(n, v) for n, v in pairs),
-                            stamps,
-                            values,
-                            [decode(Histogram, data) for (data,) in rows],
-                            [],
+                            tuple(Label(n, v) for n, v in pairs), stamps, values, hists, []
                         )
                     )
         except sqlite3.Error as exc:
@@ -978,8 +986,9 @@ class SQLiteStorage(BaseStorage):
         head: tuple[list[int], list[int]] | None,
     ) -> tuple[list[Chunk], bool]:
         """One series' chunks over ``[start, end]`` (stored XOR chunks inside
-        the range as they are, histogram chunks cut from the stored rows) and
-        whether histograms there had to be left out."""
+        the range as they are, and histogram chunks: see
+        :func:`~.sqlite_histograms.series_histogram_chunks`) and whether
+        histograms there had to be left out."""
         rows = chunk_rows(conn, sid, start, end)
         hts: list[int] = []
         hbits: list[int] = []
@@ -1009,16 +1018,12 @@ class SQLiteStorage(BaseStorage):
                 chunks.extend(_encode(t[lo:hi], b[lo:hi]))
         if hts:
             chunks.extend(_encode(hts, hbits))
-        stored = conn.execute(
-            "SELECT data FROM histograms WHERE series_id = ? AND ts BETWEEN ? AND ? ORDER BY ts",
-            (sid, start, end),
-        ).fetchall()
-        if not stored:
-            return chunks, False
         try:
-            hchunks = cut_histogram_chunks([decode(Histogram, data) for (data,) in stored])
+            hchunks = series_histogram_chunks(conn, sid, start, end)
         except EncodeError:
             return chunks, True
+        if not hchunks:
+            return chunks, False
         if chunks:  # floats and histograms in one series: chunks in time order
             hchunks = sorted([*chunks, *hchunks], key=lambda c: (c.min_time_ms, c.max_time_ms))
         return hchunks, False
@@ -1114,8 +1119,9 @@ class SQLiteStorage(BaseStorage):
         with self._reading() as conn:
             out = {
                 table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-                for table in ("series", "histograms", "exemplars", "metadata")
+                for table in ("series", "exemplars", "metadata")
             }
+            out["histograms"] = count_histograms(conn)
             samples = sum(n for _, _, _, n, _ in stored_chunks(conn))
             view = self._head.view(conn)
             for sid, (ts, _) in view.samples_of(

@@ -19,6 +19,7 @@ import sqlite3
 from ..errors import StorageError
 from .sqlite_blocks import BLOCKS_SCHEMA, seal
 from .sqlite_chunks import cut_groups, encode_groups
+from .sqlite_histograms import HISTOGRAM_CHUNKS_SCHEMA
 from .sqlite_index import add_series, label_hash, posting_pairs, write_postings
 
 __all__ = ["FORMAT_VERSION", "FormatError", "label_hash", "prepare"]
@@ -91,6 +92,7 @@ CREATE TABLE IF NOT EXISTS metadata (
 """
     + BLOCKS_SCHEMA
     + ";\n"
+    + HISTOGRAM_CHUNKS_SCHEMA
 )
 
 _V3_TABLES = {
@@ -168,7 +170,9 @@ def prepare(conn: sqlite3.Connection, path: str) -> bool:
                     f"{path} holds promwire storage format 3 without its series, chunks or "
                     "meta table (a damaged file): not migrated"
                 )
-            _create(conn)  # the blocks table
+            # The blocks and histogram_chunks tables; the histogram rows are
+            # the histogram head now.
+            _create(conn)
             migrated = True
         elif version == 0 and tables:
             raise FormatError(
