@@ -48,7 +48,7 @@ from functools import lru_cache
 from itertools import groupby
 
 from ..codec.wire import read_varint, zigzag_decode, zigzag_encode
-from ..errors import StorageError
+from ..errors import DecodeError, StorageError
 
 __all__ = [
     "BLOCKS_SCHEMA",
@@ -172,75 +172,26 @@ def records(chunks: Iterable[tuple[int, int, bytes]]) -> bytes:
 
 
 def unpack_records(blob: bytes) -> list[tuple[int, int, int, bytes]]:
-    """Chunk records as ``(mint, maxt, count, data)``.
-
-    A read walks every record of a range, so the varints are read inline over
-    one cursor (what :func:`_predicted_maxt` and ``read_varint`` do, without
-    a call per varint); a one-byte varint takes the first branch.
-    """
+    """Chunk records as ``(mint, maxt, count, data)``."""
     out: list[tuple[int, int, int, bytes]] = []
     pos = 0
     end = len(blob)
     try:
         while pos < end:
-            b = blob[pos]
-            pos += 1
-            size = b & 0x7F
-            shift = 7
-            while b & 0x80:
-                b = blob[pos]
+            size, pos = read_varint(blob, pos)
+            miss = blob[pos]
+            if miss < 0x80:  # the usual one byte: a regular scrape's newest time
                 pos += 1
-                size |= (b & 0x7F) << shift
-                shift += 7
-            b = blob[pos]
-            pos += 1
-            miss = b & 0x7F
-            shift = 7
-            while b & 0x80:
-                b = blob[pos]
-                pos += 1
-                miss |= (b & 0x7F) << shift
-                shift += 7
-                if shift > 70:
-                    raise ValueError("a varint of over 10 bytes")
+            else:
+                miss, pos = read_varint(blob, pos)
             start = pos
             pos += size
             if pos > end or size < 3:
                 raise ValueError("a chunk past the row's end")
-            n = (blob[start] << 8) | blob[start + 1]
-            # the chunk's oldest time: a zigzag varint after its count
-            p = start + 2
-            b = blob[p]
-            p += 1
-            zz = b & 0x7F
-            shift = 7
-            while b & 0x80:
-                b = blob[p]
-                p += 1
-                zz |= (b & 0x7F) << shift
-                shift += 7
-                if shift > 70:
-                    raise ValueError("a varint of over 10 bytes")
-            mint = (zz >> 1) ^ -(zz & 1)
-            maxt = mint
-            if n > 1:  # then its first interval, after 8 bytes of value
-                p += 8
-                b = blob[p]
-                p += 1
-                delta = b & 0x7F
-                shift = 7
-                while b & 0x80:
-                    b = blob[p]
-                    p += 1
-                    delta |= (b & 0x7F) << shift
-                    shift += 7
-                    if shift > 70:
-                        raise ValueError("a varint of over 10 bytes")
-                maxt += (n - 1) * delta
-            if p > pos:
-                raise ValueError("a chunk shorter than its header")
-            out.append((mint, maxt + ((miss >> 1) ^ -(miss & 1)), n, blob[start:pos]))
-    except (IndexError, ValueError) as exc:
+            data = blob[start:pos]
+            mint, predicted = _predicted_maxt(data)
+            out.append((mint, predicted + zigzag_decode(miss), (data[0] << 8) | data[1], data))
+    except (DecodeError, IndexError, ValueError) as exc:
         raise StorageError(f"damaged promwire database: an unreadable block row ({exc})") from exc
     return out
 

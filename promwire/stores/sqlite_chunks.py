@@ -39,7 +39,7 @@ import threading
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ..chunks.xor import (
     MAX_BYTES_PER_CHUNK,
@@ -352,6 +352,30 @@ def newest_stored(conn: sqlite3.Connection) -> int | None:
     return newest
 
 
+def excess_bytes(conn: sqlite3.Connection, bound: int) -> int:
+    """How many bytes the pages in use take beyond ``bound``."""
+    page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+    free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    return (pages - free) * page - bound
+
+
+def shed(
+    conn: sqlite3.Connection, delete_sql: str, rows: Sequence[Sequence[Any]], excess: int
+) -> int:
+    """Delete the first ``rows`` (their key columns, then their size in bytes)
+    until they hold ``excess`` bytes, with ``delete_sql`` taking a key; returns
+    how many went."""
+    doomed: list[tuple[Any, ...]] = []
+    for *key, size in rows:
+        doomed.append(tuple(key))
+        excess -= int(size)
+        if excess <= 0:
+            break
+    conn.executemany(delete_sql, doomed)
+    return len(doomed)
+
+
 def apply_retention(
     conn: sqlite3.Connection, *, retention_ms: int | None, retention_bytes: int | None
 ) -> int:
@@ -368,38 +392,19 @@ def apply_retention(
             conn.execute("DELETE FROM histograms WHERE ts < ?", (floor,))
             conn.execute("DELETE FROM exemplars WHERE ts < ?", (floor,))
     if retention_bytes is not None:
-        page = int(conn.execute("PRAGMA page_size").fetchone()[0])
-        while True:
-            pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
-            free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
-            excess = (pages - free) * page - retention_bytes
-            if excess <= 0:
-                break
+        while (excess := excess_bytes(conn, retention_bytes)) > 0:
             # The oldest sealed rows first, then the oldest chunks, holding
             # about the excess (row overhead counted).
-            sealed = oldest_block_rows(conn, 4096)
+            sealed = [(key, size + 20) for key, size in oldest_block_rows(conn, 4096)]
             if sealed:
-                gone: list[tuple[int]] = []
-                for key, size in sealed:
-                    gone.append((key,))
-                    excess -= size + 20
-                    if excess <= 0:
-                        break
-                conn.executemany("DELETE FROM blocks WHERE id = ?", gone)
-                deleted += len(gone)
+                deleted += shed(conn, "DELETE FROM blocks WHERE id = ?", sealed, excess)
                 continue
             rows = conn.execute(
                 "SELECT series_id, maxt, length(data) + 20 FROM chunks ORDER BY maxt LIMIT 4096"
             ).fetchall()
             if not rows:
                 break
-            doomed = []
-            freed = 0
-            for sid, maxt, size in rows:
-                doomed.append((sid, maxt))
-                freed += int(size)
-                if freed >= excess:
-                    break
-            conn.executemany("DELETE FROM chunks WHERE series_id = ? AND maxt = ?", doomed)
-            deleted += len(doomed)
+            deleted += shed(
+                conn, "DELETE FROM chunks WHERE series_id = ? AND maxt = ?", rows, excess
+            )
     return deleted

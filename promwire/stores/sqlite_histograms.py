@@ -71,7 +71,7 @@ from ..codec.encoder import encode
 from ..codec.messages import Chunk, ChunkEncoding, Histogram, ResetHint
 from ..errors import DecodeError, EncodeError, StorageError
 from .sqlite_blocks import block_span, newest_sealed
-from .sqlite_chunks import CHUNK_RANGE_MS
+from .sqlite_chunks import CHUNK_RANGE_MS, excess_bytes, shed
 
 __all__ = [
     "HISTOGRAM_CHUNKS_SCHEMA",
@@ -638,18 +638,12 @@ def _retention(
             ).rowcount
             conn.execute("DELETE FROM histograms WHERE ts < ?", (floor,))
     if retention_bytes is not None:
-        page = int(conn.execute("PRAGMA page_size").fetchone()[0])
         oldest_float = conn.execute("SELECT min(maxt) FROM chunks").fetchone()[0]
         span = block_span(conn)
         if span is not None:  # sealed floats: the oldest range's start bounds them
             sealed = span[0] * CHUNK_RANGE_MS
             oldest_float = sealed if oldest_float is None else min(int(oldest_float), sealed)
-        while True:
-            pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
-            free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
-            excess = (pages - free) * page - retention_bytes
-            if excess <= 0:
-                break
+        while (excess := excess_bytes(conn, retention_bytes)) > 0:
             rows = conn.execute(
                 "SELECT series_id, maxt, length(data) + coalesce(length(extra), 0) + 24 "
                 "FROM histogram_chunks WHERE maxt < ? ORDER BY maxt LIMIT 4096",
@@ -657,17 +651,9 @@ def _retention(
             ).fetchall()
             if not rows:
                 break
-            doomed = []
-            freed = 0
-            for sid, maxt, size in rows:
-                doomed.append((sid, maxt))
-                freed += int(size)
-                if freed >= excess:
-                    break
-            conn.executemany(
-                "DELETE FROM histogram_chunks WHERE series_id = ? AND maxt = ?", doomed
+            deleted += shed(
+                conn, "DELETE FROM histogram_chunks WHERE series_id = ? AND maxt = ?", rows, excess
             )
-            deleted += len(doomed)
     return deleted
 
 
