@@ -1,4 +1,4 @@
-"""The SQLite store's format 3: migrating a real format-2 file bit for bit, a
+"""The SQLite store's format: migrating real format-2 and format-3 files bit for bit, a
 failed migration leaving the file as it was, and posting blocks (pending ids
 merged at compaction, blocks bounded, every matcher kind equal before and after)."""
 
@@ -13,14 +13,32 @@ from pathlib import Path
 
 import pytest
 
-from promwire import Label, LabelMatcher, MatchType, Query, Sample, TimeSeries, WriteRequest
+from promwire import (
+    ChunkEncoding,
+    Label,
+    LabelMatcher,
+    MatchType,
+    Query,
+    Sample,
+    TimeSeries,
+    WriteRequest,
+    encode,
+)
 from promwire.chunks.xor import decode_xor_bits
 from promwire.stores.sqlite import PAGE_SIZE, SQLiteStorage
-from promwire.stores.sqlite_chunks import chunk_count, chunk_mint
+from promwire.stores.sqlite_blocks import split_key
+from promwire.stores.sqlite_chunks import chunk_count, chunk_mint, stored_chunks
 from promwire.stores.sqlite_head import HeadCache
 from promwire.stores.sqlite_index import BLOCK_BYTES, series_labels, unpack_ids
 from promwire.stores.sqlite_schema import FormatError
-from tests.support.old_formats import T0, V2_FILE, expected_v2
+from tests.support.old_formats import (
+    T0,
+    V2_FILE,
+    V3_FILE,
+    expected_v2,
+    expected_v3,
+    v3_histograms,
+)
 
 ALL = Query(-(1 << 62), 1 << 62, [LabelMatcher(MatchType.RE, "__name__", ".+")])
 Stored = dict[tuple[tuple[str, str], ...], list[tuple[int, int]]]
@@ -40,10 +58,14 @@ def _read(store: SQLiteStorage, query: Query = ALL) -> Stored:
 
 
 def _streamed(store: SQLiteStorage) -> Stored:
+    """The float samples of a streamed read (histogram chunks left out)."""
     out: Stored = {}
     for cs in store.process_query_chunks(None, ALL):
+        floats = [c for c in cs.chunks if c.type == ChunkEncoding.XOR]
+        if not floats:
+            continue
         points = out.setdefault(tuple((lb.name, lb.value) for lb in cs.labels), [])
-        for chunk in cs.chunks:
+        for chunk in floats:
             ts, bits = decode_xor_bits(chunk.data)
             points.extend(zip(ts, bits, strict=True))
     return out
@@ -257,3 +279,46 @@ def test_a_v1_series_is_found_again_by_a_write_of_the_same_labels(tmp_path: Path
         assert len(only) == 301 and only[-1] == (300 * 15_000, _bits(3.0))
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM series").fetchone() == (1,)
+
+
+def test_a_v3_file_is_migrated_sealed_and_reads_back_bit_for_bit(tmp_path: Path) -> None:
+    db = tmp_path / "v3.db"
+    shutil.copy(V3_FILE, db)
+    with sqlite3.connect(db) as conn:  # what format 3 holds: chunk rows, a head, histogram rows
+        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+        old_chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        assert old_chunks > 0
+        assert conn.execute("SELECT sum(n) FROM head").fetchone()[0] > 0
+        assert conn.execute("SELECT count(*) FROM histograms").fetchone() == (200,)
+    want = expected_v3()
+    hist = [encode(h) for h in v3_histograms()]
+    hist_labels = (("__name__", "hist"), ("job", "j"))
+
+    def histograms(store: SQLiteStorage) -> list[bytes]:
+        q = Query(0, 1 << 62, [LabelMatcher(MatchType.EQ, "__name__", "hist")])
+        (found,) = store.process_query(None, q).timeseries
+        return [encode(h) for h in found.histograms]
+
+    with SQLiteStorage(db) as store:
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (4,)
+            # every old chunk sealed, in three ranges of the five-hour series
+            assert conn.execute("SELECT count(*) FROM chunks").fetchone() == (0,)
+            sealed = list(stored_chunks(conn))
+            assert len(sealed) == old_chunks
+            assert (
+                len({split_key(int(k))[0] for (k,) in conn.execute("SELECT id FROM blocks")}) == 3
+            )
+        got = _read(store)
+        assert {k: v for k, v in got.items() if k != hist_labels} == want
+        assert _streamed(store) == want
+        assert histograms(store) == hist
+        assert store.counts()["samples"] == sum(map(len, want.values()))
+        assert store.counts()["histograms"] == 200
+    with SQLiteStorage(db) as store:  # closed: head flushed, histograms chunked, all sealed
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT count(*) FROM head").fetchone() == (0,)
+            assert conn.execute("SELECT count(*) FROM histograms").fetchone() == (0,)
+            assert conn.execute("SELECT count(*) FROM histogram_chunks").fetchone()[0] >= 10
+        assert {k: v for k, v in _read(store).items() if k != hist_labels} == want
+        assert histograms(store) == hist
