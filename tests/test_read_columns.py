@@ -49,9 +49,14 @@ from promwire import (
     snappy,
 )
 from promwire.chunks.streamed import chunked_messages, read_streamed_response
+from promwire.codec import read_columns
 from promwire.codec.columnar import decode_read_columns
 from promwire.codec.columns import SeriesColumns
-from promwire.codec.read_columns import encode_read_response_columns, encode_series_columns
+from promwire.codec.read_columns import (
+    encode_read_response_columns,
+    encode_series_columns,
+    read_response_buffer,
+)
 from promwire.errors import EncodeError
 from promwire.server.handlers import handle_read, handle_read_async, handle_write
 from promwire.server.metrics import Metrics
@@ -168,6 +173,53 @@ def test_long_series_of_every_value_shape(values: list[float]) -> None:
         [],
     )
     assert encode_read_response_columns([[sc], [sc]]) == object_form([[sc], [sc]])
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1.5] * 5_000,  # 90 kB of 18-byte records: written in place
+        [0.0] * 5_000,  # 45 kB of 9-byte records: in place
+        [0.0] * 4_000 + [2.0] * 3_000 + [0.0] * 4_000 + [3.0] * 10,  # runs in place and not
+        [float(i) * 1.25 - 7.0 for i in range(20_000)],  # a zero among them: one by one for it
+        [-0.0] * 2_000 + [0.0] * 4_000,
+    ],
+    ids=["long", "short", "mixed", "counter", "minus-zero"],
+)
+def test_large_runs_written_in_place_are_the_object_form(values: list[float]) -> None:
+    sc = SeriesColumns(
+        (Label("__name__", "m"), Label("job", "j")),
+        array("q", range(NOW, NOW + STEP * len(values), STEP)),
+        array("d", values),
+        [],
+        [],
+    )
+    other = SeriesColumns((Label("__name__", "n"),), array("q", [NOW]), array("d", [1.0]), [], [])
+    results = [[sc, other], [], [other, sc]]
+    expected = object_form(results)
+    buffer = read_response_buffer(results)
+    assert buffer == expected
+    assert encode_read_response_columns(results) == expected
+    assert encode_series_columns(sc) == encode(
+        TimeSeries(
+            list(sc.labels), [Sample(v, t) for t, v in zip(sc.timestamps, values, strict=True)]
+        )
+    )
+    # decoded back by the client's reader: the same samples, bit for bit
+    (first, _), _, _ = decode_read_columns(expected)
+    assert first.timestamps == sc.timestamps
+    assert _bits(first.values) == _bits(values)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(series_columns(), max_size=3), max_size=3))
+def test_every_run_written_in_place_is_the_object_form(
+    results: list[list[SeriesColumns]],
+) -> None:
+    # with no size threshold, every run of records takes the in-place writer
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(read_columns, "_IN_PLACE_BYTES", 0)
+        assert read_response_buffer(results) == object_form(results)
 
 
 def _samples_fixtures() -> list[Path]:

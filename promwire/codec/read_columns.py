@@ -16,11 +16,16 @@ A float sample is almost always one of two records:
 * ``12 07 | 10 <6-byte varint>`` (9 bytes): the value +0.0, which protobuf
   leaves out.
 
-A run of either shape is written with C-level operations only: one
-``bytearray`` of the run, strided slice assignment (``out[k::18] = ...``)
-puts one byte position of every record in place, and ``bytes.translate``
-tables turn the timestamps' little-endian bytes into the six septets of
-their varints (a big-integer OR joins the two bytes a septet straddles).
+A run of either shape is written with C-level operations only: the
+records' constant bytes copied in by doubling memmoves, strided slice
+assignment (``out[k::18] = ...``) puts one byte position of every record in
+place, and ``bytes.translate`` tables turn the timestamps' little-endian
+bytes into the six septets of their varints (a big-integer OR joins the two
+bytes a septet straddles). A large run (from ``_IN_PLACE_BYTES``) is written
+straight into the one ``bytearray`` of the whole answer
+(:func:`read_response_buffer`, which the SAMPLES handler compresses where it
+is): a 40,000-sample answer is then one 720 kB buffer instead of five copies
+of it, each of them fresh memory the kernel has to fault in.
 Anything else (a timestamp outside the 6-byte range, a series whose +0.0
 values are scattered in many short runs) goes through the object encoder's
 own per-sample loop, so the bytes cannot differ.
@@ -46,6 +51,7 @@ __all__ = [
     "append_sample_records",
     "encode_read_response_columns",
     "encode_series_columns",
+    "read_response_buffer",
     "result_points",
 ]
 
@@ -60,7 +66,8 @@ _MIN_RUN = 32
 # Byte tables: (b >> s) & 0x7F, (b << s) & 0x7F, and b | 0x80.
 _SHR7 = [bytes((b >> s) & 0x7F for b in range(256)) for s in range(8)]
 _SHL7 = [bytes((b << s) & 0x7F for b in range(256)) for s in range(8)]
-_SET80 = bytes(b | 0x80 for b in range(256))
+#: ``_SHR7`` with the continuation bit set: septets 0-4 of a 6-byte varint.
+_SHR7_MORE = [bytes(((b >> s) & 0x7F) | 0x80 for b in range(256)) for s in range(8)]
 _ONES = re.compile(b"\x01+")
 _GE4 = bytes(b >= 4 for b in range(256))
 _NO_HIGH_EXPONENT = bytes(b & 0x7F == 0 for b in range(256))
@@ -87,52 +94,95 @@ def _septets(ts: array[int]) -> list[bytes] | None:
 
     Septet ``j`` holds bits ``7j .. 7j+6``: bits of byte ``k = 7j // 8`` from
     ``s = 7j % 8`` on, and when ``s > 1`` the low bits of byte ``k + 1``.
-    The first five carry the continuation bit.
+    The first five carry the continuation bit (set by the same table that
+    shifts their low part).
     """
     n = len(ts)
     tb = _le_bytes(ts)
-    columns = [tb[k::8] for k in range(8)]
     # below 2**42: bytes 6 and 7 zero, byte 5 below 4 (checked in C, no loop)
-    if columns[6].count(0) != n or columns[7].count(0) != n or 1 in columns[5].translate(_GE4):
+    if tb[6::8].count(0) != n or tb[7::8].count(0) != n:
+        return None
+    columns = [tb[k::8] for k in range(6)]
+    if 1 in columns[5].translate(_GE4):
         return None
     out = []
     for j in range(6):
         k, s = divmod(7 * j, 8)
-        septet = columns[k].translate(_SHR7[s])
+        septet = columns[k].translate(_SHR7[s] if j == 5 else _SHR7_MORE[s])
         if s > 1:  # the septet reaches into the next byte
             septet = _or_bytes(septet, columns[k + 1].translate(_SHL7[8 - s]))
-        out.append(septet.translate(_SET80) if j < 5 else septet)
+        out.append(septet)
     if 0 in out[5]:  # a top septet of 0: below 2**35, a shorter varint
         return None
     return out
 
 
-def _long_records(sept: list[bytes], vs: array[float]) -> bytes:
-    """The 18-byte records of samples whose timestamps' septets are ``sept``."""
-    n = len(vs)
-    out = bytearray(_LONG * n)
-    out[0::_LONG] = b"\x12" * n
-    out[1::_LONG] = b"\x10" * n
-    out[2::_LONG] = b"\x09" * n
-    vb = _le_bytes(vs)
-    for k in range(8):
-        out[3 + k :: _LONG] = vb[k::8]
-    out[11::_LONG] = b"\x10" * n
-    for j, septet in enumerate(sept):
-        out[12 + j :: _LONG] = septet
-    return bytes(out)
+#: The constant bytes of an 18-byte record (``12 10 09 <double> 10 <varint6>``)
+#: and of a 9-byte one (``12 07 10 <varint6>``), zeros where the data goes.
+_LONG_TEMPLATE = b"\x12\x10\x09" + bytes(8) + b"\x10" + bytes(6)
+_SHORT_TEMPLATE = b"\x12\x07\x10" + bytes(6)
+#: Runs of records from this size on are written straight into the answer's
+#: buffer (:class:`_Run`); smaller ones are ``bytes`` at once.
+_IN_PLACE_BYTES = 32 * 1024
 
 
-def _short_records(sept: list[bytes]) -> bytes:
-    """The 9-byte records of +0.0 samples whose timestamps' septets are ``sept``."""
-    n = len(sept[0])
-    out = bytearray(_SHORT * n)
-    out[0::_SHORT] = b"\x12" * n
-    out[1::_SHORT] = b"\x07" * n
-    out[2::_SHORT] = b"\x10" * n
-    for j, septet in enumerate(sept):
-        out[3 + j :: _SHORT] = septet
-    return bytes(out)
+def _fill(buf: bytearray, at: int, template: bytes, count: int) -> None:
+    """``count`` copies of ``template`` at ``buf[at:]``: the template once,
+    then the filled part copied onto what follows it (memmoves of a
+    memoryview, doubling each time, no temporary object)."""
+    size = len(template) * count
+    buf[at : at + len(template)] = template
+    done = len(template)
+    with memoryview(buf) as view:
+        while done < size:
+            k = min(done, size - done)
+            view[at + done : at + done + k] = view[at : at + k]
+            done += k
+
+
+class _Run:
+    """A run of sample records of one shape, kept as columns until
+    :meth:`write` puts them into a buffer: 18-byte records when ``values``
+    is given, 9-byte (+0.0) records when it is ``None``."""
+
+    __slots__ = ("sept", "size", "values")
+
+    def __init__(self, sept: list[bytes], values: array[float] | None) -> None:
+        self.sept = sept
+        self.values = values
+        self.size = len(sept[0]) * (_SHORT if values is None else _LONG)
+
+    def write(self, buf: bytearray, at: int) -> None:
+        """Write the records at ``buf[at : at + self.size]``: the constant
+        bytes by :func:`_fill`, every other byte position of all records by
+        one strided slice assignment."""
+        end = at + self.size
+        values = self.values
+        if values is None:
+            _fill(buf, at, _SHORT_TEMPLATE, len(self.sept[0]))
+            for j, septet in enumerate(self.sept):
+                buf[at + 3 + j : end : _SHORT] = septet
+            return
+        _fill(buf, at, _LONG_TEMPLATE, len(values))
+        vb = _le_bytes(values)
+        for k in range(8):
+            buf[at + 3 + k : end : _LONG] = vb[k::8]
+        for j, septet in enumerate(self.sept):
+            buf[at + 12 + j : end : _LONG] = septet
+
+    def to_bytes(self) -> bytes:
+        buf = bytearray(self.size)
+        self.write(buf, 0)
+        return bytes(buf)
+
+
+Part = bytes | _Run
+
+
+def _run(sept: list[bytes], values: array[float] | None) -> Part:
+    """A run of records: in place later when large, bytes now when small."""
+    run = _Run(sept, values)
+    return run if run.size >= _IN_PLACE_BYTES else run.to_bytes()
 
 
 def _may_hold_zero(vs: array[float]) -> bool:
@@ -142,9 +192,11 @@ def _may_hold_zero(vs: array[float]) -> bool:
     return 1 in _le_bytes(vs)[7::8].translate(_NO_HIGH_EXPONENT)
 
 
-def _one_by_one(ts: array[int], vs: array[float], out: list[bytes]) -> None:
+def _one_by_one(ts: array[int], vs: array[float], out: list[Part]) -> None:
     """The object encoder's own per-sample loop (the reference for every shape)."""
-    _e._sample_records([m.Sample(v, t) for v, t in zip(vs, ts, strict=True)], out)
+    records: list[bytes] = []
+    _e._sample_records([m.Sample(v, t) for v, t in zip(vs, ts, strict=True)], records)
+    out.extend(records)
 
 
 def _plus_zero_runs(vs: array[float]) -> list[tuple[int, int]] | None:
@@ -172,10 +224,9 @@ def _plus_zero_runs(vs: array[float]) -> list[tuple[int, int]] | None:
     return runs
 
 
-def append_sample_records(ts: array[int], vs: array[float], out: list[bytes]) -> None:
-    """Append the ``12 <len> <Sample>`` record of every sample to ``out``: the
-    bytes :func:`promwire.encode` writes for the same samples (remote write
-    2.0's ``Sample`` has the same fields 1 and 2)."""
+def _sample_parts(ts: array[int], vs: array[float], out: list[Part]) -> None:
+    """Append the ``12 <len> <Sample>`` records of the samples to ``out``, as
+    bytes or as :class:`_Run` s (see :func:`append_sample_records`)."""
     n = len(ts)
     if n == 0:
         return
@@ -203,7 +254,7 @@ def append_sample_records(ts: array[int], vs: array[float], out: list[bytes]) ->
         _one_by_one(ts, vs, out)
         return
     if not (_may_hold_zero(vs) and vs.count(0.0)):  # no zero: one run of 18-byte records
-        out.append(_long_records(sept, vs))
+        out.append(_run(sept, vs))
         return
     runs = _plus_zero_runs(vs)
     if runs is None:
@@ -212,11 +263,20 @@ def append_sample_records(ts: array[int], vs: array[float], out: list[bytes]) ->
     pos = 0
     for start, stop in runs:
         if pos < start:
-            out.append(_long_records([c[pos:start] for c in sept], vs[pos:start]))
-        out.append(_short_records([c[start:stop] for c in sept]))
+            out.append(_run([c[pos:start] for c in sept], vs[pos:start]))
+        out.append(_run([c[start:stop] for c in sept], None))
         pos = stop
     if pos < n:
-        out.append(_long_records([c[pos:] for c in sept], vs[pos:]))
+        out.append(_run([c[pos:] for c in sept], vs[pos:]))
+
+
+def append_sample_records(ts: array[int], vs: array[float], out: list[bytes]) -> None:
+    """Append the ``12 <len> <Sample>`` record of every sample to ``out``: the
+    bytes :func:`promwire.encode` writes for the same samples (remote write
+    2.0's ``Sample`` has the same fields 1 and 2)."""
+    parts: list[Part] = []
+    _sample_parts(ts, vs, parts)
+    out.extend(p if isinstance(p, bytes) else p.to_bytes() for p in parts)
 
 
 def _columns(sc: SeriesColumns) -> tuple[array[int], array[float]]:
@@ -231,14 +291,15 @@ def _columns(sc: SeriesColumns) -> tuple[array[int], array[float]]:
     return ts, vs
 
 
-def encode_series_columns(sc: SeriesColumns) -> bytes:
-    """The ``TimeSeries`` body of one series in columns (labels, samples,
-    exemplars, histograms), as ``encode(TimeSeries(...))`` writes it."""
+def _series_parts(sc: SeriesColumns, out: list[Part]) -> int:
+    """Append the parts of one series' ``TimeSeries`` body (labels, samples,
+    exemplars, histograms) to ``out``; return their size in bytes."""
     if type(sc) is not SeriesColumns:
         raise EncodeError(f"expected SeriesColumns, got {type(sc).__name__}")
-    out = [_e._label_record(label) for label in sc.labels]
+    first = len(out)
+    out.extend(_e._label_record(label) for label in sc.labels)
     ts, vs = _columns(sc)
-    append_sample_records(ts, vs, out)
+    _sample_parts(ts, vs, out)
     for e in sc.exemplars:
         body = _e._exemplar(e)
         out.append(b"\x1a" + varint(len(body)) + body)
@@ -247,7 +308,72 @@ def encode_series_columns(sc: SeriesColumns) -> bytes:
             raise EncodeError(f"histograms: cannot encode {type(h).__name__} as Histogram")
         body = _e._histogram(h)
         out.append(b"\x22" + varint(len(body)) + body)
-    return b"".join(out)
+    return sum(len(p) if isinstance(p, bytes) else p.size for p in out[first:])
+
+
+def _assemble(parts: list[Part], size: int) -> bytes | bytearray:
+    """The parts one after the other: ``bytes`` joined when all are bytes,
+    else one ``bytearray`` of ``size`` with each run written in place (so a
+    large answer is one buffer, not a chain of copies of it)."""
+    if all(isinstance(p, bytes) for p in parts):
+        return b"".join(parts)  # type: ignore[arg-type]
+    buf = bytearray(size)
+    pos = 0
+    pending: list[bytes] = []
+    for part in parts:
+        if isinstance(part, bytes):
+            pending.append(part)
+            continue
+        if pending:
+            chunk = b"".join(pending)
+            buf[pos : pos + len(chunk)] = chunk
+            pos += len(chunk)
+            pending = []
+        part.write(buf, pos)
+        pos += part.size
+    if pending:
+        chunk = b"".join(pending)
+        buf[pos : pos + len(chunk)] = chunk
+        pos += len(chunk)
+    if pos != size:  # pragma: no cover - the sizes are computed from the same parts
+        raise EncodeError(f"ReadResponse: wrote {pos} bytes, planned {size}")
+    return buf
+
+
+def encode_series_columns(sc: SeriesColumns) -> bytes:
+    """The ``TimeSeries`` body of one series in columns (labels, samples,
+    exemplars, histograms), as ``encode(TimeSeries(...))`` writes it."""
+    parts: list[Part] = []
+    size = _series_parts(sc, parts)
+    return bytes(_assemble(parts, size))
+
+
+def read_response_buffer(results: Sequence[Sequence[SeriesColumns]]) -> bytes | bytearray:
+    """:func:`encode_read_response_columns` as one buffer, not copied into
+    ``bytes``: a ``bytearray`` when it holds long runs of samples (written
+    in place), else ``bytes``. What the SAMPLES handler compresses."""
+    try:
+        plan: list[Part] = []
+        total = 0
+        for series in results:
+            parts: list[Part] = []
+            result = 0
+            for sc in series:
+                head_at = len(parts)
+                parts.append(b"")
+                size = _series_parts(sc, parts)
+                head = b"\x0a" + varint(size)
+                parts[head_at] = head
+                result += len(head) + size
+            head = b"\x0a" + varint(result)
+            plan.append(head)
+            plan.extend(parts)
+            total += len(head) + result
+        return _assemble(plan, total)
+    except EncodeError:
+        raise
+    except (TypeError, OverflowError, AttributeError, ValueError) as exc:
+        raise EncodeError(f"ReadResponse: cannot encode: {exc}") from None
 
 
 def encode_read_response_columns(results: Sequence[Sequence[SeriesColumns]]) -> bytes:
@@ -258,21 +384,7 @@ def encode_read_response_columns(results: Sequence[Sequence[SeriesColumns]]) -> 
     for what cannot be encoded (columns of different lengths, a timestamp
     outside int64, wrong types).
     """
-    try:
-        out = []
-        for series in results:
-            parts = []
-            for sc in series:
-                body = encode_series_columns(sc)
-                parts.append(b"\x0a" + varint(len(body)))
-                parts.append(body)
-            result = b"".join(parts)
-            out.append(b"\x0a" + varint(len(result)) + result)
-        return b"".join(out)
-    except EncodeError:
-        raise
-    except (TypeError, OverflowError, AttributeError, ValueError) as exc:
-        raise EncodeError(f"ReadResponse: cannot encode: {exc}") from None
+    return bytes(read_response_buffer(results))
 
 
 def result_points(series: Sequence[SeriesColumns]) -> int:

@@ -61,7 +61,7 @@ ENV_VAR = "PROMWIRE_SNAPPY"
 BACKENDS = ("cramjam", "python")
 
 _Inflate = Callable[[bytes, int], bytes]
-_Deflate = Callable[[bytes], bytes]
+_Deflate = Callable[[bytes | bytearray | memoryview], bytes]
 
 
 def _cramjam_codec() -> tuple[_Inflate, _Deflate]:
@@ -73,7 +73,8 @@ def _cramjam_codec() -> tuple[_Inflate, _Deflate]:
         except Exception as exc:
             raise SnappyError(f"invalid snappy block: {exc}") from None
 
-    def deflate(data: bytes) -> bytes:
+    def deflate(data: bytes | bytearray | memoryview) -> bytes:
+        # cramjam reads any buffer: a bytearray answer is not copied first
         return bytes(cramjam.snappy.compress_raw(data))
 
     return inflate, deflate
@@ -83,7 +84,10 @@ def _python_codec() -> tuple[_Inflate, _Deflate]:
     def inflate(data: bytes, size: int) -> bytes:
         return _snappy_py.decompress(data, max_size=size)
 
-    return inflate, _snappy_py.compress
+    def deflate(data: bytes | bytearray | memoryview) -> bytes:
+        return _snappy_py.compress(bytes(data))
+
+    return inflate, deflate
 
 
 def _use_backend(name: str) -> str:
@@ -151,7 +155,7 @@ def _warn_first(problem: str) -> None:
         restore()
         return inflate(data, size)
 
-    def warn_deflate(data: bytes) -> bytes:
+    def warn_deflate(data: bytes | bytearray | memoryview) -> bytes:
         restore()
         return deflate(data)
 
@@ -211,5 +215,6 @@ def decompress(
 
 
 def compress(data: bytes | bytearray | memoryview) -> bytes:
-    """Compress to a snappy block (raw format); ``b""`` gives ``b"\\x00"``."""
-    return _deflate(bytes(data))
+    """Compress to a snappy block (raw format); ``b""`` gives ``b"\\x00"``.
+    A ``bytearray`` or ``memoryview`` is read where it is, not copied first."""
+    return _deflate(data)
