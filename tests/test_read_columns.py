@@ -512,6 +512,16 @@ def test_chunks_of_today_and_of_every_other_shape() -> None:
         Chunk(today, today, 200, b"w"),  # a 2-byte enum number
         Chunk(today, today, ChunkEncoding.XOR, b""),  # no data: the generic encoder
         Chunk(1 << 42, 1 << 50, ChunkEncoding.XOR, b"v"),
+        Chunk((1 << 35) - 1, 1 << 35, ChunkEncoding.XOR, b"u"),  # a 5-byte varint time
+        Chunk(1 << 35, (1 << 42) - 1, ChunkEncoding.XOR, b"t"),  # the 6-byte range's ends
+    ]
+    # data sizes where the record's and the data's size varints grow a byte,
+    # and past the two-byte sizes of the one-pack path
+    shapes += [
+        Chunk(today, today + 1, ChunkEncoding.XOR, bytes(range(256)) * 70 + bytes(n % 256))
+        if n > 17_000
+        else Chunk(today, today + 1, ChunkEncoding.XOR, bytes(n))
+        for n in (1, 109, 110, 127, 128, 1024, 16_364, 16_365, 16_366, 17_920 + 7)
     ]
     series = ChunkedSeries(labels=[Label("__name__", "m")], chunks=shapes)
     [message] = chunked_messages([(1, iter([series]))], max_bytes_in_frame=1 << 40)
