@@ -207,18 +207,28 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 async def _read_body(receive: Receive, limit: int, held: Reservation, timeout: float) -> bytes:
     """The body, within ``timeout`` seconds and ``limit`` bytes; ``held`` grows
-    with it past what was reserved up front (the declared Content-Length)."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    with it past what was reserved up front (the declared Content-Length).
+
+    One deadline for the whole body: ``asyncio.timeout`` where there is one
+    (Python 3.11 on: no task is made), else one ``wait_for`` task around
+    the whole reading, not one per message."""
+    try:
+        if _timeout is not None:
+            async with _timeout(timeout):
+                return await _collect_body(receive, limit, held)
+        return await asyncio.wait_for(_collect_body(receive, limit, held), timeout)
+    except asyncio.TimeoutError:
+        raise BodyTimeout from None
+
+
+_timeout: Callable[[float], Any] | None = getattr(asyncio, "timeout", None)
+
+
+async def _collect_body(receive: Receive, limit: int, held: Reservation) -> bytes:
     parts: list[bytes] = []
     size = 0
     while True:
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
-            raise BodyTimeout
-        try:
-            message = await asyncio.wait_for(receive(), remaining)
-        except asyncio.TimeoutError:
-            raise BodyTimeout from None
+        message = await receive()
         if message["type"] == "http.disconnect":
             raise _Disconnected
         chunk = message.get("body", b"")
