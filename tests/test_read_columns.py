@@ -183,8 +183,10 @@ def test_long_series_of_every_value_shape(values: list[float]) -> None:
         [0.0] * 4_000 + [2.0] * 3_000 + [0.0] * 4_000 + [3.0] * 10,  # runs in place and not
         [float(i) * 1.25 - 7.0 for i in range(20_000)],  # a zero among them: one by one for it
         [-0.0] * 2_000 + [0.0] * 4_000,
+        # subnormals (their top byte is zero too) next to long runs of zeros
+        ([5e-324] * 3 + [0.0] * 3_000 + [-0.0] * 50 + [0.0] * 2_000 + [1e-310, 2.0]) * 2,
     ],
-    ids=["long", "short", "mixed", "counter", "minus-zero"],
+    ids=["long", "short", "mixed", "counter", "minus-zero", "subnormal"],
 )
 def test_large_runs_written_in_place_are_the_object_form(values: list[float]) -> None:
     sc = SeriesColumns(

@@ -33,12 +33,9 @@ own per-sample loop, so the bytes cannot differ.
 
 from __future__ import annotations
 
-import re
 import sys
 from array import array
 from collections.abc import Sequence
-from math import copysign
-from operator import not_
 from typing import Any
 
 from ..errors import EncodeError
@@ -68,9 +65,9 @@ _SHR7 = [bytes((b >> s) & 0x7F for b in range(256)) for s in range(8)]
 _SHL7 = [bytes((b << s) & 0x7F for b in range(256)) for s in range(8)]
 #: ``_SHR7`` with the continuation bit set: septets 0-4 of a 6-byte varint.
 _SHR7_MORE = [bytes(((b >> s) & 0x7F) | 0x80 for b in range(256)) for s in range(8)]
-_ONES = re.compile(b"\x01+")
 _GE4 = bytes(b >= 4 for b in range(256))
-_NO_HIGH_EXPONENT = bytes(b & 0x7F == 0 for b in range(256))
+_IS_ZERO = bytes(b == 0 for b in range(256))
+_ZERO_DOUBLE = bytes(8)
 
 
 def _or_bytes(a: bytes, b: bytes) -> bytes:
@@ -185,13 +182,6 @@ def _run(sept: list[bytes], values: array[float] | None) -> Part:
     return run if run.size >= _IN_PLACE_BYTES else run.to_bytes()
 
 
-def _may_hold_zero(vs: array[float]) -> bool:
-    """False when no value can be a zero: every exponent's top seven bits
-    (byte 7 without the sign) are non-zero, as for every double of
-    magnitude from 2**-1007 on. Strided slice and translate: no loop in Python."""
-    return 1 in _le_bytes(vs)[7::8].translate(_NO_HIGH_EXPONENT)
-
-
 def _one_by_one(ts: array[int], vs: array[float], out: list[Part]) -> None:
     """The object encoder's own per-sample loop (the reference for every shape)."""
     records: list[bytes] = []
@@ -200,28 +190,47 @@ def _one_by_one(ts: array[int], vs: array[float], out: list[Part]) -> None:
 
 
 def _plus_zero_runs(vs: array[float]) -> list[tuple[int, int]] | None:
-    """``[start, stop)`` of every run of +0.0 values (``-0.0`` is not one), or
-    ``None`` when they are too scattered (fewer than ``_MIN_RUN`` samples a run)."""
-    limit = len(vs) // _MIN_RUN
+    """``[start, stop)`` of every run of +0.0 values (``-0.0`` is not one):
+    ``[]`` when there is none, ``None`` when they are too scattered (fewer
+    than ``_MIN_RUN`` samples a run).
+
+    A +0.0 is eight zero bytes. Its top byte (sign and exponent) is zero only
+    for +0.0 and positive values under 2**-1007, so the runs of zero top
+    bytes are the candidates (one strided slice, a translate, ``find`` for
+    each end of a run), each checked whole against zero bytes; only
+    a run holding such tiny values is looked at value by value. No Python
+    loop per value otherwise, and little work when there is no zero at all.
+    """
+    n = len(vs)
+    limit = n // _MIN_RUN
+    vb = _le_bytes(vs)
+    top_is_zero = vb[7::8].translate(_IS_ZERO)
     runs: list[tuple[int, int]] = []
-    # one byte per value, 1 for a zero of either sign (not_ is true for those
-    # only), and the runs of ones found by the regex engine: no Python loop per value
-    mask = bytes(map(not_, vs))
-    for match in _ONES.finditer(mask):
-        start, stop = match.span()
-        if _le_bytes(vs[start:stop])[7::8].strip(b"\x00"):  # a sign bit set: a -0.0 among them
-            for i in range(start, stop):
-                if copysign(1.0, vs[i]) < 0:
-                    continue
-                if runs and runs[-1][1] == i:
-                    runs[-1] = (runs[-1][0], i + 1)
-                else:
-                    runs.append((i, i + 1))
-        else:
+    start = top_is_zero.find(1)  # find() of a byte is memchr: runs are found in C
+    while start >= 0:
+        stop = top_is_zero.find(0, start)
+        if stop < 0:
+            stop = n
+        if vb.startswith(bytes(8 * (stop - start)), 8 * start):  # a memcmp with zeros
             runs.append((start, stop))
+        else:
+            _exact_zero_runs(vb, start, stop, runs)
         if len(runs) > limit:
             return None
+        start = top_is_zero.find(1, stop)
     return runs
+
+
+def _exact_zero_runs(vb: bytes, start: int, stop: int, runs: list[tuple[int, int]]) -> None:
+    """Append the runs of +0.0 among values ``start .. stop - 1`` (eight zero
+    bytes each), one value at a time."""
+    for i in range(start, stop):
+        if vb[8 * i : 8 * i + 8] != _ZERO_DOUBLE:
+            continue
+        if runs and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
 
 
 def _sample_parts(ts: array[int], vs: array[float], out: list[Part]) -> None:
@@ -253,12 +262,12 @@ def _sample_parts(ts: array[int], vs: array[float], out: list[Part]) -> None:
     if sept is None:  # one sample, or a timestamp outside the 6-byte varints
         _one_by_one(ts, vs, out)
         return
-    if not (_may_hold_zero(vs) and vs.count(0.0)):  # no zero: one run of 18-byte records
-        out.append(_run(sept, vs))
-        return
     runs = _plus_zero_runs(vs)
     if runs is None:
         _one_by_one(ts, vs, out)
+        return
+    if not runs:  # no +0.0: one run of 18-byte records
+        out.append(_run(sept, vs))
         return
     pos = 0
     for start, stop in runs:
