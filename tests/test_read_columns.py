@@ -17,6 +17,7 @@ import http.client
 import math
 import socket
 import struct
+import threading
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
@@ -415,6 +416,66 @@ def test_an_async_storage_member_is_awaited(store: SQLiteStorage) -> None:
     storage = AsyncColumns(store)
     assert asyncio.run(handle_read_async(body, HEADERS, storage)).body == reference
     assert storage.calls == len(QUERIES)
+
+
+class ThreadedColumns(BaseStorage):
+    """A sync storage noting the thread of each query; with ``coroutine_at``,
+    that query's answer comes back as a coroutine (a sync-looking member)."""
+
+    def __init__(self, inner: SQLiteStorage, coroutine_at: int | None = None) -> None:
+        self.inner = inner
+        self.threads: list[int] = []
+        self.coroutine_at = coroutine_at
+
+    def process_query_columns(self, ctx: Any, query: Query) -> Any:
+        self.threads.append(threading.get_ident())
+        answer = self.inner.process_query_columns(ctx, query)
+        if len(self.threads) - 1 == self.coroutine_at:
+
+            async def later() -> list[SeriesColumns]:
+                await asyncio.sleep(0)
+                return answer
+
+            return later()
+        return answer
+
+
+def test_a_sync_storage_answers_in_one_worker_thread(store: SQLiteStorage) -> None:
+    body = _read(QUERIES)
+    reference = handle_read(body, HEADERS, ObjectsOnly(store)).body
+    storage = ThreadedColumns(store)
+
+    async def answer() -> tuple[bytes, int]:
+        response = await handle_read_async(body, HEADERS, storage)
+        assert isinstance(response.body, bytes)
+        return response.body, threading.get_ident()
+
+    hops = []
+    to_thread = asyncio.to_thread
+
+    async def counted(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        hops.append(fn)
+        return await to_thread(fn, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(asyncio, "to_thread", counted)
+        got, loop_thread = asyncio.run(answer())
+    assert got == reference
+    # every query and the encoding in one hop to a worker thread, none on the loop
+    assert len(hops) == 1
+    assert len(storage.threads) == len(QUERIES) > 1
+    assert len(set(storage.threads)) == 1 and loop_thread not in storage.threads
+
+
+@pytest.mark.parametrize("at", [0, 1])
+def test_a_sync_looking_member_returning_a_coroutine_is_awaited(
+    store: SQLiteStorage, at: int
+) -> None:
+    body = _read(QUERIES)
+    reference = handle_read(body, HEADERS, ObjectsOnly(store)).body
+    storage = ThreadedColumns(store, coroutine_at=at)
+    assert asyncio.run(handle_read_async(body, HEADERS, storage)).body == reference
+    assert len(storage.threads) == len(QUERIES)
 
 
 # ------------------------------------------------------------------ promwire serve
