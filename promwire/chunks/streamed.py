@@ -262,7 +262,12 @@ def _message_pieces(
             label_records = [_e._label_record(lb) for lb in labels]
             labels_block = b"".join(label_records)
             # Prometheus subtracts the labels' own sizes, not their records'
-            budget = max_bytes_in_frame - sum(map(_label_body_size, label_records))
+            # (``0a <size> <label>``: two bytes more while a size fits one byte)
+            if max(map(len, label_records), default=0) <= 129:
+                labels_size = sum(map(len, label_records)) - 2 * len(label_records)
+            else:
+                labels_size = sum(map(_label_body_size, label_records))
+            budget = max_bytes_in_frame - labels_size
             pieces, sizes = _chunk_records(chunks)
             # A frame ends after the chunk that brings its sizes to the budget
             # (so it holds at least one chunk and may pass the budget by one),
