@@ -162,10 +162,13 @@ class RemoteStorageApp(AppBase):
         # The answer is built (a SAMPLES body whole, a streamed one up to its
         # first frame) while holding one of max_concurrent_reads slots.
         slots = self._read_slots
-        try:
-            await asyncio.wait_for(slots.acquire(), self.read_queue_timeout)
-        except asyncio.TimeoutError:
-            return self.reads_busy()
+        if slots.locked():  # all taken: wait in the queue, at most read_queue_timeout
+            try:
+                await asyncio.wait_for(slots.acquire(), self.read_queue_timeout)
+            except asyncio.TimeoutError:
+                return self.reads_busy()
+        else:  # a free slot is taken at once (no wait_for task, no extra loop turn)
+            await slots.acquire()
         try:
             response = await handle_read_async(
                 body,
