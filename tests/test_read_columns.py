@@ -20,6 +20,7 @@ import struct
 import threading
 from array import array
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ from promwire.codec import read_columns
 from promwire.codec.columnar import decode_read_columns
 from promwire.codec.columns import SeriesColumns
 from promwire.codec.read_columns import (
+    compressed_read_response,
     encode_read_response_columns,
     encode_series_columns,
     read_response_buffer,
@@ -223,6 +225,53 @@ def test_every_run_written_in_place_is_the_object_form(
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(read_columns, "_IN_PLACE_BYTES", 0)
         assert read_response_buffer(results) == object_form(results)
+
+
+def test_compressed_answers_reuse_the_threads_buffers_byte_for_byte() -> None:
+    """The SAMPLES body from the kept buffers equals compressing the encoding,
+    answer after answer of growing and shrinking sizes (no byte of an
+    earlier, larger answer leaks), under and over the cap, in many threads."""
+
+    def answer(n: int, seed: int) -> list[list[SeriesColumns]]:
+        values = [((i * 7919 + seed) % 1000) / 8.0 for i in range(n)]
+        sc = SeriesColumns(
+            (Label("__name__", f"m{seed}"),),
+            array("q", range(NOW, NOW + STEP * n, STEP)),
+            array("d", values),
+            [],
+            [],
+        )
+        return [[sc], [sc]] if seed % 2 else [[sc]]
+
+    def check(sizes: list[int]) -> None:
+        for seed, n in enumerate(sizes):
+            results = answer(n, seed)
+            expected = snappy.compress(encode_read_response_columns(results))
+            assert compressed_read_response(results) == expected
+            assert snappy.decompress(expected) == object_form(results)
+
+    sizes = [30_000, 3, 5_000, 40_000, 0, 2_000, 40_000, 100]
+    check(sizes)
+    with pytest.MonkeyPatch.context() as mp:  # answers over the caps: fresh buffers
+        mp.setattr(read_columns, "KEEP_BYTES", 50_000)
+        mp.setattr(snappy, "KEEP_BYTES", 60_000)
+        check(sizes)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(check, [sizes, sizes[::-1], sizes[1:], sizes[:-1]]))
+
+
+def test_compress_kept_is_compress() -> None:
+    import os as _os
+
+    for n in (0, 1, 100, 70_000, 10, 300_000, 5):
+        data = _os.urandom(n // 2) + bytes(n - n // 2)
+        for form in (data, bytearray(data), memoryview(data)):
+            assert snappy.compress_kept(form) == snappy.compress(data)
+    previous = snappy._use_backend("python")
+    try:
+        assert snappy.compress_kept(b"abc" * 1000) == snappy.compress(b"abc" * 1000)
+    finally:
+        snappy._use_backend(previous)
 
 
 def _samples_fixtures() -> list[Path]:

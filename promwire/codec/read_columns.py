@@ -34,6 +34,7 @@ own per-sample loop, so the bytes cannot differ.
 from __future__ import annotations
 
 import sys
+import threading
 from array import array
 from collections.abc import Sequence
 from typing import Any
@@ -41,11 +42,14 @@ from typing import Any
 from ..errors import EncodeError
 from . import encoder as _e
 from . import messages as m
+from . import snappy
 from .columns import SeriesColumns
 from .wire import varint
 
 __all__ = [
+    "KEEP_BYTES",
     "append_sample_records",
+    "compressed_read_response",
     "encode_read_response_columns",
     "encode_series_columns",
     "read_response_buffer",
@@ -53,6 +57,7 @@ __all__ = [
 ]
 
 _LITTLE = sys.byteorder == "little"
+Bytes = bytes | bytearray
 _TS_LOW = 1 << 35  # timestamps in [2**35, 2**42) are 6-byte varints
 _TS_HIGH = 1 << 42
 _LONG = 18  # 12 10 09 <double> 10 <varint6>
@@ -70,22 +75,44 @@ _IS_ZERO = bytes(b == 0 for b in range(256))
 _ZERO_DOUBLE = bytes(8)
 
 
-def _or_bytes(a: bytes, b: bytes) -> bytes:
+def _or_bytes(a: Bytes, b: Bytes) -> bytes:
     """Byte-wise OR of two equal-length byte strings, in C (through big ints)."""
     n = len(a)
     return (int.from_bytes(a, "little") | int.from_bytes(b, "little")).to_bytes(n, "little")
 
 
-def _le_bytes(column: array[Any]) -> bytes:
-    """The column's items as little-endian bytes."""
-    if _LITTLE:
+#: Buffers each thread keeps between answers (see :func:`_le_bytes` and
+#: :func:`compressed_read_response`).
+_kept = threading.local()
+#: The most a thread keeps of the buffer columns are copied into (bytes).
+_KEEP_COLUMN_BYTES = 2 << 20
+
+
+def _le_bytes(column: array[Any]) -> Bytes:
+    """The column's items as little-endian bytes: the first
+    ``len(column) * itemsize`` bytes of what is returned, which may be
+    longer (slice it with explicit stops) and is overwritten by the next
+    call on the thread (use it before that).
+
+    On a little-endian machine the items are copied (one memcpy) into a
+    buffer the thread keeps, up to ``_KEEP_COLUMN_BYTES``: a fresh
+    ``tobytes()`` of a 40,000-sample column is 80 new pages, each a page
+    fault on first touch."""
+    if not _LITTLE:
+        swapped = array(column.typecode, column)
+        swapped.byteswap()
+        return swapped.tobytes()
+    size = len(column) * column.itemsize
+    if size > _KEEP_COLUMN_BYTES:
         return column.tobytes()
-    swapped = array(column.typecode, column)
-    swapped.byteswap()
-    return swapped.tobytes()
+    buf: bytearray | None = getattr(_kept, "column", None)
+    if buf is None or len(buf) < size:
+        buf = _kept.column = bytearray(min(_KEEP_COLUMN_BYTES, max(size, 2 * len(buf or b""))))
+    buf[:size] = memoryview(column).cast("B")  # same length: a memcpy, no resize
+    return buf
 
 
-def _septets(ts: array[int]) -> list[bytes] | None:
+def _septets(ts: array[int]) -> list[Bytes] | None:
     """Byte ``j`` of every timestamp's 6-byte varint, one bytes object per
     ``j``; ``None`` unless every timestamp is in ``[2**35, 2**42)``.
 
@@ -96,10 +123,11 @@ def _septets(ts: array[int]) -> list[bytes] | None:
     """
     n = len(ts)
     tb = _le_bytes(ts)
+    end = 8 * n
     # below 2**42: bytes 6 and 7 zero, byte 5 below 4 (checked in C, no loop)
-    if tb[6::8].count(0) != n or tb[7::8].count(0) != n:
+    if tb[6:end:8].count(0) != n or tb[7:end:8].count(0) != n:
         return None
-    columns = [tb[k::8] for k in range(6)]
+    columns = [tb[k:end:8] for k in range(6)]
     if 1 in columns[5].translate(_GE4):
         return None
     out = []
@@ -144,7 +172,7 @@ class _Run:
 
     __slots__ = ("sept", "size", "values")
 
-    def __init__(self, sept: list[bytes], values: array[float] | None) -> None:
+    def __init__(self, sept: list[Bytes], values: array[float] | None) -> None:
         self.sept = sept
         self.values = values
         self.size = len(sept[0]) * (_SHORT if values is None else _LONG)
@@ -162,8 +190,9 @@ class _Run:
             return
         _fill(buf, at, _LONG_TEMPLATE, len(values))
         vb = _le_bytes(values)
+        stop = 8 * len(values)
         for k in range(8):
-            buf[at + 3 + k : end : _LONG] = vb[k::8]
+            buf[at + 3 + k : end : _LONG] = vb[k:stop:8]
         for j, septet in enumerate(self.sept):
             buf[at + 12 + j : end : _LONG] = septet
 
@@ -176,7 +205,7 @@ class _Run:
 Part = bytes | _Run
 
 
-def _run(sept: list[bytes], values: array[float] | None) -> Part:
+def _run(sept: list[Bytes], values: array[float] | None) -> Part:
     """A run of records: in place later when large, bytes now when small."""
     run = _Run(sept, values)
     return run if run.size >= _IN_PLACE_BYTES else run.to_bytes()
@@ -204,7 +233,7 @@ def _plus_zero_runs(vs: array[float]) -> list[tuple[int, int]] | None:
     n = len(vs)
     limit = n // _MIN_RUN
     vb = _le_bytes(vs)
-    top_is_zero = vb[7::8].translate(_IS_ZERO)
+    top_is_zero = vb[7 : 8 * n : 8].translate(_IS_ZERO)
     runs: list[tuple[int, int]] = []
     start = top_is_zero.find(1)  # find() of a byte is memchr: runs are found in C
     while start >= 0:
@@ -221,7 +250,9 @@ def _plus_zero_runs(vs: array[float]) -> list[tuple[int, int]] | None:
     return runs
 
 
-def _exact_zero_runs(vb: bytes, start: int, stop: int, runs: list[tuple[int, int]]) -> None:
+def _exact_zero_runs(
+    vb: bytes | bytearray, start: int, stop: int, runs: list[tuple[int, int]]
+) -> None:
     """Append the runs of +0.0 among values ``start .. stop - 1`` (eight zero
     bytes each), one value at a time."""
     for i in range(start, stop):
@@ -320,13 +351,14 @@ def _series_parts(sc: SeriesColumns, out: list[Part]) -> int:
     return sum(len(p) if isinstance(p, bytes) else p.size for p in out[first:])
 
 
-def _assemble(parts: list[Part], size: int) -> bytes | bytearray:
+def _assemble(parts: list[Part], size: int, into: bytearray | None = None) -> bytes | bytearray:
     """The parts one after the other: ``bytes`` joined when all are bytes,
-    else one ``bytearray`` of ``size`` with each run written in place (so a
-    large answer is one buffer, not a chain of copies of it)."""
+    else a ``bytearray`` of ``size`` (or the first ``size`` bytes of
+    ``into``) with each run written in place (so a large answer is one
+    buffer, not a chain of copies of it)."""
     if all(isinstance(p, bytes) for p in parts):
         return b"".join(parts)  # type: ignore[arg-type]
-    buf = bytearray(size)
+    buf = bytearray(size) if into is None else into
     pos = 0
     pending: list[bytes] = []
     for part in parts:
@@ -357,10 +389,8 @@ def encode_series_columns(sc: SeriesColumns) -> bytes:
     return bytes(_assemble(parts, size))
 
 
-def read_response_buffer(results: Sequence[Sequence[SeriesColumns]]) -> bytes | bytearray:
-    """:func:`encode_read_response_columns` as one buffer, not copied into
-    ``bytes``: a ``bytearray`` when it holds long runs of samples (written
-    in place), else ``bytes``. What the SAMPLES handler compresses."""
+def _plan(results: Sequence[Sequence[SeriesColumns]]) -> tuple[list[Part], int]:
+    """The parts of the whole ``ReadResponse`` (length prefixes included) and its size."""
     try:
         plan: list[Part] = []
         total = 0
@@ -378,11 +408,47 @@ def read_response_buffer(results: Sequence[Sequence[SeriesColumns]]) -> bytes | 
             plan.append(head)
             plan.extend(parts)
             total += len(head) + result
-        return _assemble(plan, total)
+        return plan, total
     except EncodeError:
         raise
     except (TypeError, OverflowError, AttributeError, ValueError) as exc:
         raise EncodeError(f"ReadResponse: cannot encode: {exc}") from None
+
+
+def read_response_buffer(results: Sequence[Sequence[SeriesColumns]]) -> bytes | bytearray:
+    """:func:`encode_read_response_columns` as one buffer, not copied into
+    ``bytes``: a ``bytearray`` when it holds long runs of samples (written
+    in place), else ``bytes``."""
+    plan, total = _plan(results)
+    return _assemble(plan, total)
+
+
+#: The most a thread keeps of the buffer it encodes SAMPLES answers into (bytes).
+KEEP_BYTES = 4 << 20
+
+
+def compressed_read_response(results: Sequence[Sequence[SeriesColumns]]) -> bytes:
+    """``snappy.compress(encode_read_response_columns(results))``: the body of
+    a SAMPLES answer, byte for byte, with less fresh memory.
+
+    An answer of long runs of samples up to :data:`KEEP_BYTES` is encoded
+    into a buffer the thread keeps from one answer to the next, and
+    compressed from there by :func:`~promwire.codec.snappy.compress_kept`
+    (whose output buffer is kept the same way): a large temporary buffer
+    is otherwise memory the allocator hands back to the kernel and takes
+    again, every page of it a page fault on first touch (about 600 of them,
+    a few ms in a VM, for a 40,000-sample answer). At most two such buffers
+    of :data:`KEEP_BYTES` stay with each thread that answered a read.
+    """
+    plan, total = _plan(results)
+    if total > KEEP_BYTES or all(isinstance(p, bytes) for p in plan):
+        return snappy.compress_kept(_assemble(plan, total))
+    buf: bytearray | None = getattr(_kept, "buffer", None)
+    if buf is None or len(buf) < total:
+        buf = _kept.buffer = bytearray(min(KEEP_BYTES, max(total, 2 * len(buf or b""))))
+    _assemble(plan, total, into=buf)
+    with memoryview(buf) as view:
+        return snappy.compress_kept(view[:total])
 
 
 def encode_read_response_columns(results: Sequence[Sequence[SeriesColumns]]) -> bytes:
@@ -393,7 +459,8 @@ def encode_read_response_columns(results: Sequence[Sequence[SeriesColumns]]) -> 
     for what cannot be encoded (columns of different lengths, a timestamp
     outside int64, wrong types).
     """
-    return bytes(read_response_buffer(results))
+    plan, total = _plan(results)
+    return bytes(_assemble(plan, total))
 
 
 def result_points(series: Sequence[SeriesColumns]) -> int:

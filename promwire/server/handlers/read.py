@@ -6,7 +6,7 @@
 (a lazy body of frames from :mod:`promwire.server.handlers.stream`). A
 SAMPLES answer of a storage with the optional ``process_query_columns``
 (see :mod:`promwire.stores.protocol`) is written from its arrays by
-:func:`~promwire.codec.read_columns.read_response_buffer`, without
+:func:`~promwire.codec.read_columns.compressed_read_response`, without
 a ``Sample`` object; other storages answer through ``read``.
 
 Every read gets a :class:`~promwire.stores.protocol.ReadBudget` made of its
@@ -38,7 +38,7 @@ from ...codec.columns import SeriesColumns
 from ...codec.decoder import decode
 from ...codec.encoder import encode
 from ...codec.messages import Query, ReadRequest, ReadResponse, ResponseType
-from ...codec.read_columns import read_response_buffer, result_points
+from ...codec.read_columns import compressed_read_response, result_points
 from ...errors import LimitExceeded, StorageError, UnsupportedMediaType
 from ...stores.protocol import ReadBudget, result_samples
 from .common import (
@@ -166,8 +166,8 @@ def _columns_of(storage: Any) -> QueryColumns | None:
 
 def _columns_body(results: Sequence[Sequence[SeriesColumns]]) -> Response:
     """The 200 of a SAMPLES answer (one result per query, asked in order):
-    encoded into one buffer, compressed from where it is."""
-    return Response(200, list(_SAMPLES_HEADERS), snappy.compress(read_response_buffer(results)))
+    encoded into one buffer the thread keeps, compressed from where it is."""
+    return Response(200, list(_SAMPLES_HEADERS), compressed_read_response(results))
 
 
 def _take(
