@@ -23,9 +23,15 @@ place, and ``bytes.translate`` tables turn the timestamps' little-endian
 bytes into the six septets of their varints (a big-integer OR joins the two
 bytes a septet straddles). A large run (from ``_IN_PLACE_BYTES``) is written
 straight into the one ``bytearray`` of the whole answer
-(:func:`read_response_buffer`, which the SAMPLES handler compresses where it
-is): a 40,000-sample answer is then one 720 kB buffer instead of five copies
-of it, each of them fresh memory the kernel has to fault in.
+(:func:`read_response_buffer`): a 40,000-sample answer is then one 720 kB
+buffer instead of five copies of it. The SAMPLES handler goes one step
+further (:func:`compressed_read_response`): the answer is encoded into a
+buffer the thread keeps and compressed into another, so that the large
+buffers of an answer are not fresh memory every time (each page of fresh
+memory is a page fault on first touch: ~600 of them, a few ms in a VM, for
+40,000 samples). A thread that answered a read keeps up to 4 MiB + 5 MiB +
+2 MiB for that (``KEEP_BYTES``, ``snappy.KEEP_BYTES``,
+``_KEEP_COLUMN_BYTES``); larger answers take fresh buffers.
 Anything else (a timestamp outside the 6-byte range, a series whose +0.0
 values are scattered in many short runs) goes through the object encoder's
 own per-sample loop, so the bytes cannot differ.
