@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promwire.chunks import checksum as mod
-from promwire.chunks.checksum import IMPLEMENTATION, crc32c, crc32c_pure, crc32c_update_pure
+from promwire.chunks.checksum import (
+    IMPLEMENTATION,
+    crc32c,
+    crc32c_of_pieces,
+    crc32c_pure,
+    crc32c_update_pure,
+)
 
 
 def test_check_value() -> None:
@@ -64,3 +70,17 @@ def test_google_crc32c_is_used_when_installed() -> None:
 @given(st.binary(max_size=700))
 def test_pure_equals_native(data: bytes) -> None:
     assert crc32c_pure(data) == google_crc32c.value(data) == crc32c(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=600), max_size=8))
+def test_pieces_checksum_as_their_concatenation(pieces: list[bytes]) -> None:
+    whole = b"".join(pieces)
+    assert crc32c_of_pieces(pieces) == google_crc32c.value(whole) == crc32c_pure(whole)
+    # and without the C extension: the pure register carried across pieces
+    saved = mod._native_extend
+    mod._native_extend = None
+    try:
+        assert crc32c_of_pieces(pieces) == google_crc32c.value(whole)
+    finally:
+        mod._native_extend = saved

@@ -17,8 +17,10 @@ import http.client
 import math
 import socket
 import struct
+import threading
 from array import array
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +51,15 @@ from promwire import (
     snappy,
 )
 from promwire.chunks.streamed import chunked_messages, read_streamed_response
+from promwire.codec import read_columns
 from promwire.codec.columnar import decode_read_columns
 from promwire.codec.columns import SeriesColumns
-from promwire.codec.read_columns import encode_read_response_columns, encode_series_columns
+from promwire.codec.read_columns import (
+    compressed_read_response,
+    encode_read_response_columns,
+    encode_series_columns,
+    read_response_buffer,
+)
 from promwire.errors import EncodeError
 from promwire.server.handlers import handle_read, handle_read_async, handle_write
 from promwire.server.metrics import Metrics
@@ -168,6 +176,102 @@ def test_long_series_of_every_value_shape(values: list[float]) -> None:
         [],
     )
     assert encode_read_response_columns([[sc], [sc]]) == object_form([[sc], [sc]])
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1.5] * 5_000,  # 90 kB of 18-byte records: written in place
+        [0.0] * 5_000,  # 45 kB of 9-byte records: in place
+        [0.0] * 4_000 + [2.0] * 3_000 + [0.0] * 4_000 + [3.0] * 10,  # runs in place and not
+        [float(i) * 1.25 - 7.0 for i in range(20_000)],  # a zero among them: one by one for it
+        [-0.0] * 2_000 + [0.0] * 4_000,
+        # subnormals (their top byte is zero too) next to long runs of zeros
+        ([5e-324] * 3 + [0.0] * 3_000 + [-0.0] * 50 + [0.0] * 2_000 + [1e-310, 2.0]) * 2,
+    ],
+    ids=["long", "short", "mixed", "counter", "minus-zero", "subnormal"],
+)
+def test_large_runs_written_in_place_are_the_object_form(values: list[float]) -> None:
+    sc = SeriesColumns(
+        (Label("__name__", "m"), Label("job", "j")),
+        array("q", range(NOW, NOW + STEP * len(values), STEP)),
+        array("d", values),
+        [],
+        [],
+    )
+    other = SeriesColumns((Label("__name__", "n"),), array("q", [NOW]), array("d", [1.0]), [], [])
+    results = [[sc, other], [], [other, sc]]
+    expected = object_form(results)
+    buffer = read_response_buffer(results)
+    assert buffer == expected
+    assert encode_read_response_columns(results) == expected
+    assert encode_series_columns(sc) == encode(
+        TimeSeries(
+            list(sc.labels), [Sample(v, t) for t, v in zip(sc.timestamps, values, strict=True)]
+        )
+    )
+    # decoded back by the client's reader: the same samples, bit for bit
+    (first, _), _, _ = decode_read_columns(expected)
+    assert first.timestamps == sc.timestamps
+    assert _bits(first.values) == _bits(values)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(series_columns(), max_size=3), max_size=3))
+def test_every_run_written_in_place_is_the_object_form(
+    results: list[list[SeriesColumns]],
+) -> None:
+    # with no size threshold, every run of records takes the in-place writer
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(read_columns, "_IN_PLACE_BYTES", 0)
+        assert read_response_buffer(results) == object_form(results)
+
+
+def test_compressed_answers_reuse_the_threads_buffers_byte_for_byte() -> None:
+    """The SAMPLES body from the kept buffers equals compressing the encoding,
+    answer after answer of growing and shrinking sizes (no byte of an
+    earlier, larger answer leaks), under and over the cap, in many threads."""
+
+    def answer(n: int, seed: int) -> list[list[SeriesColumns]]:
+        values = [((i * 7919 + seed) % 1000) / 8.0 for i in range(n)]
+        sc = SeriesColumns(
+            (Label("__name__", f"m{seed}"),),
+            array("q", range(NOW, NOW + STEP * n, STEP)),
+            array("d", values),
+            [],
+            [],
+        )
+        return [[sc], [sc]] if seed % 2 else [[sc]]
+
+    def check(sizes: list[int]) -> None:
+        for seed, n in enumerate(sizes):
+            results = answer(n, seed)
+            expected = snappy.compress(encode_read_response_columns(results))
+            assert compressed_read_response(results) == expected
+            assert snappy.decompress(expected) == object_form(results)
+
+    sizes = [30_000, 3, 5_000, 40_000, 0, 2_000, 40_000, 100]
+    check(sizes)
+    with pytest.MonkeyPatch.context() as mp:  # answers over the caps: fresh buffers
+        mp.setattr(read_columns, "KEEP_BYTES", 50_000)
+        mp.setattr(snappy, "KEEP_BYTES", 60_000)
+        check(sizes)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(check, [sizes, sizes[::-1], sizes[1:], sizes[:-1]]))
+
+
+def test_compress_kept_is_compress() -> None:
+    import os as _os
+
+    for n in (0, 1, 100, 70_000, 10, 300_000, 5):
+        data = _os.urandom(n // 2) + bytes(n - n // 2)
+        for form in (data, bytearray(data), memoryview(data)):
+            assert snappy.compress_kept(form) == snappy.compress(data)
+    previous = snappy._use_backend("python")
+    try:
+        assert snappy.compress_kept(b"abc" * 1000) == snappy.compress(b"abc" * 1000)
+    finally:
+        snappy._use_backend(previous)
 
 
 def _samples_fixtures() -> list[Path]:
@@ -363,6 +467,66 @@ def test_an_async_storage_member_is_awaited(store: SQLiteStorage) -> None:
     assert storage.calls == len(QUERIES)
 
 
+class ThreadedColumns(BaseStorage):
+    """A sync storage noting the thread of each query; with ``coroutine_at``,
+    that query's answer comes back as a coroutine (a sync-looking member)."""
+
+    def __init__(self, inner: SQLiteStorage, coroutine_at: int | None = None) -> None:
+        self.inner = inner
+        self.threads: list[int] = []
+        self.coroutine_at = coroutine_at
+
+    def process_query_columns(self, ctx: Any, query: Query) -> Any:
+        self.threads.append(threading.get_ident())
+        answer = self.inner.process_query_columns(ctx, query)
+        if len(self.threads) - 1 == self.coroutine_at:
+
+            async def later() -> list[SeriesColumns]:
+                await asyncio.sleep(0)
+                return answer
+
+            return later()
+        return answer
+
+
+def test_a_sync_storage_answers_in_one_worker_thread(store: SQLiteStorage) -> None:
+    body = _read(QUERIES)
+    reference = handle_read(body, HEADERS, ObjectsOnly(store)).body
+    storage = ThreadedColumns(store)
+
+    async def answer() -> tuple[bytes, int]:
+        response = await handle_read_async(body, HEADERS, storage)
+        assert isinstance(response.body, bytes)
+        return response.body, threading.get_ident()
+
+    hops = []
+    to_thread = asyncio.to_thread
+
+    async def counted(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        hops.append(fn)
+        return await to_thread(fn, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(asyncio, "to_thread", counted)
+        got, loop_thread = asyncio.run(answer())
+    assert got == reference
+    # every query and the encoding in one hop to a worker thread, none on the loop
+    assert len(hops) == 1
+    assert len(storage.threads) == len(QUERIES) > 1
+    assert len(set(storage.threads)) == 1 and loop_thread not in storage.threads
+
+
+@pytest.mark.parametrize("at", [0, 1])
+def test_a_sync_looking_member_returning_a_coroutine_is_awaited(
+    store: SQLiteStorage, at: int
+) -> None:
+    body = _read(QUERIES)
+    reference = handle_read(body, HEADERS, ObjectsOnly(store)).body
+    storage = ThreadedColumns(store, coroutine_at=at)
+    assert asyncio.run(handle_read_async(body, HEADERS, storage)).body == reference
+    assert len(storage.threads) == len(QUERIES)
+
+
 # ------------------------------------------------------------------ promwire serve
 
 
@@ -460,6 +624,16 @@ def test_chunks_of_today_and_of_every_other_shape() -> None:
         Chunk(today, today, 200, b"w"),  # a 2-byte enum number
         Chunk(today, today, ChunkEncoding.XOR, b""),  # no data: the generic encoder
         Chunk(1 << 42, 1 << 50, ChunkEncoding.XOR, b"v"),
+        Chunk((1 << 35) - 1, 1 << 35, ChunkEncoding.XOR, b"u"),  # a 5-byte varint time
+        Chunk(1 << 35, (1 << 42) - 1, ChunkEncoding.XOR, b"t"),  # the 6-byte range's ends
+    ]
+    # data sizes where the record's and the data's size varints grow a byte,
+    # and past the two-byte sizes of the one-pack path
+    shapes += [
+        Chunk(today, today + 1, ChunkEncoding.XOR, bytes(range(256)) * 70 + bytes(n % 256))
+        if n > 17_000
+        else Chunk(today, today + 1, ChunkEncoding.XOR, bytes(n))
+        for n in (1, 109, 110, 127, 128, 1024, 16_364, 16_365, 16_366, 17_920 + 7)
     ]
     series = ChunkedSeries(labels=[Label("__name__", "m")], chunks=shapes)
     [message] = chunked_messages([(1, iter([series]))], max_bytes_in_frame=1 << 40)

@@ -169,10 +169,19 @@ def _frames(stream: Iterator[bytes]) -> list[ChunkedReadResponse]:
     return [promwire.decode(ChunkedReadResponse, m) for m in iter_frames(stream)]
 
 
-def test_frame_budget_splits_long_series_like_prometheus() -> None:
-    series = _series("long", 120 * 30 + 7, extra=[Label("job", "j")])
+@pytest.mark.parametrize(
+    ("extra", "max_bytes"),
+    [
+        ([Label("job", "j")], 400),
+        # a label over 127 bytes: its record's size varint takes two bytes
+        ([Label("job", "j"), Label("path", "/x" * 150)], 700),
+    ],
+)
+def test_frame_budget_splits_long_series_like_prometheus(
+    extra: list[Label], max_bytes: int
+) -> None:
+    series = _series("long", 120 * 30 + 7, extra=extra)
     labels_size = sum(len(promwire.encode(lb)) for lb in series.labels)
-    max_bytes = 400
     frames = _frames(stream_chunked_response([(3, [series])], max_bytes_in_frame=max_bytes))
     chunks = cut_chunks(series.samples)
     assert len(frames) > 3
@@ -427,3 +436,19 @@ def test_corrupted_streams_raise_only_promwire_errors(data: st.DataObject) -> No
                 pass
         except PromwireError:
             pass
+
+
+@pytest.mark.parametrize("long_label", [False, True])
+def test_frame_budget_counts_the_labels_own_sizes_to_the_byte(long_label: bool) -> None:
+    """Chunks of one size: a frame is cut exactly where Prometheus' budget
+    (max_bytes_in_frame less the labels' own sizes, not their records')
+    runs out, with labels under and over 127 bytes."""
+    labels = [Label("__name__", "m"), Label("job", "j" * (300 if long_label else 5))]
+    labels_size = sum(len(promwire.encode(lb)) for lb in labels)
+    t = 1_795_582_338_992
+    chunks = [Chunk(t + i, t + i, ChunkEncoding.XOR, bytes(200)) for i in range(9)]
+    chunk_size = len(promwire.encode(chunks[0]))
+    series = ChunkedSeries(labels=labels, chunks=chunks)
+    for max_bytes in (labels_size + 3 * chunk_size, labels_size + 2 * chunk_size + 1):
+        frames = _frames(stream_chunked_response([(0, [series])], max_bytes_in_frame=max_bytes))
+        assert [len(f.chunked_series[0].chunks) for f in frames] == [3, 3, 3]

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import struct
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from functools import reduce
 
-__all__ = ["IMPLEMENTATION", "crc32c", "crc32c_pure", "crc32c_update_pure"]
+__all__ = ["IMPLEMENTATION", "crc32c", "crc32c_of_pieces", "crc32c_pure", "crc32c_update_pure"]
 
 _POLY = 0x82F63B78
 
@@ -85,7 +86,7 @@ def crc32c_pure(data: bytes | bytearray | memoryview) -> int:
     return crc32c_update_pure(0xFFFFFFFF, data) ^ 0xFFFFFFFF
 
 
-def _load_native() -> Callable[[bytes], int] | None:
+def _load_native() -> tuple[Callable[[bytes], int], Callable[[int, bytes], int]] | None:
     try:
         import google_crc32c
     except ImportError:  # optional accelerator
@@ -95,10 +96,11 @@ def _load_native() -> Callable[[bytes], int] | None:
     if getattr(google_crc32c, "implementation", "c") != "c":
         return None
     value: Callable[[bytes], int] = google_crc32c.value
-    return value
+    extend: Callable[[int, bytes], int] = google_crc32c.extend
+    return value, extend
 
 
-_native = _load_native()
+_native, _native_extend = _load_native() or (None, None)
 
 #: ``"google_crc32c"`` when the C extension is used, else ``"pure"``.
 IMPLEMENTATION = "google_crc32c" if _native is not None else "pure"
@@ -109,3 +111,15 @@ def crc32c(data: bytes | bytearray | memoryview) -> int:
     if _native is not None:
         return int(_native(bytes(data)))
     return crc32c_pure(data)
+
+
+def crc32c_of_pieces(pieces: Iterable[bytes]) -> int:
+    """CRC-32C of the concatenation of ``pieces``, without concatenating them
+    (a streamed frame's checksum over the pieces its message is joined from,
+    so the frame is the one copy of them)."""
+    if _native_extend is not None:
+        return int(reduce(_native_extend, pieces, 0))  # the loop in C
+    register = 0xFFFFFFFF
+    for piece in pieces:
+        register = crc32c_update_pure(register, piece)
+    return register ^ 0xFFFFFFFF

@@ -33,7 +33,7 @@ import struct
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
-from itertools import chain, pairwise
+from itertools import accumulate, chain, pairwise
 from typing import Literal
 
 from ..codec import encoder as _e
@@ -41,10 +41,11 @@ from ..codec import messages as m
 from ..codec.columns import SeriesColumns
 from ..codec.decoder import decode
 from ..codec.encoder import encode
-from ..codec.wire import MASK64, varint
+from ..codec.wire import MASK64, read_varint, varint
 from ..errors import EncodeError
+from .checksum import crc32c_of_pieces
 from .float_histogram import decode_float_histogram_chunk
-from .frames import DEFAULT_MAX_FRAME_SIZE, aiter_frames, encode_frame, iter_frames
+from .frames import DEFAULT_MAX_FRAME_SIZE, aiter_frames, iter_frames
 from .histogram import decode_histogram_chunk
 from .histogram_cut import cut_histogram_chunks
 from .xor import SAMPLES_PER_CHUNK, UnsupportedChunk, cut_chunks, decode_xor, decode_xor_columns
@@ -80,36 +81,107 @@ def _labels_key(labels: Sequence[m.Label]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((lb.name, lb.value) for lb in labels))
 
 
-def _record(field_tag: int, body: bytes) -> bytes:
-    return bytes((field_tag,)) + varint(len(body)) + body
-
-
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 _INT32_MAX = (1 << 31) - 1
-# 08 <mint: 6-byte varint> 10 <maxt: 6-byte varint> 18 <type> 22: a chunk's fields before its data
-_PACK_HEAD = struct.Struct("<BHHHBHHHBBB").pack
+# 12 <record size> | 08 <mint: 6-byte varint> 10 <maxt: 6-byte varint> 18 <type> 22 <data size>:
+# a chunk's record before its data, sizes as one-byte (B) or two-byte (H) varints
+_PACK_PREFIX = [
+    struct.Struct(f"<B{size}BHHHBHHHBBB{data}").pack for size in ("B", "H") for data in ("B", "H")
+]
+#: The largest data a usual chunk's record holds with two-byte varint sizes.
+_TWO_BYTE_DATA = (1 << 14) - 1 - 19
 
 
-def _chunk_head(chunk: m.Chunk) -> bytes | None:
-    """``encode(chunk)`` up to its data's bytes, or ``None`` for an unusual chunk.
+def _chunk_records(chunks: Sequence[m.Chunk]) -> tuple[list[bytes], list[int]]:
+    """Every chunk's record in a ``ChunkedSeries`` as two pieces, and the size
+    of every chunk's body: ``pieces[2i] + pieces[2i + 1] == b"\\x12" +
+    varint(len(body)) + body`` and ``sizes[i] == len(body)`` with ``body =
+    encode(chunks[i])``.
 
-    ``encode(chunk) == _chunk_head(chunk) + chunk.data``, so a frame takes
-    the data as it is, never copied into a chunk body first. The generic
-    encoder walks the field table (about 9 us a chunk, more than the rest of
-    a streamed answer together); this writes the same bytes for the plain
-    types a store yields: the proto3 defaults (0, ``UNKNOWN``) left out, an
-    ``int64`` in two's complement. ``None`` (the caller encodes the chunk
-    the generic way, which encodes it or says what is wrong) for anything
-    else: a bool, a negative enum, a bytearray, empty data.
+    The data is taken as it is (``pieces[2i + 1]``), never copied into a
+    chunk body first. The generic encoder walks the field table (about 9 us
+    a chunk, more than the rest of a streamed answer together); this writes
+    the same bytes with one ``struct`` pack for the chunk a store yields: an
+    ``XOR`` (or other small type) chunk of today's millisecond times (6-byte
+    varints, from the encoder's 14-bit tables) and data under 16 kB
+    (Prometheus cuts chunks at 1 kB). Other chunks of plain ints and bytes
+    are written field by field (:func:`_other_prefix`); anything else (a
+    bool, a negative enum, a bytearray, empty data) by the generic encoder,
+    which encodes it or says what is wrong.
     """
+    if not _e._pair_more:
+        _e._build_pair_tables()
+    more = _e._pair_more
+    last = _e._pair_last
+    packs = _PACK_PREFIX
+    chunk_type = m.Chunk
+    pieces: list[bytes] = []
+    sizes: list[int] = []
+    for chunk in chunks:
+        if type(chunk) is chunk_type:
+            mint = chunk.min_time_ms
+            maxt = chunk.max_time_ms
+            ctype = chunk.type
+            data = chunk.data
+            n = len(data) if type(data) is bytes else 0
+            if (
+                0 < n <= _TWO_BYTE_DATA
+                and type(mint) is int
+                and type(maxt) is int
+                and 0x8_0000_0000 <= mint < 0x400_0000_0000
+                and 0x8_0000_0000 <= maxt < 0x400_0000_0000
+                and isinstance(ctype, int)
+                and type(ctype) is not bool
+                and 0 < ctype < 0x80
+            ):
+                size = n + (18 if n < 0x80 else 19)  # 17 bytes of fields, data size, data
+                pieces.append(
+                    packs[(size >= 0x80) * 2 + (n >= 0x80)](
+                        0x12,
+                        size if size < 0x80 else last[size],
+                        0x08,
+                        more[mint & 0x3FFF],
+                        more[(mint >> 14) & 0x3FFF],
+                        last[mint >> 28],
+                        0x10,
+                        more[maxt & 0x3FFF],
+                        more[(maxt >> 14) & 0x3FFF],
+                        last[maxt >> 28],
+                        0x18,
+                        ctype,
+                        0x22,
+                        n if n < 0x80 else last[n],
+                    )
+                )
+                pieces.append(data)
+                sizes.append(size)
+                continue
+            other = _other_prefix(chunk)
+            if other is not None:
+                pieces.append(other[0])
+                pieces.append(data)
+                sizes.append(other[1])
+                continue
+        body = encode(chunk)
+        pieces.append(b"\x12" + varint(len(body)) + body)
+        pieces.append(b"")
+        sizes.append(len(body))
+    return pieces, sizes
+
+
+def _other_prefix(chunk: m.Chunk) -> tuple[bytes, int] | None:
+    """The record of a chunk of plain ints and bytes with other times, type
+    or data size, up to its data, field by field (the proto3 defaults, 0 and
+    ``UNKNOWN``, left out; an ``int64`` in two's complement), and its body's
+    size; ``None`` when a field is of another type or out of its range, or
+    the data is empty."""
     mint = chunk.min_time_ms
     maxt = chunk.max_time_ms
     ctype = chunk.type
     data = chunk.data
     if (
-        type(chunk) is not m.Chunk
-        or type(mint) is not int
+        type(mint) is not int
         or type(maxt) is not int
         or type(data) is not bytes
         or not data
@@ -119,27 +191,6 @@ def _chunk_head(chunk: m.Chunk) -> bytes | None:
         or not (_INT64_MIN <= mint <= _INT64_MAX and _INT64_MIN <= maxt <= _INT64_MAX)
     ):
         return None
-    today = 0x8_0000_0000 <= mint < 0x400_0000_0000 and 0x8_0000_0000 <= maxt < 0x400_0000_0000
-    if today and 0 < ctype < 0x80:  # the usual chunk: 6-byte times, a one-byte type
-        # One pack: each 6-byte varint as three uint16 from the encoder's tables
-        # (14 payload bits -> two varint bytes, with or without continuation).
-        if not _e._pair_more:
-            _e._build_pair_tables()
-        more = _e._pair_more
-        last = _e._pair_last
-        return _PACK_HEAD(
-            0x08,
-            more[mint & 0x3FFF],
-            more[(mint >> 14) & 0x3FFF],
-            last[mint >> 28],
-            0x10,
-            more[maxt & 0x3FFF],
-            more[(maxt >> 14) & 0x3FFF],
-            last[maxt >> 28],
-            0x18,
-            int(ctype),
-            0x22,
-        ) + varint(len(data))
     parts = []
     if mint:
         parts.append(b"\x08" + varint(mint & MASK64))
@@ -148,7 +199,15 @@ def _chunk_head(chunk: m.Chunk) -> bytes | None:
     if ctype:
         parts.append(b"\x18" + varint(int(ctype)))
     parts.append(b"\x22" + varint(len(data)))
-    return b"".join(parts)
+    head = b"".join(parts)
+    size = len(head) + len(data)
+    return b"\x12" + varint(size) + head, size
+
+
+def _label_body_size(record: bytes) -> int:
+    """The size of the ``Label`` body in its record ``0a <size> <body>``."""
+    size, _ = read_varint(record, 1)
+    return size
 
 
 def _with_histogram_chunks(
@@ -170,6 +229,17 @@ def chunked_messages(
     samples_per_chunk: int = SAMPLES_PER_CHUNK,
 ) -> Iterator[bytes]:
     """The encoded ``ChunkedReadResponse`` messages of :func:`stream_chunked_response`, unframed."""
+    for pieces in _message_pieces(results, max_bytes_in_frame, samples_per_chunk):
+        yield b"".join(pieces)
+
+
+def _message_pieces(
+    results: Iterable[tuple[int, Iterable[m.TimeSeries | m.ChunkedSeries]]],
+    max_bytes_in_frame: int,
+    samples_per_chunk: int,
+) -> Iterator[list[bytes]]:
+    """Each ``ChunkedReadResponse`` message as the pieces it is joined from
+    (its chunks' data as they are)."""
     if max_bytes_in_frame <= 0:
         raise ValueError("max_bytes_in_frame must be > 0")
     for query_index, series_iterable in results:
@@ -189,23 +259,29 @@ def chunked_messages(
             if not chunks:
                 continue
             labels = sorted(series.labels, key=lambda lb: lb.name)
-            label_bodies = [encode(lb) for lb in labels]
-            labels_block = b"".join(_record(0x0A, body) for body in label_bodies)
-            budget_start = max_bytes_in_frame - sum(len(body) for body in label_bodies)
-            budget = budget_start
-            parts: list[bytes] = [labels_block]
-            for index, chunk in enumerate(chunks):
-                head = _chunk_head(chunk)
-                body = encode(chunk) if head is None else chunk.data
-                size = len(body) if head is None else len(head) + len(body)
-                parts.append(b"\x12" + varint(size) + (head or b""))
-                parts.append(body)
-                budget -= size
-                if budget > 0 and index + 1 < len(chunks):
-                    continue
-                yield _record(0x0A, b"".join(parts)) + trailer
-                parts = [labels_block]
-                budget = budget_start
+            label_records = [_e._label_record(lb) for lb in labels]
+            labels_block = b"".join(label_records)
+            # Prometheus subtracts the labels' own sizes, not their records'
+            # (``0a <size> <label>``: two bytes more while a size fits one byte)
+            if max(map(len, label_records), default=0) <= 129:
+                labels_size = sum(map(len, label_records)) - 2 * len(label_records)
+            else:
+                labels_size = sum(map(_label_body_size, label_records))
+            budget = max_bytes_in_frame - labels_size
+            pieces, sizes = _chunk_records(chunks)
+            # A frame ends after the chunk that brings its sizes to the budget
+            # (so it holds at least one chunk and may pass the budget by one),
+            # or after the last chunk: found by bisecting the running sums.
+            ends = list(accumulate(sizes))
+            start = 0
+            spent = 0
+            while start < len(sizes):
+                stop = min(bisect_left(ends, spent + budget, start), len(sizes) - 1) + 1
+                body = pieces[2 * start : 2 * stop]
+                size = len(labels_block) + sum(map(len, body))
+                yield [b"\x0a", varint(size), labels_block, *body, trailer]
+                spent = ends[stop - 1]
+                start = stop
 
 
 def stream_chunked_response(
@@ -233,10 +309,12 @@ def stream_chunked_response(
     Every frame holds one ``ChunkedSeries``; see the module docstring for how
     ``max_bytes_in_frame`` splits long series.
     """
-    for message in chunked_messages(
-        results, max_bytes_in_frame=max_bytes_in_frame, samples_per_chunk=samples_per_chunk
-    ):
-        yield encode_frame(message)
+    for pieces in _message_pieces(results, max_bytes_in_frame, samples_per_chunk):
+        # the frame joined once, its checksum taken over the pieces: a frame
+        # of a long series is one fresh buffer, not a message and a copy of it
+        size = sum(map(len, pieces))
+        crc = crc32c_of_pieces(pieces).to_bytes(4, "big")
+        yield b"".join([varint(size), crc, *pieces])
 
 
 # ----------------------------------------------------------------------------- client side

@@ -31,6 +31,7 @@ checked against ``max_decompressed_size`` *before* anything is inflated, so a
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from collections.abc import Callable
 
@@ -44,8 +45,10 @@ __all__ = [
     "BACKEND_PROBLEM",
     "DEFAULT_MAX_DECOMPRESSED_SIZE",
     "ENV_VAR",
+    "KEEP_BYTES",
     "SnappyBackendWarning",
     "compress",
+    "compress_kept",
     "declared_size",
     "decompress",
 ]
@@ -61,7 +64,10 @@ ENV_VAR = "PROMWIRE_SNAPPY"
 BACKENDS = ("cramjam", "python")
 
 _Inflate = Callable[[bytes, int], bytes]
-_Deflate = Callable[[bytes], bytes]
+_Deflate = Callable[[bytes | bytearray | memoryview], bytes]
+#: cramjam's deflate and its compress-into-a-buffer, once cramjam was loaded.
+_cramjam_deflate: _Deflate | None = None
+_compress_into: Callable[[bytes | bytearray | memoryview, bytearray], int] | None = None
 
 
 def _cramjam_codec() -> tuple[_Inflate, _Deflate]:
@@ -73,9 +79,13 @@ def _cramjam_codec() -> tuple[_Inflate, _Deflate]:
         except Exception as exc:
             raise SnappyError(f"invalid snappy block: {exc}") from None
 
-    def deflate(data: bytes) -> bytes:
+    def deflate(data: bytes | bytearray | memoryview) -> bytes:
+        # cramjam reads any buffer: a bytearray answer is not copied first
         return bytes(cramjam.snappy.compress_raw(data))
 
+    global _cramjam_deflate, _compress_into
+    _cramjam_deflate = deflate
+    _compress_into = cramjam.snappy.compress_raw_into
     return inflate, deflate
 
 
@@ -83,7 +93,10 @@ def _python_codec() -> tuple[_Inflate, _Deflate]:
     def inflate(data: bytes, size: int) -> bytes:
         return _snappy_py.decompress(data, max_size=size)
 
-    return inflate, _snappy_py.compress
+    def deflate(data: bytes | bytearray | memoryview) -> bytes:
+        return _snappy_py.compress(bytes(data))
+
+    return inflate, deflate
 
 
 def _use_backend(name: str) -> str:
@@ -151,7 +164,7 @@ def _warn_first(problem: str) -> None:
         restore()
         return inflate(data, size)
 
-    def warn_deflate(data: bytes) -> bytes:
+    def warn_deflate(data: bytes | bytearray | memoryview) -> bytes:
         restore()
         return deflate(data)
 
@@ -210,6 +223,33 @@ def decompress(
     return result
 
 
+#: The most a thread keeps of the buffer :func:`compress_kept` compresses into (bytes).
+KEEP_BYTES = 5 << 20
+_kept = threading.local()
+
+
+def compress_kept(data: bytes | bytearray | memoryview) -> bytes:
+    """:func:`compress`, the block built in a buffer the thread keeps (up to
+    :data:`KEEP_BYTES`) and copied out of it: with cramjam, a large answer's
+    compression then reuses memory the process has instead of a fresh
+    buffer each time (each of its pages a page fault on first touch). The
+    same bytes as :func:`compress`; other backends, and blocks that could
+    exceed the cap, go through :func:`compress`."""
+    into = _compress_into
+    if into is None or _deflate is not _cramjam_deflate:
+        return compress(data)
+    need = 32 + len(data) + len(data) // 6  # snappy's bound on a block's size
+    if need > KEEP_BYTES:
+        return compress(data)
+    out: bytearray | None = getattr(_kept, "out", None)
+    if out is None or len(out) < need:
+        out = _kept.out = bytearray(min(KEEP_BYTES, max(need, 2 * len(out or b""))))
+    n = into(data, out)
+    with memoryview(out) as view:
+        return view[:n].tobytes()
+
+
 def compress(data: bytes | bytearray | memoryview) -> bytes:
-    """Compress to a snappy block (raw format); ``b""`` gives ``b"\\x00"``."""
-    return _deflate(bytes(data))
+    """Compress to a snappy block (raw format); ``b""`` gives ``b"\\x00"``.
+    A ``bytearray`` or ``memoryview`` is read where it is, not copied first."""
+    return _deflate(data)

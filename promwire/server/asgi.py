@@ -162,10 +162,13 @@ class RemoteStorageApp(AppBase):
         # The answer is built (a SAMPLES body whole, a streamed one up to its
         # first frame) while holding one of max_concurrent_reads slots.
         slots = self._read_slots
-        try:
-            await asyncio.wait_for(slots.acquire(), self.read_queue_timeout)
-        except asyncio.TimeoutError:
-            return self.reads_busy()
+        if slots.locked():  # all taken: wait in the queue, at most read_queue_timeout
+            try:
+                await asyncio.wait_for(slots.acquire(), self.read_queue_timeout)
+            except asyncio.TimeoutError:
+                return self.reads_busy()
+        else:  # a free slot is taken at once (no wait_for task, no extra loop turn)
+            await slots.acquire()
         try:
             response = await handle_read_async(
                 body,
@@ -207,18 +210,28 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 async def _read_body(receive: Receive, limit: int, held: Reservation, timeout: float) -> bytes:
     """The body, within ``timeout`` seconds and ``limit`` bytes; ``held`` grows
-    with it past what was reserved up front (the declared Content-Length)."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    with it past what was reserved up front (the declared Content-Length).
+
+    One deadline for the whole body: ``asyncio.timeout`` where there is one
+    (Python 3.11 on: no task is made), else one ``wait_for`` task around
+    the whole reading, not one per message."""
+    try:
+        if _timeout is not None:
+            async with _timeout(timeout):
+                return await _collect_body(receive, limit, held)
+        return await asyncio.wait_for(_collect_body(receive, limit, held), timeout)
+    except asyncio.TimeoutError:
+        raise BodyTimeout from None
+
+
+_timeout: Callable[[float], Any] | None = getattr(asyncio, "timeout", None)
+
+
+async def _collect_body(receive: Receive, limit: int, held: Reservation) -> bytes:
     parts: list[bytes] = []
     size = 0
     while True:
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
-            raise BodyTimeout
-        try:
-            message = await asyncio.wait_for(receive(), remaining)
-        except asyncio.TimeoutError:
-            raise BodyTimeout from None
+        message = await receive()
         if message["type"] == "http.disconnect":
             raise _Disconnected
         chunk = message.get("body", b"")

@@ -6,7 +6,7 @@
 (a lazy body of frames from :mod:`promwire.server.handlers.stream`). A
 SAMPLES answer of a storage with the optional ``process_query_columns``
 (see :mod:`promwire.stores.protocol`) is written from its arrays by
-:func:`~promwire.codec.read_columns.encode_read_response_columns`, without
+:func:`~promwire.codec.read_columns.compressed_read_response`, without
 a ``Sample`` object; other storages answer through ``read``.
 
 Every read gets a :class:`~promwire.stores.protocol.ReadBudget` made of its
@@ -19,7 +19,17 @@ storages that ignore the budget.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+import asyncio
+import inspect
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import Any
 
 from ...chunks.streamed import DEFAULT_MAX_BYTES_IN_FRAME
@@ -28,7 +38,7 @@ from ...codec.columns import SeriesColumns
 from ...codec.decoder import decode
 from ...codec.encoder import encode
 from ...codec.messages import Query, ReadRequest, ReadResponse, ResponseType
-from ...codec.read_columns import encode_read_response_columns, result_points
+from ...codec.read_columns import compressed_read_response, result_points
 from ...errors import LimitExceeded, StorageError, UnsupportedMediaType
 from ...stores.protocol import ReadBudget, result_samples
 from .common import (
@@ -155,10 +165,17 @@ def _columns_of(storage: Any) -> QueryColumns | None:
 
 
 def _columns_body(results: Sequence[Sequence[SeriesColumns]]) -> Response:
-    """The 200 of a SAMPLES answer (one result per query, asked in order)."""
-    return Response(
-        200, list(_SAMPLES_HEADERS), snappy.compress(encode_read_response_columns(results))
-    )
+    """The 200 of a SAMPLES answer (one result per query, asked in order):
+    encoded into one buffer the thread keeps, compressed from where it is."""
+    return Response(200, list(_SAMPLES_HEADERS), compressed_read_response(results))
+
+
+def _take(
+    results: list[Sequence[SeriesColumns]], series: Sequence[SeriesColumns], budget: ReadBudget
+) -> None:
+    """Add one query's answer and count the samples so far against the budget."""
+    results.append(series)
+    budget.at_least_samples(sum(map(result_points, results)))
 
 
 def _columns_response(
@@ -168,32 +185,49 @@ def _columns_response(
     the budget spent between them (and the finished answer counted, for a
     storage that ignores it), encoded from the arrays."""
     results: list[Sequence[SeriesColumns]] = []
-    total = 0
+    for query in request.queries:
+        budget.check_time()
+        _take(results, columns(ctx, query), budget)
+    return _columns_body(results)
+
+
+def _columns_in_thread(
+    columns: QueryColumns,
+    ctx: Any,
+    request: ReadRequest,
+    budget: ReadBudget,
+    results: list[Sequence[SeriesColumns]],
+) -> Response | Awaitable[Sequence[SeriesColumns]]:
+    """:func:`_columns_response` for a sync storage, run in one worker thread
+    (the queries and the encoding: one hop there and back); stops at a query
+    whose answer is awaitable (a sync-looking callable returning a
+    coroutine) and returns that, the answers so far in ``results``."""
     for query in request.queries:
         budget.check_time()
         series = columns(ctx, query)
-        results.append(series)
-        total += result_points(series)
-        budget.at_least_samples(total)
+        if inspect.isawaitable(series):
+            return series
+        _take(results, series, budget)
     return _columns_body(results)
 
 
 async def _acolumns_response(
     columns: QueryColumns, ctx: Any, request: ReadRequest, budget: ReadBudget
 ) -> Response:
-    """:func:`_columns_response` for the async handler: each query awaited (an
-    async storage) or run in a worker thread (a sync one), the encoding off
-    the loop when the answer is large."""
+    """:func:`_columns_response` for the async handler: a sync storage's
+    queries and the encoding in one worker thread, an async storage's
+    queries awaited and the encoding off the loop when the answer is large."""
     results: list[Sequence[SeriesColumns]] = []
-    total = 0
-    for query in request.queries:
+    if not inspect.iscoroutinefunction(columns):
+        step = await asyncio.to_thread(_columns_in_thread, columns, ctx, request, budget, results)
+        if isinstance(step, Response):
+            return step
+        _take(results, await step, budget)
+    for query in request.queries[len(results) :]:
         budget.check_time()
-        series: Sequence[SeriesColumns] = await _call(columns, ctx, query)
-        results.append(series)
-        total += result_points(series)
-        budget.at_least_samples(total)
+        _take(results, await _call(columns, ctx, query), budget)
     # about 18 bytes a sample: the same threshold as a body's decoding
-    return await _off_loop(18 * total, _columns_body, results)
+    return await _off_loop(18 * sum(map(result_points, results)), _columns_body, results)
 
 
 def handle_read(
