@@ -298,7 +298,9 @@ def _packed(
         sids, offsets, _ = _pack_directory(before)
         if sids and sids[-1] == sid:
             return before[offsets[-2] : offsets[-1]] + found, [-1, int(row[0])]
-    return found, [-1]
+    # Its start went with the pack before (retention by size deletes packs
+    # oldest first): the rest is no longer readable, so it is gone too.
+    return b"", []
 
 
 def series_blocks(
@@ -375,7 +377,12 @@ def newest_sealed(conn: sqlite3.Connection) -> int | None:
     blob = bytes(row[1])
     if split_key(int(row[0]))[1]:
         return max(maxt for _, maxt, _, _ in unpack_records(blob))
-    return max(maxt for _, rec in _pack_entries(blob) for _, maxt, _, _ in unpack_records(rec))
+    entries = _pack_entries(blob)
+    if _pack_directory(blob)[2] and entries:  # its first entry began in the pack before
+        sid = entries[0][0]
+        found, _ = _packed(conn, pack_key(split_key(int(row[0]))[0], sid), blob, sid)
+        entries[0] = (sid, found)
+    return max((maxt for _, rec in entries for _, maxt, _, _ in unpack_records(rec)), default=None)
 
 
 # --------------------------------------------------------------------- writes
@@ -456,8 +463,9 @@ def _seal_range(conn: sqlite3.Connection, rng: int, capacity: int) -> int:
         for _, maxt, blob in rows:
             data = bytes(blob)
             chunks.append((chunk_start(data), int(maxt), data))
-        if fresh and sid <= _MAX_SID and sum(len(c[2]) + 4 for c in chunks) <= capacity // 2:
-            packer.add(sid, chunks)
+        rec = records(chunks) if fresh and sid <= _MAX_SID else b""
+        if rec and len(rec) <= capacity // 2:
+            packer.add(sid, rec)
         else:
             own = _own_rows(chunks) if sid <= _MAX_SID else []
             if not own or len(own) > _PARTS:  # more than 64 own rows in 2 hours
@@ -477,9 +485,10 @@ def _seal_range(conn: sqlite3.Connection, rng: int, capacity: int) -> int:
 
 
 class _Packer:
-    """Packs of one range, filled to ``capacity``: a series' chunks that do not
-    fit the rest of a pack go on at the start of the next one (so a series is
-    in at most two packs: its entry is at most half a pack)."""
+    """Packs of one range, filled to ``capacity`` exactly: the bytes of a
+    series' records that do not fit the rest of a pack go on at the start of
+    the next one (so a series is in at most two packs: its entry is at most
+    half a pack; a reader joins the two parts before parsing them)."""
 
     def __init__(self, rng: int, capacity: int) -> None:
         self.rng = rng
@@ -489,20 +498,17 @@ class _Packer:
         self.size = 4  # the count and the final offset
         self.continued = False
 
-    def add(self, sid: int, chunks: Sequence[tuple[int, int, bytes]]) -> None:
-        part = bytearray()
-        for chunk in chunks:
-            rec = records((chunk,))
-            if self.size + 6 + len(part) + len(rec) > self.capacity:
-                split = bool(part)
-                if split:
-                    self.entries.append((sid, bytes(part)))
-                    part = bytearray()
-                self._close()
-                self.continued = split
-            part += rec
-        self.entries.append((sid, bytes(part)))
-        self.size += 6 + len(part)
+    def add(self, sid: int, rec: bytes) -> None:
+        room = self.capacity - self.size - 6  # an entry: u32 id, u16 offset
+        if len(rec) > room:
+            split = room > 0
+            if split:
+                self.entries.append((sid, rec[:room]))
+                rec = rec[room:]
+            self._close()
+            self.continued = split
+        self.entries.append((sid, rec))
+        self.size += 6 + len(rec)
 
     def _close(self) -> None:
         if self.entries:
@@ -551,9 +557,25 @@ def oldest_block_rows(conn: sqlite3.Connection, limit: int) -> list[tuple[int, i
 
 def sealed_chunks(conn: sqlite3.Connection) -> Iterator[tuple[int, int, int, int, bytes]]:
     """Every sealed chunk: ``(series_id, mint, maxt, count, data)``, by range."""
+    held: tuple[int, bytes] | None = None  # a pack's last entry: it may go on
     for key, blob in conn.execute("SELECT id, data FROM blocks ORDER BY id"):
         data = bytes(blob)
         _, own, sid, _ = split_key(int(key))
-        for s, rec in [(sid, data)] if own else _pack_entries(data):
+        entries = [(sid, data)] if own else _pack_entries(data)
+        if not own and _pack_directory(data)[2] and entries:
+            if held is not None and held[0] == entries[0][0]:
+                entries[0] = (held[0], held[1] + entries[0][1])  # one entry in two packs
+                held = None
+            else:  # its start went with a pack retention deleted: gone too
+                entries.pop(0)
+        if held is not None:
+            entries.insert(0, held)
+            held = None
+        if not own and entries:
+            held = entries.pop()
+        for s, rec in entries:
             for mint, maxt, n, chunk in unpack_records(rec):
                 yield s, mint, maxt, n, chunk
+    if held is not None:
+        for mint, maxt, n, chunk in unpack_records(held[1]):
+            yield held[0], mint, maxt, n, chunk
