@@ -31,7 +31,7 @@ from promwire.codec.messages import ChunkEncoding
 from promwire.errors import StorageRejected
 from promwire.server.runner import UnusableDatabase, open_storage
 from promwire.stores.sqlite import SQLiteStorage
-from promwire.stores.sqlite_chunks import CHUNK_RANGE_MS, stored_chunks
+from promwire.stores.sqlite_chunks import CHUNK_RANGE_MS, cut_groups, stored_chunks
 from promwire.stores.sqlite_schema import FormatError
 
 EQ = MatchType.EQ
@@ -423,3 +423,30 @@ def test_decoded_chunks_cache_is_keyed_by_content_and_bounded() -> None:
         assert (list(ts), list(array("Q", values.tobytes()))) == decode_xor_bits(data)
     assert len(cache._entries) == 2
     assert list(cache._entries) == chunks[1:]  # the oldest went first
+
+
+def test_chunks_are_cut_where_prometheus_2_42s_head_cuts_them() -> None:
+    # appendPreprocessor: once a chunk holds 30 samples, its end is the range's
+    # end split into n equal parts, n = (range end - start) // (4 * (30th - start + 1)).
+    r = CHUNK_RANGE_MS
+
+    def cuts(ts: list[int]) -> list[int]:
+        return [hi - lo for lo, hi in cut_groups(ts, None)[0]]
+
+    # 70 minutes into a range: 50 minutes (200 samples) left, n = 1: one chunk to
+    # the boundary, then the next range from its start: n = 4, 30 minutes a chunk.
+    assert cuts([r + 70 * 60_000 + k * STEP for k in range(300)]) == [200, 100]
+    assert cuts([r + k * STEP for k in range(1000)]) == [120] * 8 + [40]
+    # 10 minutes in: 110 minutes left, n = 3: chunks of 36 min 40 s (147 samples).
+    assert cuts([r + 10 * 60_000 + k * STEP for k in range(300)]) == [147, 147, 6]
+    # The rate jumps after the prediction: 240 samples at most, then a new prediction.
+    burst = [r + k * STEP for k in range(30)] + [r + 29 * STEP + 1 + k for k in range(400)]
+    assert cuts(burst) == [240, 120, 70]
+    # The incomplete rest stays in the head until a later sample, the cutoff or a flush.
+    ts = [r + k * STEP for k in range(130)]
+    groups, rest = cut_groups(ts, cutoff=ts[-1])
+    assert (groups, rest) == ([(0, 120)], 120)
+    assert cut_groups(ts, cutoff=r + 30 * 60_000)[0] == [(0, 120)]
+    # (the second chunk has too few samples for a prediction: its end is the range's)
+    assert cut_groups(ts, cutoff=r + 60 * 60_000)[0] == [(0, 120)]
+    assert cut_groups(ts, cutoff=2 * r)[0] == [(0, 120), (120, 130)]

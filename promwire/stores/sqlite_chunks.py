@@ -7,7 +7,8 @@ maxt)`` (a ``WITHOUT ROWID`` table: the key is the only index). A chunk's
 sample count and oldest timestamp are read from its first bytes
 (:func:`chunk_count`, :func:`chunk_mint`) rather than stored twice.
 
-Chunks are cut like Prometheus' head cuts them: at most 120 samples (and
+Chunks are cut like Prometheus 2.42's head cuts them (:func:`cut_groups`):
+about 120 samples, a range's chunks of equal time, at most 240 samples (and
 never over 1024 bytes), and never across a 2-hour boundary
 (``CHUNK_RANGE_MS``, aligned on the epoch like TSDB blocks), so a chunk
 always lies within one block range and retention can drop whole chunks.
@@ -69,6 +70,7 @@ __all__ = [
     "DecodedChunks",
     "apply_retention",
     "chunk_count",
+    "chunk_end",
     "chunk_mint",
     "chunk_rows",
     "compact",
@@ -87,25 +89,43 @@ def _range_end(t: int) -> int:
     return (t // CHUNK_RANGE_MS + 1) * CHUNK_RANGE_MS
 
 
+def chunk_end(start: int, cur: int, bound: int) -> int:
+    """Where Prometheus' head ends a chunk begun at ``start`` once its 30th
+    sample (at ``cur``) is in: the rest of the range up to ``bound`` split into
+    chunks of equal time, as many as a chunk of this rate would fill with
+    about 120 samples (TSDB's ``computeChunkEndTime``)."""
+    n = (bound - start) // ((cur - start + 1) * 4)
+    return bound if n <= 1 else start + (bound - start) // n
+
+
 def cut_groups(ts: Sequence[int], cutoff: int | None) -> tuple[list[tuple[int, int]], int]:
     """Cut sorted timestamps into chunk groups ``[(lo, hi), ...]`` (index ranges).
 
-    A group ends after 120 samples or at a 2-hour boundary. Returns the
-    complete groups and the index where the incomplete rest starts: the last
-    group is complete when full, when its range has ended (``cutoff``, the
-    newest head sample minus the out-of-order window, is past it) or when
-    ``cutoff`` is ``None`` (flush everything).
+    The cut of Prometheus 2.42's head (``appendPreprocessor``): a chunk ends
+    at its 2-hour boundary, or earlier where :func:`chunk_end` predicts from
+    its first 30 samples (so a range's chunks come out about equal, near 120
+    samples), and at 240 samples at most. Returns the complete groups and the
+    index where the incomplete rest starts: the last group is complete when
+    full, when a sample past its end is there, when its end is before
+    ``cutoff`` (the newest head sample minus the out-of-order window) or
+    when ``cutoff`` is ``None`` (flush everything).
     """
     groups: list[tuple[int, int]] = []
     n = len(ts)
     lo = 0
+    quarter = SAMPLES_PER_CHUNK // 4
+    most = SAMPLES_PER_CHUNK * 2
     while lo < n:
-        end = _range_end(ts[lo])
+        start = ts[lo]
+        end = _range_end(start)
         hi = lo + 1
-        limit = min(n, lo + SAMPLES_PER_CHUNK)
-        while hi < limit and ts[hi] < end:
+        while hi < n and hi - lo < most:
+            if hi - lo == quarter:
+                end = chunk_end(start, ts[hi - 1], end)
+            if ts[hi] >= end:
+                break
             hi += 1
-        closed = hi - lo == SAMPLES_PER_CHUNK or hi < n or cutoff is None or end <= cutoff
+        closed = hi - lo == most or hi < n or cutoff is None or end <= cutoff
         if not closed:
             break
         groups.append((lo, hi))
