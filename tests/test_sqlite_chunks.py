@@ -15,6 +15,8 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from promwire import (
     Label,
@@ -31,7 +33,7 @@ from promwire.codec.messages import ChunkEncoding
 from promwire.errors import StorageRejected
 from promwire.server.runner import UnusableDatabase, open_storage
 from promwire.stores.sqlite import SQLiteStorage
-from promwire.stores.sqlite_chunks import CHUNK_RANGE_MS, cut_groups, stored_chunks
+from promwire.stores.sqlite_chunks import CHUNK_RANGE_MS, chunk_end, cut_groups, stored_chunks
 from promwire.stores.sqlite_schema import FormatError
 
 EQ = MatchType.EQ
@@ -450,3 +452,36 @@ def test_chunks_are_cut_where_prometheus_2_42s_head_cuts_them() -> None:
     # (the second chunk has too few samples for a prediction: its end is the range's)
     assert cut_groups(ts, cutoff=r + 60 * 60_000)[0] == [(0, 120)]
     assert cut_groups(ts, cutoff=2 * r)[0] == [(0, 120), (120, 130)]
+
+
+def _appended_one_by_one(ts: list[int], cutoff: int | None) -> tuple[list[tuple[int, int]], int]:
+    """Prometheus' appendPreprocessor, a sample at a time (the bisecting
+    cut_groups must find the same groups)."""
+    groups: list[tuple[int, int]] = []
+    lo = 0
+    while lo < len(ts):
+        end = (ts[lo] // CHUNK_RANGE_MS + 1) * CHUNK_RANGE_MS
+        hi = lo + 1
+        while hi < len(ts) and hi - lo < 240:
+            if hi - lo == 30:
+                end = chunk_end(ts[lo], ts[hi - 1], end)
+            if ts[hi] >= end:
+                break
+            hi += 1
+        if not (hi - lo == 240 or hi < len(ts) or cutoff is None or end <= cutoff):
+            break
+        groups.append((lo, hi))
+        lo = hi
+    return groups, lo
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(-(10**10), 10**10),
+    st.lists(st.sampled_from([1, 15_000, 15_000, 60_000, 3_600_000, 5_000_000]), max_size=700),
+    st.one_of(st.none(), st.integers(0, 8 * 3_600_000)),
+)
+def test_cut_groups_is_prometheus_append_loop(t0: int, steps: list[int], back: int | None) -> None:
+    ts = list(itertools.accumulate(steps, initial=t0))
+    cutoff = None if back is None else ts[-1] - back
+    assert cut_groups(ts, cutoff) == _appended_one_by_one(ts, cutoff)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -116,15 +117,13 @@ def cut_groups(ts: Sequence[int], cutoff: int | None) -> tuple[list[tuple[int, i
     quarter = SAMPLES_PER_CHUNK // 4
     most = SAMPLES_PER_CHUNK * 2
     while lo < n:
-        start = ts[lo]
-        end = _range_end(start)
-        hi = lo + 1
-        while hi < n and hi - lo < most:
-            if hi - lo == quarter:
-                end = chunk_end(start, ts[hi - 1], end)
-            if ts[hi] >= end:
-                break
-            hi += 1
+        # The timestamps are sorted: each end is found by bisection.
+        end = _range_end(ts[lo])
+        top = min(n, lo + quarter)
+        hi = bisect_left(ts, end, lo + 1, top)
+        if hi == top and top < n:  # 30 samples in: the predicted end
+            end = chunk_end(ts[lo], ts[top - 1], end)
+            hi = bisect_left(ts, end, top, min(n, lo + most))
         closed = hi - lo == most or hi < n or cutoff is None or end <= cutoff
         if not closed:
             break
