@@ -37,8 +37,8 @@ from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..codec.columns import SeriesColumns
-from ..codec.messages import Label, Sample, TimeSeries
+from ..codec.columns import SeriesColumns, time_series_of
+from ..codec.messages import Label
 
 if TYPE_CHECKING:
     import pandas
@@ -305,10 +305,7 @@ def send_frame(
         series = from_dataframe(frame, timestamp_column=timestamp_column, value_column=value_column)
     return list(
         client.send_series(
-            (
-                TimeSeries(list(sc.labels), list(map(Sample, sc.values, sc.timestamps)))
-                for sc in series
-            ),
+            map(time_series_of, series),
             **send_options,
         )
     )

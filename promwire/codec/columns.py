@@ -14,9 +14,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
-from .messages import Exemplar, Histogram, Label
+from .messages import Exemplar, Histogram, Label, Sample, TimeSeries
 
-__all__ = ["ColumnBatch", "SeriesColumns"]
+__all__ = ["ColumnBatch", "SeriesColumns", "time_series_of"]
 
 
 def _q() -> array[int]:
@@ -36,6 +36,17 @@ class SeriesColumns:
     values: array[float] = field(default_factory=_d)
     histograms: list[Histogram] = field(default_factory=list)
     exemplars: list[Exemplar] = field(default_factory=list)
+
+
+def time_series_of(sc: SeriesColumns) -> TimeSeries:
+    """``sc`` as a :class:`TimeSeries`: a ``Sample`` per sample, histograms and
+    exemplars as they are."""
+    return TimeSeries(
+        labels=list(sc.labels),
+        samples=list(map(Sample, sc.values, sc.timestamps)),
+        histograms=sc.histograms,
+        exemplars=sc.exemplars,
+    )
 
 
 class ColumnBatch(Sequence[SeriesColumns]):

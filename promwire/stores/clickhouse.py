@@ -94,7 +94,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from ..codec.columns import SeriesColumns
+from ..codec.columns import SeriesColumns, time_series_of
 from ..codec.decoder import decode
 from ..codec.encoder import encode
 from ..codec.messages import (
@@ -568,14 +568,7 @@ class ClickHouseStorage(BaseStorage):
         by label set; series without data in range left out:
         :meth:`process_query_columns` with a ``Sample`` per sample."""
         return QueryResult(
-            timeseries=[
-                TimeSeries(
-                    labels=list(sc.labels),
-                    samples=list(map(Sample, sc.values, sc.timestamps)),
-                    histograms=sc.histograms,
-                )
-                for sc in self.process_query_columns(ctx, query)
-            ]
+            timeseries=[*map(time_series_of, self.process_query_columns(ctx, query))]
         )
 
     def process_query_columns(self, ctx: Any, query: Query) -> list[SeriesColumns]:

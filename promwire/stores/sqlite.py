@@ -90,7 +90,7 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from ..chunks.xor import decode_xor_bits
-from ..codec.columns import ColumnBatch, SeriesColumns
+from ..codec.columns import ColumnBatch, SeriesColumns, time_series_of
 from ..codec.encoder import encode
 from ..codec.messages import (
     Chunk,
@@ -104,7 +104,6 @@ from ..codec.messages import (
     MetricType,
     Query,
     QueryResult,
-    Sample,
     TimeSeries,
     WriteRequest,
 )
@@ -877,14 +876,7 @@ class SQLiteStorage(BaseStorage):
         Spends ``ctx.budget`` while reading (see the module docstring).
         :meth:`process_query_columns` with a ``Sample`` per sample."""
         return QueryResult(
-            timeseries=[
-                TimeSeries(
-                    labels=list(sc.labels),
-                    samples=list(map(Sample, sc.values, sc.timestamps)),
-                    histograms=sc.histograms,
-                )
-                for sc in self.process_query_columns(ctx, query)
-            ]
+            timeseries=[*map(time_series_of, self.process_query_columns(ctx, query))]
         )
 
     def process_query_columns(self, ctx: Any, query: Query) -> list[SeriesColumns]:
