@@ -152,19 +152,11 @@ def _predicted_maxt(data: bytes) -> tuple[int, int]:
     return mint, mint + (n - 1) * delta
 
 
-def chunk_start(data: bytes) -> int:
-    """An XOR chunk's oldest timestamp (the zigzag varint after its count)."""
-    try:
-        return zigzag_decode(read_varint(data, 2)[0])
-    except Exception as exc:  # a DecodeError of a truncated varint: the file is damaged
-        raise StorageError("damaged promwire database: a chunk without a timestamp") from exc
-
-
-def records(chunks: Iterable[tuple[int, int, bytes]]) -> bytes:
-    """Chunk records of ``(mint, maxt, data)`` chunks: ``varint(len(data))``,
+def records(chunks: Iterable[tuple[int, bytes]]) -> bytes:
+    """Chunk records of ``(maxt, data)`` chunks: ``varint(len(data))``,
     the zigzag varint of ``maxt`` minus its prediction, ``data``."""
     out = bytearray()
-    for _, maxt, data in chunks:
+    for maxt, data in chunks:
         _varint(out, len(data))
         _varint(out, zigzag_encode(maxt - _predicted_maxt(data)[1]))
         out += data
@@ -461,17 +453,14 @@ def _seal_range(conn: sqlite3.Connection, rng: int, capacity: int) -> int:
         (rng * _RANGE_MS, (rng + 1) * _RANGE_MS),
     )
     for sid, rows in groupby(cur, key=lambda row: int(row[0])):
-        chunks: list[tuple[int, int, bytes]] = []
-        for _, maxt, blob in rows:
-            data = bytes(blob)
-            chunks.append((chunk_start(data), int(maxt), data))
+        chunks = [(int(maxt), bytes(blob)) for _, maxt, blob in rows]
         rec = records(chunks) if fresh and sid <= _MAX_SID else b""
         if rec and len(rec) <= capacity // 2:
             packer.add(sid, rec)
         else:
             own = _own_rows(chunks) if sid <= _MAX_SID else []
             if not own or len(own) > _PARTS:  # more than 64 own rows in 2 hours
-                kept += [(sid, maxt, data) for _, maxt, data in chunks]
+                kept += [(sid, maxt, data) for maxt, data in chunks]
                 continue
             conn.executemany(insert, [(own_key(rng, sid, p), b) for p, b in enumerate(own)])
         moved += len(chunks)
@@ -523,11 +512,11 @@ class _Packer:
         return self.rows
 
 
-def _own_rows(chunks: Sequence[tuple[int, int, bytes]]) -> list[bytes]:
+def _own_rows(chunks: Sequence[tuple[int, bytes]]) -> list[bytes]:
     rows: list[bytes] = []
     start = 0
     size = 0
-    for i, (_, _, data) in enumerate(chunks):
+    for i, (_, data) in enumerate(chunks):
         if i > start and size + len(data) > OWN_ROW_BYTES:
             rows.append(records(chunks[start:i]))
             start, size = i, 0
