@@ -70,8 +70,8 @@ from ..codec.decoder import decode
 from ..codec.encoder import encode
 from ..codec.messages import Chunk, ChunkEncoding, Histogram, ResetHint
 from ..errors import DecodeError, EncodeError, StorageError
-from .sqlite_blocks import block_span, newest_sealed
-from .sqlite_chunks import CHUNK_RANGE_MS, excess_bytes, shed
+from .sqlite_blocks import block_span
+from .sqlite_chunks import CHUNK_RANGE_MS, excess_bytes, newest_stored, shed
 
 __all__ = [
     "HISTOGRAM_CHUNKS_SCHEMA",
@@ -622,8 +622,7 @@ def _retention(
             (
                 int(v)
                 for (v,) in (
-                    conn.execute("SELECT max(maxt) FROM chunks").fetchone(),
-                    (newest_sealed(conn),),
+                    (newest_stored(conn),),
                     conn.execute("SELECT max(maxt) FROM histogram_chunks").fetchone(),
                     conn.execute("SELECT max(ts) FROM histograms").fetchone(),
                 )
