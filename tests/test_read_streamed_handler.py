@@ -41,6 +41,7 @@ from promwire import (
 from promwire.chunks.frames import iter_frames
 from promwire.chunks.streamed import (
     STREAMED_CONTENT_TYPE,
+    EncodedSeries,
     decode_series_histograms,
     read_streamed_response,
 )
@@ -348,24 +349,34 @@ def test_sqlite_streams_histograms_as_histogram_chunks() -> None:
 # ----------------------------------------------------------- the SQLite store
 
 
+@pytest.mark.parametrize(
+    ("method", "shape"),
+    [("process_query_chunks", "series_chunks"), ("process_query_encoded", "series_encoded")],
+)
 def test_sqlite_streams_one_series_at_a_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str, shape: str
 ) -> None:
     import promwire.stores.sqlite as sqlite_store
 
     fetched: list[int] = []
-    real = sqlite_store.SQLiteStorage._series_chunks
+    real = getattr(sqlite_store, shape)
 
     def counting(conn: Any, sid: int, start: int, end: int, head: Any) -> Any:
         fetched.append(sid)
         return real(conn, sid, start, end, head)
 
-    monkeypatch.setattr(sqlite_store.SQLiteStorage, "_series_chunks", staticmethod(counting))
+    monkeypatch.setattr(sqlite_store, shape, counting)
+
+    def expected(series: TimeSeries) -> ChunkedSeries | EncodedSeries:
+        if method == "process_query_chunks":
+            return chunked(series)
+        return EncodedSeries.of(series.labels, cut_chunks(series.samples))
+
     series = [ts("m", 50, i=f"{i:02d}") for i in range(20)]
     with SQLiteStorage(tmp_path / "s.db", synchronous="OFF") as store:
         store.write(None, WriteRequest(list(reversed(series))))
-        it = store.process_query_chunks(None, Query(0, 10**9, ALL))
-        assert next(it) == chunked(series[0])
+        it = getattr(store, method)(None, Query(0, 10**9, ALL))
+        assert next(it) == expected(series[0])
         assert len(fetched) == 1  # one series' samples read so far
         # A snapshot: writes after the stream began are not seen by it, and the
         # stream may be resumed on another thread.
@@ -374,7 +385,7 @@ def test_sqlite_streams_one_series_at_a_time(
         worker = threading.Thread(target=lambda: out.extend(it))
         worker.start()
         worker.join(10)
-        assert out == [chunked(s) for s in series[1:]]
+        assert out == [expected(s) for s in series[1:]]
         assert len(fetched) == 20
         assert [
             s.labels[1].value for s in store.process_query(None, Query(0, 10**9, ALL)).timeseries

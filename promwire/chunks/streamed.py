@@ -33,6 +33,7 @@ import struct
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import accumulate, chain, pairwise
 from typing import Literal
 
@@ -53,6 +54,7 @@ from .xor import SAMPLES_PER_CHUNK, UnsupportedChunk, cut_chunks, decode_xor, de
 __all__ = [
     "DEFAULT_MAX_BYTES_IN_FRAME",
     "STREAMED_CONTENT_TYPE",
+    "EncodedSeries",
     "aiter_chunked_series",
     "aread_streamed_columns",
     "aread_streamed_response",
@@ -170,6 +172,34 @@ def _chunk_records(chunks: Sequence[m.Chunk]) -> tuple[list[bytes], list[int]]:
     return pieces, sizes
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedSeries:
+    """A series of a streamed answer whose chunks are already in wire form.
+
+    A store that keeps chunk records (their ``ChunkedSeries`` field, tag,
+    size and ``Chunk`` fields before the data) from one read to the next
+    yields these instead of :class:`~promwire.codec.messages.ChunkedSeries`,
+    so a read only joins bytes. ``pieces[2i] + pieces[2i + 1]`` is chunk
+    ``i``'s record and ``sizes[i]`` the size of its ``Chunk`` body (what a
+    frame's budget counts); make them with :meth:`of`. Labels are in any
+    order (they are sorted when framed, as for a ``ChunkedSeries``).
+    """
+
+    labels: tuple[m.Label, ...]
+    pieces: tuple[bytes, ...]
+    sizes: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.pieces) != 2 * len(self.sizes):
+            raise ValueError("EncodedSeries needs two pieces per chunk")
+
+    @classmethod
+    def of(cls, labels: Iterable[m.Label], chunks: Sequence[m.Chunk]) -> EncodedSeries:
+        """The series of ``chunks`` (any encoding), encoded now."""
+        pieces, sizes = _chunk_records(chunks)
+        return cls(tuple(labels), tuple(pieces), tuple(sizes))
+
+
 def _other_prefix(chunk: m.Chunk) -> tuple[bytes, int] | None:
     """The record of a chunk of plain ints and bytes with other times, type
     or data size, up to its data, field by field (the proto3 defaults, 0 and
@@ -222,8 +252,12 @@ def _with_histogram_chunks(
     return sorted(chunks + cut, key=lambda c: c.min_time_ms)  # stable: floats first on a tie
 
 
+#: What a streamed answer is made of: series to cut into chunks, chunks, encoded chunks.
+AnySeries = m.TimeSeries | m.ChunkedSeries | EncodedSeries
+
+
 def chunked_messages(
-    results: Iterable[tuple[int, Iterable[m.TimeSeries | m.ChunkedSeries]]],
+    results: Iterable[tuple[int, Iterable[AnySeries]]],
     *,
     max_bytes_in_frame: int = DEFAULT_MAX_BYTES_IN_FRAME,
     samples_per_chunk: int = SAMPLES_PER_CHUNK,
@@ -234,7 +268,7 @@ def chunked_messages(
 
 
 def _message_pieces(
-    results: Iterable[tuple[int, Iterable[m.TimeSeries | m.ChunkedSeries]]],
+    results: Iterable[tuple[int, Iterable[AnySeries]]],
     max_bytes_in_frame: int,
     samples_per_chunk: int,
 ) -> Iterator[list[bytes]]:
@@ -250,13 +284,21 @@ def _message_pieces(
         if isinstance(series_iterable, list):
             series_iterable = sorted(series_iterable, key=lambda s: _labels_key(s.labels))
         for series in series_iterable:
-            if isinstance(series, m.TimeSeries):
-                chunks = cut_chunks(series.samples, max_samples=samples_per_chunk)
-                if series.histograms:
-                    chunks = _with_histogram_chunks(chunks, series.histograms, samples_per_chunk)
+            pieces: Sequence[bytes]
+            sizes: Sequence[int]
+            if isinstance(series, EncodedSeries):
+                pieces, sizes = series.pieces, series.sizes
             else:
-                chunks = series.chunks
-            if not chunks:
+                if isinstance(series, m.TimeSeries):
+                    chunks = cut_chunks(series.samples, max_samples=samples_per_chunk)
+                    if series.histograms:
+                        chunks = _with_histogram_chunks(
+                            chunks, series.histograms, samples_per_chunk
+                        )
+                else:
+                    chunks = series.chunks
+                pieces, sizes = _chunk_records(chunks)
+            if not sizes:
                 continue
             labels = sorted(series.labels, key=lambda lb: lb.name)
             label_records = [_e._label_record(lb) for lb in labels]
@@ -268,7 +310,6 @@ def _message_pieces(
             else:
                 labels_size = sum(map(_label_body_size, label_records))
             budget = max_bytes_in_frame - labels_size
-            pieces, sizes = _chunk_records(chunks)
             # A frame ends after the chunk that brings its sizes to the budget
             # (so it holds at least one chunk and may pass the budget by one),
             # or after the last chunk: found by bisecting the running sums.
@@ -285,7 +326,7 @@ def _message_pieces(
 
 
 def stream_chunked_response(
-    results: Iterable[tuple[int, Iterable[m.TimeSeries | m.ChunkedSeries]]],
+    results: Iterable[tuple[int, Iterable[AnySeries]]],
     *,
     max_bytes_in_frame: int = DEFAULT_MAX_BYTES_IN_FRAME,
     samples_per_chunk: int = SAMPLES_PER_CHUNK,

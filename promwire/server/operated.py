@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+from ..chunks.streamed import EncodedSeries
 from ..codec.columns import ColumnBatch, SeriesColumns
 from ..codec.messages import ChunkedSeries, Label, Query, QueryResult, TimeSeries, WriteRequest
 from ..errors import StorageOverloaded, StorageRejected
@@ -51,6 +52,8 @@ class OperatedStorage(BaseStorage):
     #: Set on an instance over a storage that has it (the handlers look it up
     #: with ``getattr``: absent, a SAMPLES read goes through ``read``).
     process_query_columns: Callable[[Any, Query], Sequence[SeriesColumns]]
+    #: Likewise (absent, a streamed read goes through ``process_query_chunks``).
+    process_query_encoded: Callable[[Any, Query], Iterator[EncodedSeries]]
 
     def __init__(
         self,
@@ -69,6 +72,8 @@ class OperatedStorage(BaseStorage):
         self._tenants: set[str] = set()
         if getattr(inner, "process_query_columns", None) is not None:
             self.process_query_columns = self._query_columns
+        if getattr(inner, "process_query_encoded", None) is not None:
+            self.process_query_encoded = inner.process_query_encoded
 
     # ------------------------------------------------------------------ helpers
 

@@ -89,13 +89,13 @@ from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
+from ..chunks.streamed import EncodedSeries
 from ..chunks.xor import decode_xor_bits
 from ..codec.columns import ColumnBatch, SeriesColumns, time_series_of
 from ..codec.encoder import encode
 from ..codec.messages import (
     Chunk,
     ChunkedSeries,
-    ChunkEncoding,
     Exemplar,
     Histogram,
     Label,
@@ -107,7 +107,7 @@ from ..codec.messages import (
     TimeSeries,
     WriteRequest,
 )
-from ..errors import EncodeError, StorageError, StorageRejected
+from ..errors import StorageError, StorageRejected
 from .protocol import BaseStorage, ReadBudget
 from .regex import DEFAULT_MAX_REGEX_LENGTH
 from .sqlite_blocks import block_span, newest_in_blocks
@@ -117,8 +117,6 @@ from .sqlite_chunks import (
     apply_retention,
     chunk_rows,
     compact,
-    cut_groups,
-    encode_groups,
     stored_chunks,
 )
 from .sqlite_head import HeadCache, RecordBuilder
@@ -126,17 +124,19 @@ from .sqlite_histograms import (
     compact_histograms,
     count_histograms,
     note_head_histograms,
-    series_histogram_chunks,
     series_histograms,
 )
 from .sqlite_index import add_series, select_series
 from .sqlite_schema import prepare
+from .sqlite_streamed import series_chunks, series_encoded
 from .sqlite_writer_lock import WriterLock
 
 __all__ = ["SQLiteStorage"]
 
 log = logging.getLogger("promwire")
 T = TypeVar("T")
+#: What a streamed read makes of one series: chunks, or chunks in wire form.
+S = TypeVar("S", list[Chunk], EncodedSeries)
 
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
@@ -933,6 +933,25 @@ class SQLiteStorage(BaseStorage):
         only. The series
         examined and the time spent count against ``ctx.budget``.
         """
+        for labels, (chunks, _) in self._streamed(ctx, query, series_chunks):
+            yield ChunkedSeries(labels=list(labels), chunks=chunks)
+
+    def process_query_encoded(self, ctx: Any, query: Query) -> Iterator[EncodedSeries]:
+        """:meth:`process_query_chunks` with every series' chunks already in
+        wire form (what a streamed read sends; see
+        :class:`~promwire.chunks.streamed.EncodedSeries`): a sealed range is
+        encoded the first time it is read and its records kept with its
+        decoded chunks (:class:`~.sqlite_blocks.RecordRun`), so reading it
+        again joins bytes. The streamed handler prefers this method."""
+        for labels, (series, _) in self._streamed(ctx, query, series_encoded):
+            yield EncodedSeries(labels, series.pieces, series.sizes)
+
+    def _streamed(
+        self, ctx: Any, query: Query, shape: Callable[..., tuple[S, bool]]
+    ) -> Iterator[tuple[tuple[Label, ...], tuple[S, bool]]]:
+        """Each series of ``query`` that has something in range, with what
+        ``shape`` (:func:`~.sqlite_streamed.series_chunks` or
+        :func:`~.sqlite_streamed.series_encoded`) makes of it."""
         budget: ReadBudget | None = getattr(ctx, "budget", None)
         start = max(query.start_timestamp_ms, _INT64_MIN)
         end = min(query.end_timestamp_ms, _INT64_MAX)
@@ -950,75 +969,18 @@ class SQLiteStorage(BaseStorage):
                 for pairs, sid in batch:
                     if budget is not None:
                         budget.check_time()
-                    chunks, has_histograms = run(
-                        partial(
-                            self._series_chunks,
-                            sid=sid,
-                            start=start,
-                            end=end,
-                            head=in_head.get(sid),
-                        )
+                    shaped = run(
+                        partial(shape, sid=sid, start=start, end=end, head=in_head.get(sid))
                     )
-                    with_histograms += has_histograms
-                    if chunks:
-                        yield ChunkedSeries(labels=[Label(n, v) for n, v in pairs], chunks=chunks)
+                    with_histograms += shaped[1]
+                    if _has_chunks(shaped[0]):
+                        yield tuple(Label(n, v) for n, v in pairs), shaped
             if with_histograms:
                 log.warning(
                     "streamed remote read: native histograms of %d series not sent "
                     "(they cannot be encoded as histogram chunks; ask for SAMPLES to get them)",
                     with_histograms,
                 )
-
-    @staticmethod
-    def _series_chunks(
-        conn: sqlite3.Connection,
-        sid: int,
-        start: int,
-        end: int,
-        head: tuple[list[int], list[int]] | None,
-    ) -> tuple[list[Chunk], bool]:
-        """One series' chunks over ``[start, end]`` (stored XOR chunks inside
-        the range as they are, and histogram chunks: see
-        :func:`~.sqlite_histograms.series_histogram_chunks`) and whether
-        histograms there had to be left out."""
-        rows = chunk_rows(conn, sid, start, end)
-        hts: list[int] = []
-        hbits: list[int] = []
-        if head is not None and head[0]:
-            lo, hi = bisect_left(head[0], start), bisect_right(head[0], end)
-            hts, hbits = head[0][lo:hi], head[1][lo:hi]
-        chunks: list[Chunk] = []
-        if hts and rows and hts[0] <= rows[-1][1]:
-            # Out-of-order samples waiting in the head overlap stored chunks: merge, re-cut.
-            ts: list[int] = []
-            bits: list[int] = []
-            for *_, data in rows:
-                t, b = decode_xor_bits(data)
-                ts += t
-                bits += b
-            merged = dict(zip(hts, hbits, strict=True))
-            merged.update(zip(ts, bits, strict=True))
-            keys = [t for t in sorted(merged) if start <= t <= end]
-            rows, hts, hbits = [], keys, [merged[t] for t in keys]
-        for mint, maxt, _, data in rows:
-            if start <= mint and maxt <= end:
-                chunks.append(Chunk(mint, maxt, ChunkEncoding.XOR, data))  # as stored
-                continue
-            t, b = decode_xor_bits(data)
-            lo, hi = bisect_left(t, start), bisect_right(t, end)
-            if lo < hi:
-                chunks.extend(_encode(t[lo:hi], b[lo:hi]))
-        if hts:
-            chunks.extend(_encode(hts, hbits))
-        try:
-            hchunks = series_histogram_chunks(conn, sid, start, end)
-        except EncodeError:
-            return chunks, True
-        if not hchunks:
-            return chunks, False
-        if chunks:  # floats and histograms in one series: chunks in time order
-            hchunks = sorted([*chunks, *hchunks], key=lambda c: (c.min_time_ms, c.max_time_ms))
-        return hchunks, False
 
     @contextmanager
     def _stream_reader(
@@ -1149,12 +1111,8 @@ def _too_old(labels: Sequence[Label], t: int, bound: int, window_ms: int) -> str
     )
 
 
-def _encode(ts: list[int], bits: list[int]) -> list[Chunk]:
-    groups, _ = cut_groups(ts, None)
-    return [
-        Chunk(mint, maxt, ChunkEncoding.XOR, data)
-        for mint, maxt, _, data in encode_groups(ts, bits, groups)
-    ]
+def _has_chunks(shaped: list[Chunk] | EncodedSeries) -> bool:
+    return bool(shaped.sizes if isinstance(shaped, EncodedSeries) else shaped)
 
 
 def _file_access_problem(path: str) -> str | None:

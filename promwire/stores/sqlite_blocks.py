@@ -47,12 +47,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from itertools import groupby
 
+from ..chunks.streamed import EncodedSeries
+from ..codec.messages import Chunk, ChunkEncoding
 from ..codec.wire import read_varint, zigzag_decode, zigzag_encode
 from ..errors import DecodeError, StorageError
 
 __all__ = [
     "BLOCKS_SCHEMA",
     "OWN_ROW_BYTES",
+    "RecordRun",
     "block_span",
     "delete_ranges_before",
     "newest_in_blocks",
@@ -65,6 +68,7 @@ __all__ = [
     "seal",
     "sealed_chunks",
     "series_blocks",
+    "series_runs",
     "split_key",
     "unpack_records",
     "unseal",
@@ -188,14 +192,40 @@ def unpack_records(blob: bytes) -> list[tuple[int, int, int, bytes]]:
     return out
 
 
+class RecordRun:
+    """One row's (or one pack entry's) chunks, unpacked once: ``chunks`` as
+    :func:`unpack_records` gives them, and on demand their records in a
+    streamed answer (:meth:`wire`), so a range read again is bytes joined."""
+
+    __slots__ = ("_wire", "chunks")
+
+    def __init__(self, chunks: tuple[tuple[int, int, int, bytes], ...]) -> None:
+        self.chunks = chunks
+        self._wire: tuple[tuple[bytes, ...], tuple[int, ...]] | None = None
+
+    def wire(self) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+        """The chunks as :class:`~promwire.chunks.streamed.EncodedSeries`
+        pieces and sizes (XOR chunks; made once: threads racing here make
+        equal values)."""
+        wire = self._wire
+        if wire is None:
+            encoded = EncodedSeries.of(
+                (),
+                [Chunk(mint, maxt, ChunkEncoding.XOR, data) for mint, maxt, _, data in self.chunks],
+            )
+            wire = self._wire = (encoded.pieces, encoded.sizes)
+        return wire
+
+
 @lru_cache(maxsize=4096)
-def _cached_records(blob: bytes) -> tuple[tuple[int, int, int, bytes], ...]:
+def _cached_records(blob: bytes) -> RecordRun:
     """:func:`unpack_records`, remembered for the last 4,096 distinct record
     runs (a pure function of the bytes, so never stale, whichever process
     rewrote what): a dashboard reads the same ranges again. A run is one
     series' chunks of one range, about 1 KiB at a 15 s scrape and at most
-    half a page (8 KiB): 4-32 MiB in all."""
-    return tuple(unpack_records(blob))
+    half a page (8 KiB): 4-32 MiB in all, plus ~60 bytes a chunk once its
+    records were made for a streamed read."""
+    return RecordRun(tuple(unpack_records(blob)))
 
 
 def pack_series(entries: Sequence[tuple[int, bytes]], *, continued: bool = False) -> bytes:
@@ -297,16 +327,16 @@ def _packed(
     return b"", []
 
 
-def series_blocks(
+def series_runs(
     conn: sqlite3.Connection, sid: int, lo: int, hi: int, span: tuple[int, int] | None
-) -> list[tuple[int, int, int, bytes]]:
-    """Series ``sid``'s sealed chunks in ranges ``lo..hi``, ``(mint, maxt, count,
-    data)`` in time order (``span``: :func:`block_span`)."""
+) -> list[RecordRun]:
+    """Series ``sid``'s sealed chunks in ranges ``lo..hi`` as record runs in
+    time order (``span``: :func:`block_span`); no run is empty."""
     walk = _clamp(lo, hi, sid, span)
     if walk is None:
         return []
     lo, hi = walk
-    out: list[tuple[int, int, int, bytes]] = []
+    out: list[RecordRun] = []
     step = _RANGE_STEP
     for key, blob in conn.execute(
         _PACKS, (pack_key(lo, sid), step, pack_key(hi, sid), sid << _SID_SHIFT)
@@ -314,14 +344,27 @@ def series_blocks(
         if blob is not None:
             found, _ = _packed(conn, int(key), bytes(blob), sid)
             if found:
-                out += _cached_records(found)
+                out.append(_cached_records(found))
     packed = len(out)
     for (blob,) in conn.execute(
         _OWN_ROWS, (own_key(lo, sid, 0), step, own_key(hi, sid, 0), _PARTS - 1)
     ):
-        out += _cached_records(bytes(blob))
+        run = _cached_records(bytes(blob))
+        if run.chunks:
+            out.append(run)
     if packed and len(out) > packed:  # some ranges packed, some not: time order
-        out.sort(key=lambda c: c[1])
+        out.sort(key=lambda run: run.chunks[0][1])
+    return out
+
+
+def series_blocks(
+    conn: sqlite3.Connection, sid: int, lo: int, hi: int, span: tuple[int, int] | None
+) -> list[tuple[int, int, int, bytes]]:
+    """Series ``sid``'s sealed chunks in ranges ``lo..hi``, ``(mint, maxt, count,
+    data)`` in time order (``span``: :func:`block_span`)."""
+    out: list[tuple[int, int, int, bytes]] = []
+    for run in series_runs(conn, sid, lo, hi, span):
+        out += run.chunks
     return out
 
 

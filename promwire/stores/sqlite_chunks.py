@@ -78,6 +78,7 @@ __all__ = [
     "cut_groups",
     "encode_groups",
     "stored_chunks",
+    "unsealed_rows",
 ]
 
 #: Chunks never span a boundary of this range (TSDB's default block range: 2 h).
@@ -179,6 +180,17 @@ def chunk_rows(
             if row[1] >= start and row[0] <= end:
                 out.append(row)
     sealed = len(out)
+    out += unsealed_rows(conn, sid, start, end)
+    if sealed and len(out) > sealed:  # both tables (after an unseal): time order
+        out.sort(key=lambda row: row[1])
+    return out
+
+
+def unsealed_rows(
+    conn: sqlite3.Connection, sid: int, start: int, end: int
+) -> list[tuple[int, int, int, bytes]]:
+    """:func:`chunk_rows` of the ``chunks`` table only (not yet sealed)."""
+    out: list[tuple[int, int, int, bytes]] = []
     cur = conn.execute(
         "SELECT maxt, data FROM chunks WHERE series_id = ? AND maxt >= ? ORDER BY maxt",
         (sid, start),
@@ -192,8 +204,6 @@ def chunk_rows(
             out.append((mint, int(maxt), chunk_count(data), data))
     finally:
         cur.close()
-    if sealed and len(out) > sealed:  # both tables (after an unseal): time order
-        out.sort(key=lambda row: row[1])
     return out
 
 

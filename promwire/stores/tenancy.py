@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from ..chunks.streamed import EncodedSeries
 from ..codec.columns import ColumnBatch, SeriesColumns
 from ..codec.messages import (
     ChunkedSeries,
@@ -69,6 +70,8 @@ class TenantStorage(BaseStorage):
     #: Set on an instance over a storage that has it (the handlers look it up
     #: with ``getattr``: absent, a SAMPLES read goes through ``read``).
     process_query_columns: Callable[[Any, Query], Sequence[SeriesColumns]]
+    #: Likewise (absent, a streamed read goes through ``process_query_chunks``).
+    process_query_encoded: Callable[[Any, Query], Iterator[EncodedSeries]]
 
     def __init__(self, inner: Any, label: str = TENANT_LABEL) -> None:
         self.inner = inner
@@ -76,6 +79,8 @@ class TenantStorage(BaseStorage):
         self.accepted_protocols = tuple(getattr(inner, "accepted_protocols", ("v1", "v2")))
         if getattr(inner, "process_query_columns", None) is not None:
             self.process_query_columns = self._query_columns
+        if getattr(inner, "process_query_encoded", None) is not None:
+            self.process_query_encoded = self._query_encoded
 
     def _tenant(self, ctx: Any) -> str:
         tenant = getattr(ctx, "tenant", None)
@@ -141,6 +146,11 @@ class TenantStorage(BaseStorage):
         for one in series:
             one.labels = _without(one.labels, self.label)
             yield one
+
+    def _query_encoded(self, ctx: Any, query: Query) -> Iterator[EncodedSeries]:
+        # The same label is removed from every series: their order stays sorted.
+        for one in self.inner.process_query_encoded(ctx, self._query(ctx, query)):
+            yield EncodedSeries(tuple(_without(one.labels, self.label)), one.pieces, one.sizes)
 
     def check_writable(self) -> str | None:
         check = getattr(self.inner, "check_writable", None)

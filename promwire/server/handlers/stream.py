@@ -15,7 +15,12 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
-from ...chunks.streamed import STREAMED_CONTENT_TYPE, stream_chunked_response
+from ...chunks.streamed import (
+    STREAMED_CONTENT_TYPE,
+    AnySeries,
+    EncodedSeries,
+    stream_chunked_response,
+)
 from ...codec.messages import ChunkedSeries, Query, QueryResult, ReadRequest, TimeSeries
 from ...stores.protocol import ReadBudget
 from .common import Response, error_message, error_response
@@ -34,10 +39,12 @@ def _sorted_result(result: QueryResult) -> list[TimeSeries]:
     return sorted(result.timeseries, key=_labels_key)
 
 
-def _query_series(storage: Any, ctx: Any, query: Query) -> Iterable[TimeSeries | ChunkedSeries]:
-    chunks = getattr(storage, "process_query_chunks", None)
+def _query_series(storage: Any, ctx: Any, query: Query) -> Iterable[AnySeries]:
+    chunks = getattr(storage, "process_query_encoded", None) or getattr(
+        storage, "process_query_chunks", None
+    )
     if chunks is not None:
-        items: Iterable[TimeSeries | ChunkedSeries] = chunks(ctx, query)
+        items: Iterable[AnySeries] = chunks(ctx, query)
         return items
     return _sorted_result(storage.process_query(ctx, query))
 
@@ -88,7 +95,7 @@ def _stream_frames(
 
 
 def _frames_of(
-    index: int, series: TimeSeries | ChunkedSeries, max_bytes_in_frame: int, samples_per_chunk: int
+    index: int, series: AnySeries, max_bytes_in_frame: int, samples_per_chunk: int
 ) -> list[bytes]:
     return list(
         stream_chunked_response(
@@ -99,10 +106,10 @@ def _frames_of(
     )
 
 
-async def _aquery_series(
-    storage: Any, ctx: Any, query: Query
-) -> AsyncIterator[TimeSeries | ChunkedSeries]:
-    chunks = getattr(storage, "process_query_chunks", None)
+async def _aquery_series(storage: Any, ctx: Any, query: Query) -> AsyncIterator[AnySeries]:
+    chunks = getattr(storage, "process_query_encoded", None) or getattr(
+        storage, "process_query_chunks", None
+    )
     if chunks is None:
         for series in _sorted_result(await _call(storage.process_query, ctx, query)):
             yield series
@@ -136,6 +143,8 @@ async def _astream_frames(
                 size = (
                     len(series.samples) + len(series.histograms)
                     if isinstance(series, TimeSeries)
+                    else len(series.sizes)
+                    if isinstance(series, EncodedSeries)
                     else len(series.chunks)
                 )
                 if size > 4 * samples_per_chunk:

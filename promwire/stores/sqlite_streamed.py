@@ -1,0 +1,161 @@
+"""One series of a streamed remote read from the SQLite store.
+
+:func:`series_chunks` gives a series' chunks over a time range as
+:class:`~promwire.codec.messages.Chunk` objects (what
+``SQLiteStorage.process_query_chunks`` yields); :func:`series_encoded` gives
+the same chunks already in wire form
+(:class:`~promwire.chunks.streamed.EncodedSeries`, what
+``process_query_encoded`` yields and the streamed handler prefers): a sealed
+range read whole is the records its :class:`~.sqlite_blocks.RecordRun` made
+the first time, so a read of stored chunks joins bytes instead of encoding
+each chunk's fields again. Both give the same bytes on the wire.
+
+The rules, for both: stored chunks inside the range go as they are; a chunk
+the range cuts is trimmed and re-encoded; head samples are cut like
+Prometheus' head cuts them; out-of-order head samples that fall inside
+stored chunks are merged and everything is cut again; native histograms in
+range become histogram chunks beside the XOR ones, in time order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from bisect import bisect_left, bisect_right
+
+from ..chunks.streamed import EncodedSeries
+from ..chunks.xor import decode_xor_bits
+from ..codec.messages import Chunk, ChunkEncoding
+from ..errors import EncodeError
+from .sqlite_blocks import block_span, series_runs
+from .sqlite_chunks import CHUNK_RANGE_MS, chunk_rows, cut_groups, encode_groups, unsealed_rows
+from .sqlite_histograms import series_histogram_chunks
+
+__all__ = ["series_chunks", "series_encoded"]
+
+#: Head samples of one series: timestamps and value bits, in time order.
+Head = tuple[list[int], list[int]]
+
+
+def _encode(ts: list[int], bits: list[int]) -> list[Chunk]:
+    groups, _ = cut_groups(ts, None)
+    return [
+        Chunk(mint, maxt, ChunkEncoding.XOR, data)
+        for mint, maxt, _, data in encode_groups(ts, bits, groups)
+    ]
+
+
+def _in_range(head: Head | None, start: int, end: int) -> Head:
+    if head is None or not head[0]:
+        return [], []
+    lo, hi = bisect_left(head[0], start), bisect_right(head[0], end)
+    return head[0][lo:hi], head[1][lo:hi]
+
+
+def _trimmed(rows: list[tuple[int, int, int, bytes]], start: int, end: int) -> list[Chunk]:
+    """Stored chunks as they are when inside ``[start, end]``, else trimmed."""
+    chunks: list[Chunk] = []
+    for mint, maxt, _, data in rows:
+        if start <= mint and maxt <= end:
+            chunks.append(Chunk(mint, maxt, ChunkEncoding.XOR, data))  # as stored
+            continue
+        t, b = decode_xor_bits(data)
+        lo, hi = bisect_left(t, start), bisect_right(t, end)
+        if lo < hi:
+            chunks.extend(_encode(t[lo:hi], b[lo:hi]))
+    return chunks
+
+
+def series_chunks(
+    conn: sqlite3.Connection, sid: int, start: int, end: int, head: Head | None
+) -> tuple[list[Chunk], bool]:
+    """Series ``sid``'s chunks over ``[start, end]`` (``head``: its samples in
+    the head) and whether histograms there had to be left out (stored
+    before they were validated, they cannot all be encoded as chunks)."""
+    rows = chunk_rows(conn, sid, start, end)
+    hts, hbits = _in_range(head, start, end)
+    if hts and rows and hts[0] <= rows[-1][1]:
+        # Out-of-order samples waiting in the head overlap stored chunks: merge, re-cut.
+        ts: list[int] = []
+        bits: list[int] = []
+        for *_, data in rows:
+            t, b = decode_xor_bits(data)
+            ts += t
+            bits += b
+        merged = dict(zip(hts, hbits, strict=True))
+        merged.update(zip(ts, bits, strict=True))
+        keys = [t for t in sorted(merged) if start <= t <= end]
+        rows, hts, hbits = [], keys, [merged[t] for t in keys]
+    chunks = _trimmed(rows, start, end)
+    if hts:
+        chunks.extend(_encode(hts, hbits))
+    try:
+        hchunks = series_histogram_chunks(conn, sid, start, end)
+    except EncodeError:
+        return chunks, True
+    if not hchunks:
+        return chunks, False
+    if chunks:  # floats and histograms in one series: chunks in time order
+        hchunks = sorted([*chunks, *hchunks], key=lambda c: (c.min_time_ms, c.max_time_ms))
+    return hchunks, False
+
+
+def series_encoded(
+    conn: sqlite3.Connection, sid: int, start: int, end: int, head: Head | None
+) -> tuple[EncodedSeries, bool]:
+    """:func:`series_chunks` in wire form (labels left empty for the caller).
+
+    Sealed ranges inside ``[start, end]`` take their records from their
+    cached :class:`~.sqlite_blocks.RecordRun`; what the range cuts, chunks
+    not sealed yet and the head are encoded now. A series with histograms,
+    or whose head overlaps its stored chunks, goes through
+    :func:`series_chunks` (rare, and the same bytes)."""
+    hts, hbits = _in_range(head, start, end)
+    span = block_span(conn)
+    runs = (
+        series_runs(conn, sid, start // CHUNK_RANGE_MS, end // CHUNK_RANGE_MS, span) if span else []
+    )
+    loose = unsealed_rows(conn, sid, start, end)
+    newest = max(
+        loose[-1][1] if loose else start - 1, runs[-1].chunks[-1][1] if runs else start - 1
+    )
+    if hts and hts[0] <= newest:  # the head's out-of-order samples: merged, re-cut
+        return _fallback(conn, sid, start, end, head)
+    pieces: list[bytes] = []
+    sizes: list[int] = []
+    cut: list[Chunk] = []  # chunks encoded now, in order, until the next whole run
+
+    def flush() -> None:
+        if cut:
+            encoded = EncodedSeries.of((), cut)
+            pieces.extend(encoded.pieces)
+            sizes.extend(encoded.sizes)
+            cut.clear()
+
+    for run in runs:
+        chunks = run.chunks
+        if chunks[0][1] >= start and chunks[-1][0] <= end:
+            if start <= chunks[0][0] and chunks[-1][1] <= end:  # the whole run: as it was encoded
+                flush()
+                more, lengths = run.wire()
+                pieces += more
+                sizes += lengths
+            else:
+                cut += _trimmed([c for c in chunks if c[1] >= start and c[0] <= end], start, end)
+    cut += _trimmed(loose, start, end)
+    if hts:
+        cut += _encode(hts, hbits)
+    flush()
+    try:
+        has_histograms = bool(series_histogram_chunks(conn, sid, start, end))
+    except EncodeError:
+        return EncodedSeries((), tuple(pieces), tuple(sizes)), True
+    if has_histograms:
+        return _fallback(conn, sid, start, end, head)
+    return EncodedSeries((), tuple(pieces), tuple(sizes)), False
+
+
+def _fallback(
+    conn: sqlite3.Connection, sid: int, start: int, end: int, head: Head | None
+) -> tuple[EncodedSeries, bool]:
+    chunks, left_out = series_chunks(conn, sid, start, end, head)
+    return EncodedSeries.of((), chunks), left_out
