@@ -280,3 +280,109 @@ def test_any_mix_of_writes_compactions_and_restarts_reads_what_was_accepted(
         assert store.counts()["samples"] == sum(map(len, want.values()))
     finally:
         store.close()
+
+
+def generation(db: Path) -> int:
+    with closing(sqlite3.connect(db)) as conn:
+        return int(
+            conn.execute("SELECT value FROM meta WHERE key = 'blocks_generation'").fetchone()[0]
+        )
+
+
+def streamed_points(store: SQLiteStorage, query: Query = ALL) -> dict[str, list[float]]:
+    """A streamed read through ``process_query_encoded``, decoded back."""
+    from promwire.chunks.streamed import read_streamed_response, stream_chunked_response
+
+    body = b"".join(stream_chunked_response([(0, store.process_query_encoded(None, query))]))
+    return {
+        dict((lb.name, lb.value) for lb in ts.labels)["s"]: [s.value for s in ts.samples]
+        for _, ts in read_streamed_response(body)
+    }
+
+
+def test_cached_sealed_reads_see_every_change_to_blocks_from_any_writer(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    pts = [(T0 + k * STEP, float(k)) for k in range(0, 1200)]  # 5 h: three ranges
+    with SQLiteStorage(db, out_of_order_window=3 * 3600) as store:
+        store.write(None, WriteRequest([series("a", pts), series("b", pts)]))
+    sealed = generation(db)
+    assert sealed > 0  # sealing on close counted
+    reader = SQLiteStorage(db, out_of_order_window=3 * 3600)
+    writer = SQLiteStorage(db, out_of_order_window=3 * 3600)  # another writer of the file
+    try:
+        want = [v for _, v in pts]
+        for _ in range(2):  # the second read comes from the cache
+            assert streamed_points(reader) == {"a": want, "b": want}
+            assert {k: [v for _, v in p] for k, p in read(reader).items()} == {"a": want, "b": want}
+        assert reader._runs._entries, "the sealed runs were remembered"
+        # The other writer continues the last sealed range (it unseals, merges).
+        more = [(T0 + k * STEP, float(k)) for k in range(1200, 1300)]
+        writer.write(None, WriteRequest([series("a", more)]))
+        writer.compact(flush=True)
+        assert generation(db) > sealed
+        want_a = want + [v for _, v in more]
+        assert streamed_points(reader) == {"a": want_a, "b": want}
+        assert [v for _, v in read(reader)["a"]] == want_a
+        assert_encoded_reads_match(reader)
+        # Retention by time drops whole old ranges: the cached ones go too.
+        before = generation(db)
+        late = [(T0 + k * STEP, float(k)) for k in range(1300, 1620, 60)]  # to 6.75 h
+        with SQLiteStorage(db, retention=4 * 3600, out_of_order_window=3 * 3600) as keeper:
+            keeper.write(None, WriteRequest([series("b", late)]))
+            keeper.compact(flush=True)
+        assert generation(db) > before
+        # the first range (0-2 h) ended before 6.75 h - 4 h: gone; the rest stays
+        want_b = want + [v for _, v in late]
+        assert streamed_points(reader) == {"a": want_a[480:], "b": want_b[480:]}
+        assert {k: [v for _, v in p] for k, p in read(reader).items()} == {
+            "a": want_a[480:],
+            "b": want_b[480:],
+        }
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_a_format_4_file_without_the_change_counter_gets_it_and_reads_alike(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "old4.db"
+    pts = [(T0 + k * STEP, float(k)) for k in range(0, 600)]
+    with SQLiteStorage(db) as store:
+        store.write(None, WriteRequest([series("a", pts)]))
+    with closing(sqlite3.connect(db)) as conn:  # as the first format-4 files were
+        for event in ("insert", "update", "delete"):
+            conn.execute(f"DROP TRIGGER blocks_{event}")
+        conn.execute("DELETE FROM meta WHERE key = 'blocks_generation'")
+        conn.commit()
+    with SQLiteStorage(db) as store:
+        assert generation(db) == 0
+        assert streamed_points(store) == {"a": [v for _, v in pts]}
+        store.write(None, WriteRequest([series("a", [(T0 + 600 * STEP, 1.5)])]))
+        store.compact(flush=True)  # unseals and reseals the last range
+        assert generation(db) > 0
+        assert streamed_points(store) == {"a": [v for _, v in pts] + [1.5]}
+
+
+def test_run_cache_keeps_one_generation_within_its_byte_bound() -> None:
+    from promwire.stores.sqlite_blocks import RecordRun, RunCache
+
+    def run(size: int) -> tuple[RecordRun, ...]:
+        return (RecordRun(((0, 0, 1, b"x"),), size),)
+
+    cache = RunCache(max_bytes=100, max_entries=3)
+    cache.put(5, (1, 0, 0), run(40))
+    cache.put(5, (2, 0, 0), run(40))
+    assert cache.get(5, (1, 0, 0)) is not None
+    assert cache.get(4, (1, 0, 0)) is None  # another snapshot's generation
+    cache.put(5, (3, 0, 0), run(40))  # over 100 bytes: the oldest goes
+    assert cache.get(5, (1, 0, 0)) is None and cache.get(5, (3, 0, 0)) is not None
+    cache.put(4, (9, 0, 0), run(1))  # an older snapshot's read is not kept
+    assert cache.get(4, (9, 0, 0)) is None and cache.get(5, (2, 0, 0)) is not None
+    cache.put(6, (9, 0, 0), run(1))  # a newer generation replaces everything
+    assert cache.get(5, (2, 0, 0)) is None and cache.get(6, (9, 0, 0)) is not None
+    cache.put(6, (10, 0, 0), run(101))  # bigger than the bound: never kept
+    assert cache.get(6, (10, 0, 0)) is None
+    for sid in range(11, 15):  # at most max_entries
+        cache.put(6, (sid, 0, 0), run(1))
+    assert sum(cache.get(6, (sid, 0, 0)) is not None for sid in (9, *range(11, 15))) == 3

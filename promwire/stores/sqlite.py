@@ -110,7 +110,7 @@ from ..codec.messages import (
 from ..errors import StorageError, StorageRejected
 from .protocol import BaseStorage, ReadBudget
 from .regex import DEFAULT_MAX_REGEX_LENGTH
-from .sqlite_blocks import block_span, newest_in_blocks
+from .sqlite_blocks import RunCache, SealedView, block_span, newest_in_blocks
 from .sqlite_chunks import (
     CHUNK_RANGE_MS,
     DecodedChunks,
@@ -282,6 +282,7 @@ class SQLiteStorage(BaseStorage):
         self._sealed: dict[int, int] = {}
         self._head = HeadCache()
         self._decoded = DecodedChunks()
+        self._runs = RunCache()
         # Longest regex matcher value accepted (characters); longer is refused (400).
         self._max_regex_length = max_regex_length
         self._closed = False
@@ -809,7 +810,7 @@ class SQLiteStorage(BaseStorage):
         end: int,
         head: tuple[list[int], list[int]] | None,
         budget: ReadBudget | None,
-        span: tuple[int, int] | None,
+        span: SealedView,
     ) -> tuple[array[int], array[float]]:
         """Series ``sid``'s samples in ``[start, end]`` as ``array('q')``
         timestamps and ``array('d')`` values (bit for bit): only the chunks
@@ -893,7 +894,7 @@ class SQLiteStorage(BaseStorage):
                 chosen = select_series(conn, query.matchers, budget, self._max_regex_length)
                 head = self._head.view(conn)
                 in_head = head.samples_of(sid for _, sid in chosen) if head else {}
-                span = block_span(conn)
+                span = self._runs.view(conn)
                 for pairs, sid in chosen:
                     if budget is not None:
                         budget.check_time()
@@ -960,6 +961,7 @@ class SQLiteStorage(BaseStorage):
                 lambda conn: select_series(conn, query.matchers, budget, self._max_regex_length)
             )
             head = run(self._head.view)
+            sealed = run(self._runs.view)
             with_histograms = 0
             # The head's samples of many series are found in one pass, a batch at a time.
             step = 256
@@ -970,7 +972,14 @@ class SQLiteStorage(BaseStorage):
                     if budget is not None:
                         budget.check_time()
                     shaped = run(
-                        partial(shape, sid=sid, start=start, end=end, head=in_head.get(sid))
+                        partial(
+                            shape,
+                            sid=sid,
+                            start=start,
+                            end=end,
+                            head=in_head.get(sid),
+                            sealed=sealed,
+                        )
                     )
                     with_histograms += shaped[1]
                     if _has_chunks(shaped[0]):

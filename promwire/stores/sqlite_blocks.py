@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import sqlite3
 import struct
+import threading
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
@@ -54,8 +55,11 @@ from ..errors import DecodeError, StorageError
 
 __all__ = [
     "BLOCKS_SCHEMA",
+    "GENERATION_SCHEMA",
     "OWN_ROW_BYTES",
     "RecordRun",
+    "RunCache",
+    "SealedView",
     "block_span",
     "delete_ranges_before",
     "newest_in_blocks",
@@ -79,6 +83,18 @@ CREATE TABLE IF NOT EXISTS blocks (
     id   INTEGER PRIMARY KEY,              -- pack_key(range, first series) or own_key(...)
     data BLOB NOT NULL                     -- a pack, or one series' chunk records
 )"""
+
+#: A counter of changes to ``blocks``, kept by SQLite itself (triggers, so
+#: whichever program changes the table counts): what a reader remembers from
+#: ``blocks`` is good as long as the counter it read with has not moved.
+GENERATION_SCHEMA = [
+    "INSERT OR IGNORE INTO meta VALUES ('blocks_generation', 0)",
+    *(
+        f"CREATE TRIGGER IF NOT EXISTS blocks_{event.lower()} AFTER {event} ON blocks "
+        "BEGIN UPDATE meta SET value = value + 1 WHERE key = 'blocks_generation'; END"
+        for event in ("INSERT", "UPDATE", "DELETE")
+    ),
+]
 
 #: An own row's chunk records stop growing past this (a row that does not fit
 #: the rest of a page starts the next one: small rows waste little).
@@ -195,12 +211,14 @@ def unpack_records(blob: bytes) -> list[tuple[int, int, int, bytes]]:
 class RecordRun:
     """One row's (or one pack entry's) chunks, unpacked once: ``chunks`` as
     :func:`unpack_records` gives them, and on demand their records in a
-    streamed answer (:meth:`wire`), so a range read again is bytes joined."""
+    streamed answer (:meth:`wire`), so a range read again is bytes joined.
+    ``size``: the bytes of the records."""
 
-    __slots__ = ("_wire", "chunks")
+    __slots__ = ("_wire", "chunks", "size")
 
-    def __init__(self, chunks: tuple[tuple[int, int, int, bytes], ...]) -> None:
+    def __init__(self, chunks: tuple[tuple[int, int, int, bytes], ...], size: int) -> None:
         self.chunks = chunks
+        self.size = size
         self._wire: tuple[tuple[bytes, ...], tuple[int, ...]] | None = None
 
     def wire(self) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
@@ -225,7 +243,7 @@ def _cached_records(blob: bytes) -> RecordRun:
     series' chunks of one range, about 1 KiB at a 15 s scrape and at most
     half a page (8 KiB): 4-32 MiB in all, plus ~60 bytes a chunk once its
     records were made for a streamed read."""
-    return RecordRun(tuple(unpack_records(blob)))
+    return RecordRun(tuple(unpack_records(blob)), len(blob))
 
 
 def pack_series(entries: Sequence[tuple[int, bytes]], *, continued: bool = False) -> bytes:
@@ -276,6 +294,90 @@ def block_span(conn: sqlite3.Connection) -> tuple[int, int] | None:
     if lo is None:
         return None
     return split_key(int(lo))[0], split_key(int(hi))[0]
+
+
+class RunCache:
+    """Series' sealed record runs by ``(series id, first range, last range)``,
+    remembered while ``blocks`` does not change (its generation, see
+    :data:`GENERATION_SCHEMA`): a dashboard reading the same series again
+    skips the walk over the ranges (one lookup instead of a query row, a pack
+    directory and a cache probe per range). Shared by a store's threads;
+    bounded by ``max_bytes`` of records held (the runs stay alive while an
+    entry holds them) and ``max_entries``, oldest entries dropped first. A
+    reader whose snapshot is older than the cache's generation goes without.
+    """
+
+    def __init__(self, max_bytes: int = 64 << 20, max_entries: int = 65536) -> None:
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        self._generation = -1
+        # key -> (runs, their bytes, the generation they were read in)
+        self._entries: dict[tuple[int, int, int], tuple[tuple[RecordRun, ...], int, int]] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def view(self, conn: sqlite3.Connection) -> SealedView:
+        """What ``conn``'s snapshot has sealed, read through this cache."""
+        lo, hi, generation = conn.execute(_VIEW).fetchone()
+        span = None if lo is None else (split_key(int(lo))[0], split_key(int(hi))[0])
+        return SealedView(span, None if generation is None else int(generation), self)
+
+    def get(self, generation: int, key: tuple[int, int, int]) -> tuple[RecordRun, ...] | None:
+        hit = self._entries.get(key)  # no lock: a dict lookup is atomic
+        return hit[0] if hit is not None and hit[2] == generation else None
+
+    def put(self, generation: int, key: tuple[int, int, int], runs: tuple[RecordRun, ...]) -> None:
+        size = sum(run.size for run in runs)
+        with self._lock:
+            if generation != self._generation:
+                if generation < self._generation:
+                    return  # an older snapshot's: not what the cache holds now
+                self._entries.clear()
+                self._bytes = 0
+                self._generation = generation
+            if size > self.max_bytes or key in self._entries:
+                return
+            entries = self._entries
+            while entries and (
+                self._bytes + size > self.max_bytes or len(entries) >= self.max_entries
+            ):
+                self._bytes -= entries.pop(next(iter(entries)))[1]
+            entries[key] = (runs, size, generation)
+            self._bytes += size
+
+
+_VIEW = (
+    "SELECT (SELECT min(id) FROM blocks), (SELECT max(id) FROM blocks), "
+    "(SELECT value FROM meta WHERE key = 'blocks_generation')"
+)
+
+
+class SealedView:
+    """The sealed ranges as one read transaction sees them: ``span`` (see
+    :func:`block_span`) and the ``generation`` of ``blocks``, with the
+    store's :class:`RunCache` (``None``: no caching; a file without the
+    generation counter is read without it)."""
+
+    __slots__ = ("cache", "generation", "span")
+
+    def __init__(
+        self, span: tuple[int, int] | None, generation: int | None, cache: RunCache | None
+    ) -> None:
+        self.span = span
+        self.generation = generation
+        self.cache = cache if generation is not None else None
+
+    def runs(self, conn: sqlite3.Connection, sid: int, lo: int, hi: int) -> tuple[RecordRun, ...]:
+        """:func:`series_runs`, from the cache when this generation has them."""
+        cache = self.cache
+        if cache is None or self.generation is None:
+            return tuple(series_runs(conn, sid, lo, hi, self.span))
+        key = (sid, lo, hi)
+        runs = cache.get(self.generation, key)
+        if runs is None:
+            runs = tuple(series_runs(conn, sid, lo, hi, self.span))
+            cache.put(self.generation, key, runs)
+        return runs
 
 
 def _clamp(lo: int, hi: int, sid: int, span: tuple[int, int] | None) -> tuple[int, int] | None:

@@ -53,6 +53,7 @@ from ..chunks.xor import _encode_prefix as encode_prefix
 from ..codec.wire import read_varint, zigzag_decode
 from ..errors import StorageError
 from .sqlite_blocks import (
+    SealedView,
     block_span,
     delete_ranges_before,
     newest_sealed,
@@ -166,17 +167,22 @@ def chunk_rows(
     sid: int,
     start: int,
     end: int,
-    span: tuple[int, int] | Literal["look"] | None = "look",
+    span: SealedView | tuple[int, int] | Literal["look"] | None = "look",
 ) -> list[tuple[int, int, int, bytes]]:
     """Series ``sid``'s chunks overlapping ``[start, end]``: ``(mint, maxt, n, data)``
     in time order, sealed (:mod:`.sqlite_blocks`) and not (the chunks of a
     series never overlap: the first one starting after ``end`` ends the scan).
-    ``span``: :func:`~.sqlite_blocks.block_span` when the caller knows it."""
+    ``span``: :func:`~.sqlite_blocks.block_span` when the caller knows it, or
+    the read's :class:`~.sqlite_blocks.SealedView` (its cache is used)."""
     if span == "look":
         span = block_span(conn)
     out: list[tuple[int, int, int, bytes]] = []
-    if span:
-        for row in series_blocks(conn, sid, start // CHUNK_RANGE_MS, end // CHUNK_RANGE_MS, span):
+    lo, hi = start // CHUNK_RANGE_MS, end // CHUNK_RANGE_MS
+    if isinstance(span, SealedView):
+        for run in span.runs(conn, sid, lo, hi):
+            out += [row for row in run.chunks if row[1] >= start and row[0] <= end]
+    elif span:
+        for row in series_blocks(conn, sid, lo, hi, span):
             if row[1] >= start and row[0] <= end:
                 out.append(row)
     sealed = len(out)

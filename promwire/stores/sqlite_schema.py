@@ -6,9 +6,11 @@ format (JSON label sets, a posting row per label, a chunk row with its own id
 and an index), 3 a symbol table, label sets and postings as varint blobs and
 chunks keyed by series and time, 4 the current one described in
 docs/storage.md: format 3 plus the ``blocks`` table of sealed ranges
-(:mod:`.sqlite_blocks`). Opening a version-1, -2 or -3 file migrates it in one transaction
-(a failure leaves it as it was); a file of a newer format, or an SQLite file
-with foreign tables, is refused with a one-line message (:class:`FormatError`).
+(:mod:`.sqlite_blocks`) and a counter of its changes (triggers, added to a
+format-4 file that lacks them when it is opened). Opening a version-1, -2 or
+-3 file migrates it in one transaction (a failure leaves it as it was); a
+file of a newer format, or an SQLite file with foreign tables, is refused
+with a one-line message (:class:`FormatError`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import json
 import sqlite3
 
 from ..errors import StorageError
-from .sqlite_blocks import BLOCKS_SCHEMA, seal
+from .sqlite_blocks import BLOCKS_SCHEMA, GENERATION_SCHEMA, seal
 from .sqlite_chunks import cut_groups, encode_groups
 from .sqlite_histograms import HISTOGRAM_CHUNKS_SCHEMA
 from .sqlite_index import add_series, label_hash, posting_pairs, write_postings
@@ -137,7 +139,16 @@ def prepare(conn: sqlite3.Connection, path: str) -> bool:
     """Create, check or migrate the schema on the writer ``conn``; returns
     whether a migration ran (the caller then vacuums the file)."""
     if int(conn.execute("PRAGMA user_version").fetchone()[0]) == FORMAT_VERSION:
-        return False  # nothing to do: no need to wait for another writer's lock
+        if not _has_generation(conn):  # a format-4 file from before the counter
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                _add_generation(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return False  # nothing else to do: no need to wait for another writer's lock
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -192,6 +203,7 @@ def prepare(conn: sqlite3.Connection, path: str) -> bool:
             conn.execute("CREATE INDEX chunks_by_maxt ON chunks(maxt)")
             seal(conn, None)
             conn.execute("DROP INDEX chunks_by_maxt")
+        _add_generation(conn)
         conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -288,6 +300,19 @@ def _migrate_v2(conn: sqlite3.Connection) -> None:
         "SELECT series_id, maxt, data FROM chunks_v2 ORDER BY series_id, maxt"
     )
     conn.execute("DROP TABLE chunks_v2")
+
+
+def _has_generation(conn: sqlite3.Connection) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'blocks_%'"
+    ).fetchone()
+    return bool(row[0] == 3)
+
+
+def _add_generation(conn: sqlite3.Connection) -> None:
+    """The counter of changes to ``blocks`` (:data:`~.sqlite_blocks.GENERATION_SCHEMA`)."""
+    for statement in GENERATION_SCHEMA:
+        conn.execute(statement)
 
 
 def _create(conn: sqlite3.Connection) -> None:

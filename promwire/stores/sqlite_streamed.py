@@ -26,7 +26,7 @@ from ..chunks.streamed import EncodedSeries
 from ..chunks.xor import decode_xor_bits
 from ..codec.messages import Chunk, ChunkEncoding
 from ..errors import EncodeError
-from .sqlite_blocks import block_span, series_runs
+from .sqlite_blocks import SealedView, block_span
 from .sqlite_chunks import CHUNK_RANGE_MS, chunk_rows, cut_groups, encode_groups, unsealed_rows
 from .sqlite_histograms import series_histogram_chunks
 
@@ -66,12 +66,18 @@ def _trimmed(rows: list[tuple[int, int, int, bytes]], start: int, end: int) -> l
 
 
 def series_chunks(
-    conn: sqlite3.Connection, sid: int, start: int, end: int, head: Head | None
+    conn: sqlite3.Connection,
+    sid: int,
+    start: int,
+    end: int,
+    head: Head | None,
+    sealed: SealedView | None = None,
 ) -> tuple[list[Chunk], bool]:
     """Series ``sid``'s chunks over ``[start, end]`` (``head``: its samples in
-    the head) and whether histograms there had to be left out (stored
+    the head; ``sealed``: the read's view of the sealed ranges, looked up
+    when not given) and whether histograms there had to be left out (stored
     before they were validated, they cannot all be encoded as chunks)."""
-    rows = chunk_rows(conn, sid, start, end)
+    rows = chunk_rows(conn, sid, start, end, "look" if sealed is None else sealed)
     hts, hbits = _in_range(head, start, end)
     if hts and rows and hts[0] <= rows[-1][1]:
         # Out-of-order samples waiting in the head overlap stored chunks: merge, re-cut.
@@ -100,7 +106,12 @@ def series_chunks(
 
 
 def series_encoded(
-    conn: sqlite3.Connection, sid: int, start: int, end: int, head: Head | None
+    conn: sqlite3.Connection,
+    sid: int,
+    start: int,
+    end: int,
+    head: Head | None,
+    sealed: SealedView | None = None,
 ) -> tuple[EncodedSeries, bool]:
     """:func:`series_chunks` in wire form (labels left empty for the caller).
 
@@ -110,16 +121,15 @@ def series_encoded(
     or whose head overlaps its stored chunks, goes through
     :func:`series_chunks` (rare, and the same bytes)."""
     hts, hbits = _in_range(head, start, end)
-    span = block_span(conn)
-    runs = (
-        series_runs(conn, sid, start // CHUNK_RANGE_MS, end // CHUNK_RANGE_MS, span) if span else []
-    )
+    if sealed is None:
+        sealed = SealedView(block_span(conn), None, None)
+    runs = sealed.runs(conn, sid, start // CHUNK_RANGE_MS, end // CHUNK_RANGE_MS)
     loose = unsealed_rows(conn, sid, start, end)
     newest = max(
         loose[-1][1] if loose else start - 1, runs[-1].chunks[-1][1] if runs else start - 1
     )
     if hts and hts[0] <= newest:  # the head's out-of-order samples: merged, re-cut
-        return _fallback(conn, sid, start, end, head)
+        return _fallback(conn, sid, start, end, head, sealed)
     pieces: list[bytes] = []
     sizes: list[int] = []
     cut: list[Chunk] = []  # chunks encoded now, in order, until the next whole run
@@ -133,7 +143,7 @@ def series_encoded(
 
     for run in runs:
         chunks = run.chunks
-        if chunks[0][1] >= start and chunks[-1][0] <= end:
+        if chunks[-1][1] >= start and chunks[0][0] <= end:  # the run reaches into the range
             if start <= chunks[0][0] and chunks[-1][1] <= end:  # the whole run: as it was encoded
                 flush()
                 more, lengths = run.wire()
@@ -150,12 +160,17 @@ def series_encoded(
     except EncodeError:
         return EncodedSeries((), tuple(pieces), tuple(sizes)), True
     if has_histograms:
-        return _fallback(conn, sid, start, end, head)
+        return _fallback(conn, sid, start, end, head, sealed)
     return EncodedSeries((), tuple(pieces), tuple(sizes)), False
 
 
 def _fallback(
-    conn: sqlite3.Connection, sid: int, start: int, end: int, head: Head | None
+    conn: sqlite3.Connection,
+    sid: int,
+    start: int,
+    end: int,
+    head: Head | None,
+    sealed: SealedView,
 ) -> tuple[EncodedSeries, bool]:
-    chunks, left_out = series_chunks(conn, sid, start, end, head)
+    chunks, left_out = series_chunks(conn, sid, start, end, head, sealed)
     return EncodedSeries.of((), chunks), left_out
