@@ -20,13 +20,17 @@ range become histogram chunks beside the XOR ones, in time order.
 from __future__ import annotations
 
 import sqlite3
+import threading
+from array import array
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from hashlib import blake2b
 
 from ..chunks.streamed import EncodedSeries
 from ..chunks.xor import decode_xor_bits
 from ..codec.messages import Chunk, ChunkEncoding
 from ..errors import EncodeError
-from .sqlite_blocks import SealedView, block_span
+from .sqlite_blocks import RecordRun, SealedView, block_span
 from .sqlite_chunks import CHUNK_RANGE_MS, chunk_rows, cut_groups, encode_groups, unsealed_rows
 from .sqlite_histograms import series_histogram_chunks
 
@@ -36,11 +40,50 @@ __all__ = ["series_chunks", "series_encoded"]
 Head = tuple[list[int], list[int]]
 
 
-def _encode(ts: list[int], bits: list[int]) -> list[Chunk]:
-    groups, _ = cut_groups(ts, None)
+class _HeadGroups:
+    """Head samples cut into chunks and encoded, remembered by a 128-bit
+    BLAKE2b digest of the group's timestamps and value bits (the encoding is
+    a function of them alone, so an entry is never stale): a series' closed
+    head groups stay the same from one read to the next while new samples
+    only change its last one, so a read of recent data encodes that one
+    group. At most ``max_entries`` groups (about 1 KiB of chunk bytes each),
+    oldest dropped first; shared by the threads and stores of a process."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._runs: dict[bytes, RecordRun] = {}
+        self._lock = threading.Lock()
+
+    def runs(self, ts: Sequence[int], bits: Sequence[int]) -> list[RecordRun]:
+        """The chunks of ``ts``/``bits`` (sorted, cut like Prometheus' head),
+        one :class:`~.sqlite_blocks.RecordRun` per group."""
+        groups, _ = cut_groups(ts, None)
+        out: list[RecordRun] = []
+        for lo, hi in groups:
+            key = blake2b(
+                array("q", ts[lo:hi]).tobytes() + array("Q", bits[lo:hi]).tobytes(),
+                digest_size=16,
+            ).digest()
+            run = self._runs.get(key)
+            if run is None:
+                chunks = tuple(encode_groups(ts, bits, [(lo, hi)]))
+                run = RecordRun(chunks, sum(len(c[3]) for c in chunks))
+                with self._lock:
+                    while len(self._runs) >= self.max_entries:
+                        del self._runs[next(iter(self._runs))]
+                    self._runs[key] = run
+            out.append(run)
+        return out
+
+
+_HEAD_GROUPS = _HeadGroups()
+
+
+def _encode(ts: Sequence[int], bits: Sequence[int]) -> list[Chunk]:
     return [
         Chunk(mint, maxt, ChunkEncoding.XOR, data)
-        for mint, maxt, _, data in encode_groups(ts, bits, groups)
+        for run in _HEAD_GROUPS.runs(ts, bits)
+        for mint, maxt, _, data in run.chunks
     ]
 
 
@@ -152,9 +195,12 @@ def series_encoded(
             else:
                 cut += _trimmed([c for c in chunks if c[1] >= start and c[0] <= end], start, end)
     cut += _trimmed(loose, start, end)
-    if hts:
-        cut += _encode(hts, hbits)
     flush()
+    if hts:
+        for run in _HEAD_GROUPS.runs(hts, hbits):
+            more, lengths = run.wire()
+            pieces += more
+            sizes += lengths
     try:
         has_histograms = bool(series_histogram_chunks(conn, sid, start, end))
     except EncodeError:
