@@ -392,6 +392,43 @@ def test_sqlite_streams_one_series_at_a_time(
         ][:2] == ["00", "00a"]
 
 
+def test_sqlite_encodes_a_closed_head_group_once_and_the_open_one_afresh() -> None:
+    import struct
+
+    import promwire.stores.sqlite_streamed as streamed_module
+    from promwire.stores.sqlite_chunks import cut_groups, encode_groups
+
+    def head_cut(series: TimeSeries) -> EncodedSeries:
+        """The series cut like Prometheus' head and encoded, with no cache."""
+        t = [s.timestamp for s in series.samples]
+        bits = [struct.unpack("<Q", struct.pack("<d", s.value))[0] for s in series.samples]
+        chunks = [
+            Chunk(mint, maxt, ChunkEncoding.XOR, data)
+            for mint, maxt, _, data in encode_groups(t, bits, cut_groups(t, None)[0])
+        ]
+        return EncodedSeries.of(series.labels, chunks)
+
+    # 15 s samples over 40 min, then 65 min: in the head (not compacted)
+    series = ts("h", 160, start=1_700_000_000_000, step=15_000)
+    more = ts("h", 260, start=1_700_000_000_000, step=15_000)
+    store = store_with(series)
+    query = Query(0, 1 << 60, ALL)
+    first = list(store.process_query_encoded(None, query))
+    assert first == [head_cut(series)] and len(first[0].sizes) == 2
+    runs = streamed_module._HEAD_GROUPS._runs
+    before = dict(runs)
+    [second] = list(store.process_query_encoded(None, query))
+    assert [second] == first and dict(runs) == before  # from the cache
+    assert all(a is b for a, b in zip(second.pieces, first[0].pieces, strict=True))
+    # 100 samples more: the closed first group is the same object, the rest is new
+    store.write(None, WriteRequest([TimeSeries(more.labels, more.samples[160:])]))
+    [third] = list(store.process_query_encoded(None, query))
+    assert third == head_cut(more)
+    assert third.pieces[0] is first[0].pieces[0] and third.pieces[2] is not first[0].pieces[2]
+    [chunked_again] = list(store.process_query_chunks(None, query))
+    assert EncodedSeries.of(more.labels, chunked_again.chunks) == head_cut(more)
+
+
 def test_sqlite_stream_fails_cleanly_when_the_store_closes(tmp_path: Path) -> None:
     store = SQLiteStorage(tmp_path / "c.db", synchronous="OFF")
     store.write(None, WriteRequest([ts("m", 5, i=str(i)) for i in range(3)]))
