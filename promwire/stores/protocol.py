@@ -67,6 +67,13 @@ Optional members (looked up with ``getattr``; a storage without them works):
     goes away. An async storage may make it an async generator.
     Without it, a streamed read calls ``process_query`` and sorts its series.
 
+``process_query_encoded(ctx, query) -> Iterable[EncodedSeries | ChunkedSeries | TimeSeries]``
+    Preferred over ``process_query_chunks`` when present, with the same
+    rules, for a store that keeps its chunks' records in wire form between
+    reads: a :class:`~promwire.chunks.streamed.EncodedSeries` is framed by
+    joining its pieces (``EncodedSeries.of(labels, chunks)`` makes one from
+    chunks). The SQLite store has it.
+
 ``process_query_columns(ctx, query: Query) -> Sequence[SeriesColumns]``
     Used for SAMPLES remote read instead of ``read`` when present (the
     queries are asked one after another, in order): the series matching
