@@ -60,6 +60,7 @@ __all__ = [
     "RecordRun",
     "RunCache",
     "SealedView",
+    "Walk",
     "block_span",
     "delete_ranges_before",
     "newest_in_blocks",
@@ -311,8 +312,8 @@ class RunCache:
         self.max_bytes = max_bytes
         self.max_entries = max_entries
         self._generation = -1
-        # key -> (runs, their bytes, the generation they were read in)
-        self._entries: dict[tuple[int, int, int], tuple[tuple[RecordRun, ...], int, int]] = {}
+        # key -> (walk, the generation it was read in)
+        self._entries: dict[tuple[int, int, int], tuple[Walk, int]] = {}
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -322,12 +323,12 @@ class RunCache:
         span = None if lo is None else (split_key(int(lo))[0], split_key(int(hi))[0])
         return SealedView(span, None if generation is None else int(generation), self)
 
-    def get(self, generation: int, key: tuple[int, int, int]) -> tuple[RecordRun, ...] | None:
+    def get(self, generation: int, key: tuple[int, int, int]) -> Walk | None:
         hit = self._entries.get(key)  # no lock: a dict lookup is atomic
-        return hit[0] if hit is not None and hit[2] == generation else None
+        return hit[0] if hit is not None and hit[1] == generation else None
 
-    def put(self, generation: int, key: tuple[int, int, int], runs: tuple[RecordRun, ...]) -> None:
-        size = sum(run.size for run in runs)
+    def put(self, generation: int, key: tuple[int, int, int], walk: Walk) -> None:
+        size = walk.size
         with self._lock:
             if generation != self._generation:
                 if generation < self._generation:
@@ -341,8 +342,8 @@ class RunCache:
             while entries and (
                 self._bytes + size > self.max_bytes or len(entries) >= self.max_entries
             ):
-                self._bytes -= entries.pop(next(iter(entries)))[1]
-            entries[key] = (runs, size, generation)
+                self._bytes -= entries.pop(next(iter(entries)))[0].size
+            entries[key] = (walk, generation)
             self._bytes += size
 
 
@@ -367,17 +368,46 @@ class SealedView:
         self.generation = generation
         self.cache = cache if generation is not None else None
 
-    def runs(self, conn: sqlite3.Connection, sid: int, lo: int, hi: int) -> tuple[RecordRun, ...]:
+    def walk(self, conn: sqlite3.Connection, sid: int, lo: int, hi: int) -> Walk:
         """:func:`series_runs`, from the cache when this generation has them."""
         cache = self.cache
         if cache is None or self.generation is None:
-            return tuple(series_runs(conn, sid, lo, hi, self.span))
+            return Walk(tuple(series_runs(conn, sid, lo, hi, self.span)))
         key = (sid, lo, hi)
-        runs = cache.get(self.generation, key)
-        if runs is None:
-            runs = tuple(series_runs(conn, sid, lo, hi, self.span))
-            cache.put(self.generation, key, runs)
-        return runs
+        walk = cache.get(self.generation, key)
+        if walk is None:
+            walk = Walk(tuple(series_runs(conn, sid, lo, hi, self.span)))
+            cache.put(self.generation, key, walk)
+        return walk
+
+
+class Walk:
+    """A series' sealed record runs over a walk of ranges, in time order, and
+    the records of a stretch of them joined once (:meth:`wire`): only the
+    first and last range of a read can be cut by its time range, so a read
+    asks for one of four stretches."""
+
+    __slots__ = ("_joined", "runs", "size")
+
+    def __init__(self, runs: tuple[RecordRun, ...]) -> None:
+        self.runs = runs
+        self.size = sum(run.size for run in runs)
+        self._joined: dict[tuple[int, int], tuple[tuple[bytes, ...], tuple[int, ...]]] = {}
+
+    def wire(self, first: int, stop: int) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+        """:meth:`RecordRun.wire` of ``runs[first:stop]``, joined."""
+        joined = self._joined.get((first, stop))
+        if joined is None:
+            pieces: list[bytes] = []
+            sizes: list[int] = []
+            for run in self.runs[first:stop]:
+                more, lengths = run.wire()
+                pieces += more
+                sizes += lengths
+            joined = (tuple(pieces), tuple(sizes))
+            if len(self._joined) < 8:  # a few stretches are what reads ask for
+                self._joined[first, stop] = joined
+        return joined
 
 
 def _clamp(lo: int, hi: int, sid: int, span: tuple[int, int] | None) -> tuple[int, int] | None:

@@ -179,7 +179,7 @@ def chunk_rows(
     out: list[tuple[int, int, int, bytes]] = []
     lo, hi = start // CHUNK_RANGE_MS, end // CHUNK_RANGE_MS
     if isinstance(span, SealedView):
-        for run in span.runs(conn, sid, lo, hi):
+        for run in span.walk(conn, sid, lo, hi).runs:
             out += [row for row in run.chunks if row[1] >= start and row[0] <= end]
     elif span:
         for row in series_blocks(conn, sid, lo, hi, span):

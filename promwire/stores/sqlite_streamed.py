@@ -166,36 +166,43 @@ def series_encoded(
     hts, hbits = _in_range(head, start, end)
     if sealed is None:
         sealed = SealedView(block_span(conn), None, None)
-    runs = sealed.runs(conn, sid, start // CHUNK_RANGE_MS, end // CHUNK_RANGE_MS)
+    walk = sealed.walk(conn, sid, start // CHUNK_RANGE_MS, end // CHUNK_RANGE_MS)
+    runs = walk.runs
     loose = unsealed_rows(conn, sid, start, end)
     newest = max(
         loose[-1][1] if loose else start - 1, runs[-1].chunks[-1][1] if runs else start - 1
     )
     if hts and hts[0] <= newest:  # the head's out-of-order samples: merged, re-cut
         return _fallback(conn, sid, start, end, head, sealed)
+    # Runs are in time order and do not overlap, so those wholly inside the
+    # range are one stretch runs[first:stop]; only runs at its ends can be cut.
+    first, stop = 0, len(runs)
+    while first < stop and not (
+        start <= runs[first].chunks[0][0] and runs[first].chunks[-1][1] <= end
+    ):
+        first += 1
+    while stop > first and not (
+        start <= runs[stop - 1].chunks[0][0] and runs[stop - 1].chunks[-1][1] <= end
+    ):
+        stop -= 1
     pieces: list[bytes] = []
     sizes: list[int] = []
-    cut: list[Chunk] = []  # chunks encoded now, in order, until the next whole run
 
-    def flush() -> None:
-        if cut:
-            encoded = EncodedSeries.of((), cut)
+    def add(chunks: list[Chunk]) -> None:
+        if chunks:
+            encoded = EncodedSeries.of((), chunks)
             pieces.extend(encoded.pieces)
             sizes.extend(encoded.sizes)
-            cut.clear()
 
-    for run in runs:
-        chunks = run.chunks
-        if chunks[-1][1] >= start and chunks[0][0] <= end:  # the run reaches into the range
-            if start <= chunks[0][0] and chunks[-1][1] <= end:  # the whole run: as it was encoded
-                flush()
-                more, lengths = run.wire()
-                pieces += more
-                sizes += lengths
-            else:
-                cut += _trimmed([c for c in chunks if c[1] >= start and c[0] <= end], start, end)
-    cut += _trimmed(loose, start, end)
-    flush()
+    def cut(part: tuple[RecordRun, ...]) -> list[Chunk]:
+        rows = [c for run in part for c in run.chunks if c[1] >= start and c[0] <= end]
+        return _trimmed(rows, start, end)
+
+    add(cut(runs[:first]))
+    more, lengths = walk.wire(first, stop)
+    pieces += more
+    sizes += lengths
+    add(cut(runs[stop:]) + _trimmed(loose, start, end))
     if hts:
         for run in _HEAD_GROUPS.runs(hts, hbits):
             more, lengths = run.wire()
