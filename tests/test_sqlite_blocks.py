@@ -316,6 +316,11 @@ def test_cached_sealed_reads_see_every_change_to_blocks_from_any_writer(tmp_path
             assert streamed_points(reader) == {"a": want, "b": want}
             assert {k: [v for _, v in p] for k, p in read(reader).items()} == {"a": want, "b": want}
         assert reader._runs._entries, "the sealed runs were remembered"
+        with SQLiteStorage(db, max_sealed_cache_bytes=0) as uncached:
+            assert streamed_points(uncached) == {"a": want, "b": want}
+            assert not [w for w, _ in uncached._runs._entries.values() if w.runs]
+        with pytest.raises(ValueError, match="max_sealed_cache_bytes"):
+            SQLiteStorage(db, max_sealed_cache_bytes=-1)
         # The other writer continues the last sealed range (it unseals, merges).
         more = [(T0 + k * STEP, float(k)) for k in range(1200, 1300)]
         writer.write(None, WriteRequest([series("a", more)]))

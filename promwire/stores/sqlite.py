@@ -211,6 +211,9 @@ class SQLiteStorage(BaseStorage):
     series' newest compacted sample a sample may be and still be accepted.
     ``retention`` (seconds) and ``retention_bytes`` bound what is kept
     (``None``: forever / no bound); see docs/storage.md.
+    ``max_sealed_cache_bytes`` bounds the chunk bytes of sealed ranges a
+    read keeps for the next one (:class:`~.sqlite_blocks.RunCache`; 0 keeps
+    none); docs/storage.md lists every read cache and its bound.
     """
 
     def __init__(
@@ -225,6 +228,7 @@ class SQLiteStorage(BaseStorage):
         out_of_order_window: float = 3600.0,
         retention: float | None = None,
         retention_bytes: int | None = None,
+        max_sealed_cache_bytes: int = 64 << 20,
     ) -> None:
         if synchronous.upper() not in _SYNC_MODES:
             raise ValueError(f"synchronous must be one of {_SYNC_MODES}")
@@ -282,7 +286,9 @@ class SQLiteStorage(BaseStorage):
         self._sealed: dict[int, int] = {}
         self._head = HeadCache()
         self._decoded = DecodedChunks()
-        self._runs = RunCache()
+        if max_sealed_cache_bytes < 0:
+            raise ValueError("max_sealed_cache_bytes must be >= 0")
+        self._runs = RunCache(max_bytes=max_sealed_cache_bytes)
         # Longest regex matcher value accepted (characters); longer is refused (400).
         self._max_regex_length = max_regex_length
         self._closed = False
