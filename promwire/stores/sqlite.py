@@ -238,6 +238,8 @@ class SQLiteStorage(BaseStorage):
             raise ValueError("retention must be > 0 seconds")
         if retention_bytes is not None and retention_bytes <= 0:
             raise ValueError("retention_bytes must be > 0")
+        if max_sealed_cache_bytes < 0:
+            raise ValueError("max_sealed_cache_bytes must be >= 0")
         self.path = os.fspath(path)
         self._synchronous = synchronous.upper()
         self._timeout = timeout
@@ -286,8 +288,6 @@ class SQLiteStorage(BaseStorage):
         self._sealed: dict[int, int] = {}
         self._head = HeadCache()
         self._decoded = DecodedChunks()
-        if max_sealed_cache_bytes < 0:
-            raise ValueError("max_sealed_cache_bytes must be >= 0")
         self._runs = RunCache(max_bytes=max_sealed_cache_bytes)
         # Longest regex matcher value accepted (characters); longer is refused (400).
         self._max_regex_length = max_regex_length
