@@ -361,9 +361,9 @@ def test_sqlite_streams_one_series_at_a_time(
     fetched: list[int] = []
     real = getattr(sqlite_store, shape)
 
-    def counting(conn: Any, sid: int, start: int, end: int, head: Any, sealed: Any) -> Any:
+    def counting(conn: Any, sid: int, start: int, end: int, head: Any, **kw: Any) -> Any:
         fetched.append(sid)
-        return real(conn, sid, start, end, head, sealed)
+        return real(conn, sid, start, end, head, **kw)
 
     monkeypatch.setattr(sqlite_store, shape, counting)
 

@@ -128,7 +128,7 @@ from .sqlite_histograms import (
 )
 from .sqlite_index import add_series, select_series
 from .sqlite_schema import prepare
-from .sqlite_streamed import series_chunks, series_encoded
+from .sqlite_streamed import any_histograms, series_chunks, series_encoded
 from .sqlite_writer_lock import WriterLock
 
 __all__ = ["SQLiteStorage"]
@@ -968,6 +968,7 @@ class SQLiteStorage(BaseStorage):
             )
             head = run(self._head.view)
             sealed = run(self._runs.view)
+            histograms = run(any_histograms)
             with_histograms = 0
             # The head's samples of many series are found in one pass, a batch at a time.
             step = 256
@@ -985,6 +986,7 @@ class SQLiteStorage(BaseStorage):
                             end=end,
                             head=in_head.get(sid),
                             sealed=sealed,
+                            histograms=histograms,
                         )
                     )
                     with_histograms += shaped[1]

@@ -34,7 +34,7 @@ from .sqlite_blocks import RecordRun, SealedView, block_span
 from .sqlite_chunks import CHUNK_RANGE_MS, chunk_rows, cut_groups, encode_groups, unsealed_rows
 from .sqlite_histograms import series_histogram_chunks
 
-__all__ = ["series_chunks", "series_encoded"]
+__all__ = ["any_histograms", "series_chunks", "series_encoded"]
 
 #: Head samples of one series: timestamps and value bits, in time order.
 Head = tuple[list[int], list[int]]
@@ -79,6 +79,15 @@ class _HeadGroups:
 _HEAD_GROUPS = _HeadGroups()
 
 
+def any_histograms(conn: sqlite3.Connection) -> bool:
+    """Whether the store holds any native histogram (in its head or as
+    chunks): a read of a store without any skips looking for each series'."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM histograms) OR EXISTS (SELECT 1 FROM histogram_chunks)"
+    ).fetchone()
+    return bool(row[0])
+
+
 def _encode(ts: Sequence[int], bits: Sequence[int]) -> list[Chunk]:
     return [
         Chunk(mint, maxt, ChunkEncoding.XOR, data)
@@ -115,10 +124,12 @@ def series_chunks(
     end: int,
     head: Head | None,
     sealed: SealedView | None = None,
+    histograms: bool = True,
 ) -> tuple[list[Chunk], bool]:
     """Series ``sid``'s chunks over ``[start, end]`` (``head``: its samples in
     the head; ``sealed``: the read's view of the sealed ranges, looked up
-    when not given) and whether histograms there had to be left out (stored
+    when not given; ``histograms``: ``False`` when the store holds none, see
+    :func:`any_histograms`) and whether histograms there had to be left out (stored
     before they were validated, they cannot all be encoded as chunks)."""
     rows = chunk_rows(conn, sid, start, end, "look" if sealed is None else sealed)
     hts, hbits = _in_range(head, start, end)
@@ -137,6 +148,8 @@ def series_chunks(
     chunks = _trimmed(rows, start, end)
     if hts:
         chunks.extend(_encode(hts, hbits))
+    if not histograms:
+        return chunks, False
     try:
         hchunks = series_histogram_chunks(conn, sid, start, end)
     except EncodeError:
@@ -155,6 +168,7 @@ def series_encoded(
     end: int,
     head: Head | None,
     sealed: SealedView | None = None,
+    histograms: bool = True,
 ) -> tuple[EncodedSeries, bool]:
     """:func:`series_chunks` in wire form (labels left empty for the caller).
 
@@ -173,7 +187,7 @@ def series_encoded(
         loose[-1][1] if loose else start - 1, runs[-1].chunks[-1][1] if runs else start - 1
     )
     if hts and hts[0] <= newest:  # the head's out-of-order samples: merged, re-cut
-        return _fallback(conn, sid, start, end, head, sealed)
+        return _fallback(conn, sid, start, end, head, sealed, histograms)
     # Runs are in time order and do not overlap, so those wholly inside the
     # range are one stretch runs[first:stop]; only runs at its ends can be cut.
     first, stop = 0, len(runs)
@@ -208,6 +222,8 @@ def series_encoded(
             more, lengths = run.wire()
             pieces += more
             sizes += lengths
+    if not histograms:
+        return EncodedSeries((), tuple(pieces), tuple(sizes)), False
     try:
         has_histograms = bool(series_histogram_chunks(conn, sid, start, end))
     except EncodeError:
@@ -224,6 +240,7 @@ def _fallback(
     end: int,
     head: Head | None,
     sealed: SealedView,
+    histograms: bool = True,
 ) -> tuple[EncodedSeries, bool]:
-    chunks, left_out = series_chunks(conn, sid, start, end, head, sealed)
+    chunks, left_out = series_chunks(conn, sid, start, end, head, sealed, histograms)
     return EncodedSeries.of((), chunks), left_out
