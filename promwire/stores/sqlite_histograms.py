@@ -313,27 +313,25 @@ def _cut(items: Sequence[_Item]) -> list[tuple[int, int]]:
     return runs
 
 
-def _encode(hs: Sequence[Histogram], sizes: list[int] | None = None) -> tuple[int, bytes]:
+def _encode(hs: Sequence[Histogram], cut_bytes: int | None = None) -> tuple[int, bytes]:
     header = CounterResetHeader(header_for_hint(int(hs[0].reset_hint)))
     if hs[0].is_float:
-        data = encode_float_histogram_chunk(hs, header=header, byte_sizes=sizes)
+        data = encode_float_histogram_chunk(
+            hs, header=header, cut_bytes=cut_bytes, cut_min=_MIN_HISTOGRAMS
+        )
         return ChunkEncoding.FLOAT_HISTOGRAM, data
-    return ChunkEncoding.HISTOGRAM, encode_histogram_chunk(hs, header=header, byte_sizes=sizes)
+    data = encode_histogram_chunk(hs, header=header, cut_bytes=cut_bytes, cut_min=_MIN_HISTOGRAMS)
+    return ChunkEncoding.HISTOGRAM, data
 
 
 def _encode_capped(hs: Sequence[Histogram]) -> tuple[int, int, bytes]:
     """The longest prefix of ``hs`` Prometheus' size rule lets into one chunk:
     ``(n, encoding, data)``. The head cuts before appending once the chunk
     holds >= 2 KiB and >= 10 histograms, so ``n`` is the smallest count >= 10
-    whose chunk reaches 2 KiB (or all of ``hs``): one encoding gives every
-    prefix's size. Raises :class:`EncodeError`."""
-    sizes: list[int] = []
-    enc, data = _encode(hs, sizes)
-    n = len(hs)
-    k = next((i + 1 for i in range(_MIN_HISTOGRAMS - 1, n) if sizes[i] >= _CUT_BYTES), n)
-    if k < n:
-        enc, data = _encode(hs[:k])
-    return k, enc, data
+    whose chunk reaches 2 KiB (or all of ``hs``): the encoder stops there
+    (one pass, the count is in the chunk's header). Raises :class:`EncodeError`."""
+    enc, data = _encode(hs, _CUT_BYTES)
+    return (data[0] << 8) | data[1], enc, data
 
 
 @dataclass(slots=True)
