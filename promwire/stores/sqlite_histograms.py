@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import sqlite3
 import struct
+import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ from ..chunks.bitstream import BitReader
 from ..chunks.float_histogram import decode_float_histogram_chunk, encode_float_histogram_chunk
 from ..chunks.histogram import decode_histogram_chunk, encode_histogram_chunk
 from ..chunks.histogram_cut import cut_histogram_chunks
+from ..chunks.histogram_fast import HistogramColumns, decode_columns, histograms_of
 from ..chunks.histogram_layout import (
     STALE_NAN_BITS,
     CounterResetHeader,
@@ -76,7 +78,9 @@ from .sqlite_blocks import block_span
 from .sqlite_chunks import CHUNK_RANGE_MS, excess_bytes, newest_stored, shed
 
 __all__ = [
+    "DECODED_HISTOGRAMS",
     "HISTOGRAM_CHUNKS_SCHEMA",
+    "DecodedHistogramChunks",
     "HistogramCompaction",
     "compact_histograms",
     "count_histograms",
@@ -112,7 +116,9 @@ _HINT_MASK = 0b0011
 _COUNT_ABSENT = 0b0100
 _ZERO_ABSENT = 0b1000
 _ALL_SAME = 0x80
+_HINTS = [ResetHint(i) for i in range(4)]
 
+_MINT_PREFIX = 128
 _d = struct.Struct("<d")
 _Q = struct.Struct("<Q")
 
@@ -138,26 +144,87 @@ def _range_end(t: int) -> int:
 # ----------------------------------------------------------------------------- at rest
 
 
+def _first_time(data: bytes) -> tuple[int, bool]:
+    """The first timestamp after the layout, and whether it lies inside ``data``."""
+    r = BitReader(data, 24)
+    read_layout(r)
+    t = r.varbit_int()
+    return t, r.pos <= r.size
+
+
 def histogram_chunk_mint(data: bytes) -> int:
     """The oldest timestamp of a stored histogram chunk (after its layout)."""
     try:
-        r = BitReader(data, 24)
-        read_layout(r)
-        t = r.varbit_int()
+        # It lies near the start: a prefix is read first (cutting all of a
+        # chunk into the reader's words costs more), all of it if need be.
+        try:
+            t, inside = _first_time(data[:_MINT_PREFIX])
+        except DecodeError:
+            inside = False
+        if not inside and len(data) > _MINT_PREFIX:
+            t, inside = _first_time(data)
     except (DecodeError, IndexError, ValueError) as exc:
         raise StorageError("damaged promwire database: an unreadable histogram chunk") from exc
-    if r.pos > r.size:
+    if not inside:
         raise StorageError("damaged promwire database: a truncated histogram chunk")
     return t
 
 
-def _decode_chunk(encoding: int, data: bytes, extra: bytes | None) -> list[Histogram]:
-    """The histograms of a stored chunk, exactly as written (``extra`` applied)."""
+class DecodedHistogramChunks:
+    """Recently read ``HISTOGRAM`` chunks, decoded into columns
+    (:class:`~promwire.chunks.histogram_fast.HistogramColumns`), keyed by their
+    bytes: decoding is a pure function of them, so an entry is never stale,
+    whichever store or process rewrote what. A hit still builds new
+    ``Histogram`` objects (callers may change them), skipping the bit-level
+    decoding. At most ``max_histograms`` histograms are kept (~0.6 KB each
+    with 15 buckets: ~20 MB at the default), the oldest entries dropped
+    first; thread-safe. Chunks the fast decoder leaves to the generic one
+    (stale markers, more than 256 buckets) are not kept."""
+
+    def __init__(self, max_histograms: int = 32_768) -> None:
+        self._max = max_histograms
+        self._held = 0
+        self._entries: dict[bytes, HistogramColumns] = {}
+        self._lock = threading.Lock()
+
+    def decode(self, data: bytes) -> list[Histogram]:
+        """``decode_histogram_chunk(data)``, from the columns kept when possible."""
+        hit = self._entries.get(data)
+        if hit is not None:
+            return histograms_of(hit)
+        cols = decode_columns(data) if len(data) >= 3 and (data[0] or data[1]) else None
+        if cols is None:
+            return decode_histogram_chunk(data)
+        if self._max >= len(cols):
+            with self._lock:
+                while self._held + len(cols) > self._max:
+                    self._held -= len(self._entries.pop(next(iter(self._entries))))
+                if data not in self._entries:
+                    self._entries[data] = cols
+                    self._held += len(cols)
+        return histograms_of(cols)
+
+    def clear(self) -> None:
+        """Forget every entry (a cold read's timing, tests)."""
+        with self._lock:
+            self._entries.clear()
+            self._held = 0
+
+
+#: The cache of every store in this process (reads only: the compaction does not fill it).
+DECODED_HISTOGRAMS = DecodedHistogramChunks()
+
+
+def _decode_chunk(
+    encoding: int, data: bytes, extra: bytes | None, cache: DecodedHistogramChunks | None = None
+) -> list[Histogram]:
+    """The histograms of a stored chunk, exactly as written (``extra`` applied);
+    ``cache`` (reads) keeps integer chunks' columns."""
     try:
         if encoding == ChunkEncoding.FLOAT_HISTOGRAM:
             out = decode_float_histogram_chunk(data)
         elif encoding == ChunkEncoding.HISTOGRAM:
-            out = decode_histogram_chunk(data)
+            out = decode_histogram_chunk(data) if cache is None else cache.decode(data)
         else:
             raise StorageError(f"damaged promwire database: histogram chunk encoding {encoding}")
     except DecodeError as exc:
@@ -178,6 +245,11 @@ def _with_extra(hs: list[Histogram], extra: bytes | None) -> list[Histogram]:
     if len(flags) != n or len(rest) % 8:
         raise StorageError("damaged promwire database: a histogram chunk's extra")
     bounds = list(struct.unpack(f"<{len(rest) // 8}d", rest))
+    if n and not bounds and flags[0] < 4 and flags.count(flags[0]) == n:
+        hint = _HINTS[flags[0]]  # the common case: one hint for all, nothing absent
+        for h in hs:
+            h.reset_hint = hint
+        return hs
     for h, f in zip(hs, flags, strict=True):
         _apply(h, f)
         if bounds and not _stale(h):
@@ -186,7 +258,7 @@ def _with_extra(hs: list[Histogram], extra: bytes | None) -> list[Histogram]:
 
 
 def _apply(h: Histogram, flags: int) -> None:
-    h.reset_hint = ResetHint(flags & _HINT_MASK)
+    h.reset_hint = _HINTS[flags & _HINT_MASK]
     if flags & _COUNT_ABSENT:
         h.count_int = None
     if flags & _ZERO_ABSENT:
@@ -762,7 +834,7 @@ def series_histograms(
     for _, _, enc, data, extra in _stored_in(conn, sid, start, end):
         if take is not None:
             take((data[0] << 8) | data[1])
-        chunked.extend(_decode_chunk(enc, data, extra))
+        chunked.extend(_decode_chunk(enc, data, extra, DECODED_HISTOGRAMS))
     rows = _head_rows(conn, sid, start, end)
     if take is not None and rows:
         take(len(rows))
@@ -787,7 +859,11 @@ def series_histogram_chunks(
     rows = _head_rows(conn, sid, start, end)
     if rows and stored and rows[0].timestamp <= stored[-1][1]:
         merged = _merge(
-            _in_range([h for c in stored for h in _decode_chunk(c[2], c[3], c[4])], start, end),
+            _in_range(
+                [h for c in stored for h in _decode_chunk(c[2], c[3], c[4], DECODED_HISTOGRAMS)],
+                start,
+                end,
+            ),
             rows,
         )
         return cut_histogram_chunks(merged)
@@ -796,7 +872,7 @@ def series_histogram_chunks(
         if start <= mint and maxt <= end and not _has_bounds(data, extra):
             out.append(Chunk(mint, maxt, ChunkEncoding(enc), data))  # as stored
         else:
-            part = _in_range(_decode_chunk(enc, data, extra), start, end)
+            part = _in_range(_decode_chunk(enc, data, extra, DECODED_HISTOGRAMS), start, end)
             if part:
                 out.extend(cut_histogram_chunks(part))
     if rows:
