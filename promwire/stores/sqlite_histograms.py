@@ -176,8 +176,8 @@ class DecodedHistogramChunks:
     bytes: decoding is a pure function of them, so an entry is never stale,
     whichever store or process rewrote what. A hit still builds new
     ``Histogram`` objects (callers may change them), skipping the bit-level
-    decoding. At most ``max_histograms`` histograms are kept (~0.6 KB each
-    with 15 buckets: ~20 MB at the default), the oldest entries dropped
+    decoding. At most ``max_histograms`` histograms are kept (~0.7 KB each
+    with 15 buckets: ~22 MB at the default), the oldest entries dropped
     first; thread-safe. Chunks the fast decoder leaves to the generic one
     (stale markers, more than 256 buckets) are not kept."""
 
