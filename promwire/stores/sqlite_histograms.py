@@ -29,8 +29,12 @@ sender may leave out), and the bucket bounds of custom-bucket histograms
 (schema -53, which a chunk has no room for; all of a chunk's share them).
 
 Every chunk is **verified** before it is stored: it is decoded (with its
-``extra``) and each histogram re-encoded and compared with the row it came
-from. A histogram that does not come back exactly (a zero threshold of
+``extra``) and each histogram compared with the one it was built from (the
+head row's, decoded): every field equal, floats bit for bit, integer and
+float fields not mixed (:func:`_exact`), so a read of the chunk gives back
+exactly what a read of the row gives back. (It compared the protobuf bytes
+of both before: as strict, ten times the cost.) A histogram that does not
+come back exactly (a zero threshold of
 -0.0, which a chunk writes as 0; integer and float oneofs mixed, such as an
 integer count beside a float zero count; a float histogram carrying integer
 deltas) stays a head row - the fallback - and the others are chunked around
@@ -491,7 +495,7 @@ def _encodes_alone(h: Histogram) -> bool:
 def _build(items: list[_Item], rejected: list[_Item], keep_tail: bool = False) -> list[_Built]:
     """Chunks of a run of ``items`` (see :func:`_cut`): at most 120 histograms
     each, cut by Prometheus' size rule, each verified: decoded with its extra,
-    every histogram must re-encode to its original bytes. Those that do not
+    every histogram must be exactly the one it came from. Those that do not
     go to ``rejected`` (they stay head rows); the others are cut again without
     them. ``keep_tail``: the last chunk is left out unless it is full (the
     run's range is still open: it stays in the head and may grow)."""
