@@ -178,6 +178,8 @@ def test_fast_path_steps_aside_for_stale_markers_and_huge_layouts() -> None:
     with_stale = _series(_ramp(5, 3, 1))
     with_stale.append(Histogram(count_int=0, zero_count_int=0, sum=STALE, timestamp=1 << 42))
     wide = _series([[1] * (MAX_FAST_BUCKETS + 1)] * 3)
+    for empty in (b"", b"\x00\x00", encode_histogram_chunk([]), bytes([0, 0, 0x40])):
+        assert decode_fast(empty) is None and decode_columns(empty) is None
     for hs in (with_stale, [stale], [stale, stale], wide):
         data = encode_histogram_chunk(hs)
         assert decode_fast(data) is None

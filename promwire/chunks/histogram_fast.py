@@ -130,8 +130,10 @@ class HistogramColumns:
 
 
 def decode_columns(data: bytes) -> HistogramColumns | None:
-    """The columns of a ``HISTOGRAM`` chunk (with at least one histogram), or
-    ``None`` when the chunk is not the common case (see the module docstring)."""
+    """The columns of a ``HISTOGRAM`` chunk, or ``None`` when the chunk is not
+    the common case (see the module docstring; an empty chunk is not either)."""
+    if len(data) < 3 or not (data[0] or data[1]):
+        return None
     count = (data[0] << 8) | data[1]
     header = CounterResetHeader(data[2] >> 6)
     size = len(data) * 8
@@ -268,7 +270,7 @@ def histograms_of(c: HistogramColumns) -> list[m.Histogram]:
 
 
 def decode_fast(data: bytes) -> list[m.Histogram] | None:
-    """The histograms of a ``HISTOGRAM`` chunk (with at least one), or ``None``
-    when the chunk is not the common case (see the module docstring)."""
+    """The histograms of a ``HISTOGRAM`` chunk, or ``None`` when the chunk is
+    not the common case (see the module docstring)."""
     c = decode_columns(data)
     return None if c is None else histograms_of(c)

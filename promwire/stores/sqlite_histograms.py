@@ -196,7 +196,7 @@ class DecodedHistogramChunks:
         hit = self._entries.get(data)
         if hit is not None:
             return histograms_of(hit)
-        cols = decode_columns(data) if len(data) >= 3 and (data[0] or data[1]) else None
+        cols = decode_columns(data)
         if cols is None:
             return decode_histogram_chunk(data)
         if self._max >= len(cols):
