@@ -13,8 +13,16 @@ per histogram the payload bytes (the blobs) and the bytes of the table's
 pages (SQLite's ``dbstat``: keys, headers and free space included), checks
 that a read gives back every histogram exactly, and prints CPU times (one
 process, so the ratios hold on a shared machine): the store's writes apart
-from the histogram compaction, the compaction, and reading everything back
-(chunks now; decoding every row, as a read did before).
+from the histogram compaction, the compaction, and reading everything back:
+
+* chunks, cold (the decoded-chunk cache emptied first), through the store's
+  ``process_query`` as a remote read does;
+* rows, decoding every row as a read did before chunks - both thrown away
+  one by one (how the first figures were taken) and kept, as a read keeps
+  them (keeping 480,000 objects costs the garbage collector its share);
+* the stored chunks decoded alone, by the fast decoder (what a read uses)
+  and by the generic one (the only one before: the before/after ratio);
+* a warm re-read of as many series as the cache holds.
 """
 
 from __future__ import annotations
@@ -42,9 +50,12 @@ from promwire import (
     WriteRequest,
     encode,
 )
+from promwire.chunks.histogram import _decode_generic, decode_histogram_chunk
+from promwire.chunks.histogram_layout import CounterResetHeader
 from promwire.codec.decoder import decode
 from promwire.stores import sqlite as sqlite_store
 from promwire.stores.sqlite import SQLiteStorage
+from promwire.stores.sqlite_histograms import DECODED_HISTOGRAMS
 
 #: The rows-only layout: the ``histograms`` table as the store defines it.
 ROWS_DDL = """
@@ -147,6 +158,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             for (blob,) in db.execute("SELECT data FROM histograms ORDER BY series_id, ts"):
                 decode(Histogram, blob)
             rows_read = time.process_time() - t0
+            t0 = time.process_time()
+            kept = [
+                decode(Histogram, blob)
+                for (blob,) in db.execute("SELECT data FROM histograms ORDER BY series_id, ts")
+            ]
+            rows_kept = time.process_time() - t0
+            del kept
         chunk_db = Path(tmp) / "chunks.db"
         timed = _Timed(sqlite_store.compact_histograms)
         sqlite_store.compact_histograms = timed  # type: ignore[assignment]
@@ -164,14 +182,46 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 )
         chunks_cpu = time.process_time() - t0 - timed.seconds
         sqlite_store.compact_histograms = timed.fn
+        everything = Query(0, 1 << 62, [LabelMatcher(MatchType.RE, "__name__", "pw_hist_.*")])
         with SQLiteStorage(chunk_db) as store:
+            DECODED_HISTOGRAMS.clear()
             t0 = time.process_time()
-            got = store.process_query(
-                None,
-                Query(0, 1 << 62, [LabelMatcher(MatchType.RE, "__name__", "pw_hist_.*")]),
-            ).timeseries
+            got = store.process_query(None, everything).timeseries
             read_cpu = time.process_time() - t0
             left = int(store.counts()["histograms"])
+            # A warm re-read: as many whole series as the cache holds.
+            few = max(1, min(args.series, DECODED_HISTOGRAMS._max // args.histograms))
+            some = Query(
+                0,
+                1 << 62,
+                [
+                    LabelMatcher(
+                        MatchType.RE, "__name__", f"pw_hist_({'|'.join(map(str, range(few)))})"
+                    )
+                ],
+            )
+            DECODED_HISTOGRAMS.clear()
+            t0 = time.process_time()
+            store.process_query(None, some)
+            some_cold = time.process_time() - t0
+            t0 = time.process_time()
+            store.process_query(None, some)
+            some_warm = time.process_time() - t0
+        with sqlite3.connect(chunk_db) as db:
+            blobs = [
+                bytes(b)
+                for (b,) in db.execute(
+                    "SELECT data FROM histogram_chunks WHERE encoding = 2 ORDER BY series_id, maxt"
+                )
+            ]
+        t0 = time.process_time()
+        for b in blobs:
+            decode_histogram_chunk(b)
+        fast_cpu = time.process_time() - t0
+        t0 = time.process_time()
+        for b in blobs:
+            _decode_generic(b, (b[0] << 8) | b[1], CounterResetHeader(b[2] >> 6))
+        generic_cpu = time.process_time() - t0
         exact = {ts.labels[0].value: [encode(h) for h in ts.histograms] for ts in got}
         if exact != {name: [encode(h) for h in hs] for name, hs in data.items()} or left != n:
             raise SystemExit("read-back differs from what was written")
@@ -186,12 +236,36 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"| chunks (now) | {after[0] / n:.1f} | {(after[1] + head[1]) / n:.1f} |")
     print()
     print(f"pages: {before[1] / max(after[1] + head[1], 1):.1f}x smaller")
+    us = 1e6 / n
     print(
         f"CPU: store writes {chunks_cpu:.1f} s, histogram compaction {timed.seconds:.1f} s "
-        f"({timed.seconds / n * 1e6:.0f} us a histogram); reading everything back "
-        f"{read_cpu:.1f} s (decoding every row, as before: {rows_read:.1f} s)"
+        f"({timed.seconds * us:.0f} us a histogram)"
+    )
+    print()
+    print("| reading all back (CPU, one process) | s | us/histogram |")
+    print("|---|---|---|")
+    for what, sec in (
+        ("chunks: process_query, cold", read_cpu),
+        ("rows: decode each, thrown away", rows_read),
+        ("rows: decode each, kept (as a read)", rows_kept),
+        ("chunks alone: fast decoder", fast_cpu),
+        ("chunks alone: generic decoder (before)", generic_cpu),
+    ):
+        print(f"| {what} | {sec:.2f} | {sec * us:.1f} |")
+    k = few * args.histograms
+    print()
+    print(
+        f"{few} series ({k:,} histograms, what the cache holds): process_query "
+        f"cold {some_cold:.2f} s ({some_cold / k * 1e6:.1f} us), "
+        f"warm {some_warm:.2f} s ({some_warm / k * 1e6:.1f} us)"
     )
     return {
+        "read": read_cpu,
+        "rows_read": rows_read,
+        "rows_kept": rows_kept,
+        "fast_decode": fast_cpu,
+        "generic_decode": generic_cpu,
+        "compaction": timed.seconds,
         "rows_payload": before[0] / n,
         "rows_pages": before[1] / n,
         "chunks_payload": after[0] / n,

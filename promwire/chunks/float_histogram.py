@@ -156,6 +156,8 @@ def encode_float_histogram_chunk(
     *,
     header: CounterResetHeader | int | None = None,
     byte_sizes: list[int] | None = None,
+    cut_bytes: int | None = None,
+    cut_min: int = 1,
 ) -> bytes:
     """Encode float histograms (in time order) into one ``FLOAT_HISTOGRAM`` chunk.
 
@@ -164,7 +166,9 @@ def encode_float_histogram_chunk(
     chunk, ``header`` from the first reset hint by default, at most 65535
     samples). ``byte_sizes``, when given, gets the chunk's
     length in bytes after each histogram (what Prometheus' head looks at
-    before appending the next). Raises :class:`EncodeError`.
+    before appending the next). ``cut_bytes`` and ``cut_min``: as there, the
+    chunk ends after the first histogram that brings it to ``cut_bytes``.
+    Raises :class:`EncodeError`.
     """
     n = len(histograms)
     if n > _MAX_SAMPLES:
@@ -173,9 +177,8 @@ def encode_float_histogram_chunk(
         header = header_for_hint(int(histograms[0].reset_hint)) if n else 0
     if not 0 <= int(header) <= 3:
         raise EncodeError(f"counter-reset header {header!r} is not 0..3")
-    head = n.to_bytes(2, "big") + bytes((int(header) << 6,))
     if n == 0:
-        return head
+        return bytes((0, 0, int(header) << 6))
 
     w = BitWriter()
     stale = False
@@ -235,4 +238,7 @@ def encode_float_histogram_chunk(
         prev_t = t
         if byte_sizes is not None:
             byte_sizes.append(3 + w.size())
-    return head + w.getvalue()
+        if cut_bytes is not None and i + 1 >= cut_min and 3 + w.size() >= cut_bytes:
+            n = i + 1
+            break
+    return n.to_bytes(2, "big") + bytes((int(header) << 6,)) + w.getvalue()

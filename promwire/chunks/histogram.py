@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from ..codec import messages as m
 from ..errors import DecodeError, EncodeError
 from .bitstream import NO_WINDOW, BitReader, BitWriter, add_varbit_dods, varbit_int_at
+from .histogram_fast import decode_fast
 from .histogram_layout import (
     STALE_NAN_BITS,
     CounterResetHeader,
@@ -97,6 +98,12 @@ def decode_histogram_chunk(data: bytes | bytearray | memoryview) -> list[m.Histo
     header = CounterResetHeader(data[2] >> 6)
     if count == 0:
         return []
+    fast = decode_fast(data)
+    return fast if fast is not None else _decode_generic(data, count, header)
+
+
+def _decode_generic(data: bytes, count: int, header: CounterResetHeader) -> list[m.Histogram]:
+    """Any chunk, one field after the other (stale markers, huge or truncated ones)."""
     r = BitReader(data, 24)
     layout = read_layout(r)
     npos = sum(s.length for s in layout.positive_spans)
@@ -200,6 +207,8 @@ def encode_histogram_chunk(
     *,
     header: CounterResetHeader | int | None = None,
     byte_sizes: list[int] | None = None,
+    cut_bytes: int | None = None,
+    cut_min: int = 1,
 ) -> bytes:
     """Encode integer histograms (in time order) into one ``HISTOGRAM`` chunk.
 
@@ -212,7 +221,11 @@ def encode_histogram_chunk(
     (:func:`~promwire.chunks.histogram_layout.header_for_hint`). At most
     65535 histograms fit. ``byte_sizes``, when given, gets the chunk's
     length in bytes after each histogram (what Prometheus' head looks at
-    before appending the next). Raises :class:`EncodeError`.
+    before appending the next). ``cut_bytes``, when given, ends the chunk
+    after the first histogram (the ``cut_min``-th or a later one) that
+    brings it to at least that many bytes: the histograms after it are left
+    out (the chunk's count header says how many went in), as Prometheus'
+    head cuts a chunk by size. Raises :class:`EncodeError`.
     """
     n = len(histograms)
     if n > MAX_HISTOGRAMS_PER_CHUNK:
@@ -221,9 +234,8 @@ def encode_histogram_chunk(
         header = header_for_hint(int(histograms[0].reset_hint)) if n else 0
     if not 0 <= int(header) <= 3:
         raise EncodeError(f"counter-reset header {header!r} is not 0..3")
-    head = n.to_bytes(2, "big") + bytes((int(header) << 6,))
     if n == 0:
-        return head
+        return bytes((0, 0, int(header) << 6))
 
     w = BitWriter()
     int_varbit = w.varbit_int
@@ -302,4 +314,7 @@ def encode_histogram_chunk(
         prev_sum = sum_bits
         if byte_sizes is not None:
             byte_sizes.append(3 + w.size())
-    return head + w.getvalue()
+        if cut_bytes is not None and i + 1 >= cut_min and 3 + w.size() >= cut_bytes:
+            n = i + 1
+            break
+    return n.to_bytes(2, "big") + bytes((int(header) << 6,)) + w.getvalue()
