@@ -188,3 +188,18 @@ def test_a_request_in_flight_is_not_cut_by_the_next_heads_deadline(http: str) ->
         took = time.monotonic() - started
     assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"done"), data
     assert 2.9 < took < 9, took
+
+
+def test_the_stack_benchmark_times_every_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m benchmarks.serve_stack`` runs (one round): a row per stack,
+    each cell a positive time; no timing is asserted."""
+    from benchmarks import serve_stack
+
+    assert serve_stack.main(["--rounds", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in rows[1:]] == [
+        f"| {parser} / {loop}" for parser, loop in serve_stack.STACKS
+    ]
+    for row in rows[1:]:
+        cells = row.strip("| ").split(" | ")[1:]
+        assert len(cells) == 3 and all(float(cell.split()[0]) > 0 for cell in cells)

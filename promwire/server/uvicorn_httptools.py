@@ -54,6 +54,7 @@ class GuardedHttpToolsProtocol(HeaderDeadline, HttpToolsProtocol):
     # request's head is complete: bytes fed then belong to a head.
     _in_head: bool = True
     _head_bytes: int = 0  # bytes of the awaited head fed to the parser so far
+    _began: bool = False  # a request began in this read and its head is incomplete
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -64,6 +65,7 @@ class GuardedHttpToolsProtocol(HeaderDeadline, HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self._began = False
         while data and not self.transport.is_closing():
             piece = data
             if self._in_head:
@@ -77,22 +79,25 @@ class GuardedHttpToolsProtocol(HeaderDeadline, HttpToolsProtocol):
                 self._head_bytes += len(piece)
             else:
                 data = b""
-            super().data_received(piece)  # resets the counters as the head ends
-        if self._in_head and self._head_bytes > 0 and not self.transport.is_closing():
-            if self._head_bytes >= MAX_HEAD_BYTES:
-                self._refuse_head()  # 16 KiB fed and the head still incomplete
-            else:
-                self._arm()  # part of a head (or blank lines) is in: it must complete in time
+            super().data_received(piece)  # the callbacks below reset the count
+        if not self._in_head or self.transport.is_closing():
+            return
+        if self._head_bytes >= MAX_HEAD_BYTES:
+            self._refuse_head()  # 16 KiB fed and the head still incomplete
+        elif self._head_bytes or self._began:
+            self._arm()  # part of a head (or blank lines) is in: it must complete in time
 
-    # llhttp's callbacks, in the order it calls them for each request.
+    # llhttp's callbacks, in the order it calls them for each request. A
+    # head that completes within the read it began in arms no timer.
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
-        self._arm()
+        self._began = True
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._began = False
         self._head_bytes = 0
         self._disarm()
         super().on_headers_complete()
@@ -103,14 +108,16 @@ class GuardedHttpToolsProtocol(HeaderDeadline, HttpToolsProtocol):
         self._head_bytes = 0
 
     def _head_pending(self) -> bool:
-        if not self._in_head:
-            return False
-        if self._busy():
-            # The head may be late because reading is paused behind a queued
-            # request: it gets a full deadline once the server has caught up.
+        return self._in_head
+
+    def _headers_late(self) -> None:
+        if self._in_head and self._busy():
+            # The head may be late because reading is paused behind a request
+            # still being answered: checked again a deadline later.
+            self._header_timer = None
             self._arm()
-            return False
-        return True
+            return
+        super()._headers_late()
 
     def _busy(self) -> bool:
         return bool(self.pipeline) or (self.cycle is not None and not self.cycle.response_complete)
