@@ -272,6 +272,25 @@ def test_a_request_head_over_16_kib_is_refused(server: str, where: str, tmp_path
         assert served.post()[0] == 204
 
 
+@pytest.mark.parametrize("server", UVICORN)
+def test_chunked_and_expect_continue_writes_are_stored(server: str, tmp_path: Path) -> None:
+    """Two request shapes Prometheus does not send but other senders do."""
+    with serve(tmp_path, server) as served:
+        with served.connect() as sock:
+            half = len(BODY) // 2
+            chunked = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (BODY[:half], BODY[half:]))
+            sock.sendall(head(None, "Transfer-Encoding: chunked\r\n") + chunked + b"0\r\n\r\n")
+            assert read_status(sock, timeout=10) == 204
+        with served.connect() as sock:
+            sock.sendall(head(len(BODY), "Expect: 100-continue\r\n"))
+            assert read_status(sock, timeout=10) == 100  # the body is asked for
+            sock.sendall(BODY)
+            answer, _ = read_answer(sock, timeout=2)
+            assert b"HTTP/1.1 204" in answer, answer
+    with SQLiteStorage(tmp_path / "h.db") as store:
+        assert store.counts()["samples"] == 1  # the same sample twice
+
+
 @pytest.mark.parametrize("server", SERVERS)
 def test_a_body_shorter_than_its_content_length_gets_408(server: str, tmp_path: Path) -> None:
     with serve(tmp_path, server, "--body-timeout", "2") as served:
