@@ -19,8 +19,8 @@ Which server runs it:
 ``server="uvicorn"`` or ``"wsgiref"`` forces one. Under uvicorn, ``http``
 (``--http``) picks the HTTP/1.1 parser and ``loop`` (``--loop``) the event
 loop: ``"auto"`` is httptools and uvloop when importable (both in the
-``serve`` extra; a streamed read is answered about 1.5x as fast), else h11
-and asyncio; the same guards hold on either (:mod:`promwire.server.uvicorn_guard`).
+``serve`` extra; about 0.1-0.2 ms less a request, docs/performance.md), else
+h11 and asyncio; the same guards hold on either (:mod:`promwire.server.uvicorn_guard`).
 ``store`` (``--store``) names another store by URL: ``sqlite:///PATH`` or
 ``clickhouse://HOST:PORT/DATABASE?cluster=NAME`` (:mod:`promwire.stores.clickhouse`;
 running several receivers on one cluster: docs/scaling.md).
