@@ -1,7 +1,7 @@
 """uvicorn's httptools protocol with the guards promwire's h11 one has.
 
 httptools (llhttp, in C) costs less per request than h11 (a ``GET
-/-/healthy`` takes about 0.65x the time end to end, docs/performance.md),
+/-/healthy`` takes about 0.6x the time end to end, docs/performance.md),
 but uvicorn's protocol on it lacks two bounds h11 gives:
 
 * **head size**: h11 refuses a request head that is still incomplete past
