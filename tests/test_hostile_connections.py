@@ -5,7 +5,9 @@ many unfinished large uploads, more connections than allowed, a malformed
 Content-Length, browser requests (Origin) and DNS rebinding (Host), a
 missing Content-Type, the ``Server`` banner and the text of a storage
 failure. Every attack runs on raw sockets against ``python -m promwire
-serve`` with its limits set short by flags.
+serve`` with its limits set short by flags, under uvicorn on each of its
+HTTP parsers (h11 on asyncio, httptools on uvloop) and under the standard
+library's server.
 """
 
 from __future__ import annotations
@@ -32,10 +34,17 @@ from promwire.server.wsgi import RemoteStorageApp as WsgiApp
 from promwire.stores.protocol import BaseStorage
 from promwire.stores.sqlite import SQLiteStorage
 from tests.support.prometheus import free_port
-from tests.support.serve_process import serve_process
+from tests.support.serve_process import PeakRss, rss_mb, serve_process
 
 REPO = Path(__file__).resolve().parent.parent
-SERVERS = ["uvicorn", "wsgiref"]
+# Server stacks by test id: serve's flags for each.
+STACKS = {
+    "uvicorn-h11": ("--server", "uvicorn", "--http", "h11", "--loop", "asyncio"),
+    "uvicorn-httptools": ("--server", "uvicorn", "--http", "httptools", "--loop", "uvloop"),
+    "wsgiref": ("--server", "wsgiref"),
+}
+SERVERS = list(STACKS)
+UVICORN = [name for name in STACKS if name.startswith("uvicorn")]
 RW = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
 BODY = snappy.compress(
     encode(WriteRequest([TimeSeries([Label("__name__", "ok")], [Sample(1.0, 1000)])]))
@@ -72,9 +81,19 @@ class Served:
 
 @contextmanager
 def serve(tmp_path: Path, server: str, *flags: str) -> Iterator[Served]:
-    """``python -m promwire serve`` on a free port with ``flags``."""
+    """``python -m promwire serve`` on a free port, on the stack ``server``
+    names (a key of :data:`STACKS`), with ``flags``; checks its startup line
+    names that stack."""
     command = (sys.executable, "-m", "promwire", "serve")
-    with serve_process(tmp_path / "h.db", server, options=flags, command=command) as s:
+    options = (*STACKS[server], *flags)
+    with serve_process(tmp_path / "h.db", None, options=options, command=command) as s:
+        stack = server.replace("uvicorn-h11", "uvicorn, h11, asyncio")
+        stack = stack.replace("uvicorn-httptools", "uvicorn, httptools, uvloop")
+        deadline = time.monotonic() + 10
+        while not any("serving on" in line for line in s.lines):
+            assert time.monotonic() < deadline, s.lines
+            time.sleep(0.05)
+        assert any(line.endswith(f"({stack})\n") for line in s.lines), s.lines
         yield Served(s.proc, s.port, s.lines)
 
 
@@ -153,6 +172,125 @@ def test_slowloris_connections_are_closed_by_the_header_timeout(
         assert served.post()[0] == 204
 
 
+def read_answer(sock: socket.socket, timeout: float) -> tuple[bytes, bool]:
+    """Everything ``sock`` receives within ``timeout`` s, and whether the server closed it."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            piece = sock.recv(65536)
+            if not piece:
+                return data, True
+            data += piece
+    except TimeoutError:
+        return data, False
+    except OSError:
+        return data, True
+
+
+HEALTHY = b"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+@pytest.mark.parametrize("server", UVICORN)
+def test_blank_lines_after_an_answer_do_not_hold_a_kept_alive_connection(
+    server: str, tmp_path: Path
+) -> None:
+    """Bytes after an answer stop the keep-alive timer; the header deadline then runs."""
+    with serve(tmp_path, server, "--header-timeout", "2", "--idle-timeout", "60") as served:
+        with served.connect() as sock:
+            sock.sendall(HEALTHY)
+            answer, closed = read_answer(sock, timeout=1)
+            assert answer.startswith(b"HTTP/1.1 200") and not closed
+            sock.sendall(b"\r\n")
+            started = time.monotonic()
+            answer, closed = read_answer(sock, timeout=15)
+            took = time.monotonic() - started
+        assert closed and took < 10  # not the 60 s idle timeout
+        if server == "uvicorn-h11":
+            assert answer.startswith(b"HTTP/1.1 400")  # h11 refuses a blank line at once
+        else:
+            # llhttp skips blank lines between requests: the 2 s header deadline.
+            assert answer == b"" and took > 1.5
+
+
+@pytest.mark.parametrize("server", UVICORN)
+def test_pipelined_requests_are_answered_and_a_partial_next_head_is_closed(
+    server: str, tmp_path: Path
+) -> None:
+    with serve(tmp_path, server, "--header-timeout", "2", "--idle-timeout", "4") as served:
+        with served.connect() as sock:
+            sock.sendall(HEALTHY * 3 + b"GET /-/hea")
+            started = time.monotonic()
+            answer, closed = read_answer(sock, timeout=15)
+            took = time.monotonic() - started
+        assert answer.count(b"HTTP/1.1 200 OK") == 3
+        assert answer.count(b"promwire is Healthy.") == 3
+        # Closed by the header deadline (h11: the idle timeout; it arms its
+        # deadline on the next byte received, and none comes).
+        assert closed and took < 10
+
+
+@pytest.mark.parametrize("server", UVICORN)
+@pytest.mark.parametrize("where", ["header", "url", "many headers"])
+def test_a_request_head_over_16_kib_is_refused(server: str, where: str, tmp_path: Path) -> None:
+    """h11 refuses an incomplete head past 16 KiB (400, its answer to any bad
+    request); the httptools protocol counts the head's bytes itself (431)."""
+    refused = 400 if server == "uvicorn-h11" else 431
+    with serve(tmp_path, server) as served:
+        # At the bound exactly: served (h11 counts the head's bytes with its
+        # CRLFs; so does promwire's count for httptools).
+        start = b"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: "
+        fits = start + b"a" * (16 * 1024 - len(start) - 4) + b"\r\n\r\n"
+        assert len(fits) == 16 * 1024
+        with served.connect() as sock:
+            sock.sendall(fits)
+            answer, _ = read_answer(sock, timeout=2)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+        rss_before = rss_mb(served.proc.pid)
+        # Past it (30 MB), sent in 1 KiB pieces: refused before the end, and
+        # the server's memory does not grow by what was sent.
+        if where == "header":
+            big = start + b"a" * 30_000_000
+        elif where == "url":
+            big = b"GET /" + b"x" * 30_000_000
+        else:
+            big = start + b"a\r\n" + b"X-More: b\r\n" * 3_000_000
+        rss = PeakRss(served.proc.pid)
+        with served.connect() as sock:
+            sent = 0
+            with contextlib.suppress(OSError):  # the server closed it: the point
+                while sent < len(big):
+                    sent += sock.send(big[sent : sent + 1024])
+                    if sent % (64 * 1024) == 0 and select.select([sock], [], [], 0)[0]:
+                        break
+            answer, closed = read_answer(sock, timeout=10)
+        grown = rss.stop() - rss_before
+        assert answer.startswith(b"HTTP/1.1 %d" % refused), answer[:100]
+        assert closed
+        assert sent < len(big), "the server read the whole head"
+        assert grown < 15, f"the server's RSS grew by {grown:.0f} MB"
+        assert served.post()[0] == 204
+
+
+@pytest.mark.parametrize("server", UVICORN)
+def test_chunked_and_expect_continue_writes_are_stored(server: str, tmp_path: Path) -> None:
+    """Two request shapes Prometheus does not send but other senders do."""
+    with serve(tmp_path, server) as served:
+        with served.connect() as sock:
+            half = len(BODY) // 2
+            chunked = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (BODY[:half], BODY[half:]))
+            sock.sendall(head(None, "Transfer-Encoding: chunked\r\n") + chunked + b"0\r\n\r\n")
+            assert read_status(sock, timeout=10) == 204
+        with served.connect() as sock:
+            sock.sendall(head(len(BODY), "Expect: 100-continue\r\n"))
+            assert read_status(sock, timeout=10) == 100  # the body is asked for
+            sock.sendall(BODY)
+            answer, _ = read_answer(sock, timeout=2)
+            assert b"HTTP/1.1 204" in answer, answer
+    with SQLiteStorage(tmp_path / "h.db") as store:
+        assert store.counts()["samples"] == 1  # the same sample twice
+
+
 @pytest.mark.parametrize("server", SERVERS)
 def test_a_body_shorter_than_its_content_length_gets_408(server: str, tmp_path: Path) -> None:
     with serve(tmp_path, server, "--body-timeout", "2") as served:
@@ -198,7 +336,7 @@ def test_an_endless_chunked_upload_is_cut(server: str, tmp_path: Path) -> None:
         # uvicorn de-chunks and times the body out (408); the stdlib server
         # cannot de-chunk and refuses at once (411).
         if answer:
-            assert int(answer.split()[1]) == (408 if server == "uvicorn" else 411)
+            assert int(answer.split()[1]) == (408 if server in UVICORN else 411)
 
 
 @pytest.mark.parametrize("server", SERVERS)
@@ -388,7 +526,7 @@ class _Broken(BaseStorage):
 @pytest.mark.parametrize("server", SERVERS)
 def test_an_unexpected_exception_answers_500_without_its_class_or_text(server: str) -> None:
     port = free_port()
-    if server == "uvicorn":
+    if server in UVICORN:
         import uvicorn
 
         from promwire.server.uvicorn_guard import uvicorn_options
@@ -398,7 +536,7 @@ def test_an_unexpected_exception_answers_500_without_its_class_or_text(server: s
             host="127.0.0.1",
             port=port,
             log_level="critical",
-            **uvicorn_options(),
+            **uvicorn_options(http=STACKS[server][3], loop=STACKS[server][5]),
         )
         userver = uvicorn.Server(config)
         thread = threading.Thread(target=userver.run, daemon=True)
