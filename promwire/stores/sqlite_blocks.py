@@ -209,11 +209,16 @@ def unpack_records(blob: bytes) -> list[tuple[int, int, int, bytes]]:
     return out
 
 
+#: What a chunk of a :class:`RecordRun` holds besides its bytes, at most:
+#: its tuple, times and count, and its record's prefix once made.
+_CHUNK_OVERHEAD = 320
+
+
 class RecordRun:
     """One row's (or one pack entry's) chunks, unpacked once: ``chunks`` as
     :func:`unpack_records` gives them, and on demand their records in a
     streamed answer (:meth:`wire`), so a range read again is bytes joined.
-    ``size``: the bytes of the records."""
+    ``size``: the memory it holds, an upper estimate."""
 
     __slots__ = ("_wire", "chunks", "size")
 
@@ -244,7 +249,8 @@ def _cached_records(blob: bytes) -> RecordRun:
     series' chunks of one range, about 1 KiB at a 15 s scrape and at most
     half a page (8 KiB): 4-32 MiB in all, plus ~60 bytes a chunk once its
     records were made for a streamed read."""
-    return RecordRun(tuple(unpack_records(blob)), len(blob))
+    chunks = tuple(unpack_records(blob))
+    return RecordRun(chunks, len(blob) + _CHUNK_OVERHEAD * len(chunks))
 
 
 def pack_series(entries: Sequence[tuple[int, bytes]], *, continued: bool = False) -> bytes:
