@@ -816,14 +816,14 @@ class SQLiteStorage(BaseStorage):
         end: int,
         head: tuple[list[int], list[int]] | None,
         budget: ReadBudget | None,
-        span: SealedView,
+        sealed: SealedView,
     ) -> tuple[array[int], array[float]]:
         """Series ``sid``'s samples in ``[start, end]`` as ``array('q')``
         timestamps and ``array('d')`` values (bit for bit): only the chunks
         overlapping the range are decoded, straight into arrays."""
         ts: array[int] = array("q")
         values: array[float] = array("d")
-        for mint, maxt, n, data in chunk_rows(conn, sid, start, end, span):
+        for mint, maxt, n, data in chunk_rows(conn, sid, start, end, sealed):
             if budget is not None and mint >= start and maxt <= end:
                 budget.take_samples(n)
             t, v = self._decoded.decode(data)  # shared arrays: only read, sliced, copied
@@ -900,12 +900,12 @@ class SQLiteStorage(BaseStorage):
                 chosen = select_series(conn, query.matchers, budget, self._max_regex_length)
                 head = self._head.view(conn)
                 in_head = head.samples_of(sid for _, sid in chosen) if head else {}
-                span = self._runs.view(conn)
+                sealed = self._runs.view(conn)
                 for pairs, sid in chosen:
                     if budget is not None:
                         budget.check_time()
                     stamps, values = self._series_samples(
-                        conn, sid, start, end, in_head.get(sid), budget, span
+                        conn, sid, start, end, in_head.get(sid), budget, sealed
                     )
                     hists = series_histograms(
                         conn, sid, start, end, None if budget is None else budget.take_samples

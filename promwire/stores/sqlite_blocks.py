@@ -72,7 +72,6 @@ __all__ = [
     "records",
     "seal",
     "sealed_chunks",
-    "series_blocks",
     "series_runs",
     "split_key",
     "unpack_records",
@@ -374,6 +373,11 @@ class SealedView:
         self.generation = generation
         self.cache = cache if generation is not None else None
 
+    @classmethod
+    def uncached(cls, conn: sqlite3.Connection) -> SealedView:
+        """``conn``'s sealed ranges, read without a cache."""
+        return cls(block_span(conn), None, None)
+
     def walk(self, conn: sqlite3.Connection, sid: int, lo: int, hi: int) -> Walk:
         """:func:`series_runs`, from the cache when this generation has them."""
         cache = self.cache
@@ -492,17 +496,6 @@ def series_runs(
             out.append(run)
     if packed and len(out) > packed:  # some ranges packed, some not: time order
         out.sort(key=lambda run: run.chunks[0][1])
-    return out
-
-
-def series_blocks(
-    conn: sqlite3.Connection, sid: int, lo: int, hi: int, span: tuple[int, int] | None
-) -> list[tuple[int, int, int, bytes]]:
-    """Series ``sid``'s sealed chunks in ranges ``lo..hi``, ``(mint, maxt, count,
-    data)`` in time order (``span``: :func:`block_span`)."""
-    out: list[tuple[int, int, int, bytes]] = []
-    for run in series_runs(conn, sid, lo, hi, span):
-        out += run.chunks
     return out
 
 

@@ -41,7 +41,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from ..chunks.xor import (
     MAX_BYTES_PER_CHUNK,
@@ -60,7 +60,6 @@ from .sqlite_blocks import (
     oldest_block_rows,
     seal,
     sealed_chunks,
-    series_blocks,
     unseal,
 )
 from .sqlite_head import HeadCache, RecordBuilder, first_wins
@@ -167,27 +166,21 @@ def chunk_rows(
     sid: int,
     start: int,
     end: int,
-    span: SealedView | tuple[int, int] | Literal["look"] | None = "look",
+    sealed: SealedView | None = None,
 ) -> list[tuple[int, int, int, bytes]]:
     """Series ``sid``'s chunks overlapping ``[start, end]``: ``(mint, maxt, n, data)``
     in time order, sealed (:mod:`.sqlite_blocks`) and not (the chunks of a
     series never overlap: the first one starting after ``end`` ends the scan).
-    ``span``: :func:`~.sqlite_blocks.block_span` when the caller knows it, or
-    the read's :class:`~.sqlite_blocks.SealedView` (its cache is used)."""
-    if span == "look":
-        span = block_span(conn)
+    ``sealed``: the read's :class:`~.sqlite_blocks.SealedView` (its cache is
+    used), looked up uncached when not given."""
+    if sealed is None:
+        sealed = SealedView.uncached(conn)
     out: list[tuple[int, int, int, bytes]] = []
-    lo, hi = start // CHUNK_RANGE_MS, end // CHUNK_RANGE_MS
-    if isinstance(span, SealedView):
-        for run in span.walk(conn, sid, lo, hi).runs:
-            out += [row for row in run.chunks if row[1] >= start and row[0] <= end]
-    elif span:
-        for row in series_blocks(conn, sid, lo, hi, span):
-            if row[1] >= start and row[0] <= end:
-                out.append(row)
-    sealed = len(out)
+    for run in sealed.walk(conn, sid, start // CHUNK_RANGE_MS, end // CHUNK_RANGE_MS).runs:
+        out += [row for row in run.chunks if row[1] >= start and row[0] <= end]
+    sealed_rows = len(out)
     out += unsealed_rows(conn, sid, start, end)
-    if sealed and len(out) > sealed:  # both tables (after an unseal): time order
+    if sealed_rows and len(out) > sealed_rows:  # both tables (after an unseal): time order
         out.sort(key=lambda row: row[1])
     return out
 

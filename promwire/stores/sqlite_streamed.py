@@ -30,7 +30,7 @@ from ..chunks.streamed import EncodedSeries
 from ..chunks.xor import decode_xor_bits
 from ..codec.messages import Chunk, ChunkEncoding
 from ..errors import EncodeError
-from .sqlite_blocks import RecordRun, SealedView, block_span
+from .sqlite_blocks import RecordRun, SealedView
 from .sqlite_chunks import CHUNK_RANGE_MS, chunk_rows, cut_groups, encode_groups, unsealed_rows
 from .sqlite_histograms import series_histogram_chunks
 
@@ -131,7 +131,7 @@ def series_chunks(
     when not given; ``histograms``: ``False`` when the store holds none, see
     :func:`any_histograms`) and whether histograms there had to be left out (stored
     before they were validated, they cannot all be encoded as chunks)."""
-    rows = chunk_rows(conn, sid, start, end, "look" if sealed is None else sealed)
+    rows = chunk_rows(conn, sid, start, end, sealed)
     hts, hbits = _in_range(head, start, end)
     if hts and rows and hts[0] <= rows[-1][1]:
         # Out-of-order samples waiting in the head overlap stored chunks: merge, re-cut.
@@ -179,7 +179,7 @@ def series_encoded(
     :func:`series_chunks` (rare, and the same bytes)."""
     hts, hbits = _in_range(head, start, end)
     if sealed is None:
-        sealed = SealedView(block_span(conn), None, None)
+        sealed = SealedView.uncached(conn)
     walk = sealed.walk(conn, sid, start // CHUNK_RANGE_MS, end // CHUNK_RANGE_MS)
     runs = walk.runs
     loose = unsealed_rows(conn, sid, start, end)
