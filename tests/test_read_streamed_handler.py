@@ -457,6 +457,35 @@ class AsyncChunks(AsyncBaseStorage):
         yield ts("b", 3)
 
 
+class AsyncEncoded:
+    """Only a sync ``process_query`` (never used) and an async ``process_query_encoded``."""
+
+    def process_query(self, ctx: Any, query: Query) -> QueryResult:
+        raise AssertionError("unused")
+
+    async def process_query_encoded(self, ctx: Any, query: Query) -> AsyncIterator[EncodedSeries]:
+        await asyncio.sleep(0)
+        for series in (ts("a", 1000), ts("b", 3)):
+            yield EncodedSeries.of(series.labels, cut_chunks(series.samples))
+
+
+def test_an_async_process_query_encoded_is_pulled_on_the_loop() -> None:
+    async def run() -> bytes:
+        resp = await aprime_response(
+            await handle_read_async(read_body(Query(), accepted=[STREAMED]), {}, AsyncEncoded())
+        )
+        assert resp.status == 200
+        if isinstance(resp.body, AsyncIterator):
+            return b"".join([piece async for piece in resp.body])
+        assert isinstance(resp.body, bytes)
+        return resp.body
+
+    sync = body_bytes(
+        handle_read(read_body(Query(), accepted=[STREAMED]), {}, Spy([ts("a", 1000), ts("b", 3)]))
+    )
+    assert asyncio.run(run()) == sync
+
+
 def test_async_storage_streams_the_same_bytes() -> None:
     async def run(storage: Any) -> tuple[int, bytes]:
         resp = await aprime_response(

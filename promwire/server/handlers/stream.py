@@ -39,10 +39,16 @@ def _sorted_result(result: QueryResult) -> list[TimeSeries]:
     return sorted(result.timeseries, key=_labels_key)
 
 
-def _query_series(storage: Any, ctx: Any, query: Query) -> Iterable[AnySeries]:
-    chunks = getattr(storage, "process_query_encoded", None) or getattr(
+def _series_method(storage: Any) -> Any:
+    """The storage's ``process_query_encoded``, else its ``process_query_chunks``
+    (``None``: neither; a streamed read then goes through ``process_query``)."""
+    return getattr(storage, "process_query_encoded", None) or getattr(
         storage, "process_query_chunks", None
     )
+
+
+def _query_series(storage: Any, ctx: Any, query: Query) -> Iterable[AnySeries]:
+    chunks = _series_method(storage)
     if chunks is not None:
         items: Iterable[AnySeries] = chunks(ctx, query)
         return items
@@ -107,9 +113,7 @@ def _frames_of(
 
 
 async def _aquery_series(storage: Any, ctx: Any, query: Query) -> AsyncIterator[AnySeries]:
-    chunks = getattr(storage, "process_query_encoded", None) or getattr(
-        storage, "process_query_chunks", None
-    )
+    chunks = _series_method(storage)
     if chunks is None:
         for series in _sorted_result(await _call(storage.process_query, ctx, query)):
             yield series
@@ -165,7 +169,7 @@ async def _astream_frames(
 
 
 def _is_async_storage(storage: Any) -> bool:
-    chunks = getattr(storage, "process_query_chunks", None)
+    chunks = _series_method(storage)
     if chunks is not None:
         return inspect.isasyncgenfunction(chunks) or inspect.iscoroutinefunction(chunks)
     return inspect.iscoroutinefunction(getattr(storage, "process_query", None))
