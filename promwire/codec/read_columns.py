@@ -40,7 +40,6 @@ own per-sample loop, so the bytes cannot differ.
 from __future__ import annotations
 
 import sys
-import threading
 from array import array
 from collections.abc import Sequence
 from typing import Any
@@ -50,6 +49,7 @@ from . import encoder as _e
 from . import messages as m
 from . import snappy
 from .columns import SeriesColumns
+from .kept import kept_buffer
 from .wire import varint
 
 __all__ = [
@@ -87,9 +87,6 @@ def _or_bytes(a: Bytes, b: Bytes) -> bytes:
     return (int.from_bytes(a, "little") | int.from_bytes(b, "little")).to_bytes(n, "little")
 
 
-#: Buffers each thread keeps between answers (see :func:`_le_bytes` and
-#: :func:`compressed_read_response`).
-_kept = threading.local()
 #: The most a thread keeps of the buffer columns are copied into (bytes).
 _KEEP_COLUMN_BYTES = 2 << 20
 
@@ -111,9 +108,7 @@ def _le_bytes(column: array[Any]) -> Bytes:
     size = len(column) * column.itemsize
     if size > _KEEP_COLUMN_BYTES:
         return column.tobytes()
-    buf: bytearray | None = getattr(_kept, "column", None)
-    if buf is None or len(buf) < size:
-        buf = _kept.column = bytearray(min(_KEEP_COLUMN_BYTES, max(size, 2 * len(buf or b""))))
+    buf = kept_buffer("columns", size, _KEEP_COLUMN_BYTES)
     buf[:size] = memoryview(column).cast("B")  # same length: a memcpy, no resize
     return buf
 
@@ -449,9 +444,7 @@ def compressed_read_response(results: Sequence[Sequence[SeriesColumns]]) -> byte
     plan, total = _plan(results)
     if total > KEEP_BYTES or all(isinstance(p, bytes) for p in plan):
         return snappy.compress_kept(_assemble(plan, total))
-    buf: bytearray | None = getattr(_kept, "buffer", None)
-    if buf is None or len(buf) < total:
-        buf = _kept.buffer = bytearray(min(KEEP_BYTES, max(total, 2 * len(buf or b""))))
+    buf = kept_buffer("read_response", total, KEEP_BYTES)
     _assemble(plan, total, into=buf)
     with memoryview(buf) as view:
         return snappy.compress_kept(view[:total])

@@ -31,12 +31,12 @@ checked against ``max_decompressed_size`` *before* anything is inflated, so a
 from __future__ import annotations
 
 import os
-import threading
 import warnings
 from collections.abc import Callable
 
 from ..errors import LimitExceeded, SnappyError
 from . import _snappy_py
+from .kept import kept_buffer
 from .wire import read_varint
 
 __all__ = [
@@ -225,7 +225,6 @@ def decompress(
 
 #: The most a thread keeps of the buffer :func:`compress_kept` compresses into (bytes).
 KEEP_BYTES = 5 << 20
-_kept = threading.local()
 
 
 def compress_kept(data: bytes | bytearray | memoryview) -> bytes:
@@ -241,9 +240,7 @@ def compress_kept(data: bytes | bytearray | memoryview) -> bytes:
     need = 32 + len(data) + len(data) // 6  # snappy's bound on a block's size
     if need > KEEP_BYTES:
         return compress(data)
-    out: bytearray | None = getattr(_kept, "out", None)
-    if out is None or len(out) < need:
-        out = _kept.out = bytearray(min(KEEP_BYTES, max(need, 2 * len(out or b""))))
+    out = kept_buffer("snappy_block", need, KEEP_BYTES)
     n = into(data, out)
     with memoryview(out) as view:
         return view[:n].tobytes()
