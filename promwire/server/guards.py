@@ -22,6 +22,8 @@ __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_BUFFERED_BYTES",
     "DEFAULT_MAX_CONNECTIONS",
+    "EVENT_LOOPS",
+    "HTTP_PARSERS",
     "LOOPBACK_HOSTS",
     "BadContentLength",
     "BodyBudget",
@@ -48,6 +50,10 @@ DEFAULT_MAX_CONNECTIONS = 256
 #: Request-body bytes held at once across all requests (8 bodies of the 32 MiB
 #: ``max_body_size``); a request that would pass it is answered 503.
 DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024 * 1024
+#: uvicorn's HTTP/1.1 parsers and event loops ``serve`` offers: ``auto``
+#: first, then the pure-Python fallback and the fast one.
+HTTP_PARSERS = ("auto", "h11", "httptools")
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 
 #: Host names ``promwire serve`` accepts by default when it listens on loopback.
 LOOPBACK_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")

@@ -70,6 +70,8 @@ from .guards import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BUFFERED_BYTES,
     DEFAULT_MAX_CONNECTIONS,
+    EVENT_LOOPS,
+    HTTP_PARSERS,
     LOOPBACK_HOSTS,
 )
 from .handlers.common import (
@@ -559,13 +561,13 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--http",
-        choices=("auto", "h11", "httptools"),
+        choices=HTTP_PARSERS,
         default="auto",
         help="uvicorn's HTTP/1.1 parser (default auto: httptools if installed, else h11)",
     )
     parser.add_argument(
         "--loop",
-        choices=("auto", "asyncio", "uvloop"),
+        choices=EVENT_LOOPS,
         default="auto",
         help="uvicorn's event loop (default auto: uvloop if installed, else asyncio)",
     )

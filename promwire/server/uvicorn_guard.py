@@ -30,7 +30,13 @@ from typing import Any
 from uvicorn.protocols.http import h11_impl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .guards import DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
+from .guards import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    EVENT_LOOPS,
+    HTTP_PARSERS,
+)
 
 __all__ = [
     "EVENT_LOOPS",
@@ -41,9 +47,6 @@ __all__ = [
     "uvicorn_options",
 ]
 
-# ``auto`` first; then the fallback and the fast one.
-HTTP_PARSERS = ("auto", "h11", "httptools")
-EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 
 # h11 as uvicorn uses it (a dependency of uvicorn's, not promwire's).
 _IDLE: Any = h11_impl.h11.IDLE  # type: ignore[attr-defined]
