@@ -77,6 +77,7 @@ __all__ = [
     "compact",
     "cut_groups",
     "encode_groups",
+    "range_end",
     "stored_chunks",
     "unsealed_rows",
 ]
@@ -86,7 +87,7 @@ CHUNK_RANGE_MS = 2 * 60 * 60 * 1000
 _MAX_BITS = MAX_BYTES_PER_CHUNK * 8
 
 
-def _range_end(t: int) -> int:
+def range_end(t: int) -> int:
     """The end (exclusive) of the 2-hour range holding ``t``."""
     return (t // CHUNK_RANGE_MS + 1) * CHUNK_RANGE_MS
 
@@ -119,7 +120,7 @@ def cut_groups(ts: Sequence[int], cutoff: int | None) -> tuple[list[tuple[int, i
     most = SAMPLES_PER_CHUNK * 2
     while lo < n:
         # The timestamps are sorted: each end is found by bisection.
-        end = _range_end(ts[lo])
+        end = range_end(ts[lo])
         top = min(n, lo + quarter)
         hi = bisect_left(ts, end, lo + 1, top)
         if hi == top and top < n:  # 30 samples in: the predicted end
@@ -312,7 +313,7 @@ def compact(
             if (
                 last is not None
                 and chunk_count(bytes(last[1])) < SAMPLES_PER_CHUNK
-                and _range_end(int(last[0])) == _range_end(ts[0])
+                and range_end(int(last[0])) == range_end(ts[0])
             ):
                 old = [(int(last[0]), bytes(last[1]))]
         if old:

@@ -79,7 +79,7 @@ from ..codec.encoder import encode
 from ..codec.messages import Chunk, ChunkEncoding, Histogram, ResetHint
 from ..errors import DecodeError, EncodeError, StorageError
 from .sqlite_blocks import block_span
-from .sqlite_chunks import CHUNK_RANGE_MS, excess_bytes, newest_stored, shed
+from .sqlite_chunks import CHUNK_RANGE_MS, excess_bytes, newest_stored, range_end, shed
 
 __all__ = [
     "DECODED_HISTOGRAMS",
@@ -139,10 +139,6 @@ def _zt_bits(h: Histogram) -> int:
         return int(_Q.unpack(_d.pack(h.zero_threshold))[0])
     except struct.error:
         return -1
-
-
-def _range_end(t: int) -> int:
-    return (t // CHUNK_RANGE_MS + 1) * CHUNK_RANGE_MS
 
 
 # ----------------------------------------------------------------------------- at rest
@@ -376,7 +372,7 @@ def _cut(items: Sequence[_Item]) -> list[tuple[int, int]]:
     memo: dict[int, list[float] | list[int]] = {}  # absolute buckets by id(histogram)
     while lo < n:
         first = items[lo].h
-        end = _range_end(items[lo].ts)
+        end = range_end(items[lo].ts)
         hi = lo + 1
         while hi < n and items[hi].ts < end and _fits(first, items[hi - 1].h, items[hi].h, memo):
             hi += 1
@@ -666,7 +662,7 @@ def _compact_series(
     items.sort(key=lambda it: it.ts)
     runs = _cut(items)
     # The last run's last chunk may still grow while its 2-hour range is open.
-    open_range = cutoff is not None and _range_end(items[runs[-1][0]].ts) > cutoff
+    open_range = cutoff is not None and range_end(items[runs[-1][0]].ts) > cutoff
     rejected: list[_Item] = []
     built: list[_Built] = []
     for k, (lo, hi) in enumerate(runs):
@@ -704,7 +700,7 @@ def _continues(chunk: tuple[int, int, bytes, bytes | None], it: _Item) -> bool:
     same 2-hour range, fits after its last histogram): then the chunk is merged."""
     maxt, enc, data, extra = chunk
     n = (data[0] << 8) | data[1]
-    if n >= HISTOGRAMS_PER_CHUNK or _range_end(maxt) != _range_end(it.ts):
+    if n >= HISTOGRAMS_PER_CHUNK or range_end(maxt) != range_end(it.ts):
         return False
     if len(data) >= _CUT_BYTES and n >= _MIN_HISTOGRAMS:
         return False  # closed by size
