@@ -161,7 +161,8 @@ _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 PAGE_SIZE = 16384
 #: SQLite virtual machine steps between two looks at the read deadline.
 _PROGRESS_STEPS = 10_000
-#: The head is compacted once it holds this many samples per series on average.
+#: The head is compacted once this many samples per series on average were
+#: written since the last compaction (what that one kept does not count).
 _HEAD_SAMPLES_PER_SERIES = 150
 #: ... and at least this many in all.
 _HEAD_MIN_SAMPLES = 4096

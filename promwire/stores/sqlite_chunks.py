@@ -347,7 +347,11 @@ def compact(
         conn.execute(
             "INSERT INTO head(n, sids, offsets, ts, bits) VALUES (?, ?, ?, ?, ?)", carry.row()
         )
-    conn.execute("UPDATE meta SET value = ? WHERE key = 'head_samples'", (len(carry),))
+    # The trigger counts samples written since this compaction, not what it
+    # kept: a kept group of more than the trigger's share (a series' first
+    # chunk before a 2-hour boundary can be 160-240 samples) would otherwise
+    # start a compaction of the whole head on every write until it closed.
+    conn.execute("UPDATE meta SET value = 0 WHERE key = 'head_samples'")
     result.chunks_sealed = _seal_ended(conn, cutoff)
     return result
 

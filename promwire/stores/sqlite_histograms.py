@@ -597,11 +597,9 @@ def compact_histograms(
         sids = [int(s) for (s,) in conn.execute("SELECT DISTINCT series_id FROM histograms")]
         for sid in sids:
             _compact_series(conn, sid, cutoff, result)
-        # What may still become chunks (rows kept for good do not count: they
-        # must not make every write start a compaction).
-        left = int(conn.execute("SELECT count(*) FROM histograms").fetchone()[0])
-        waiting = max(left - result.kept_unverified - result.left_alone, 0)
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'head_histograms'", (waiting,))
+        # Like the float head's count: rows written since this compaction
+        # (rows it kept, for good or until their chunk closes, do not count).
+        conn.execute("UPDATE meta SET value = 0 WHERE key = 'head_histograms'")
     if retention_ms is not None or retention_bytes is not None:
         result.retention_deleted = _retention(conn, retention_ms, retention_bytes)
     return result
