@@ -44,6 +44,7 @@ from promwire.chunks.streamed import (
     EncodedSeries,
     decode_series_histograms,
     read_streamed_response,
+    stream_chunked_response,
 )
 from promwire.chunks.xor import cut_chunks
 from promwire.server.asgi import RemoteStorageApp as AsgiApp
@@ -125,10 +126,15 @@ def test_streamed_answer_headers_and_exact_data_with_sqlite() -> None:
     )
     body = body_bytes(resp)
     got = list(read_streamed_response(body))
-    # Exactly what process_query (SAMPLES) answers, query by query, series sorted by labels.
+    # Filtered by time as a client must (a closed head group goes whole, as
+    # Prometheus' completed head chunks do), exactly what process_query
+    # (SAMPLES) answers, query by query, series sorted by labels.
     for index, query in enumerate(queries):
         expected = sorted(store.process_query(None, query).timeseries, key=label_key)
-        assert [s for i, s in got if i == index] == expected
+        within = read_streamed_response(
+            body, start_ms=query.start_timestamp_ms, end_ms=query.end_timestamp_ms
+        )
+        assert [s for i, s in within if i == index] == expected
     assert [i for i, _ in got] == [0, 0, 2, 2]
     assert [label_key(s) for i, s in got if i == 0] == sorted(
         label_key(s) for i, s in got if i == 0
@@ -427,6 +433,39 @@ def test_sqlite_encodes_a_closed_head_group_once_and_the_open_one_afresh() -> No
     assert third.pieces[0] is first[0].pieces[0] and third.pieces[2] is not first[0].pieces[2]
     [chunked_again] = list(store.process_query_chunks(None, query))
     assert EncodedSeries.of(more.labels, chunked_again.chunks) == head_cut(more)
+
+
+def test_sqlite_sends_closed_head_groups_whole_and_trims_only_the_open_one() -> None:
+    """Prometheus 2.42 sends completed head chunks whole and re-encodes only
+    the open one, trimmed to the range; groups are cut over the whole head,
+    so a read of another range reuses the same encoded groups."""
+    import promwire.stores.sqlite_streamed as streamed_module
+
+    t0 = 7_200_000 * 236_112  # a 2-hour boundary: 120-sample groups
+    series = ts("h", 600, start=t0, step=15_000)  # 5 groups, all in the head
+    store = store_with(series)
+    times = [s.timestamp for s in series.samples]
+    query = Query(times[130], times[590], ALL)
+    [chunked] = list(store.process_query_chunks(None, query))
+    assert [(c.min_time_ms, c.max_time_ms) for c in chunked.chunks] == [
+        (times[120], times[239]),  # closed: whole, samples before the range too
+        (times[240], times[359]),
+        (times[360], times[479]),
+        (times[480], times[590]),  # open: trimmed to the range
+    ]
+    [encoded] = list(store.process_query_encoded(None, query))
+    assert encoded == EncodedSeries.of(chunked.labels, chunked.chunks)
+    runs = streamed_module._HEAD_GROUPS._runs
+    before = set(runs)
+    [other] = list(store.process_query_encoded(None, Query(times[250], times[599], ALL)))
+    assert other.pieces[:4] == encoded.pieces[2:6]  # the same closed groups
+    assert len(set(runs) - before) == 1  # one new: the open group, now read whole
+    got = read_streamed_response(
+        b"".join(stream_chunked_response([(0, [encoded])])),
+        start_ms=query.start_timestamp_ms,
+        end_ms=query.end_timestamp_ms,
+    )
+    assert [s for _, series_ in got for s in series_.samples] == series.samples[130:591]
 
 
 def test_sqlite_stream_fails_cleanly_when_the_store_closes(tmp_path: Path) -> None:

@@ -291,13 +291,17 @@ def generation(db: Path) -> int:
 
 
 def streamed_points(store: SQLiteStorage, query: Query = ALL) -> dict[str, list[float]]:
-    """A streamed read through ``process_query_encoded``, decoded back."""
+    """A streamed read through ``process_query_encoded``, decoded back and
+    filtered by time as a client must (stored chunks go whole)."""
     from promwire.chunks.streamed import read_streamed_response, stream_chunked_response
 
     body = b"".join(stream_chunked_response([(0, store.process_query_encoded(None, query))]))
+    within = read_streamed_response(
+        body, start_ms=query.start_timestamp_ms, end_ms=query.end_timestamp_ms
+    )
     return {
         dict((lb.name, lb.value) for lb in ts.labels)["s"]: [s.value for s in ts.samples]
-        for _, ts in read_streamed_response(body)
+        for _, ts in within
     }
 
 

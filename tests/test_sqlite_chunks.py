@@ -34,6 +34,7 @@ from promwire.errors import StorageRejected
 from promwire.server.runner import UnusableDatabase, open_storage
 from promwire.stores.sqlite import SQLiteStorage
 from promwire.stores.sqlite_chunks import CHUNK_RANGE_MS, chunk_end, cut_groups, stored_chunks
+from promwire.stores.sqlite_head import first_wins
 from promwire.stores.sqlite_schema import FormatError
 
 EQ = MatchType.EQ
@@ -57,6 +58,8 @@ def read(store: SQLiteStorage, query: Query = ALL) -> dict[str, list[tuple[int, 
 
 
 def streamed(store: SQLiteStorage, query: Query = ALL) -> dict[str, list[tuple[int, float]]]:
+    """A streamed read's samples, filtered by time as a client must (stored
+    chunks that overlap the range go whole, as Prometheus sends them)."""
     out: dict[str, list[tuple[int, float]]] = {}
     for cs in store.process_query_chunks(None, query):
         key = dict((lb.name, lb.value) for lb in cs.labels)["s"]
@@ -65,7 +68,11 @@ def streamed(store: SQLiteStorage, query: Query = ALL) -> dict[str, list[tuple[i
             ts, bits = decode_xor_bits(chunk.data)
             assert (ts[0], ts[-1]) == (chunk.min_time_ms, chunk.max_time_ms)
             values = list(array("d", array("Q", bits).tobytes()))
-            out.setdefault(key, []).extend(zip(ts, values, strict=True))
+            out.setdefault(key, []).extend(
+                (t, v)
+                for t, v in zip(ts, values, strict=True)
+                if query.start_timestamp_ms <= t <= query.end_timestamp_ms
+            )
     return out
 
 
@@ -109,10 +116,17 @@ def test_streamed_reads_send_stored_chunks_as_they_are(tmp_path: Path) -> None:
             stored = {data for *_, data in stored_chunks(conn)}
         whole = [c for cs in store.process_query_chunks(None, ALL) for c in cs.chunks]
         assert {c.data for c in whole} == stored
-        # A range cutting two chunks: the inner ones as stored, the ends trimmed.
+        # A range cutting two chunks: every chunk that overlaps it, as stored
+        # (Prometheus 2.42 re-encodes only its open head chunk).
         q = Query(points[50][0], points[400][0], ALL.matchers)
         part = [c for cs in store.process_query_chunks(None, q) for c in cs.chunks]
-        assert sum(c.data in stored for c in part) >= 2
+        assert [c.data for c in part] == [
+            c.data
+            for c in whole
+            if c.max_time_ms >= q.start_timestamp_ms and c.min_time_ms <= q.end_timestamp_ms
+        ]
+        assert part[0].min_time_ms < q.start_timestamp_ms < part[0].max_time_ms
+        assert part[-1].min_time_ms < q.end_timestamp_ms < part[-1].max_time_ms
         assert streamed(store, q) == {"a": points[50:401]}
         assert read(store, q) == {"a": points[50:401]}
 
@@ -515,3 +529,32 @@ def test_cut_groups_is_prometheus_append_loop(t0: int, steps: list[int], back: i
     ts = list(itertools.accumulate(steps, initial=t0))
     cutoff = None if back is None else ts[-1] - back
     assert cut_groups(ts, cutoff) == _appended_one_by_one(ts, cutoff)
+
+
+_runs = st.lists(
+    st.lists(st.tuples(st.integers(-50, 50), st.integers(0, 2**64 - 1)), max_size=12), max_size=5
+)
+
+
+@given(_runs, st.booleans())
+@settings(max_examples=400, deadline=None)
+def test_first_wins_keeps_the_first_written_value_of_each_timestamp(
+    runs: list[list[tuple[int, int]]], in_order: bool
+) -> None:
+    """The head's merge, on in-order runs (its fast path: laid end to end)
+    and on any runs (overlapping, repeated, unsorted): the reference is a
+    dict that keeps each timestamp's first value, sorted."""
+    if in_order:  # each run strictly increasing, after the run before
+        base, shaped = 0, []
+        for run in runs:
+            shaped.append([(base + 3 * k + t % 3, b) for k, (t, b) in enumerate(run)])
+            base += 3 * len(run) + 1
+        runs = shaped
+    expected: dict[int, int] = {}
+    for run in runs:
+        for t, b in run:
+            expected.setdefault(t, b)
+    parts = [(array("q", [t for t, _ in run]), array("Q", [b for _, b in run])) for run in runs]
+    ts, bits = first_wins(parts)
+    assert (ts, bits) == (sorted(expected), [expected[t] for t in sorted(expected)])
+    assert type(ts) is list and type(bits) is list

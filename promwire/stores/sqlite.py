@@ -928,9 +928,11 @@ class SQLiteStorage(BaseStorage):
         Yields :class:`~promwire.codec.messages.ChunkedSeries` of XOR chunks
         with the float samples in ``[start_timestamp_ms, end_timestamp_ms]``,
         series sorted by label set, series without samples in range left out.
-        Stored chunks inside the range are sent as they are; a chunk the range
-        cuts is trimmed and re-encoded, and head samples are encoded (in chunks
-        of up to 120 samples). Only one series is in memory at a time. A file
+        Every stored chunk overlapping the range is sent as it is, samples
+        outside the range included (Prometheus 2.42's rule: clients filter by
+        time); head samples are cut like Prometheus' head over the whole head,
+        the closed groups overlapping the range sent whole and the open one
+        trimmed to it (see :mod:`.sqlite_streamed`). Only one series is in memory at a time. A file
         database reads through a connection of its own, holding one read
         transaction (a consistent snapshot) for the whole stream, so the
         iterator may be resumed on any thread; ``:memory:`` takes the writer

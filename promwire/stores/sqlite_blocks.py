@@ -394,8 +394,8 @@ class SealedView:
 class Walk:
     """A series' sealed record runs over a walk of ranges, in time order, and
     the records of a stretch of them joined once (:meth:`wire`): only the
-    first and last range of a read can be cut by its time range, so a read
-    asks for one of four stretches."""
+    first and last range of a read can reach outside its time range, so the
+    runs wholly inside are one of four stretches."""
 
     __slots__ = ("_joined", "runs", "size")
 

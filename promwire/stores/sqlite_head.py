@@ -128,29 +128,25 @@ def first_wins(
 ) -> tuple[list[int], list[int]]:
     """Samples of several sources (earliest written first) merged in time order;
     for a timestamp present twice the earlier source's value is kept."""
+    runs = [(ts, bits) for ts, bits in parts if ts]
+    # Fast path, in-order writes: each run strictly increasing and starting
+    # after the one before ends; laid end to end they are the answer.
+    # (map over a C function: no Python frame a pair.)
+    newest = None
+    for ts, _ in runs:
+        if (newest is not None and ts[0] <= newest) or not all(map(lt, ts, ts[1:])):
+            break
+        newest = ts[-1]
+    else:
+        out_ts: list[int] = []
+        out_bits: list[int] = []
+        for ts, bits in runs:
+            out_ts.extend(ts)
+            out_bits.extend(bits)
+        return out_ts, out_bits
     merged: dict[int, int] = {}
-    single: tuple[Sequence[int], Sequence[int]] | None = None
-    count = 0
-    for ts, bits in parts:
-        if not ts:
-            continue
-        count += 1
-        if count == 1:
-            single = (ts, bits)
-            continue
-        if count == 2 and single is not None:
-            for t, b in zip(single[0], single[1], strict=True):
-                merged.setdefault(t, b)
+    for ts, bits in runs:
         for t, b in zip(ts, bits, strict=True):
-            merged.setdefault(t, b)
-    if count == 0:
-        return [], []
-    if count == 1 and single is not None:
-        ts0, bits0 = single
-        # Fast path: one strictly increasing run is already the answer.
-        if all(map(lt, ts0, ts0[1:])):  # map over a C function: no Python frame a pair
-            return list(ts0), list(bits0)
-        for t, b in zip(ts0, bits0, strict=True):
             merged.setdefault(t, b)
     keys = sorted(merged)
     return keys, [merged[t] for t in keys]

@@ -10,11 +10,16 @@ range read whole is the records its :class:`~.sqlite_blocks.RecordRun` made
 the first time, so a read of stored chunks joins bytes instead of encoding
 each chunk's fields again. Both give the same bytes on the wire.
 
-The rules, for both: stored chunks inside the range go as they are; a chunk
-the range cuts is trimmed and re-encoded; head samples are cut like
-Prometheus' head cuts them; out-of-order head samples that fall inside
-stored chunks are merged and everything is cut again; native histograms in
-range become histogram chunks beside the XOR ones, in time order.
+The rules, for both, are Prometheus 2.42's (``populateWithDelGenericSeriesIterator``):
+every stored chunk that overlaps the range goes as it is, samples outside
+the range included (clients filter by time; a read needs no decoding);
+head samples are cut like Prometheus' head cuts them, over the whole head
+so that a group's bounds do not move with the range, and the closed groups
+that overlap the range go whole while the last, still open, is trimmed to
+it (Prometheus re-encodes its open head chunk); out-of-order head samples
+that fall inside stored chunks are merged and everything is cut again and
+trimmed; native histograms in range become histogram chunks beside the XOR
+ones, in time order.
 """
 
 from __future__ import annotations
@@ -54,26 +59,46 @@ class _HeadGroups:
         self._runs: dict[bytes, RecordRun] = {}
         self._lock = threading.Lock()
 
-    def runs(self, ts: Sequence[int], bits: Sequence[int]) -> list[RecordRun]:
-        """The chunks of ``ts``/``bits`` (sorted, cut like Prometheus' head),
-        one :class:`~.sqlite_blocks.RecordRun` per group."""
-        groups, _ = cut_groups(ts, None)
-        out: list[RecordRun] = []
-        for lo, hi in groups:
-            key = blake2b(
-                array("q", ts[lo:hi]).tobytes() + array("Q", bits[lo:hi]).tobytes(),
-                digest_size=16,
-            ).digest()
-            run = self._runs.get(key)
-            if run is None:
-                chunks = tuple(encode_groups(ts, bits, [(lo, hi)]))
-                run = RecordRun(chunks, sum(len(c[3]) for c in chunks))
-                with self._lock:
-                    while len(self._runs) >= self.max_entries:
-                        del self._runs[next(iter(self._runs))]
-                    self._runs[key] = run
-            out.append(run)
-        return out
+    def run(self, ts: Sequence[int], bits: Sequence[int], lo: int, hi: int) -> RecordRun:
+        """The chunks of the group ``ts[lo:hi]``, ``bits[lo:hi]``."""
+        key = blake2b(
+            array("q", ts[lo:hi]).tobytes() + array("Q", bits[lo:hi]).tobytes(), digest_size=16
+        ).digest()
+        run = self._runs.get(key)
+        if run is None:
+            chunks = tuple(encode_groups(ts, bits, [(lo, hi)]))
+            run = RecordRun(chunks, sum(len(c[3]) for c in chunks))
+            with self._lock:
+                while len(self._runs) >= self.max_entries:
+                    del self._runs[next(iter(self._runs))]
+                self._runs[key] = run
+        return run
+
+    def runs(self, ts: Sequence[int], bits: Sequence[int], groups: Groups) -> list[RecordRun]:
+        """:meth:`run` of each of ``groups``."""
+        return [self.run(ts, bits, lo, hi) for lo, hi in groups]
+
+
+#: Index ranges ``(lo, hi)`` of head samples, one per chunk group.
+Groups = list[tuple[int, int]]
+
+
+def head_groups(ts: Sequence[int], start: int, end: int) -> Groups:
+    """The groups of a series' head samples ``ts`` (sorted) that a read of
+    ``[start, end]`` sends: cut over the whole head, those overlapping the
+    range, the last (still open) trimmed to it."""
+    groups, _ = cut_groups(ts, None)
+    out: Groups = []
+    last = len(groups) - 1
+    for k, (lo, hi) in enumerate(groups):
+        if ts[hi - 1] < start or ts[lo] > end:
+            continue
+        if k == last:
+            lo, hi = bisect_left(ts, start, lo, hi), bisect_right(ts, end, lo, hi)
+            if lo == hi:
+                continue
+        out.append((lo, hi))
+    return out
 
 
 _HEAD_GROUPS = _HeadGroups()
@@ -88,33 +113,23 @@ def any_histograms(conn: sqlite3.Connection) -> bool:
     return bool(row[0])
 
 
-def _encode(ts: Sequence[int], bits: Sequence[int]) -> list[Chunk]:
+def _encode(ts: Sequence[int], bits: Sequence[int], groups: Groups) -> list[Chunk]:
     return [
         Chunk(mint, maxt, ChunkEncoding.XOR, data)
-        for run in _HEAD_GROUPS.runs(ts, bits)
+        for run in _HEAD_GROUPS.runs(ts, bits, groups)
         for mint, maxt, _, data in run.chunks
     ]
 
 
-def _in_range(head: Head | None, start: int, end: int) -> Head:
+def _as_stored(rows: Sequence[tuple[int, int, int, bytes]]) -> list[Chunk]:
+    return [Chunk(mint, maxt, ChunkEncoding.XOR, data) for mint, maxt, _, data in rows]
+
+
+def _head_part(head: Head | None, start: int, end: int) -> tuple[list[int], list[int], Groups]:
+    """A series' head samples and the groups of them a read sends."""
     if head is None or not head[0]:
-        return [], []
-    lo, hi = bisect_left(head[0], start), bisect_right(head[0], end)
-    return head[0][lo:hi], head[1][lo:hi]
-
-
-def _trimmed(rows: list[tuple[int, int, int, bytes]], start: int, end: int) -> list[Chunk]:
-    """Stored chunks as they are when inside ``[start, end]``, else trimmed."""
-    chunks: list[Chunk] = []
-    for mint, maxt, _, data in rows:
-        if start <= mint and maxt <= end:
-            chunks.append(Chunk(mint, maxt, ChunkEncoding.XOR, data))  # as stored
-            continue
-        t, b = decode_xor_bits(data)
-        lo, hi = bisect_left(t, start), bisect_right(t, end)
-        if lo < hi:
-            chunks.extend(_encode(t[lo:hi], b[lo:hi]))
-    return chunks
+        return [], [], []
+    return head[0], head[1], head_groups(head[0], start, end)
 
 
 def series_chunks(
@@ -132,22 +147,25 @@ def series_chunks(
     :func:`any_histograms`) and whether histograms there had to be left out (stored
     before they were validated, they cannot all be encoded as chunks)."""
     rows = chunk_rows(conn, sid, start, end, sealed)
-    hts, hbits = _in_range(head, start, end)
-    if hts and rows and hts[0] <= rows[-1][1]:
-        # Out-of-order samples waiting in the head overlap stored chunks: merge, re-cut.
+    hts, hbits, groups = _head_part(head, start, end)
+    if groups and rows and hts[groups[0][0]] <= rows[-1][1]:
+        # Out-of-order samples waiting in the head overlap stored chunks:
+        # merged (what is stored wins), cut again, trimmed to the range.
         ts: list[int] = []
         bits: list[int] = []
         for *_, data in rows:
             t, b = decode_xor_bits(data)
             ts += t
             bits += b
-        merged = dict(zip(hts, hbits, strict=True))
+        lo, hi = bisect_left(hts, start), bisect_right(hts, end)
+        merged = dict(zip(hts[lo:hi], hbits[lo:hi], strict=True))
         merged.update(zip(ts, bits, strict=True))
         keys = [t for t in sorted(merged) if start <= t <= end]
         rows, hts, hbits = [], keys, [merged[t] for t in keys]
-    chunks = _trimmed(rows, start, end)
-    if hts:
-        chunks.extend(_encode(hts, hbits))
+        groups = cut_groups(hts, None)[0]
+    chunks = _as_stored(rows)
+    if groups:
+        chunks.extend(_encode(hts, hbits, groups))
     if not histograms:
         return chunks, False
     try:
@@ -177,7 +195,7 @@ def series_encoded(
     not sealed yet and the head are encoded now. A series with histograms,
     or whose head overlaps its stored chunks, goes through
     :func:`series_chunks` (rare, and the same bytes)."""
-    hts, hbits = _in_range(head, start, end)
+    hts, hbits, groups = _head_part(head, start, end)
     if sealed is None:
         sealed = SealedView.uncached(conn)
     walk = sealed.walk(conn, sid, start // CHUNK_RANGE_MS, end // CHUNK_RANGE_MS)
@@ -186,42 +204,33 @@ def series_encoded(
     newest = max(
         loose[-1][1] if loose else start - 1, runs[-1].chunks[-1][1] if runs else start - 1
     )
-    if hts and hts[0] <= newest:  # the head's out-of-order samples: merged, re-cut
+    if groups and hts[groups[0][0]] <= newest:  # the head's out-of-order samples
         return _fallback(conn, sid, start, end, head, sealed, histograms)
     # Runs are in time order and do not overlap, so those wholly inside the
-    # range are one stretch runs[first:stop]; only runs at its ends can be cut.
+    # range are one stretch runs[first:stop], joined once; of a run at either
+    # end, the chunks that overlap the range.
     first, stop = 0, len(runs)
-    while first < stop and not (
-        start <= runs[first].chunks[0][0] and runs[first].chunks[-1][1] <= end
-    ):
+    while first < stop and not _inside(runs[first], start, end):
         first += 1
-    while stop > first and not (
-        start <= runs[stop - 1].chunks[0][0] and runs[stop - 1].chunks[-1][1] <= end
-    ):
+    while stop > first and not _inside(runs[stop - 1], start, end):
         stop -= 1
     pieces: list[bytes] = []
     sizes: list[int] = []
-
-    def add(chunks: list[Chunk]) -> None:
-        if chunks:
-            encoded = EncodedSeries.of((), chunks)
-            pieces.extend(encoded.pieces)
-            sizes.extend(encoded.sizes)
-
-    def cut(part: tuple[RecordRun, ...]) -> list[Chunk]:
-        rows = [c for run in part for c in run.chunks if c[1] >= start and c[0] <= end]
-        return _trimmed(rows, start, end)
-
-    add(cut(runs[:first]))
+    for run in runs[:first]:
+        _add_overlapping(run, start, end, pieces, sizes)
     more, lengths = walk.wire(first, stop)
     pieces += more
     sizes += lengths
-    add(cut(runs[stop:]) + _trimmed(loose, start, end))
-    if hts:
-        for run in _HEAD_GROUPS.runs(hts, hbits):
-            more, lengths = run.wire()
-            pieces += more
-            sizes += lengths
+    for run in runs[stop:]:
+        _add_overlapping(run, start, end, pieces, sizes)
+    if loose:
+        encoded = EncodedSeries.of((), _as_stored(loose))
+        pieces += encoded.pieces
+        sizes += encoded.sizes
+    for run in _HEAD_GROUPS.runs(hts, hbits, groups):
+        more, lengths = run.wire()
+        pieces += more
+        sizes += lengths
     if not histograms:
         return EncodedSeries((), tuple(pieces), tuple(sizes)), False
     try:
@@ -231,6 +240,26 @@ def series_encoded(
     if has_histograms:
         return _fallback(conn, sid, start, end, head, sealed)
     return EncodedSeries((), tuple(pieces), tuple(sizes)), False
+
+
+def _inside(run: RecordRun, start: int, end: int) -> bool:
+    return start <= run.chunks[0][0] and run.chunks[-1][1] <= end
+
+
+def _add_overlapping(
+    run: RecordRun, start: int, end: int, pieces: list[bytes], sizes: list[int]
+) -> None:
+    """The records of ``run``'s chunks that overlap ``[start, end]``, as they are."""
+    chunks = run.chunks
+    lo, hi = 0, len(chunks)
+    while lo < hi and chunks[lo][1] < start:
+        lo += 1
+    while hi > lo and chunks[hi - 1][0] > end:
+        hi -= 1
+    if lo < hi:
+        more, lengths = run.wire()
+        pieces += more[2 * lo : 2 * hi]
+        sizes += lengths[lo:hi]
 
 
 def _fallback(
