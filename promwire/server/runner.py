@@ -81,6 +81,7 @@ from .handlers.common import (
     DEFAULT_MAX_READ_SERIES,
 )
 from .logs import configure_logging
+from .malloc import DEFAULT_MALLOC_KEEP, keep_freed_memory
 from .operator import OperatorOptions, add_operator_options, operator_options
 from .units import parse_duration, parse_size
 from .workers import bind_socket, run_workers
@@ -327,6 +328,7 @@ def serve(
     store: str | None = None,
     retention: float | None = None,
     retention_bytes: int | None = None,
+    malloc_keep: int = DEFAULT_MALLOC_KEEP,
 ) -> None:
     """Serve remote write and remote read on ``listen``, storing in the SQLite file ``db``
     (or in the store a ``store`` URL names, see :func:`open_store`).
@@ -339,7 +341,9 @@ def serve(
     in-flight requests within ``shutdown_timeout`` seconds and closes the store.
 
     Prints the prometheus.yml snippet to ``out`` (stdout) and blocks until
-    interrupted. ``server`` is ``"auto"`` (uvicorn if installed, else
+    interrupted. ``malloc_keep`` bytes of freed memory stay with the C
+    allocator for the next request (:mod:`promwire.server.malloc`; 0 leaves
+    its defaults). ``server`` is ``"auto"`` (uvicorn if installed, else
     wsgiref), ``"uvicorn"`` or ``"wsgiref"``; under uvicorn, ``http`` is
     ``"auto"``, ``"h11"`` or ``"httptools"`` and ``loop`` ``"auto"``,
     ``"asyncio"`` or ``"uvloop"`` (``auto``: the fast one when importable).
@@ -382,6 +386,8 @@ def serve(
     }
     if workers < 1 or shutdown_timeout <= 0:
         raise ValueError("workers must be >= 1 and shutdown_timeout > 0")
+    if malloc_keep < 0:
+        raise ValueError("malloc_keep must be >= 0")
     settings = (operator or OperatorOptions()).load()
     tls = settings.ssl_context()
     if server != "uvicorn" and (workers > 1 or tls is not None):
@@ -389,6 +395,7 @@ def serve(
     if server == "uvicorn" and db == ":memory:" and workers > 1:
         raise ValueError("--workers > 1 needs a database file, not :memory:")
     configure_logging(settings.log_level)
+    keep_freed_memory(malloc_keep)  # before any worker forks: they inherit it
     out = out or sys.stdout
     storage = open_storage(
         db, max_regex_length=max_regex_length, retention=retention, retention_bytes=retention_bytes
@@ -538,6 +545,13 @@ def _positive(kind: type[float] | type[int]) -> Any:
     return parse
 
 
+def _size_or_zero(text: str) -> int:
+    return 0 if text.strip() == "0" else parse_size(text)
+
+
+_size_or_zero.__name__ = "size"  # argparse names it in its error
+
+
 def add_serve_options(parser: argparse.ArgumentParser) -> None:
     """The options of ``promwire serve`` (and ``python -m promwire.server.runner``)."""
     parser.add_argument(
@@ -625,6 +639,14 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         metavar="SIZE",
         help="delete the oldest chunks once the database uses more (e.g. 10GB; default: no bound)",
     )
+    parser.add_argument(
+        "--malloc-keep",
+        type=_size_or_zero,
+        default=DEFAULT_MALLOC_KEEP,
+        metavar="SIZE",
+        help="freed memory the C allocator keeps for the next request, per arena "
+        "(glibc; 0: its defaults; default 8MiB)",
+    )
     add_operator_options(parser)
     # Keep this last: every flag added above gets its PROMWIRE_* variable.
     environment_defaults(parser)
@@ -645,6 +667,7 @@ def serve_options(args: argparse.Namespace) -> dict[str, Any]:
         **{limit.name: getattr(args, limit.name) for limit in _LIMITS},
         "retention": args.retention,
         "retention_bytes": args.retention_size,
+        "malloc_keep": args.malloc_keep,
     }
 
 
