@@ -361,8 +361,11 @@ def ingest(kind: str, opts: argparse.Namespace, workdir: Path) -> dict[str, Any]
     }
 
 
-def read_phase(kind: str, opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    """One series, 7 days at 15 s, written then read back ``opts.reads`` times."""
+def read_phase(kinds: list[str], opts: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
+    """One series, 7 days at 15 s, written to each server, then read back
+    ``opts.reads`` times from each in turn (request by request, the servers
+    alternating, so that both medians come from the same minutes of a
+    machine whose speed drifts), after a first (cold) read of each."""
     from promwire import (
         Label,
         LabelMatcher,
@@ -381,54 +384,64 @@ def read_phase(kind: str, opts: argparse.Namespace, workdir: Path) -> dict[str, 
     end = (int(time.time() * 1000) // STEP_MS) * STEP_MS
     start = end - (n - 1) * STEP_MS
     values = series_values(9, 1, n)
-    server = Server(kind, workdir / f"read-{kind}", opts.serve_args)
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
-        labels = [Label("__name__", "read_bench"), Label("job", "bench")]
-        for lo in range(0, n, 2000):
-            body = snappy.compress(
-                encode(
-                    WriteRequest(
-                        [
-                            TimeSeries(
-                                labels=labels,
-                                samples=[
-                                    Sample(values[k], start + k * STEP_MS)
-                                    for k in range(lo, min(n, lo + 2000))
-                                ],
-                            )
-                        ]
-                    )
+    labels = [Label("__name__", "read_bench"), Label("job", "bench")]
+    writes = [
+        snappy.compress(
+            encode(
+                WriteRequest(
+                    [
+                        TimeSeries(
+                            labels=labels,
+                            samples=[
+                                Sample(values[k], start + k * STEP_MS)
+                                for k in range(lo, min(n, lo + 2000))
+                            ],
+                        )
+                    ]
                 )
             )
-            conn.request("POST", server.write_path, body, HEADERS)
-            resp = conn.getresponse()
-            resp.read()
-            assert resp.status < 300, (resp.status, kind)
+        )
+        for lo in range(0, n, 2000)
+    ]
+    servers: list[Server] = []
+    try:
+        conns = []
+        for kind in kinds:
+            server = Server(kind, workdir / f"read-{kind}", opts.serve_args)
+            servers.append(server)
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+            conns.append(conn)
+            for body in writes:
+                conn.request("POST", server.write_path, body, HEADERS)
+                resp = conn.getresponse()
+                resp.read()
+                assert resp.status < 300, (resp.status, kind)
         query = Query(start, end, [LabelMatcher(MatchType.EQ, "__name__", "read_bench")])
-        out: dict[str, Any] = {"server": kind, "samples": n}
-        kinds: list[tuple[str, list[ResponseType | int]]] = [
+        out: list[dict[str, Any]] = [{"server": kind, "samples": n} for kind in kinds]
+        kinds_of_read: list[tuple[str, list[ResponseType | int]]] = [
             ("samples_ms", [ResponseType.SAMPLES]),
             ("streamed_ms", [ResponseType.STREAMED_XOR_CHUNKS]),
         ]
-        for name, types in kinds:
+        for name, types in kinds_of_read:
             body = snappy.compress(encode(ReadRequest([query], accepted_response_types=types)))
-            times = []
-            size = 0
+            times: list[list[float]] = [[] for _ in kinds]
             for _ in range(opts.reads):
-                t = time.perf_counter()
-                conn.request("POST", server.read_path, body, READ_HEADERS)
-                resp = conn.getresponse()
-                data = resp.read()
-                times.append(time.perf_counter() - t)
-                assert resp.status == 200, (resp.status, data[:200])
-                size = len(data)
-            out[name] = statistics.median(times) * 1000
-            out[name.replace("_ms", "_first_ms")] = times[0] * 1000  # caches cold
-            out[name.replace("_ms", "_bytes")] = size
-        conn.close()
+                for i, (server, conn) in enumerate(zip(servers, conns, strict=True)):
+                    t = time.perf_counter()
+                    conn.request("POST", server.read_path, body, READ_HEADERS)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    times[i].append(time.perf_counter() - t)
+                    assert resp.status == 200, (resp.status, data[:200])
+                    out[i][name.replace("_ms", "_bytes")] = len(data)
+            for i in range(len(kinds)):
+                out[i][name] = statistics.median(times[i][1:]) * 1000
+                out[i][name.replace("_ms", "_first_ms")] = times[i][0] * 1000  # caches cold
+        for conn in conns:
+            conn.close()
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
     return out
 
 
@@ -443,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--series", type=int, default=2000, help="series per sender")
     parser.add_argument("--requests", type=int, default=300, help="requests per sender")
     parser.add_argument("--variant", choices=("8k", "20k"), default="8k")
-    parser.add_argument("--reads", type=int, default=15)
+    parser.add_argument("--reads", type=int, default=41, help="reads per server and kind")
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     parser.add_argument("--only", choices=("prometheus", "promwire"), default=None)
     parser.add_argument("--no-read", action="store_true", help="skip the remote read phase")
@@ -463,8 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind in kinds:
             results["ingest"].append(ingest(kind, opts, Path(tmp)))
         if not opts.no_read:
-            for kind in kinds:
-                results["read"].append(read_phase(kind, opts, Path(tmp)))
+            results["read"] = read_phase(kinds, opts, Path(tmp))
     print(report(results, opts))
     if opts.json:
         Path(opts.json).write_text(json.dumps(results, indent=1))
