@@ -6,6 +6,7 @@ import asyncio
 import http.client
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -57,7 +58,7 @@ from promwire.server.handlers import (
     prime_response,
 )
 from promwire.server.wsgi import RemoteStorageApp as WsgiApp
-from promwire.stores.protocol import AsyncBaseStorage, BaseStorage
+from promwire.stores.protocol import AsyncBaseStorage, BaseStorage, RequestContext
 from promwire.stores.sqlite import SQLiteStorage
 from tests.test_asgi_wsgi import running
 
@@ -583,3 +584,105 @@ def test_adapters_stream_frames(server: str) -> None:
     with running(server, failing) as port:
         status, headers, pieces = _post_read(port, body)
         assert (status, b"".join(pieces)) == (500, b"disk on fire\n")
+
+
+# ------------------------------------------- first tried on the event loop
+
+
+class _Clocked(BaseStorage):
+    """A storage whose streamed reads check the budget's clock between series
+    (``checks_read_deadline``), each series taking ``pause`` seconds; it
+    notes the thread of every series it makes."""
+
+    checks_read_deadline = True
+
+    def __init__(self, n: int, pause: float = 0.0, size: int = 10, fail: bool = False) -> None:
+        self.n, self.pause, self.size, self.fail = n, pause, size, fail
+        self.threads: list[int] = []
+
+    def write(self, ctx: Any, request: WriteRequest) -> None:
+        raise NotImplementedError
+
+    def process_query(self, ctx: Any, query: Query) -> QueryResult:
+        return QueryResult(list(self.process_query_chunks(ctx, query)))  # type: ignore[arg-type]
+
+    def process_query_chunks(self, ctx: Any, query: Query) -> Iterator[TimeSeries]:
+        for i in range(self.n):
+            ctx.budget.check_time()
+            time.sleep(self.pause)
+            self.threads.append(threading.get_ident())
+            if self.fail:
+                raise StorageError("the disk is gone")
+            yield ts("m", self.size, i=f"{i:04}")
+
+
+async def _answer(storage: Any, inline: float, **limits: Any) -> tuple[Response, int]:
+    resp = await aprime_response(
+        await handle_read_async(
+            read_body(Query(), accepted=[STREAMED]),
+            {},
+            storage,
+            RequestContext(),
+            inline_read_seconds=inline,
+            **limits,
+        )
+    )
+    return resp, threading.get_ident()
+
+
+def _bytes_of(resp: Response) -> bytes:
+    return resp.body if isinstance(resp.body, bytes) else b"".join(resp.body)  # type: ignore[arg-type]
+
+
+def test_a_small_streamed_read_is_answered_on_the_event_loop() -> None:
+    store = _Clocked(3)
+    resp, loop_thread = asyncio.run(_answer(store, 0.5))
+    assert resp.status == 200 and isinstance(resp.body, bytes)
+    assert set(store.threads) == {loop_thread}  # no worker thread
+    threaded = _Clocked(3)
+    again, loop_thread = asyncio.run(_answer(threaded, 0.0))  # 0: never on the loop
+    assert loop_thread not in threaded.threads
+    assert _bytes_of(again) == resp.body
+    plain = Spy([ts("m", 10, i=f"{i:04}") for i in range(3)])  # no checks_read_deadline
+    assert body_bytes(handle_read(read_body(Query(), accepted=[STREAMED]), {}, plain)) == resp.body
+
+
+def test_a_read_out_of_inline_time_starts_over_in_a_thread_and_loses_nothing() -> None:
+    store = _Clocked(40, pause=0.002)  # 80 ms of work against 10 ms on the loop
+    started = time.perf_counter()
+    resp, loop_thread = asyncio.run(_answer(store, 0.01))
+    assert resp.status == 200
+    on_loop = [t for t in store.threads if t == loop_thread]
+    assert 1 <= len(on_loop) <= 10  # given up after about 10 ms, not 80
+    assert store.threads[-1] != loop_thread  # the rest, from the start, in a worker
+    got = list(read_streamed_response(_bytes_of(resp)))
+    assert [s.labels for _, s in got] == [ts("m", 10, i=f"{i:04}").labels for i in range(40)]
+    assert time.perf_counter() - started < 5
+
+
+def test_a_large_answer_or_an_error_on_the_loop_is_the_threads_answer() -> None:
+    big = _Clocked(30, size=2000)  # ~30 frames: over max_bytes_in_frame in all
+    resp, loop_thread = asyncio.run(_answer(big, 0.5, max_bytes_in_frame=4096))
+    assert resp.status == 200 and big.threads[-1] != loop_thread
+    assert len(list(read_streamed_response(_bytes_of(resp)))) == 30
+    failing = _Clocked(5, fail=True)  # fails before its first frame
+    resp, loop_thread = asyncio.run(_answer(failing, 0.5))
+    assert set(failing.threads) == {loop_thread}
+    threaded, _ = asyncio.run(_answer(_Clocked(5, fail=True), 0.0))
+    assert resp.status == 500
+    assert (resp.status, _bytes_of(resp)) == (threaded.status, _bytes_of(threaded))
+
+
+def test_sqlite_on_a_file_is_tried_on_the_loop_and_gives_the_same_answer(tmp_path: Path) -> None:
+    assert not SQLiteStorage(":memory:").checks_read_deadline  # shares its writer's lock
+    store = SQLiteStorage(tmp_path / "inline.db")
+    assert store.checks_read_deadline
+    store.write(None, WriteRequest([ts("m", 500, i=str(i)) for i in range(50)]))
+    answers = {}
+    for inline in (0.0, 1e-9, 1.0):  # never, always out of time at once, always in time
+        resp, _ = asyncio.run(_answer(store, inline))
+        assert resp.status == 200
+        answers[inline] = _bytes_of(resp)
+    assert answers[0.0] == answers[1e-9] == answers[1.0]
+    assert len(list(read_streamed_response(answers[0.0]))) == 50
+    store.close()

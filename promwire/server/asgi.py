@@ -175,6 +175,7 @@ class RemoteStorageApp(AppBase):
                 headers,
                 self.storage,
                 ctx,
+                inline_read_seconds=self.inline_read_seconds,
                 **self.read_limits,
             )
             # A streamed read's body is lazy: compute its first frame before the

@@ -74,6 +74,7 @@ class OperatedStorage(BaseStorage):
             self.process_query_columns = self._query_columns
         if getattr(inner, "process_query_encoded", None) is not None:
             self.process_query_encoded = inner.process_query_encoded
+        self.checks_read_deadline = bool(getattr(inner, "checks_read_deadline", False))
 
     # ------------------------------------------------------------------ helpers
 

@@ -62,7 +62,11 @@ from typing import Any, TextIO
 from ..stores.regex import DEFAULT_MAX_REGEX_LENGTH
 from ..stores.sqlite import SQLiteStorage
 from ..stores.sqlite_schema import FormatError
-from ._app import DEFAULT_MAX_CONCURRENT_READS, DEFAULT_READ_QUEUE_TIMEOUT
+from ._app import (
+    DEFAULT_INLINE_READ_SECONDS,
+    DEFAULT_MAX_CONCURRENT_READS,
+    DEFAULT_READ_QUEUE_TIMEOUT,
+)
 from .envflags import environment_defaults
 from .guards import (
     DEFAULT_BODY_TIMEOUT,
@@ -329,6 +333,7 @@ def serve(
     retention: float | None = None,
     retention_bytes: int | None = None,
     malloc_keep: int = DEFAULT_MALLOC_KEEP,
+    inline_read_seconds: float = DEFAULT_INLINE_READ_SECONDS,
 ) -> None:
     """Serve remote write and remote read on ``listen``, storing in the SQLite file ``db``
     (or in the store a ``store`` URL names, see :func:`open_store`).
@@ -343,7 +348,10 @@ def serve(
     Prints the prometheus.yml snippet to ``out`` (stdout) and blocks until
     interrupted. ``malloc_keep`` bytes of freed memory stay with the C
     allocator for the next request (:mod:`promwire.server.malloc`; 0 leaves
-    its defaults). ``server`` is ``"auto"`` (uvicorn if installed, else
+    its defaults). ``inline_read_seconds`` (uvicorn): how long a streamed
+    read is first tried on the event loop before it starts over in a worker
+    thread (0: never; see :class:`~promwire.server._app.AppBase`).
+    ``server`` is ``"auto"`` (uvicorn if installed, else
     wsgiref), ``"uvicorn"`` or ``"wsgiref"``; under uvicorn, ``http`` is
     ``"auto"``, ``"h11"`` or ``"httptools"`` and ``loop`` ``"auto"``,
     ``"asyncio"`` or ``"uvloop"`` (``auto``: the fast one when importable).
@@ -383,11 +391,12 @@ def serve(
         "max_read_series": max_read_series,
         "max_read_seconds": max_read_seconds,
         "max_concurrent_reads": max_concurrent_reads,
+        "inline_read_seconds": inline_read_seconds,
     }
     if workers < 1 or shutdown_timeout <= 0:
         raise ValueError("workers must be >= 1 and shutdown_timeout > 0")
-    if malloc_keep < 0:
-        raise ValueError("malloc_keep must be >= 0")
+    if malloc_keep < 0 or inline_read_seconds < 0:
+        raise ValueError("malloc_keep and inline_read_seconds must be >= 0")
     settings = (operator or OperatorOptions()).load()
     tls = settings.ssl_context()
     if server != "uvicorn" and (workers > 1 or tls is not None):
@@ -545,6 +554,16 @@ def _positive(kind: type[float] | type[int]) -> Any:
     return parse
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError(text)
+    return value
+
+
+_non_negative_float.__name__ = "seconds"  # argparse names it in its error
+
+
 def _size_or_zero(text: str) -> int:
     return 0 if text.strip() == "0" else parse_size(text)
 
@@ -640,6 +659,14 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="delete the oldest chunks once the database uses more (e.g. 10GB; default: no bound)",
     )
     parser.add_argument(
+        "--inline-read-seconds",
+        type=_non_negative_float,
+        default=DEFAULT_INLINE_READ_SECONDS,
+        metavar="SECONDS",
+        help="a streamed read is first tried on the event loop this long, then started over "
+        "in a worker thread (uvicorn; 0: always a thread; default 0.005)",
+    )
+    parser.add_argument(
         "--malloc-keep",
         type=_size_or_zero,
         default=DEFAULT_MALLOC_KEEP,
@@ -668,6 +695,7 @@ def serve_options(args: argparse.Namespace) -> dict[str, Any]:
         "retention": args.retention,
         "retention_bytes": args.retention_size,
         "malloc_keep": args.malloc_keep,
+        "inline_read_seconds": args.inline_read_seconds,
     }
 
 

@@ -74,6 +74,15 @@ Optional members (looked up with ``getattr``; a storage without them works):
     joining its pieces (``EncodedSeries.of(labels, chunks)`` makes one from
     chunks). The SQLite store has it.
 
+``checks_read_deadline: bool`` (an attribute, default ``False``)
+    ``True`` says the storage's streamed reads look at ``ctx.budget``'s clock
+    (``check_time()``, or SQL stopped through ``expired()``) often: at least
+    every few milliseconds of work, and never wait on a lock a write may
+    hold for long. The ASGI app then tries such a read on its event loop
+    first, for ``inline_read_seconds``, and starts it over in a worker
+    thread when the clock stops it (see ``AppBase``). The SQLite store on a
+    file sets it (``:memory:`` shares its writer's lock, so it does not).
+
 ``process_query_columns(ctx, query: Query) -> Sequence[SeriesColumns]``
     Used for SAMPLES remote read instead of ``read`` when present (the
     queries are asked one after another, in order): the series matching

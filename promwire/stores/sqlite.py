@@ -245,6 +245,9 @@ class SQLiteStorage(BaseStorage):
         self._synchronous = synchronous.upper()
         self._timeout = timeout
         self._memory = self.path == ":memory:" or self.path.startswith("file::memory:")
+        #: reads check ctx.budget's clock and take no lock a write holds
+        #: (a file database: a connection of their own; see the protocol)
+        self.checks_read_deadline = not self._memory
         self._ooo_ms = int(out_of_order_window * 1000)
         self._retention_ms = None if retention is None else int(retention * 1000)
         self._retention_bytes = retention_bytes

@@ -81,6 +81,7 @@ class TenantStorage(BaseStorage):
             self.process_query_columns = self._query_columns
         if getattr(inner, "process_query_encoded", None) is not None:
             self.process_query_encoded = self._query_encoded
+        self.checks_read_deadline = bool(getattr(inner, "checks_read_deadline", False))
 
     def _tenant(self, ctx: Any) -> str:
         tenant = getattr(ctx, "tenant", None)

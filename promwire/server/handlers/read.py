@@ -58,7 +58,13 @@ from .common import (
     error_response,
 )
 from .offload import _call, _off_loop
-from .stream import _astream_frames, _is_async_storage, _stream_frames, _streamed_headers
+from .stream import (
+    _astream_frames,
+    _is_async_storage,
+    _stream_frames,
+    _streamed_headers,
+    inline_answer,
+)
 
 
 def negotiate_response_type(
@@ -313,12 +319,19 @@ async def handle_read_async(
     max_read_seconds: float = DEFAULT_MAX_READ_SECONDS,
     max_bytes_in_frame: int = DEFAULT_MAX_BYTES_IN_FRAME,
     samples_per_chunk: int = 120,
+    inline_read_seconds: float = 0.0,
 ) -> Response:
     """:func:`handle_read` for an async or sync storage (sync runs in a thread).
 
     A streamed body is an async iterator for an async storage and a plain
     iterator for a sync one (the ASGI adapter pulls it in a worker thread);
     pass it through :func:`aprime_response` before sending.
+
+    ``inline_read_seconds`` > 0: a streamed read of a sync storage that sets
+    ``checks_read_deadline`` is first tried on the event loop with that much
+    time and ``max_bytes_in_frame`` bytes of answer
+    (:func:`~promwire.server.handlers.stream.inline_answer`); past either,
+    it starts over in a worker thread with the full ``max_read_seconds``.
     """
     try:
         request, rtype = await _off_loop(
@@ -335,6 +348,19 @@ async def handle_read_async(
         if rtype == ResponseType.STREAMED_XOR_CHUNKS:
             if max_bytes_in_frame <= 0:
                 raise ValueError("max_bytes_in_frame must be > 0")
+            if (
+                inline_read_seconds > 0
+                and getattr(storage, "checks_read_deadline", False)
+                and not _is_async_storage(storage)
+            ):
+                trial = _budget(rtype, max_read_samples, max_read_series, inline_read_seconds)
+                trial_ctx = _read_context(ctx, headers, trial)
+                if getattr(trial_ctx, "budget", None) is trial:  # else no clock to stop it
+                    answer = inline_answer(
+                        storage, trial_ctx, request, max_bytes_in_frame, samples_per_chunk, trial
+                    )
+                    if answer is not None:
+                        return answer
             args = (storage, ctx, request, max_bytes_in_frame, samples_per_chunk, budget)
             frames: Iterator[bytes] | AsyncIterator[bytes] = (
                 _astream_frames(*args) if _is_async_storage(storage) else _stream_frames(*args)

@@ -22,6 +22,7 @@ from ...chunks.streamed import (
     stream_chunked_response,
 )
 from ...codec.messages import ChunkedSeries, Query, QueryResult, ReadRequest, TimeSeries
+from ...errors import LimitExceeded
 from ...stores.protocol import ReadBudget
 from .common import Response, error_message, error_response
 from .offload import _call
@@ -98,6 +99,53 @@ def _stream_frames(
         if not started:
             raise
         yield _stream_error(exc)
+
+
+def inline_answer(
+    storage: Any,
+    ctx: Any,
+    request: ReadRequest,
+    max_bytes_in_frame: int,
+    samples_per_chunk: int,
+    budget: ReadBudget,
+) -> Response | None:
+    """A streamed answer made whole now, on the caller's thread, if the
+    storage finishes within ``budget``'s clock and the frames within
+    ``max_bytes_in_frame`` bytes in all; ``None`` when it does not (out of
+    time or too large: nothing was sent, so the read starts over with the
+    full clock, in a worker thread). For a storage whose reads check the
+    clock (``checks_read_deadline``): an event loop may then serve a small
+    read without the two thread switches a worker costs, and stops for at
+    most the budget's seconds (plus the work between two checks) when the
+    read turns out large. An error other than the clock's is the answer.
+    """
+    results = (
+        (index, _query_series(storage, ctx, query)) for index, query in enumerate(request.queries)
+    )
+    frames = stream_chunked_response(
+        results, max_bytes_in_frame=max_bytes_in_frame, samples_per_chunk=samples_per_chunk
+    )
+    kept: list[bytes] = []
+    size = 0
+    try:
+        for frame in frames:
+            size += len(frame)
+            if size > max_bytes_in_frame:
+                return None
+            kept.append(frame)
+            if budget.expired():
+                return None
+    except LimitExceeded as exc:
+        if exc.status == 503 and budget.expired():
+            return None
+        return error_response(exc)
+    except Exception as exc:
+        return error_response(exc)
+    finally:
+        close = getattr(frames, "close", None)  # a generator: an answer given up
+        if close is not None:  # on closes the storage's cursor now
+            close()
+    return Response(200, _streamed_headers(), kept[0] if len(kept) == 1 else b"".join(kept))
 
 
 def _frames_of(
