@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 import struct
+import sys
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -357,12 +359,24 @@ _T6_END = 1 << 42
 
 
 def _build_pair_tables() -> None:
-    last = [(x & 0x7F | 0x80) | ((x >> 7) << 8) for x in range(1 << 14)]
-    more = [(x & 0x7F | 0x80) | (((x >> 7) | 0x80) << 8) for x in range(1 << 14)]
+    # Entry x is two varint bytes: (x & 0x7F) | 0x80, then x >> 7 (with 0x80
+    # for _pair_more). Laid out as little-endian uint16 bytes by C-level slice
+    # assignments and read back as one list: a list comprehension over 16,384
+    # entries took 3-4 ms of a server's first streamed read.
+    first = bytes(range(0x80, 0x100)) * 128
+    tables = []
+    for top in (0, 0x80):
+        pairs = bytearray(1 << 15)
+        pairs[0::2] = first
+        pairs[1::2] = b"".join(bytes([h | top]) * 128 for h in range(128))
+        table = array("H", pairs)
+        if sys.byteorder == "big":
+            table.byteswap()
+        tables.append(table.tolist())
     # Each published by one slice assignment (atomic under the GIL), _pair_more
     # last: a thread that sees _pair_more non-empty finds both tables complete.
-    _pair_last[:] = last
-    _pair_more[:] = more
+    _pair_last[:] = tables[0]
+    _pair_more[:] = tables[1]
 
 
 def _sample_records(samples: list[m.Sample], out: list[bytes]) -> None:
