@@ -35,6 +35,7 @@ from promwire import (
 from promwire.chunks.float_histogram import encode_float_histogram_chunk
 from promwire.chunks.histogram import encode_histogram_chunk
 from promwire.chunks.histogram_layout import CounterResetHeader
+from promwire.chunks.streamed import EncodedSeries
 from promwire.stores.sqlite import SQLiteStorage
 from promwire.stores.sqlite_blocks import block_span, unseal
 from promwire.stores.sqlite_chunks import CHUNK_RANGE_MS
@@ -359,6 +360,11 @@ def test_streamed_read_sends_the_stored_chunk_bytes(tmp_path: Path) -> None:
         assert stored[0] not in [c.data for c in series.chunks]
         assert series.chunks[0].min_time_ms == hs[60].timestamp
         assert series.chunks[-1].max_time_ms == hs[250].timestamp
+        # the wire-form read gives the same records (histogram chunks made once)
+        for query in (EVERYTHING, q):
+            [chunked] = list(store.process_query_chunks(None, query))
+            [encoded] = list(store.process_query_encoded(None, query))
+            assert encoded == EncodedSeries.of(chunked.labels, chunked.chunks)
 
 
 def test_restart_keeps_chunks_and_head_rows(tmp_path: Path) -> None:

@@ -140,12 +140,15 @@ def series_chunks(
     head: Head | None,
     sealed: SealedView | None = None,
     histograms: bool = True,
+    histogram_chunks: list[Chunk] | None = None,
 ) -> tuple[list[Chunk], bool]:
     """Series ``sid``'s chunks over ``[start, end]`` (``head``: its samples in
     the head; ``sealed``: the read's view of the sealed ranges, looked up
     when not given; ``histograms``: ``False`` when the store holds none, see
-    :func:`any_histograms`) and whether histograms there had to be left out (stored
-    before they were validated, they cannot all be encoded as chunks)."""
+    :func:`any_histograms`; ``histogram_chunks``: its histogram chunks in
+    range when the caller has made them already) and whether histograms
+    there had to be left out (stored before they were validated, they cannot
+    all be encoded as chunks)."""
     rows = chunk_rows(conn, sid, start, end, sealed)
     hts, hbits, groups = _head_part(head, start, end)
     if groups and rows and hts[groups[0][0]] <= rows[-1][1]:
@@ -169,7 +172,11 @@ def series_chunks(
     if not histograms:
         return chunks, False
     try:
-        hchunks = series_histogram_chunks(conn, sid, start, end)
+        hchunks = (
+            series_histogram_chunks(conn, sid, start, end)
+            if histogram_chunks is None
+            else histogram_chunks
+        )
     except EncodeError:
         return chunks, True
     if not hchunks:
@@ -234,11 +241,11 @@ def series_encoded(
     if not histograms:
         return EncodedSeries((), tuple(pieces), tuple(sizes)), False
     try:
-        has_histograms = bool(series_histogram_chunks(conn, sid, start, end))
+        hchunks = series_histogram_chunks(conn, sid, start, end)
     except EncodeError:
         return EncodedSeries((), tuple(pieces), tuple(sizes)), True
-    if has_histograms:
-        return _fallback(conn, sid, start, end, head, sealed)
+    if hchunks:  # floats and histograms in time order: made once, merged there
+        return _fallback(conn, sid, start, end, head, sealed, histogram_chunks=hchunks)
     return EncodedSeries((), tuple(pieces), tuple(sizes)), False
 
 
@@ -270,6 +277,9 @@ def _fallback(
     head: Head | None,
     sealed: SealedView,
     histograms: bool = True,
+    histogram_chunks: list[Chunk] | None = None,
 ) -> tuple[EncodedSeries, bool]:
-    chunks, left_out = series_chunks(conn, sid, start, end, head, sealed, histograms)
+    chunks, left_out = series_chunks(
+        conn, sid, start, end, head, sealed, histograms, histogram_chunks
+    )
     return EncodedSeries.of((), chunks), left_out
