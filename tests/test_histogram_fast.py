@@ -285,16 +285,16 @@ def test_cache_gives_new_equal_histograms_and_stays_bounded() -> None:
     again[1].reset_hint = ResetHint.YES
     assert cache.decode(a) == first
     cache.decode(b)
-    assert cache._held == 50
+    assert cache.cache.weight == 50
     cache.decode(c)  # a (the oldest) goes
-    assert cache._held == 50 and a not in cache._entries and c in cache._entries
+    assert cache.cache.weight == 50 and a not in cache.cache and c in cache.cache
     assert cache.decode(c) == _generic(c)
     stale = encode_histogram_chunk([Histogram(count_int=0, zero_count_int=0, sum=STALE)])
     assert [_wire(h) for h in cache.decode(stale)] == [_wire(h) for h in _generic(stale)]
-    assert stale not in cache._entries
+    assert stale not in cache.cache
     assert cache.decode(encode_histogram_chunk([])) == []
     cache.clear()
-    assert cache._held == 0 and not cache._entries
+    assert cache.cache.weight == 0 and not len(cache.cache)
 
 
 def test_columns_hold_what_the_histograms_are_built_from() -> None:

@@ -422,10 +422,10 @@ def test_sqlite_encodes_a_closed_head_group_once_and_the_open_one_afresh() -> No
     query = Query(0, 1 << 60, ALL)
     first = list(store.process_query_encoded(None, query))
     assert first == [head_cut(series)] and len(first[0].sizes) == 2
-    runs = streamed_module._HEAD_GROUPS._runs
-    before = dict(runs)
+    runs = streamed_module._HEAD_GROUPS.cache
+    before = runs.held_keys()
     [second] = list(store.process_query_encoded(None, query))
-    assert [second] == first and dict(runs) == before  # from the cache
+    assert [second] == first and runs.held_keys() == before  # from the cache
     assert all(a is b for a, b in zip(second.pieces, first[0].pieces, strict=True))
     # 100 samples more: the closed first group is the same object, the rest is new
     store.write(None, WriteRequest([TimeSeries(more.labels, more.samples[160:])]))
@@ -456,11 +456,11 @@ def test_sqlite_sends_closed_head_groups_whole_and_trims_only_the_open_one() -> 
     ]
     [encoded] = list(store.process_query_encoded(None, query))
     assert encoded == EncodedSeries.of(chunked.labels, chunked.chunks)
-    runs = streamed_module._HEAD_GROUPS._runs
-    before = set(runs)
+    runs = streamed_module._HEAD_GROUPS.cache
+    before = set(runs.held_keys())
     [other] = list(store.process_query_encoded(None, Query(times[250], times[599], ALL)))
     assert other.pieces[:4] == encoded.pieces[2:6]  # the same closed groups
-    assert len(set(runs) - before) == 1  # one new: the open group, now read whole
+    assert len(set(runs.held_keys()) - before) == 1  # one new: the open group, now read whole
     got = read_streamed_response(
         b"".join(stream_chunked_response([(0, [encoded])])),
         start_ms=query.start_timestamp_ms,

@@ -467,8 +467,8 @@ def test_decoded_chunks_cache_is_keyed_by_content_and_bounded() -> None:
     for data in chunks * 2:
         ts, values = cache.decode(data)  # arrays; the values' bits exact (a NaN payload)
         assert (list(ts), list(array("Q", values.tobytes()))) == decode_xor_bits(data)
-    assert len(cache._entries) == 2
-    assert list(cache._entries) == chunks[1:]  # the oldest went first
+    assert len(cache.cache) == 2
+    assert cache.cache.held_keys() == chunks[1:]  # the oldest went first
 
 
 def test_chunks_are_cut_where_prometheus_2_42s_head_cuts_them() -> None:

@@ -36,7 +36,6 @@ reuses the freed pages, so at steady state the file stops growing.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
@@ -52,6 +51,7 @@ from ..chunks.xor import (
 from ..chunks.xor import _encode_prefix as encode_prefix
 from ..codec.wire import read_varint, zigzag_decode
 from ..errors import StorageError
+from .fifo_cache import FifoCache
 from .sqlite_blocks import (
     SealedView,
     block_span,
@@ -222,22 +222,15 @@ class DecodedChunks:
     dropped first; shared by the threads of a store."""
 
     def __init__(self, max_chunks: int = 2048) -> None:
-        self._max = max_chunks
-        self._entries: dict[bytes, tuple[array[int], array[float]]] = {}
-        self._lock = threading.Lock()
+        self.cache: FifoCache[bytes, tuple[array[int], array[float]]] = FifoCache(max_chunks)
 
     def decode(self, data: bytes) -> tuple[array[int], array[float]]:
         """``decode_xor_columns(data)``; the caller must not change the arrays."""
-        hit = self._entries.get(data)
-        if hit is not None:
-            return hit
-        decoded = decode_xor_columns(data)
-        if self._max:
-            with self._lock:
-                if len(self._entries) >= self._max:
-                    del self._entries[next(iter(self._entries))]
-                self._entries[data] = decoded
-        return decoded
+        hit = self.cache.get(data)
+        if hit is None:
+            hit = decode_xor_columns(data)
+            self.cache.put(data, hit)
+        return hit
 
 
 @dataclass(slots=True)

@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import sqlite3
 import struct
-import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -78,6 +77,7 @@ from ..codec.decoder import decode
 from ..codec.encoder import encode
 from ..codec.messages import Chunk, ChunkEncoding, Histogram, ResetHint
 from ..errors import DecodeError, EncodeError, StorageError
+from .fifo_cache import FifoCache
 from .sqlite_blocks import block_span
 from .sqlite_chunks import CHUNK_RANGE_MS, excess_bytes, newest_stored, range_end, shed
 
@@ -182,33 +182,23 @@ class DecodedHistogramChunks:
     (stale markers, more than 256 buckets) are not kept."""
 
     def __init__(self, max_histograms: int = 32_768) -> None:
-        self._max = max_histograms
-        self._held = 0
-        self._entries: dict[bytes, HistogramColumns] = {}
-        self._lock = threading.Lock()
+        #: columns by chunk bytes, weighed in histograms
+        self.cache: FifoCache[bytes, HistogramColumns] = FifoCache(max_histograms)
 
     def decode(self, data: bytes) -> list[Histogram]:
         """``decode_histogram_chunk(data)``, from the columns kept when possible."""
-        hit = self._entries.get(data)
+        hit = self.cache.get(data)
         if hit is not None:
             return histograms_of(hit)
         cols = decode_columns(data)
         if cols is None:
             return decode_histogram_chunk(data)
-        if self._max >= len(cols):
-            with self._lock:
-                while self._held + len(cols) > self._max:
-                    self._held -= len(self._entries.pop(next(iter(self._entries))))
-                if data not in self._entries:
-                    self._entries[data] = cols
-                    self._held += len(cols)
+        self.cache.put(data, cols, len(cols))
         return histograms_of(cols)
 
     def clear(self) -> None:
         """Forget every entry (a cold read's timing, tests)."""
-        with self._lock:
-            self._entries.clear()
-            self._held = 0
+        self.cache.clear()
 
 
 #: The cache of every store in this process (reads only: the compaction does not fill it).

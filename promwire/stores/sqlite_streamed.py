@@ -25,7 +25,6 @@ ones, in time order.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from ..chunks.streamed import EncodedSeries
 from ..chunks.xor import decode_xor_bits
 from ..codec.messages import Chunk, ChunkEncoding
 from ..errors import EncodeError
+from .fifo_cache import FifoCache
 from .sqlite_blocks import RecordRun, SealedView
 from .sqlite_chunks import CHUNK_RANGE_MS, chunk_rows, cut_groups, encode_groups, unsealed_rows
 from .sqlite_histograms import series_histogram_chunks
@@ -55,23 +55,19 @@ class _HeadGroups:
     oldest dropped first; shared by the threads and stores of a process."""
 
     def __init__(self, max_entries: int = 4096) -> None:
-        self.max_entries = max_entries
-        self._runs: dict[bytes, RecordRun] = {}
-        self._lock = threading.Lock()
+        #: runs by the digest of their samples
+        self.cache: FifoCache[bytes, RecordRun] = FifoCache(max_entries)
 
     def run(self, ts: Sequence[int], bits: Sequence[int], lo: int, hi: int) -> RecordRun:
         """The chunks of the group ``ts[lo:hi]``, ``bits[lo:hi]``."""
         key = blake2b(
             array("q", ts[lo:hi]).tobytes() + array("Q", bits[lo:hi]).tobytes(), digest_size=16
         ).digest()
-        run = self._runs.get(key)
+        run = self.cache.get(key)
         if run is None:
             chunks = tuple(encode_groups(ts, bits, [(lo, hi)]))
             run = RecordRun(chunks, sum(len(c[3]) for c in chunks))
-            with self._lock:
-                while len(self._runs) >= self.max_entries:
-                    del self._runs[next(iter(self._runs))]
-                self._runs[key] = run
+            self.cache.put(key, run)
         return run
 
     def runs(self, ts: Sequence[int], bits: Sequence[int], groups: Groups) -> list[RecordRun]:
