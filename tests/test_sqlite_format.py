@@ -434,3 +434,49 @@ def test_a_v4_file_with_a_damaged_pack_is_left_as_it_was(tmp_path: Path) -> None
         conn.execute("UPDATE blocks SET data = ? WHERE id = ?", (old[last], last))
     with SQLiteStorage(db) as store:
         assert answers(store) == V4_ANSWERS
+
+
+def test_a_v4_file_migrated_by_another_process_meanwhile_is_not_migrated_again(
+    tmp_path: Path,
+) -> None:
+    """Two processes open a format-4 file at once: the second read the old
+    version, then waits for the first one's migration; once it has the lock
+    it finds format 5 and leaves the file alone (no error, no second rewrite)."""
+    import threading
+
+    from promwire.stores.sqlite_schema import FORMAT_VERSION, _add_generation, _repack_v4
+
+    db = tmp_path / "v4.db"
+    shutil.copy(V4_FILE, db)
+    first = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    second = sqlite3.connect(db, isolation_level=None, timeout=30, check_same_thread=False)
+    statements: list[str] = []
+    second.set_trace_callback(statements.append)
+    first.execute("BEGIN IMMEDIATE")  # the first process holds the write lock
+    outcome: list[object] = []
+
+    def open_second() -> None:
+        try:
+            outcome.append(prepare(second, str(db)))
+        except BaseException as exc:  # reported below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=open_second)
+    thread.start()
+    for _ in range(3000):  # until the second one waits for the lock
+        if "BEGIN IMMEDIATE" in statements:
+            break
+        threading.Event().wait(0.01)
+    assert "BEGIN IMMEDIATE" in statements
+    # The first one migrates under the lock it holds (what prepare() does).
+    _repack_v4(first, str(db))
+    _add_generation(first)
+    first.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+    first.execute("COMMIT")
+    migrated = _blocks(db)
+    thread.join(60)
+    assert outcome == [False]
+    assert _blocks(db) == migrated
+    assert first.execute("PRAGMA user_version").fetchone() == (FORMAT_VERSION,)
+    first.close()
+    second.close()

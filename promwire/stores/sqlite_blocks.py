@@ -23,8 +23,9 @@ in-order sample can reach it any more, and :func:`seal` moves its chunks to
   instead of parsing every length before it). A pack fills its page, and
   sealing a range appends its packs after every older range (SQLite's
   append path), so the pages are full and a series costs about 3 bytes of
-  directory (one for its id, two for its length) instead of a row. (Format 4's directory was ``n``
-  ``u32`` ids and ``n + 1`` ``u16`` offsets: 6 bytes a series.)
+  directory (one for its id, two for its length) instead of a row (format
+  4's directory: ``n`` ``u32`` ids and ``n + 1`` ``u16`` offsets, 6 bytes
+  a series; :mod:`.sqlite_schema` rewrites such packs when it opens one).
 * a chunk record is ``varint(len(data))``, its newest timestamp as a
   zigzag varint of the difference from ``mint + (count - 1) * first
   interval`` (one byte for a regular scrape), then ``data``: the count,

@@ -156,6 +156,9 @@ def prepare(conn: sqlite3.Connection, path: str) -> bool:
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version == FORMAT_VERSION:  # another process migrated it while this one waited
+            conn.execute("COMMIT")
+            return False
         tables = _tables(conn)
         migrated = False  # the file's chunks to seal (formats 1-3)
         repacked = False  # format 4's packs given format 5's directory
