@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import struct
 from contextlib import closing
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -416,3 +417,139 @@ def test_encoded_reads_of_own_rows_cut_anywhere_match_the_chunks(tmp_path: Path)
                 assert got == [
                     v for t, v in pts if query.start_timestamp_ms <= t <= query.end_timestamp_ms
                 ]
+
+
+# ----------------------------------------------------------- pack directories
+
+_sids = st.lists(st.integers(0, 2**32 - 1), unique=True, max_size=40).map(sorted)
+
+
+@given(_sids, st.data(), st.booleans())
+def test_any_pack_reads_back_its_entries_and_flag(
+    sids: list[int], data: st.DataObject, continued: bool
+) -> None:
+    from promwire.stores.sqlite_blocks import _pack_directory, _pack_entries
+
+    entries = [(sid, data.draw(st.binary(max_size=300))) for sid in sids]
+    pack = pack_series(entries, continued=continued)
+    assert _pack_entries(pack) == entries
+    assert _pack_directory(pack)[2] == continued
+    assert pack.endswith(b"".join(rec for _, rec in entries))
+
+
+def test_a_pack_of_consecutive_series_costs_three_bytes_a_series() -> None:
+    entries = [(1000 + i, bytes(200)) for i in range(50)]
+    pack = pack_series(entries)
+    # count, first id (2 bytes), 49 one-byte gaps, 50 two-byte lengths
+    assert len(pack) - 50 * 200 == 2 + 2 + 49 + 100
+    with pytest.raises(ValueError, match="after"):
+        pack_series([(5, b""), (5, b"")])
+    with pytest.raises(ValueError, match="after"):
+        pack_series([(2**32, b"")])
+
+
+@given(
+    st.lists(st.integers(0, 2**32 - 1), unique=True, min_size=1, max_size=30).map(sorted),
+    st.data(),
+    st.booleans(),
+)
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_finding_one_series_in_a_pack_agrees_with_the_whole_directory(
+    sids: list[int], data: st.DataObject, continued: bool
+) -> None:
+    from promwire.stores.sqlite_blocks import _pack_directory, _pack_find
+
+    consecutive = data.draw(st.booleans())
+    if consecutive:
+        sids = list(range(sids[0], min(sids[0] + len(sids), 2**32)))
+    sizes = st.one_of(st.integers(0, 200), st.integers(100, 20000))  # 1, 2 or 3 length bytes
+    entries = [(sid, bytes([sid % 251]) * data.draw(sizes)) for sid in sids]
+    pack = pack_series(entries, continued=continued)
+    got, offsets, _ = _pack_directory(pack)
+    for i, sid in enumerate(got):
+        assert _pack_find(pack, sid) == (i, offsets[i], offsets[i + 1], len(sids), continued)
+    absent = data.draw(st.integers(0, 2**32 - 1).filter(lambda s: s not in sids))
+    assert _pack_find(pack, absent) is None
+
+
+@given(st.binary(max_size=200))
+@settings(max_examples=500)
+def test_damaged_pack_bytes_raise_only_storage_errors(blob: bytes) -> None:
+    from promwire.errors import StorageError
+    from promwire.stores.sqlite_blocks import _pack_directory, _pack_find
+
+    for sid in (0, 1, 5, blob[-1] if blob else 7):
+        try:
+            _pack_find(blob, sid)
+        except StorageError as exc:
+            assert str(exc).startswith("damaged promwire database: an unreadable pack")
+    try:
+        sids, offsets, _ = _pack_directory(blob)
+    except StorageError as exc:
+        assert str(exc).startswith("damaged promwire database: an unreadable pack")
+        return
+    # What reads as a directory is a consistent one.
+    assert all(a < b for a, b in pairwise(sids))
+    assert len(offsets) == len(sids) + 1 and offsets[-1] == len(blob)
+    assert all(a <= b for a, b in pairwise(offsets))
+
+
+@given(_sids.filter(bool), st.data(), st.integers(120, 2000))
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_the_packer_fills_packs_within_capacity_and_keeps_every_entry(
+    sids: list[int], data: st.DataObject, capacity: int
+) -> None:
+    from promwire.stores.sqlite_blocks import _pack_directory, _pack_entries, _Packer
+
+    entries = [
+        (sid, data.draw(st.binary(min_size=1, max_size=capacity // 2), label="rec")) for sid in sids
+    ]
+    packer = _Packer(7, capacity)
+    for sid, rec in entries:
+        packer.add(sid, rec)
+    rows = packer.finish()
+    joined: list[tuple[int, bytes]] = []
+    for i, (key, pack) in enumerate(rows):
+        assert len(pack) <= capacity
+        if i < len(rows) - 1:  # full but for an id's and a length's varint at most
+            assert len(pack) >= capacity - 6
+        got = _pack_entries(pack)
+        assert split_key(key) == (7, False, got[0][0], 0)
+        if _pack_directory(pack)[2]:  # continued: its first entry ends the last one
+            assert joined[-1][0] == got[0][0]
+            joined[-1] = (got[0][0], joined[-1][1] + got.pop(0)[1])
+        joined += got
+    assert joined == entries
+
+
+@given(
+    st.lists(st.binary(max_size=400), min_size=1, max_size=12),
+    st.data(),
+)
+@settings(max_examples=300)
+def test_a_pack_with_any_byte_changed_or_cut_raises_only_storage_errors(
+    recs: list[bytes], data: st.DataObject
+) -> None:
+    from promwire.errors import StorageError
+    from promwire.stores.sqlite_blocks import _pack_directory, _pack_find
+
+    entries = [(1000 + 3 * i, rec) for i, rec in enumerate(recs)]
+    pack = bytearray(pack_series(entries, continued=data.draw(st.booleans())))
+    at = data.draw(st.integers(0, len(pack) - 1))
+    if data.draw(st.booleans()):
+        pack[at] = data.draw(st.integers(0, 255))
+    else:
+        del pack[at:]
+    blob = bytes(pack)
+    for sid, _ in entries:
+        try:
+            place = _pack_find(blob, sid)
+        except StorageError:
+            continue
+        if place is not None:  # what is found lies within the pack
+            assert 0 <= place[1] <= place[2] <= len(blob)
+    try:
+        _, offsets, _ = _pack_directory(blob)
+    except StorageError:
+        return
+    assert offsets[-1] == len(blob)

@@ -303,7 +303,7 @@ def test_an_old_file_is_migrated(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert "samples" not in tables and "chunks" in tables
-        assert conn.execute("PRAGMA user_version").fetchone() == (4,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (5,)
 
 
 def test_newer_or_foreign_files_are_refused_in_one_line(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The SQLite store's format: migrating real format-2 and format-3 files bit for bit, a
+"""The SQLite store's format: migrating real format-2, -3 and -4 files bit for bit, a
 failed migration leaving the file as it was, and posting blocks (pending ids
 merged at compaction, blocks bounded, every matcher kind equal before and after)."""
 
@@ -9,6 +9,7 @@ import random
 import shutil
 import sqlite3
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,17 +27,21 @@ from promwire import (
 )
 from promwire.chunks.xor import decode_xor_bits
 from promwire.stores.sqlite import PAGE_SIZE, SQLiteStorage
-from promwire.stores.sqlite_blocks import split_key
+from promwire.stores.sqlite_blocks import _pack_directory, _pack_entries, split_key, unpack_records
 from promwire.stores.sqlite_chunks import chunk_count, chunk_mint, stored_chunks
 from promwire.stores.sqlite_head import HeadCache
 from promwire.stores.sqlite_index import BLOCK_BYTES, series_labels, unpack_ids
-from promwire.stores.sqlite_schema import FormatError
+from promwire.stores.sqlite_schema import FormatError, _v4_pack_entries, prepare
 from tests.support.old_formats import (
     T0,
     V2_FILE,
     V3_FILE,
+    V4_ANSWERS,
+    V4_FILE,
+    answers,
     expected_v2,
     expected_v3,
+    expected_v4,
     v3_histograms,
 )
 
@@ -133,7 +138,7 @@ def test_a_v2_file_is_migrated_and_reads_back_bit_for_bit(tmp_path: Path) -> Non
         assert _read(store)[key] == [*before[key], extra]
         assert len(_read(store)) == len(before)
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (4,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (5,)
         assert conn.execute("PRAGMA page_size").fetchone() == (PAGE_SIZE,)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"series_v2", "chunks_v2", "label_values"}.isdisjoint(tables)
@@ -301,7 +306,7 @@ def test_a_v3_file_is_migrated_sealed_and_reads_back_bit_for_bit(tmp_path: Path)
 
     with SQLiteStorage(db) as store:
         with sqlite3.connect(db) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone() == (4,)
+            assert conn.execute("PRAGMA user_version").fetchone() == (5,)
             # every old chunk sealed, in three ranges of the five-hour series
             assert conn.execute("SELECT count(*) FROM chunks").fetchone() == (0,)
             sealed = list(stored_chunks(conn))
@@ -322,3 +327,156 @@ def test_a_v3_file_is_migrated_sealed_and_reads_back_bit_for_bit(tmp_path: Path)
             assert conn.execute("SELECT count(*) FROM histogram_chunks").fetchone()[0] >= 10
         assert {k: v for k, v in _read(store).items() if k != hist_labels} == want
         assert histograms(store) == hist
+
+
+Rows = dict[int, bytes]
+
+
+def _blocks(db: Path) -> Rows:
+    with sqlite3.connect(db) as conn:
+        return {int(k): bytes(d) for k, d in conn.execute("SELECT id, data FROM blocks")}
+
+
+def _sealed_samples(
+    db: Path, rows: Rows, entries: Callable[[bytes], list[tuple[int, bytes]]]
+) -> Stored:
+    """Every sample ``rows`` of ``blocks`` hold, read with the pack reader
+    ``entries`` (format 4's or 5's): a continued pack's first entry joined to
+    the end of the pack before, own rows as they are."""
+    runs: dict[tuple[int, int], bytes] = {}
+    for key in sorted(rows):
+        rng, own, sid, _ = split_key(key)
+        for s, rec in [(sid, rows[key])] if own else entries(rows[key]):
+            runs[rng, s] = runs.get((rng, s), b"") + rec
+    points: dict[int, list[tuple[int, int]]] = {}
+    for (_, sid), rec in sorted(runs.items()):
+        for _, _, _, data in unpack_records(rec):
+            ts, bits = decode_xor_bits(data)
+            points.setdefault(sid, []).extend(zip(ts, bits, strict=True))
+    with sqlite3.connect(db) as conn:
+        labels = dict(series_labels(conn, sorted(points)))
+    return {tuple(labels[sid]): sorted(got) for sid, got in points.items()}
+
+
+def _v4_entries(blob: bytes) -> list[tuple[int, bytes]]:
+    return _v4_pack_entries(blob)[0]
+
+
+def test_the_v4_fixture_holds_continued_packs_own_rows_and_the_expected_samples() -> None:
+    with sqlite3.connect(V4_FILE) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (4,)
+        assert conn.execute("SELECT count(*) FROM chunks").fetchone() == (0,)
+    rows = _blocks(V4_FILE)
+    keys = [split_key(k) for k in rows]
+    assert len({rng for rng, _, _, _ in keys}) == 3
+    assert sum(own for _, own, _, _ in keys) >= 6  # too big for a pack, and resealed
+    flags = [_v4_pack_entries(rows[k])[1] for k in rows if not split_key(k)[1]]
+    assert flags.count(True) >= 3 and flags.count(False) >= 3
+    assert _sealed_samples(V4_FILE, rows, _v4_entries) == expected_v4()
+
+
+def test_a_v4_file_is_repacked_in_place_and_answers_as_before(tmp_path: Path) -> None:
+    db = tmp_path / "v4.db"
+    shutil.copy(V4_FILE, db)
+    old = _blocks(db)
+    with SQLiteStorage(db) as store:
+        assert answers(store) == V4_ANSWERS  # what commit 045d97b answered from the v4 file
+        assert _read(store, Query(0, 1 << 62, [LabelMatcher(MatchType.EQ, "__name__", "pk")])) == (
+            expected_v4()
+        )
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (5,)
+        new = _blocks(db)
+        assert new.keys() == old.keys()  # the same rows, under the same keys
+        for key, blob in new.items():
+            if split_key(key)[1]:
+                assert blob == old[key]  # own rows: chunk records, the same in both formats
+                continue
+            entries, continued = _v4_pack_entries(old[key])
+            assert _pack_entries(blob) == entries
+            assert _pack_directory(blob)[2] == continued
+            # 6 bytes a series and 4 of offsets before; about 3 a series now
+            assert len(blob) <= len(old[key]) - 2 - 2 * len(entries)
+        assert _sealed_samples(db, new, _pack_entries) == expected_v4()
+    with sqlite3.connect(db, isolation_level=None) as conn:
+        generation = conn.execute("SELECT value FROM meta WHERE key = 'blocks_generation'")
+        before = generation.fetchone()
+        assert prepare(conn, str(db)) is False  # a format-5 file: nothing to do
+        assert conn.execute(
+            "SELECT value FROM meta WHERE key = 'blocks_generation'"
+        ).fetchone() == (before)
+    assert _blocks(db) == new
+    with SQLiteStorage(db) as store:  # and reopened, the same answers
+        assert answers(store) == V4_ANSWERS
+
+
+def test_a_v4_file_with_a_damaged_pack_is_left_as_it_was(tmp_path: Path) -> None:
+    db = tmp_path / "v4.db"
+    shutil.copy(V4_FILE, db)
+    old = _blocks(db)
+    # The last pack loses its last byte: packs before it are rewritten first.
+    last = max(k for k in old if not split_key(k)[1])
+    assert sum(1 for k in old if k < last and not split_key(k)[1]) >= 5
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE blocks SET data = ? WHERE id = ?", (old[last][:-1], last))
+    damaged = _blocks(db)
+    size = db.stat().st_size
+    with pytest.raises(
+        FormatError, match=rf"format-4 pack {last} is unreadable .* not migrated"
+    ) as info:
+        SQLiteStorage(db)
+    assert "\n" not in str(info.value)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (4,)
+    assert _blocks(db) == damaged  # no pack rewritten
+    assert db.stat().st_size == size
+    with sqlite3.connect(db) as conn:  # repaired, it migrates
+        conn.execute("UPDATE blocks SET data = ? WHERE id = ?", (old[last], last))
+    with SQLiteStorage(db) as store:
+        assert answers(store) == V4_ANSWERS
+
+
+def test_a_v4_file_migrated_by_another_process_meanwhile_is_not_migrated_again(
+    tmp_path: Path,
+) -> None:
+    """Two processes open a format-4 file at once: the second read the old
+    version, then waits for the first one's migration; once it has the lock
+    it finds format 5 and leaves the file alone (no error, no second rewrite)."""
+    import threading
+
+    from promwire.stores.sqlite_schema import FORMAT_VERSION, _add_generation, _repack_v4
+
+    db = tmp_path / "v4.db"
+    shutil.copy(V4_FILE, db)
+    first = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    second = sqlite3.connect(db, isolation_level=None, timeout=30, check_same_thread=False)
+    statements: list[str] = []
+    second.set_trace_callback(statements.append)
+    first.execute("BEGIN IMMEDIATE")  # the first process holds the write lock
+    outcome: list[object] = []
+
+    def open_second() -> None:
+        try:
+            outcome.append(prepare(second, str(db)))
+        except BaseException as exc:  # reported below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=open_second)
+    thread.start()
+    for _ in range(3000):  # until the second one waits for the lock
+        if "BEGIN IMMEDIATE" in statements:
+            break
+        threading.Event().wait(0.01)
+    assert "BEGIN IMMEDIATE" in statements
+    # The first one migrates under the lock it holds (what prepare() does).
+    _repack_v4(first, str(db))
+    _add_generation(first)
+    first.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+    first.execute("COMMIT")
+    migrated = _blocks(db)
+    thread.join(60)
+    assert outcome == [False]
+    assert _blocks(db) == migrated
+    assert first.execute("PRAGMA user_version").fetchone() == (FORMAT_VERSION,)
+    first.close()
+    second.close()

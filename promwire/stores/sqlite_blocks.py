@@ -12,11 +12,20 @@ in-order sample can reach it any more, and :func:`seal` moves its chunks to
   rows are contiguous and ranges follow each other in time order.
 * the first seal of a range writes **packs** (kind 0): each holds the
   chunks of consecutive series, as many as fit one page, keyed by its first
-  series id. A pack is ``u16 n``, ``n`` little-endian ``u32`` series ids,
-  ``n + 1`` ``u16`` offsets, then each series' chunk records
-  (:func:`pack_series`). A pack fills its page, and sealing a range appends
-  its packs after every older range (SQLite's append path), so the pages are
-  full and a series costs about 6 bytes of directory instead of a row.
+  series id. A pack (format 5, :func:`pack_series`) is a directory, then
+  each series' chunk records one after the other: ``u16 n`` (little-endian;
+  its top bit: the first series began in the pack before), the first series
+  id as a varint, the other ``n - 1`` ids as varints of their gap less one
+  (ascending ids: a run of consecutive ids is zero bytes), then the ``n``
+  entries' lengths as varints written plane by plane: the first byte of
+  every length, then the second bytes of those that have one, and so on
+  (as small as varints, but a read of one entry sums two slices in C
+  instead of parsing every length before it). A pack fills its page, and
+  sealing a range appends its packs after every older range (SQLite's
+  append path), so the pages are full and a series costs about 3 bytes of
+  directory (one for its id, two for its length) instead of a row (format
+  4's directory: ``n`` ``u32`` ids and ``n + 1`` ``u16`` offsets, 6 bytes
+  a series; :mod:`.sqlite_schema` rewrites such packs when it opens one).
 * a chunk record is ``varint(len(data))``, its newest timestamp as a
   zigzag varint of the difference from ``mint + (count - 1) * first
   interval`` (one byte for a regular scrape), then ``data``: the count,
@@ -41,12 +50,12 @@ one range are all in one place: a pack, its own rows, or ``chunks``.
 from __future__ import annotations
 
 import sqlite3
-import struct
 import threading
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
-from itertools import groupby
+from itertools import accumulate, groupby
+from operator import add
 
 from ..chunks.streamed import EncodedSeries
 from ..codec.messages import Chunk, ChunkEncoding
@@ -252,38 +261,146 @@ def _cached_records(blob: bytes) -> RecordRun:
     return RecordRun(chunks, len(blob) + _CHUNK_OVERHEAD * len(chunks))
 
 
+def _varint_size(v: int) -> int:
+    """How many bytes :func:`_varint` writes for ``v`` (>= 0)."""
+    return (v.bit_length() + 6) // 7 or 1
+
+
 def pack_series(entries: Sequence[tuple[int, bytes]], *, continued: bool = False) -> bytes:
-    """A pack of ``(series_id, records)``, series ids ascending; ``continued``:
-    the first series' older chunks end the pack before (the count's top bit)."""
+    """A pack of ``(series_id, records)``, series ids strictly ascending in
+    ``0 .. 2**32 - 1``; ``continued``: the first series' older chunks end
+    the pack before (the count's top bit). See the module docstring."""
     n = len(entries)
-    head = 2 + 4 * n + 2 * (n + 1)
-    offsets = [head]
+    if n >= _CONTINUED:
+        raise ValueError(f"a pack holds at most {_CONTINUED - 1} series, not {n}")
+    out = bytearray((n | (_CONTINUED if continued else 0)).to_bytes(2, "little"))
+    prev = -1
+    for sid, _ in entries:
+        if not prev < sid <= _MAX_SID:
+            raise ValueError(f"series id {sid} after {prev} in a pack")
+        _varint(out, sid if prev < 0 else sid - prev - 1)
+        prev = sid
+    # The lengths' varints plane by plane: every first byte, then the second
+    # bytes of those with one, ... (a read of one entry sums two slices).
+    plane = []
     for _, rec in entries:
-        offsets.append(offsets[-1] + len(rec))
-    return b"".join(
-        (
-            struct.pack(
-                f"<H{n}I{n + 1}H",
-                n | (_CONTINUED if continued else 0),
-                *(s for s, _ in entries),
-                *offsets,
-            ),
-            *(rec for _, rec in entries),
-        )
-    )
+        size = bytearray()
+        _varint(size, len(rec))
+        plane.append(size)
+    while plane:
+        out += bytes(size[0] for size in plane)
+        plane = [size[1:] for size in plane if len(size) > 1]
+    return b"".join((out, *(rec for _, rec in entries)))
 
 
-def _pack_directory(blob: bytes) -> tuple[tuple[int, ...], tuple[int, ...], bool]:
-    """A pack's series ids, offsets, and whether its first series continues."""
+def _damaged(exc: Exception) -> StorageError:
+    return StorageError(f"damaged promwire database: an unreadable pack ({exc})")
+
+
+def _pack_ids(blob: bytes) -> tuple[range | list[int], int, bool]:
+    """A pack's series ids (a ``range`` when consecutive), where its lengths
+    start, and its "continued" flag. The usual gaps (under 128 ids) are
+    summed by C loops, not byte by byte."""
+    n = blob[0] | (blob[1] << 8)
+    continued = bool(n & _CONTINUED)
+    n &= _CONTINUED - 1
+    if not n:
+        return [], 2, continued
+    first, pos = read_varint(blob, 2)
+    gaps = blob[pos : pos + n - 1]
+    sids: range | list[int]
+    if gaps.count(0) == n - 1:  # consecutive ids: the usual pack
+        sids = range(first, first + n)
+        pos += n - 1
+    elif len(gaps) == n - 1 and gaps.isascii():  # one byte a gap
+        sids = list(map(add, accumulate(gaps, initial=first), range(n)))
+        pos += n - 1
+    else:
+        sid = first
+        sids = [sid]
+        for _ in range(n - 1):
+            gap, pos = read_varint(blob, pos)
+            sid += gap + 1
+            sids.append(sid)
+    if sids[-1] > _MAX_SID:
+        raise ValueError(f"series id {sids[-1]}")
+    return sids, pos, continued
+
+
+# Translation tables: a byte's low 7 bits; a varint byte's top bit deleted
+# (what is left: the bytes with no next one).
+_LOW7 = bytes.maketrans(bytes(range(256)), bytes(range(128)) * 2)
+_GOES_ON = bytes(range(128, 256))
+
+
+def _pack_find(blob: bytes, sid: int) -> tuple[int, int, int, int, bool] | None:
+    """Where series ``sid``'s records are in a pack: ``(index, start, end,
+    the pack's count, continued)``, or ``None`` when the pack does not hold
+    it. What a read of one series needs: the entries' lengths before it are
+    summed over two slices of the length planes by C loops (lengths of one or
+    two bytes: entries of a page up to 16 KiB; else :func:`_pack_directory`)."""
     try:
-        (n,) = struct.unpack_from("<H", blob)
-        continued = bool(n & _CONTINUED)
-        n &= _CONTINUED - 1
-        sids = struct.unpack_from(f"<{n}I", blob, 2)
-        offsets = struct.unpack_from(f"<{n + 1}H", blob, 2 + 4 * n)
-    except struct.error as exc:
-        raise StorageError(f"damaged promwire database: an unreadable pack ({exc})") from exc
-    return sids, offsets, continued
+        sids, pos, continued = _pack_ids(blob)
+        n = len(sids)
+        if isinstance(sids, range):
+            i = sid - sids.start
+            if not 0 <= i < n:
+                return None
+        else:
+            i = bisect_left(sids, sid)
+            if i == n or sids[i] != sid:
+                return None
+        firsts = blob[pos : pos + n]
+        twos = n - len(firsts.translate(None, _GOES_ON))  # lengths of two bytes or more
+        seconds = blob[pos + n : pos + n + twos]
+        if len(firsts) < n or len(seconds) < twos or not seconds.isascii():
+            _, offsets, _ = _pack_directory(blob)  # lengths of three bytes (or damage)
+            return i, offsets[i], offsets[i + 1], n, continued
+        k = i - len(firsts[:i].translate(None, _GOES_ON))  # seconds before entry i
+        start = sum(firsts[:i].translate(_LOW7)) + 128 * sum(seconds[:k])
+        length = firsts[i]
+        if length >= 0x80:
+            length = (length & 0x7F) | (seconds[k] << 7)
+            k += 1
+        rest = sum(firsts[i + 1 :].translate(_LOW7)) + 128 * sum(seconds[k:])
+        head = pos + n + twos  # where the records start
+        if head + start + length + rest != len(blob):
+            raise ValueError(f"entries end past or before the pack's {len(blob)} bytes")
+    except (DecodeError, IndexError, ValueError) as exc:
+        raise _damaged(exc) from exc
+    return i, head + start, head + start + length, n, continued
+
+
+def _pack_directory(blob: bytes) -> tuple[list[int], list[int], bool]:
+    """A pack's series ids, the offsets of their records (``n + 1``: the
+    last is the pack's end), and whether its first series continues."""
+    try:
+        sids, pos, continued = _pack_ids(blob)
+        n = len(sids)
+        plane = blob[pos : pos + n]
+        if len(plane) < n:
+            raise ValueError("the lengths past the pack's end")
+        pos += n
+        sizes = list(plane.translate(_LOW7))
+        more = [j for j, byte in enumerate(plane) if byte >= 0x80]
+        shift = 7
+        while more:  # the next plane: a byte for each length that goes on
+            if shift > 28:
+                raise ValueError("an entry length over 5 bytes")
+            plane = blob[pos : pos + len(more)]
+            if len(plane) < len(more):
+                raise ValueError("the lengths past the pack's end")
+            pos += len(more)
+            for j, byte in zip(more, plane, strict=True):
+                sizes[j] |= (byte & 0x7F) << shift
+            more = [j for j, byte in zip(more, plane, strict=True) if byte >= 0x80]
+            shift += 7
+        offsets = list(accumulate(sizes, initial=pos))
+        if offsets[-1] != len(blob):
+            raise ValueError(f"entries end at {offsets[-1]}, the pack at {len(blob)}")
+    except (DecodeError, IndexError, ValueError) as exc:
+        raise _damaged(exc) from exc
+    return list(sids), offsets, continued
 
 
 def _pack_entries(blob: bytes) -> list[tuple[int, bytes]]:
@@ -450,20 +567,20 @@ def _packed(
     older chunks may end the pack before it."""
     if blob is None:
         return b"", []
-    sids, offsets, continued = _pack_directory(blob)
-    i = bisect_left(sids, sid)
-    if i == len(sids) or sids[i] != sid:
+    place = _pack_find(blob, sid)
+    if place is None:
         return b"", []
-    found = blob[offsets[i] : offsets[i + 1]]
+    i, start, end, _, continued = place
+    found = blob[start:end]
     if i or not continued:
         return found, [-1]
     # A continued pack is keyed by the series it continues: ``key`` itself.
     row = conn.execute(_PACK_BEFORE, (key - (sid << _SID_SHIFT), key)).fetchone()
     if row is not None:
         before = bytes(row[1])
-        sids, offsets, _ = _pack_directory(before)
-        if sids and sids[-1] == sid:
-            return before[offsets[-2] : offsets[-1]] + found, [-1, int(row[0])]
+        prior = _pack_find(before, sid)
+        if prior is not None and prior[0] == prior[3] - 1:  # its last series
+            return before[prior[1] : prior[2]] + found, [-1, int(row[0])]
     # Its start went with the pack before (retention by size deletes packs
     # oldest first): the rest is no longer readable, so it is gone too.
     return b"", []
@@ -650,36 +767,49 @@ def _seal_range(conn: sqlite3.Connection, rng: int, capacity: int) -> int:
 
 
 class _Packer:
-    """Packs of one range, filled to ``capacity`` exactly: the bytes of a
-    series' records that do not fit the rest of a pack go on at the start of
-    the next one (so a series is in at most two packs: its entry is at most
-    half a pack; a reader joins the two parts before parsing them)."""
+    """Packs of one range, filled to ``capacity`` (to the byte, but for a
+    length varint's boundary): the bytes of a series' records that do not fit
+    the rest of a pack go on at the start of the next one (so a series is in
+    at most two packs: its entry is at most half a pack; a reader joins the
+    two parts before parsing them). ``size`` counts the pack's bytes so far,
+    its directory's varints included."""
 
     def __init__(self, rng: int, capacity: int) -> None:
         self.rng = rng
         self.capacity = capacity
         self.rows: list[tuple[int, bytes]] = []
         self.entries: list[tuple[int, bytes]] = []
-        self.size = 4  # the count and the final offset
+        self.size = 2  # the count
         self.continued = False
 
     def add(self, sid: int, rec: bytes) -> None:
-        room = self.capacity - self.size - 6  # an entry: u32 id, u16 offset
-        if len(rec) > room:
-            split = room > 0
+        entries = self.entries
+        room = self.capacity - self.size
+        room -= _varint_size(sid - entries[-1][0] - 1 if entries else sid)
+        if len(rec) + _varint_size(len(rec)) > room:
+            # The longest part whose length varint and bytes fill the room.
+            part = room - _varint_size(max(room, 0))
+            if part + 1 + _varint_size(part + 1) <= room:
+                part += 1
+            split = part > 0
             if split:
-                self.entries.append((sid, rec[:room]))
-                rec = rec[room:]
+                entries.append((sid, rec[:part]))
+                rec = rec[part:]
             self._close()
             self.continued = split
-        self.entries.append((sid, rec))
-        self.size += 6 + len(rec)
+        self._append(sid, rec)
+
+    def _append(self, sid: int, rec: bytes) -> None:
+        entries = self.entries
+        self.size += _varint_size(sid - entries[-1][0] - 1 if entries else sid)
+        self.size += _varint_size(len(rec)) + len(rec)
+        entries.append((sid, rec))
 
     def _close(self) -> None:
         if self.entries:
             pack = pack_series(self.entries, continued=self.continued)
             self.rows.append((pack_key(self.rng, self.entries[0][0]), pack))
-        self.entries, self.size, self.continued = [], 4, False
+        self.entries, self.size, self.continued = [], 2, False
 
     def finish(self) -> list[tuple[int, bytes]]:
         self._close()

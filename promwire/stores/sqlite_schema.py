@@ -4,12 +4,13 @@
 row-per-sample format of promwire <= 0.x ("version 1"), 2 the first chunked
 format (JSON label sets, a posting row per label, a chunk row with its own id
 and an index), 3 a symbol table, label sets and postings as varint blobs and
-chunks keyed by series and time, 4 the current one described in
-docs/storage.md: format 3 plus the ``blocks`` table of sealed ranges
-(:mod:`.sqlite_blocks`) and a counter of its changes (triggers, added to a
-format-4 file that lacks them when it is opened). Opening a version-1, -2 or
--3 file migrates it in one transaction (a failure leaves it as it was); a
-file of a newer format, or an SQLite file with foreign tables, is refused
+chunks keyed by series and time, 4 format 3 plus the ``blocks`` table of
+sealed ranges (:mod:`.sqlite_blocks`) and a counter of its changes
+(triggers, added to a file that lacks them when it is opened), 5 the current
+one described in docs/storage.md: format 4 with a pack's directory in
+varints (about 3 bytes a series instead of 6). Opening a version-1, -2, -3
+or -4 file migrates it in one transaction (a failure leaves it as it was);
+a file of a newer format, or an SQLite file with foreign tables, is refused
 with a one-line message (:class:`FormatError`).
 """
 
@@ -17,16 +18,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import struct
+from itertools import pairwise
 
 from ..errors import StorageError
-from .sqlite_blocks import BLOCKS_SCHEMA, GENERATION_SCHEMA, seal
+from .sqlite_blocks import BLOCKS_SCHEMA, GENERATION_SCHEMA, pack_series, seal, split_key
 from .sqlite_chunks import cut_groups, encode_groups
 from .sqlite_histograms import HISTOGRAM_CHUNKS_SCHEMA
 from .sqlite_index import add_series, label_hash, posting_pairs, write_postings
 
 __all__ = ["FORMAT_VERSION", "FormatError", "label_hash", "prepare"]
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 
 SCHEMA = (
     """
@@ -109,6 +112,7 @@ _V3_TABLES = {
     "exemplars",
     "metadata",
 }
+_V4_TABLES = _V3_TABLES | {"blocks", "histogram_chunks"}
 _V1_TABLES = {"series", "series_labels", "samples", "histograms", "exemplars", "metadata"}
 _V2_TABLES = {
     "meta",
@@ -139,7 +143,7 @@ def prepare(conn: sqlite3.Connection, path: str) -> bool:
     """Create, check or migrate the schema on the writer ``conn``; returns
     whether a migration ran (the caller then vacuums the file)."""
     if int(conn.execute("PRAGMA user_version").fetchone()[0]) == FORMAT_VERSION:
-        if not _has_generation(conn):  # a format-4 file from before the counter
+        if not _has_generation(conn):  # its triggers dropped (format 4 began without them)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 _add_generation(conn)
@@ -152,8 +156,12 @@ def prepare(conn: sqlite3.Connection, path: str) -> bool:
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version == FORMAT_VERSION:  # another process migrated it while this one waited
+            conn.execute("COMMIT")
+            return False
         tables = _tables(conn)
-        migrated = False
+        migrated = False  # the file's chunks to seal (formats 1-3)
+        repacked = False  # format 4's packs given format 5's directory
         if version > FORMAT_VERSION:
             raise FormatError(
                 f"{path} holds promwire storage format {version}, newer than this promwire "
@@ -185,6 +193,16 @@ def prepare(conn: sqlite3.Connection, path: str) -> bool:
             # the histogram head now.
             _create(conn)
             migrated = True
+        elif version == 4:
+            _check_tables(path, tables, _V4_TABLES)
+            if not {"series", "chunks", "meta", "blocks"} <= tables:
+                raise FormatError(
+                    f"{path} holds promwire storage format 4 without its series, chunks, meta "
+                    "or blocks table (a damaged file): not migrated"
+                )
+            _create(conn)  # a format-4 file from before histogram chunks lacks their table
+            _repack_v4(conn, path)
+            repacked = True
         elif version == 0 and tables:
             raise FormatError(
                 f"{path} is an SQLite database promwire did not create "
@@ -210,7 +228,7 @@ def prepare(conn: sqlite3.Connection, path: str) -> bool:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return migrated
+    return migrated or repacked
 
 
 def _check_tables(path: str, tables: set[str], known: set[str]) -> None:
@@ -320,3 +338,55 @@ def _create(conn: sqlite3.Connection) -> None:
     for statement in SCHEMA.split(";\n"):
         if statement.strip():
             conn.execute(statement)
+
+
+_U16 = struct.Struct("<H")
+
+
+def _v4_pack_entries(blob: bytes) -> tuple[list[tuple[int, bytes]], bool]:
+    """A format-4 pack's ``(series id, records)`` and its "continued" flag:
+    ``u16 n`` (top bit: continued), ``n`` ``u32`` ids, ``n + 1`` ``u16``
+    offsets. Raises ``ValueError`` unless the directory is whole, its ids
+    ascending and its offsets running from its end to the pack's."""
+    try:
+        (n,) = _U16.unpack_from(blob)
+        continued = bool(n & 0x8000)
+        n &= 0x7FFF
+        sids = struct.unpack_from(f"<{n}I", blob, 2)
+        offsets = struct.unpack_from(f"<{n + 1}H", blob, 2 + 4 * n)
+    except struct.error as exc:
+        raise ValueError(str(exc)) from exc
+    if offsets[0] != 2 + 6 * n + 2 or offsets[-1] != len(blob):
+        raise ValueError(f"offsets {offsets[0]}..{offsets[-1]} in a pack of {len(blob)} bytes")
+    if any(a >= b for a, b in pairwise(sids)) or any(a > b for a, b in pairwise(offsets)):
+        raise ValueError("series ids or offsets out of order")
+    return [(sid, blob[offsets[i] : offsets[i + 1]]) for i, sid in enumerate(sids)], continued
+
+
+def _repack_v4(conn: sqlite3.Connection, path: str) -> None:
+    """Every pack row of a format-4 file rewritten in place, inside the
+    caller's transaction: the same key and entries, format 5's directory
+    (own rows are chunk records alone, the same in both formats). Rows are
+    read a batch at a time, so memory stays small whatever the file holds."""
+    after = -1
+    while True:
+        rows = conn.execute(
+            "SELECT id, data FROM blocks WHERE id > ? ORDER BY id LIMIT 256", (after,)
+        ).fetchall()
+        if not rows:
+            return
+        for key, data in rows:
+            if split_key(int(key))[1]:
+                continue  # an own row
+            try:
+                entries, continued = _v4_pack_entries(bytes(data))
+            except ValueError as exc:
+                raise FormatError(
+                    f"{path}: the format-4 pack {int(key)} is unreadable ({exc}), a damaged "
+                    "file: not migrated"
+                ) from exc
+            conn.execute(
+                "UPDATE blocks SET data = ? WHERE id = ?",
+                (pack_series(entries, continued=continued), int(key)),
+            )
+        after = int(rows[-1][0])
