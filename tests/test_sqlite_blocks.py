@@ -320,10 +320,10 @@ def test_cached_sealed_reads_see_every_change_to_blocks_from_any_writer(tmp_path
         for _ in range(2):  # the second read comes from the cache
             assert streamed_points(reader) == {"a": want, "b": want}
             assert {k: [v for _, v in p] for k, p in read(reader).items()} == {"a": want, "b": want}
-        assert reader._runs._entries, "the sealed runs were remembered"
+        assert len(reader._runs.cache), "the sealed runs were remembered"
         with SQLiteStorage(db, max_sealed_cache_bytes=0) as uncached:
             assert streamed_points(uncached) == {"a": want, "b": want}
-            assert not [w for w, _ in uncached._runs._entries.values() if w.runs]
+            assert uncached._runs.cache.weight == 0  # no run's bytes kept (empty walks weigh 0)
         with pytest.raises(ValueError, match="max_sealed_cache_bytes"):
             SQLiteStorage(db, max_sealed_cache_bytes=-1)
         # The other writer continues the last sealed range (it unseals, merges).

@@ -61,6 +61,7 @@ from ..chunks.streamed import EncodedSeries
 from ..codec.messages import Chunk, ChunkEncoding
 from ..codec.wire import read_varint, zigzag_decode, zigzag_encode
 from ..errors import DecodeError, StorageError
+from .fifo_cache import FifoCache
 
 __all__ = [
     "BLOCKS_SCHEMA",
@@ -431,13 +432,12 @@ class RunCache:
     """
 
     def __init__(self, max_bytes: int = 64 << 20, max_entries: int = 65536) -> None:
-        self.max_bytes = max_bytes
-        self.max_entries = max_entries
         self._generation = -1
-        # key -> (walk, the generation it was read in)
-        self._entries: dict[tuple[int, int, int], tuple[Walk, int]] = {}
-        self._bytes = 0
         self._lock = threading.Lock()
+        #: key -> (walk, the generation it was read in), weighed in bytes
+        self.cache: FifoCache[tuple[int, int, int], tuple[Walk, int]] = FifoCache(
+            max_bytes, max_entries
+        )
 
     def view(self, conn: sqlite3.Connection) -> SealedView:
         """What ``conn``'s snapshot has sealed, read through this cache."""
@@ -446,27 +446,18 @@ class RunCache:
         return SealedView(span, None if generation is None else int(generation), self)
 
     def get(self, generation: int, key: tuple[int, int, int]) -> Walk | None:
-        hit = self._entries.get(key)  # no lock: a dict lookup is atomic
+        hit = self.cache.get(key)
         return hit[0] if hit is not None and hit[1] == generation else None
 
     def put(self, generation: int, key: tuple[int, int, int], walk: Walk) -> None:
-        size = walk.size
         with self._lock:
             if generation != self._generation:
                 if generation < self._generation:
                     return  # an older snapshot's: not what the cache holds now
-                self._entries.clear()
-                self._bytes = 0
+                self.cache.clear()
                 self._generation = generation
-            if size > self.max_bytes or key in self._entries:
-                return
-            entries = self._entries
-            while entries and (
-                self._bytes + size > self.max_bytes or len(entries) >= self.max_entries
-            ):
-                self._bytes -= entries.pop(next(iter(entries)))[0].size
-            entries[key] = (walk, generation)
-            self._bytes += size
+            if key not in self.cache:
+                self.cache.put(key, (walk, generation), walk.size)
 
 
 _VIEW = (
