@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             read_cpu = time.process_time() - t0
             left = int(store.counts()["histograms"])
             # A warm re-read: as many whole series as the cache holds.
-            few = max(1, min(args.series, DECODED_HISTOGRAMS._max // args.histograms))
+            few = max(1, min(args.series, DECODED_HISTOGRAMS.cache.max_weight // args.histograms))
             some = Query(
                 0,
                 1 << 62,
