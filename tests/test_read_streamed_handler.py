@@ -686,3 +686,18 @@ def test_sqlite_on_a_file_is_tried_on_the_loop_and_gives_the_same_answer(tmp_pat
     assert answers[0.0] == answers[1e-9] == answers[1.0]
     assert len(list(read_streamed_response(answers[0.0]))) == 50
     store.close()
+
+
+def test_the_operated_and_tenant_wrappers_pass_checks_read_deadline_on(tmp_path: Path) -> None:
+    from promwire.server.operator import OperatorOptions
+    from promwire.stores.tenancy import TenantStorage
+
+    for store, checks in [
+        (SQLiteStorage(tmp_path / "w.db"), True),
+        (SQLiteStorage(":memory:"), False),
+    ]:
+        wrapped, _ = OperatorOptions().load().assemble(store)
+        assert wrapped is not store
+        assert wrapped.checks_read_deadline is checks  # what `serve` hands the app
+        assert TenantStorage(store).checks_read_deadline is checks
+        store.close()
