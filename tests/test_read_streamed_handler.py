@@ -630,10 +630,6 @@ async def _answer(storage: Any, inline: float, **limits: Any) -> tuple[Response,
     return resp, threading.get_ident()
 
 
-def _bytes_of(resp: Response) -> bytes:
-    return resp.body if isinstance(resp.body, bytes) else b"".join(resp.body)  # type: ignore[arg-type]
-
-
 def test_a_small_streamed_read_is_answered_on_the_event_loop() -> None:
     store = _Clocked(3)
     resp, loop_thread = asyncio.run(_answer(store, 0.5))
@@ -642,7 +638,7 @@ def test_a_small_streamed_read_is_answered_on_the_event_loop() -> None:
     threaded = _Clocked(3)
     again, loop_thread = asyncio.run(_answer(threaded, 0.0))  # 0: never on the loop
     assert loop_thread not in threaded.threads
-    assert _bytes_of(again) == resp.body
+    assert body_bytes(again) == resp.body
     plain = Spy([ts("m", 10, i=f"{i:04}") for i in range(3)])  # no checks_read_deadline
     assert body_bytes(handle_read(read_body(Query(), accepted=[STREAMED]), {}, plain)) == resp.body
 
@@ -655,7 +651,7 @@ def test_a_read_out_of_inline_time_starts_over_in_a_thread_and_loses_nothing() -
     on_loop = [t for t in store.threads if t == loop_thread]
     assert 1 <= len(on_loop) <= 10  # given up after about 10 ms, not 80
     assert store.threads[-1] != loop_thread  # the rest, from the start, in a worker
-    got = list(read_streamed_response(_bytes_of(resp)))
+    got = list(read_streamed_response(body_bytes(resp)))
     assert [s.labels for _, s in got] == [ts("m", 10, i=f"{i:04}").labels for i in range(40)]
     assert time.perf_counter() - started < 5
 
@@ -664,13 +660,13 @@ def test_a_large_answer_or_an_error_on_the_loop_is_the_threads_answer() -> None:
     big = _Clocked(30, size=2000)  # ~30 frames: over max_bytes_in_frame in all
     resp, loop_thread = asyncio.run(_answer(big, 0.5, max_bytes_in_frame=4096))
     assert resp.status == 200 and big.threads[-1] != loop_thread
-    assert len(list(read_streamed_response(_bytes_of(resp)))) == 30
+    assert len(list(read_streamed_response(body_bytes(resp)))) == 30
     failing = _Clocked(5, fail=True)  # fails before its first frame
     resp, loop_thread = asyncio.run(_answer(failing, 0.5))
     assert set(failing.threads) == {loop_thread}
     threaded, _ = asyncio.run(_answer(_Clocked(5, fail=True), 0.0))
     assert resp.status == 500
-    assert (resp.status, _bytes_of(resp)) == (threaded.status, _bytes_of(threaded))
+    assert (resp.status, body_bytes(resp)) == (threaded.status, body_bytes(threaded))
 
 
 def test_sqlite_on_a_file_is_tried_on_the_loop_and_gives_the_same_answer(tmp_path: Path) -> None:
@@ -682,7 +678,7 @@ def test_sqlite_on_a_file_is_tried_on_the_loop_and_gives_the_same_answer(tmp_pat
     for inline in (0.0, 1e-9, 1.0):  # never, always out of time at once, always in time
         resp, _ = asyncio.run(_answer(store, inline))
         assert resp.status == 200
-        answers[inline] = _bytes_of(resp)
+        answers[inline] = body_bytes(resp)
     assert answers[0.0] == answers[1e-9] == answers[1.0]
     assert len(list(read_streamed_response(answers[0.0]))) == 50
     store.close()
