@@ -543,25 +543,16 @@ def _redacted(url: str) -> str:
     return url
 
 
-def _positive(kind: type[float] | type[int]) -> Any:
+def _positive(kind: type[float] | type[int], *, or_zero: bool = False) -> Any:
     def parse(text: str) -> float | int:
         value = kind(text)
-        if not value > 0:
+        if not (value >= 0 if or_zero else value > 0):
             raise ValueError(text)
         return value
 
-    parse.__name__ = "positive " + kind.__name__  # argparse names it in its error
+    # argparse names it in its error
+    parse.__name__ = ("non-negative " if or_zero else "positive ") + kind.__name__
     return parse
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise ValueError(text)
-    return value
-
-
-_non_negative_float.__name__ = "seconds"  # argparse names it in its error
 
 
 def _size_or_zero(text: str) -> int:
@@ -660,7 +651,7 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--inline-read-seconds",
-        type=_non_negative_float,
+        type=_positive(float, or_zero=True),
         default=DEFAULT_INLINE_READ_SECONDS,
         metavar="SECONDS",
         help="a streamed read is first tried on the event loop this long, then started over "
