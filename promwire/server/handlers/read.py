@@ -348,10 +348,11 @@ async def handle_read_async(
         if rtype == ResponseType.STREAMED_XOR_CHUNKS:
             if max_bytes_in_frame <= 0:
                 raise ValueError("max_bytes_in_frame must be > 0")
+            is_async = _is_async_storage(storage)
             if (
                 inline_read_seconds > 0
                 and getattr(storage, "checks_read_deadline", False)
-                and not _is_async_storage(storage)
+                and not is_async
             ):
                 trial = _budget(rtype, max_read_samples, max_read_series, inline_read_seconds)
                 trial_ctx = _read_context(ctx, headers, trial)
@@ -363,7 +364,7 @@ async def handle_read_async(
                         return answer
             args = (storage, ctx, request, max_bytes_in_frame, samples_per_chunk, budget)
             frames: Iterator[bytes] | AsyncIterator[bytes] = (
-                _astream_frames(*args) if _is_async_storage(storage) else _stream_frames(*args)
+                _astream_frames(*args) if is_async else _stream_frames(*args)
             )
             return Response(200, _streamed_headers(), frames)
         columns = _columns_of(storage)

@@ -56,6 +56,15 @@ def _query_series(storage: Any, ctx: Any, query: Query) -> Iterable[AnySeries]:
     return _sorted_result(storage.process_query(ctx, query))
 
 
+def _query_results(
+    storage: Any, ctx: Any, request: ReadRequest
+) -> Iterator[tuple[int, Iterable[AnySeries]]]:
+    """Each query's index and series, asked of the storage as they are pulled."""
+    return (
+        (index, _query_series(storage, ctx, query)) for index, query in enumerate(request.queries)
+    )
+
+
 def _stream_error(exc: BaseException) -> bytes:
     """What is appended to a stream that fails after its first frame.
 
@@ -83,9 +92,7 @@ def _stream_frames(
     message (see :func:`_stream_error`). Each frame sent restarts the
     budget's clock: ``max_read_seconds`` bounds the silence between frames.
     """
-    results = (
-        (index, _query_series(storage, ctx, query)) for index, query in enumerate(request.queries)
-    )
+    results = _query_results(storage, ctx, request)
     started = False
     try:
         for frame in stream_chunked_response(
@@ -119,9 +126,7 @@ def inline_answer(
     most the budget's seconds (plus the work between two checks) when the
     read turns out large. An error other than the clock's is the answer.
     """
-    results = (
-        (index, _query_series(storage, ctx, query)) for index, query in enumerate(request.queries)
-    )
+    results = _query_results(storage, ctx, request)
     frames = stream_chunked_response(
         results, max_bytes_in_frame=max_bytes_in_frame, samples_per_chunk=samples_per_chunk
     )
