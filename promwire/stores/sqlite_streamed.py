@@ -193,10 +193,11 @@ def series_encoded(
 ) -> tuple[EncodedSeries, bool]:
     """:func:`series_chunks` in wire form (labels left empty for the caller).
 
-    Sealed ranges inside ``[start, end]`` take their records from their
-    cached :class:`~.sqlite_blocks.RecordRun`; what the range cuts, chunks
-    not sealed yet and the head are encoded now. A series with histograms,
-    or whose head overlaps its stored chunks, goes through
+    Sealed ranges take their records from their cached
+    :class:`~.sqlite_blocks.RecordRun` (those wholly inside ``[start, end]``
+    joined once, :meth:`~.sqlite_blocks.Walk.wire`); chunks not sealed yet
+    are encoded now, and head groups come from their cache. A series with
+    histograms, or whose head overlaps its stored chunks, goes through
     :func:`series_chunks` (rare, and the same bytes)."""
     hts, hbits, groups = _head_part(head, start, end)
     if sealed is None:
