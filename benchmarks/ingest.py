@@ -361,31 +361,18 @@ def ingest(kind: str, opts: argparse.Namespace, workdir: Path) -> dict[str, Any]
     }
 
 
-def read_phase(kinds: list[str], opts: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
-    """One series, 7 days at 15 s, written to each server, then read back
-    ``opts.reads`` times from each in turn (request by request, the servers
-    alternating, so that both medians come from the same minutes of a
-    machine whose speed drifts), after a first (cold) read of each."""
-    from promwire import (
-        Label,
-        LabelMatcher,
-        MatchType,
-        Query,
-        ReadRequest,
-        ResponseType,
-        Sample,
-        TimeSeries,
-        WriteRequest,
-        encode,
-        snappy,
-    )
+#: The read benchmark's series: 7 days at 15 s.
+READ_SAMPLES = 7 * 86400 * 1000 // STEP_MS
 
-    n = 7 * 86400 * 1000 // STEP_MS
-    end = (int(time.time() * 1000) // STEP_MS) * STEP_MS
-    start = end - (n - 1) * STEP_MS
-    values = series_values(9, 1, n)
+
+def read_series_writes(start: int) -> list[bytes]:
+    """The read benchmark's series (``read_bench``, from ``start``) as remote
+    write bodies of 2,000 samples each, encoded by promwire."""
+    from promwire import Label, Sample, TimeSeries, WriteRequest, encode, snappy
+
     labels = [Label("__name__", "read_bench"), Label("job", "bench")]
-    writes = [
+    values = series_values(9, 1, READ_SAMPLES)
+    return [
         snappy.compress(
             encode(
                 WriteRequest(
@@ -394,15 +381,28 @@ def read_phase(kinds: list[str], opts: argparse.Namespace, workdir: Path) -> lis
                             labels=labels,
                             samples=[
                                 Sample(values[k], start + k * STEP_MS)
-                                for k in range(lo, min(n, lo + 2000))
+                                for k in range(lo, min(READ_SAMPLES, lo + 2000))
                             ],
                         )
                     ]
                 )
             )
         )
-        for lo in range(0, n, 2000)
+        for lo in range(0, READ_SAMPLES, 2000)
     ]
+
+
+def read_phase(kinds: list[str], opts: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
+    """One series, 7 days at 15 s, written to each server, then read back
+    ``opts.reads`` times from each in turn (request by request, the servers
+    alternating, so that both medians come from the same minutes of a
+    machine whose speed drifts), after a first (cold) read of each."""
+    from promwire import LabelMatcher, MatchType, Query, ReadRequest, ResponseType, encode, snappy
+
+    n = READ_SAMPLES
+    end = (int(time.time() * 1000) // STEP_MS) * STEP_MS
+    start = end - (n - 1) * STEP_MS
+    writes = read_series_writes(start)
     servers: list[Server] = []
     try:
         conns = []

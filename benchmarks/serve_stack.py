@@ -30,23 +30,24 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.ingest import HEADERS, READ_HEADERS, free_port, series_values
+from benchmarks.ingest import (
+    HEADERS,
+    READ_HEADERS,
+    READ_SAMPLES,
+    STEP_MS,
+    free_port,
+    read_series_writes,
+)
 from promwire import (
-    Label,
     LabelMatcher,
     MatchType,
     Query,
     ReadRequest,
     ResponseType,
-    Sample,
-    TimeSeries,
-    WriteRequest,
     encode,
     snappy,
 )
 
-STEP_MS = 15_000
-SAMPLES = 7 * 86_400_000 // STEP_MS
 STACKS = [("h11", "asyncio"), ("httptools", "asyncio"), ("httptools", "uvloop"), ("h11", "uvloop")]
 REQUESTS = ["GET /-/healthy", "streamed read", "empty streamed read"]
 # Requests sent back to back per timing; the last is timed (see the docstring).
@@ -103,15 +104,9 @@ def read_body(name: str, start: int, end: int) -> bytes:
 
 def fill(db: Path, start: int) -> None:
     """The series, written through a server in requests of 2,000 samples."""
-    labels = [Label("__name__", "read_bench"), Label("job", "bench")]
-    values = series_values(9, 1, SAMPLES)
     server = Server(db)
     try:
-        for lo in range(0, SAMPLES, 2000):
-            samples = [
-                Sample(values[k], start + k * STEP_MS) for k in range(lo, min(SAMPLES, lo + 2000))
-            ]
-            body = snappy.compress(encode(WriteRequest([TimeSeries(labels, samples)])))
+        for body in read_series_writes(start):
             server.request("POST", "/api/v1/write", body)
     finally:
         server.stop()
@@ -122,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--rounds", type=int, default=61, help="timings per cell (default 61)")
     rounds = cli.parse_args(argv).rounds
     end = (int(time.time() * 1000) // STEP_MS) * STEP_MS
-    start = end - (SAMPLES - 1) * STEP_MS
+    start = end - (READ_SAMPLES - 1) * STEP_MS
     with tempfile.TemporaryDirectory(prefix="promwire-stack-") as tmp:
         db = Path(tmp) / "bench.db"
         fill(db, start)
