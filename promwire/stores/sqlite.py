@@ -935,10 +935,10 @@ class SQLiteStorage(BaseStorage):
         outside the range included (Prometheus 2.42's rule: clients filter by
         time); head samples are cut like Prometheus' head over the whole head,
         the closed groups overlapping the range sent whole and the open one
-        trimmed to it (see :mod:`.sqlite_streamed`). Only one series is in memory at a time. A file
-        database reads through a connection of its own, holding one read
-        transaction (a consistent snapshot) for the whole stream, so the
-        iterator may be resumed on any thread; ``:memory:`` takes the writer
+        trimmed to it (see :mod:`.sqlite_streamed`). Only one series is in
+        memory at a time. A file database reads through a connection of its
+        own, holding one read transaction (a consistent snapshot) for the
+        whole stream, so the iterator may be resumed on any thread; ``:memory:`` takes the writer
         lock per series instead. Native histograms in range become HISTOGRAM /
         FLOAT_HISTOGRAM chunks beside the XOR ones (chunks in time order); a
         series whose stored histograms cannot be encoded as chunks (written
