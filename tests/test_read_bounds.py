@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -253,16 +254,58 @@ def test_an_async_storage_ignoring_the_budget_is_cancelled_once_it_is_spent() ->
     assert time.monotonic() - started < 10  # the 30 s queries were cancelled
 
 
-def test_a_streamed_answer_restarts_the_clock_with_every_frame(million: Path) -> None:
-    # 8 x 1000 series take longer than 0.2 s to stream, but no gap between frames does.
+class FakeClock:
+    """``time.monotonic`` for the read budget: it moves only when a test says."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class TickingStore(SQLiteStorage):
+    """The SQLite store, spending ``tick`` seconds of ``clock`` on every series
+    it makes (``slow_at``: on that one series, ``slow`` seconds instead)."""
+
+    def __init__(
+        self, path: Path, clock: FakeClock, tick: float, slow_at: int = -1, slow: float = 0.0
+    ) -> None:
+        super().__init__(path)
+        self.clock, self.tick, self.slow_at, self.slow = clock, tick, slow_at, slow
+        self.made = 0
+
+    def process_query_encoded(self, ctx: Any, query: Query) -> Iterator[Any]:
+        for one in super().process_query_encoded(ctx, query):
+            self.made += 1
+            yield one
+            # resumed: the next series' work (or the query's end) takes this long
+            self.clock.now += self.slow if self.made == self.slow_at else self.tick
+
+
+@pytest.mark.parametrize("slow", [0.0, 0.3], ids=["steady", "one-long-silence"])
+def test_a_streamed_answer_restarts_the_clock_with_every_frame(
+    million: Path, monkeypatch: pytest.MonkeyPatch, slow: float
+) -> None:
+    # Each series costs 0.15 s of the budget's clock: 2 x 1000 of them take 300 s
+    # to stream against a 0.2 s limit, which bounds the silence between two
+    # frames, not the stream. One silence of 0.3 s ends the stream with the
+    # limit's message (the status was sent with the first frame). The clock is
+    # the test's, so a slow or busy machine cannot change the outcome.
+    clock = FakeClock()
+    monkeypatch.setattr("promwire.stores.protocol.time", clock)
     request = ReadRequest(
-        queries=everything(8).queries, accepted_response_types=[ResponseType.STREAMED_XOR_CHUNKS]
+        queries=everything(2).queries, accepted_response_types=[ResponseType.STREAMED_XOR_CHUNKS]
     )
-    with SQLiteStorage(million) as store:
+    with TickingStore(million, clock, tick=0.15, slow_at=1500 if slow else -1, slow=slow) as store:
+        started = clock.now
         resp = prime_response(handle_read(body(request), HEADERS, store, max_read_seconds=0.2))
         assert resp.status == 200
-        started = time.monotonic()
-        data = b"".join(resp.body)  # type: ignore[arg-type]
-        took = time.monotonic() - started
-    assert b"max_read_seconds" not in data
-    assert took > 0.2, "the stream was too quick to show anything: make it longer"
+        frames = list(resp.body)  # type: ignore[arg-type]
+    assert clock.now - started > 200 * 0.2  # the stream took far longer than the limit
+    if not slow:
+        assert len(frames) == 2000 == store.made
+        assert not any(b"max_read_seconds" in f for f in frames)
+    else:
+        assert len(frames) == 1501  # 1500 series, then the message
+        assert frames[-1].endswith(b"over the limit (max_read_seconds)\n")
