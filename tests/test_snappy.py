@@ -82,7 +82,7 @@ def test_huge_declared_size_refused_at_once() -> None:
     start = time.perf_counter()
     with pytest.raises(LimitExceeded) as info:
         snappy.decompress(body)
-    assert time.perf_counter() - start < 0.05
+    assert time.perf_counter() - start < 0.5  # inflating 2.7 GB takes seconds
     assert info.value.status == 400
     assert isinstance(info.value, ValueError)
 

@@ -37,7 +37,7 @@ from promwire.stores.sqlite import SQLiteStorage
 from tests.support.serve_process import post, serve_process
 
 #: How long a read may take while a write is stuck on SQLite's lock.
-READ_BOUND_S = 1.0
+READ_BOUND_S = 3.0  # a read that waited would wait for the write: 30 s here
 
 
 def series(name: str, *points: tuple[int, float]) -> TimeSeries:
