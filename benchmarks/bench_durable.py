@@ -21,6 +21,7 @@ Run: ``python -m benchmarks.bench_durable [--samples 200000 --down 60 --repeat 1
 from __future__ import annotations
 
 import argparse
+import socket
 import statistics
 import subprocess
 import sys
@@ -80,29 +81,32 @@ class Receiver:
             ).start()
             self._stop = prom.stop
             return
+        log = (self.workdir / "serve.log").open("wb")
         proc = subprocess.Popen(
             [
                 sys.executable, "-m", "promwire.server.runner", "--db",
                 str(self.workdir / "serve.db"), "--listen", f"127.0.0.1:{self.port}",
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )  # fmt: skip
 
         def stop() -> None:
             proc.terminate()
             proc.wait(10)
+            log.close()
 
         self._stop = stop
-        import socket
-
-        for _ in range(400):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError("promwire serve did not start")
+        stop()
+        tail = (self.workdir / "serve.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"promwire serve did not start on port {self.port}; its output:\n{tail}")
 
     def stop(self) -> None:
         self._stop()

@@ -166,8 +166,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             rows_kept = time.process_time() - t0
             del kept
         chunk_db = Path(tmp) / "chunks.db"
-        timed = _Timed(sqlite_store.compact_histograms)
-        sqlite_store.compact_histograms = timed  # type: ignore[assignment]
+        # sqlite.py imports compact_histograms: the benchmark times it there
+        timed = _Timed(sqlite_store.compact_histograms)  # type: ignore[attr-defined]
+        sqlite_store.compact_histograms = timed  # type: ignore[attr-defined]
         t0 = time.process_time()
         with SQLiteStorage(chunk_db, synchronous="OFF") as store:
             for lo in range(0, args.histograms, BATCH):
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     ),
                 )
         chunks_cpu = time.process_time() - t0 - timed.seconds
-        sqlite_store.compact_histograms = timed.fn
+        sqlite_store.compact_histograms = timed.fn  # type: ignore[attr-defined]
         everything = Query(0, 1 << 62, [LabelMatcher(MatchType.RE, "__name__", "pw_hist_.*")])
         with SQLiteStorage(chunk_db) as store:
             DECODED_HISTOGRAMS.clear()

@@ -357,12 +357,12 @@ def bench_workload(
     body = b"".join(streamed.stream_chunked_response([(0, series)]))
 
     def read_columns(mod: ModuleType) -> None:
-        streamed.decode_xor_columns = mod.decode_xor_columns
+        streamed.decode_xor_columns = mod.decode_xor_columns  # type: ignore[attr-defined]
         try:
             for _ in streamed.read_streamed_columns(body):
                 pass
         finally:
-            streamed.decode_xor_columns = xor.decode_xor_columns
+            streamed.decode_xor_columns = xor.decode_xor_columns  # type: ignore[attr-defined]
 
     for label, entry in (
         ("decode_xor_bits", lambda mod: [mod.decode_xor_bits(c) for c in chunks]),
