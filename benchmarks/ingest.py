@@ -119,8 +119,10 @@ def sender_main(args: argparse.Namespace) -> int:
     sys.stdin.readline()
     conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=120)
     errors = 0
+    latencies = []  # seconds from a body's first POST to its 2xx, retries included
     started = time.perf_counter()
     for body in bodies:
+        sent = time.perf_counter()
         for _attempt in range(20):
             conn.request("POST", args.path, body, HEADERS)
             resp = conn.getresponse()
@@ -129,6 +131,7 @@ def sender_main(args: argparse.Namespace) -> int:
                 break
             errors += 1
             time.sleep(0.05)
+        latencies.append(time.perf_counter() - sent)
     elapsed = time.perf_counter() - started
     conn.close()
     print(
@@ -138,6 +141,7 @@ def sender_main(args: argparse.Namespace) -> int:
                 "errors": errors,
                 "samples": args.series * args.requests,
                 "floor": floor,
+                "latencies": latencies,
             }
         ),
         flush=True,
@@ -276,9 +280,10 @@ class Server:
         self.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            cpu_now, rss_now = cpu_seconds(pids), peak_rss_mb(pids)
-            if rss_now:
-                cpu, rss = cpu_now, rss_now
+            # The largest seen: workers that exit first leave the sums (their
+            # CPU moves into the parent's cutime once reaped, their RSS is gone).
+            cpu = max(cpu, cpu_seconds(pids))
+            rss = max(rss, peak_rss_mb(pids))
             state = _state(self.proc.pid)
             if state in ("Z", None):
                 cpu = max(cpu, cpu_seconds([self.proc.pid]))
@@ -347,6 +352,7 @@ def ingest(kind: str, opts: argparse.Namespace, workdir: Path) -> dict[str, Any]
     cpu1, rss = server.stop()
     samples = sum(r["samples"] for r in results)
     disk = disk_bytes(server.data)
+    latencies = sorted(x for r in results for x in r["latencies"])
     return {
         "server": kind,
         "samples": samples,
@@ -358,6 +364,9 @@ def ingest(kind: str, opts: argparse.Namespace, workdir: Path) -> dict[str, Any]
         "disk_bytes": disk,
         "bytes_per_sample": disk / samples,
         "floor_bytes_per_sample": sum(r["floor"] for r in results) / samples,
+        "write_ms_median": 1000 * latencies[len(latencies) // 2],
+        "write_ms_p99": 1000 * latencies[min(len(latencies) - 1, len(latencies) * 99 // 100)],
+        "write_ms_max": 1000 * latencies[-1],
     }
 
 
@@ -489,15 +498,16 @@ def report(results: dict[str, Any], opts: argparse.Namespace) -> str:
         f"serve args {opts.serve_args or 'none'}",
         "",
         "| server | samples/CPU-s | samples/s wall | peak RSS MB | disk B/sample | "
-        "XOR floor B/sample | disk/floor | 5xx retried |",
-        "|---|---|---|---|---|---|---|---|",
+        "XOR floor B/sample | disk/floor | 5xx retried | write ms: median / p99 / max |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["ingest"]:
         lines.append(
             f"| {r['server']} | {r['samples_per_cpu_s']:,.0f} | {r['samples_per_s_wall']:,.0f} | "
             f"{r['peak_rss_mb']:.0f} | {r['bytes_per_sample']:.2f} | "
             f"{r['floor_bytes_per_sample']:.2f} | "
-            f"{r['bytes_per_sample'] / r['floor_bytes_per_sample']:.2f}x | {r['errors']} |"
+            f"{r['bytes_per_sample'] / r['floor_bytes_per_sample']:.2f}x | {r['errors']} | "
+            f"{r['write_ms_median']:.1f} / {r['write_ms_p99']:.0f} / {r['write_ms_max']:.0f} |"
         )
     if results["read"]:
         lines += [
