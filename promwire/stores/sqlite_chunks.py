@@ -247,6 +247,14 @@ class CompactionResult:
     sealed: dict[int, int] = field(default_factory=dict)  # series id -> newest chunk maxt
 
 
+#: A series' stored chunks ending at or after a time, or its last chunk when
+#: none does (``?1``: series id, ``?2``: the time).
+_MERGE_CANDIDATES = (
+    "SELECT maxt, data FROM chunks WHERE series_id = ?1 AND maxt >= "
+    "(SELECT min(?2, max(maxt)) FROM chunks WHERE series_id = ?1) ORDER BY maxt"
+)
+
+
 def compact(
     conn: sqlite3.Connection,
     cache: HeadCache,
@@ -290,25 +298,15 @@ def compact(
             continue
         result.series += 1
         # Stored chunks that must be merged: those the new samples overlap
-        # (out of order), and the last one when not full and continued.
+        # (out of order), else the last one when not full and continued. One
+        # statement: the chunks from min(first new sample, newest chunk's maxt).
         old: list[tuple[int, bytes]] = [
-            (int(a), bytes(b))
-            for a, b in conn.execute(
-                "SELECT maxt, data FROM chunks WHERE series_id = ? AND maxt >= ? ORDER BY maxt",
-                (sid, ts[0]),
-            )
+            (int(a), bytes(b)) for a, b in conn.execute(_MERGE_CANDIDATES, (sid, ts[0]))
         ]
-        if not old:
-            last = conn.execute(
-                "SELECT maxt, data FROM chunks WHERE series_id = ? ORDER BY maxt DESC LIMIT 1",
-                (sid,),
-            ).fetchone()
-            if (
-                last is not None
-                and chunk_count(bytes(last[1])) < SAMPLES_PER_CHUNK
-                and range_end(int(last[0])) == range_end(ts[0])
-            ):
-                old = [(int(last[0]), bytes(last[1]))]
+        if old and old[0][0] < ts[0]:  # only the last chunk, which ends before
+            maxt, data = old[0]
+            if chunk_count(data) >= SAMPLES_PER_CHUNK or range_end(maxt) != range_end(ts[0]):
+                old = []
         if old:
             parts: list[tuple[Sequence[int], Sequence[int]]] = [
                 decode_xor_bits(data) for _, data in old

@@ -209,25 +209,31 @@ class HeadView:
         return parts
 
     def _by_series_scrapes(self) -> dict[int, tuple[array[int], array[int]]] | None:
-        """:meth:`by_series` when every record is a scrape's worth (one sample a
-        series) and each series is in records of one shape only: else None.
+        """:meth:`by_series` when the head is mostly scrapes (records of one
+        sample a series, in shapes that repeat), else None.
 
         A sender (a Prometheus shard) sends the same series in the same order
         request after request, so its records share their ``sids`` bytes. The
         K records of one such shape laid end to end are a K x n matrix, and a
         series' samples are one column of it: a strided slice (``cat[i::n]``)
         in C instead of K appends in Python. Record order is kept within a
-        column, and a series in two shapes (whose order would mix) goes the
-        general way.
+        column. The other records (what the last compaction kept, a backlog
+        of several samples a series, a shape seen once) are taken segment by
+        segment and go before the column: allowed when each of them precedes
+        every scrape of its series. A series in two shapes, or in another
+        record after its scrapes (whose order would mix), goes the general way.
         """
+        records = self.records
         shapes: dict[bytes, list[HeadRecord]] = {}
-        for rec in self.records:
-            if len(rec.ts) * 8 != len(rec.sids):
-                return None  # a record with several samples for a series
-            shapes.setdefault(rec.sids, []).append(rec)
+        for rec in records:
+            if len(rec.ts) * 8 == len(rec.sids):
+                shapes.setdefault(rec.sids, []).append(rec)
         parts: dict[int, tuple[array[int], array[int]]] = {}
+        first_scrape: dict[int, int] = {}  # series -> id() of the first record of its shape
         total = 0
         for recs in shapes.values():
+            if len(recs) < 2:
+                continue
             order = recs[0].series_ids()
             n = len(order)
             total += n
@@ -238,8 +244,31 @@ class HeadView:
                 cat_bits.extend(rec.bits)
             for i, sid in enumerate(order):
                 parts[sid] = (cat_ts[i::n], cat_bits[i::n])
-        if len(parts) != total:
-            return None  # a series repeated in a record, or in two shapes
+            first_scrape.update(dict.fromkeys(order, id(recs[0])))
+        if not total or len(parts) != total:
+            return None  # no repeated shape; or a series repeated in a record, or in two shapes
+        lead: dict[int, tuple[array[int], array[int]]] = {}
+        seen: set[int] = set()  # id() of the scrape-shape first records passed so far
+        for rec in records:
+            if len(rec.ts) * 8 == len(rec.sids) and len(shapes[rec.sids]) >= 2:
+                seen.add(id(rec))  # in a column
+                continue
+            offsets, ts, bits = rec.offsets, rec.ts, rec.bits
+            for i, sid in enumerate(rec.series_ids()):
+                if first_scrape.get(sid) in seen:
+                    return None  # after a scrape of its series: order would mix
+                lo, hi = offsets[i], offsets[i + 1]
+                got = lead.get(sid)
+                if got is None:
+                    lead[sid] = got = (array("q"), array("Q"))
+                got[0].extend(ts[lo:hi])
+                got[1].extend(bits[lo:hi])
+        for sid, (ts, bits) in lead.items():
+            column = parts.get(sid)
+            if column is not None:
+                ts.extend(column[0])
+                bits.extend(column[1])
+            parts[sid] = (ts, bits)
         return parts
 
 
