@@ -35,17 +35,35 @@ _VICTIM = (
     from promwire import Label, Sample, TimeSeries, WriteRequest
 
     db, where = sys.argv[1], sys.argv[2]
-    real = sqlite_store.compact
+    real_plan = sqlite_store.plan_compaction
+    real_apply = sqlite_store.apply_compaction
+    real_compact = sqlite_store.compact
 
-    def dying(conn, cache, **kw):
-        if where == "before":  # the head is committed, the compaction has not begun
-            os.kill(os.getpid(), signal.SIGKILL)
-        result = real(conn, cache, **kw)
-        # Chunks written and the head deleted, inside the uncommitted transaction.
+    def die():
         os.kill(os.getpid(), signal.SIGKILL)
+
+    def plan(conn, **kw):
+        if where == "before":  # the head is committed, the compaction has not begun
+            die()
+        if where == "inside-inline":  # as if another process had compacted: no plan
+            return None
+        result = real_plan(conn, **kw)
+        if where == "planned":  # planned from a snapshot, nothing written yet
+            die()
         return result
 
-    sqlite_store.compact = dying
+    def apply(conn, plan):
+        result = real_apply(conn, plan)
+        # Chunks written and the head deleted, inside the uncommitted transaction.
+        die()
+
+    def compact(conn, cache, **kw):  # the compaction made inside the write lock
+        result = real_compact(conn, cache, **kw)
+        die()
+
+    sqlite_store.plan_compaction = plan
+    sqlite_store.apply_compaction = apply
+    sqlite_store.compact = compact
     store = sqlite_store.SQLiteStorage(db)
     for r in range(1000):
         store.write(None, WriteRequest([
@@ -81,7 +99,7 @@ def stored(db: Path) -> dict[str, list[tuple[int, float]]]:
     }
 
 
-@pytest.mark.parametrize("where", ["before", "inside"])
+@pytest.mark.parametrize("where", ["before", "planned", "inside", "inside-inline"])
 def test_sigkill_around_the_compaction_loses_no_acknowledged_sample(
     tmp_path: Path, where: str
 ) -> None:

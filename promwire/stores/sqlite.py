@@ -113,10 +113,14 @@ from .regex import DEFAULT_MAX_REGEX_LENGTH
 from .sqlite_blocks import RunCache, SealedView, block_span, newest_in_blocks
 from .sqlite_chunks import (
     CHUNK_RANGE_MS,
+    CompactionPlan,
     DecodedChunks,
+    apply_compaction,
     apply_retention,
     chunk_rows,
     compact,
+    plan_compaction,
+    plan_is_current,
     stored_chunks,
 )
 from .sqlite_head import HeadCache, RecordBuilder
@@ -126,7 +130,7 @@ from .sqlite_histograms import (
     note_head_histograms,
     series_histograms,
 )
-from .sqlite_index import add_series, select_series
+from .sqlite_index import add_series, merge_postings, select_series
 from .sqlite_schema import prepare
 from .sqlite_streamed import any_histograms, series_chunks, series_encoded
 from .sqlite_writer_lock import WriterLock
@@ -195,6 +199,22 @@ def _cached_key_bytes(labels: tuple[Label, ...]) -> int:
 _Item = tuple[tuple[Label, ...], int, Sequence[Histogram], Sequence[Exemplar]]
 
 
+def _head_due(conn: sqlite3.Connection, head_total: int | None = None) -> bool:
+    """Whether the samples and histograms written since the last compaction
+    (``head_total``; read from ``meta`` when not given) make the head due."""
+    if head_total is None:
+        head_total = int(
+            conn.execute(
+                "SELECT coalesce(sum(value), 0) FROM meta "
+                "WHERE key IN ('head_samples', 'head_histograms')"
+            ).fetchone()[0]
+        )
+    return head_total >= _HEAD_MIN_SAMPLES and head_total >= (
+        _HEAD_SAMPLES_PER_SERIES
+        * int(conn.execute("SELECT coalesce(max(id), 0) FROM series").fetchone()[0])
+    )
+
+
 class SQLiteStorage(BaseStorage):
     """A :class:`~promwire.stores.protocol.RemoteStorage` in one SQLite file.
 
@@ -215,6 +235,11 @@ class SQLiteStorage(BaseStorage):
     ``max_sealed_cache_bytes`` bounds the chunk bytes of sealed ranges a
     read keeps for the next one (:class:`~.sqlite_blocks.RunCache`; 0 keeps
     none); docs/storage.md lists every read cache and its bound.
+    ``compact_in_background``: a write that makes the head due for
+    compaction starts it on a thread of its own and returns (``serve`` does
+    this); by default the write returns once the compaction is done. Either
+    way the cutting and encoding are done outside the write lock, so other
+    writes go on meanwhile; :meth:`close` waits for a running compaction.
     """
 
     def __init__(
@@ -230,6 +255,7 @@ class SQLiteStorage(BaseStorage):
         retention: float | None = None,
         retention_bytes: int | None = None,
         max_sealed_cache_bytes: int = 64 << 20,
+        compact_in_background: bool = False,
     ) -> None:
         if synchronous.upper() not in _SYNC_MODES:
             raise ValueError(f"synchronous must be one of {_SYNC_MODES}")
@@ -255,6 +281,9 @@ class SQLiteStorage(BaseStorage):
         # _readers_lock: the set of reader connections only; readers never take _lock.
         self._lock = threading.Lock()
         self._readers_lock = threading.Lock()
+        #: held by the one thread planning a compaction outside ``_lock``
+        self._planning = threading.Lock()
+        self._compact_in_background = compact_in_background
         self._local = threading.local()
         # Weak: a reader dies with its thread (threading.local drops it), so a
         # server that starts a thread per connection does not pile them up.
@@ -428,17 +457,19 @@ class SQLiteStorage(BaseStorage):
     def close(self) -> None:
         """Flush the head into chunks, give freed pages back to the file system,
         and close every connection. Later calls raise :class:`StorageError`."""
-        with self._lock:
-            if not self._closed and not self._memory:
-                self._shrink_on_close()
-        with self._lock, self._readers_lock:
-            self._closed = True
-            for conn in list(self._readers):
-                conn.close()
-            self._readers.clear()
-            self._idle_streams.clear()
-            self._writer.close()
-            self._writer_lock.close()
+        # A compaction under way finishes first; none starts from now on.
+        with self._planning:
+            with self._lock:
+                if not self._closed and not self._memory:
+                    self._shrink_on_close()
+            with self._lock, self._readers_lock:
+                self._closed = True
+                for conn in list(self._readers):
+                    conn.close()
+                self._readers.clear()
+                self._idle_streams.clear()
+                self._writer.close()
+                self._writer_lock.close()
 
     def _shrink_on_close(self) -> None:
         self._compact_locked(flush=True)
@@ -615,8 +646,8 @@ class SQLiteStorage(BaseStorage):
             # The tuples are those of the other maps (or the decoder's); an
             # entry itself (dict slot, pair) is counted against the byte bound.
             self._series_ids_bytes += _BLOCK_ENTRY_BYTES * len(missed)
-            if due:
-                self._compact_locked(flush=False)
+        if due:
+            self._compact_due()
 
     def _check_batch_age(
         self, conn: sqlite3.Connection, batch: ColumnBatch, sids: list[int]
@@ -681,8 +712,8 @@ class SQLiteStorage(BaseStorage):
                 record = RecordBuilder.of(sids, offsets, flat_ts, flat_bits)
                 due = self._add_rows(conn, record, histograms, exemplars, metadata)
             self._remember(new_ids)
-            if due:
-                self._compact_locked(flush=False)
+        if due:
+            self._compact_due()
 
     def _add_rows(
         self,
@@ -721,10 +752,7 @@ class SQLiteStorage(BaseStorage):
                 "DO UPDATE SET type=excluded.type, help=excluded.help, unit=excluded.unit",
                 [(md.metric_family_name, int(md.type), md.help, md.unit) for md in metadata],
             )
-        return head_total >= _HEAD_MIN_SAMPLES and head_total >= (
-            _HEAD_SAMPLES_PER_SERIES
-            * int(conn.execute("SELECT coalesce(max(id), 0) FROM series").fetchone()[0])
-        )
+        return _head_due(conn, head_total)
 
     def _remember(self, new_ids: dict[tuple[int, ...], tuple[int, tuple[Label, ...]]]) -> None:
         # Only now are the new series ids real: a rolled-back id must never be cached.
@@ -772,21 +800,78 @@ class SQLiteStorage(BaseStorage):
                 raise StorageError("storage is closed")
             self._compact_locked(flush=flush, strict=True)
 
-    def _compact_locked(self, *, flush: bool, strict: bool = False) -> None:
-        with self._writer_lock.held(self._timeout):
-            self._compact_in_order(flush=flush, strict=strict)
+    def _compact_due(self) -> None:
+        """The compaction a write found due, after its commit and outside
+        ``_lock``: the cutting and encoding (most of the work) from a read
+        snapshot while other writes go on, then a short write transaction
+        that applies it, or compacts there and then if a compaction ran
+        meanwhile (another process's) or samples reach a sealed range. One
+        thread plans at a time; a write that finds one planning leaves it
+        the work. ``:memory:`` (one connection) compacts under the lock."""
+        if self._memory or not self._planning.acquire(blocking=False):
+            if self._memory:
+                with self._lock:
+                    if not self._closed:
+                        self._compact_locked(flush=False)
+            return
+        if self._compact_in_background:
+            threading.Thread(
+                target=self._plan_and_compact, name="promwire-compaction", daemon=True
+            ).start()
+        else:
+            self._plan_and_compact()
 
-    def _compact_in_order(self, *, flush: bool, strict: bool) -> None:
+    def _plan_and_compact(self) -> None:
+        """:meth:`_compact_due`'s work; releases ``_planning`` at the end."""
+        try:
+            plan: CompactionPlan | None = None
+            try:
+                with self._stream_reader() as run:
+                    plan = run(
+                        partial(
+                            plan_compaction,
+                            cache=self._head,
+                            ooo_window_ms=self._ooo_ms,
+                            retention_ms=self._retention_ms,
+                            may_unseal=False,
+                        )
+                    )
+            except StorageError as exc:  # closed meanwhile, or SQLite failed: compact below
+                log.debug("compaction not planned outside the write lock: %s", exc)
+            with self._lock:
+                if not self._closed:
+                    self._compact_locked(flush=False, plan=plan)
+        except Exception:  # on a thread of its own nobody else would hear of it
+            log.exception("compaction failed (the head keeps the samples)")
+        finally:
+            self._planning.release()
+
+    def _compact_locked(
+        self, *, flush: bool, strict: bool = False, plan: CompactionPlan | None = None
+    ) -> None:
+        with self._writer_lock.held(self._timeout):
+            self._compact_in_order(flush=flush, strict=strict, plan=plan)
+
+    def _compact_in_order(
+        self, *, flush: bool, strict: bool, plan: CompactionPlan | None = None
+    ) -> None:
         conn = self._writable()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            result = compact(
-                conn,
-                self._head,
-                ooo_window_ms=self._ooo_ms,
-                flush=flush,
-                retention_ms=self._retention_ms,
-            )
+            if plan is not None and plan_is_current(conn, plan):
+                merge_postings(conn)
+                result = apply_compaction(conn, plan)
+            elif plan is not None and not _head_due(conn):
+                conn.execute("ROLLBACK")  # another process compacted meanwhile: enough
+                return
+            else:
+                result = compact(
+                    conn,
+                    self._head,
+                    ooo_window_ms=self._ooo_ms,
+                    flush=flush,
+                    retention_ms=self._retention_ms,
+                )
             compact_histograms(
                 conn,
                 ooo_window_ms=self._ooo_ms,

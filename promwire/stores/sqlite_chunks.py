@@ -255,6 +255,26 @@ _MERGE_CANDIDATES = (
 )
 
 
+@dataclass(slots=True)
+class CompactionPlan:
+    """What a compaction writes, decided from one snapshot of the head and the
+    chunks (:func:`plan_compaction`), applied by :func:`apply_compaction`."""
+
+    #: the head records it compacts, and what the trigger had counted then
+    head_ids: list[int]
+    head_samples: int
+    #: stored chunks merged with new samples: ``(series_id, maxt)`` to delete
+    merged: list[tuple[int, int]]
+    #: chunks to insert: ``(series_id, maxt, data)``
+    inserts: list[tuple[int, int, bytes]]
+    #: the samples that stay in the head (open groups), as one record
+    carry: RecordBuilder
+    #: seal the ranges ended before ``cutoff`` (``None``: every range) when ``seal``
+    cutoff: int | None
+    seal: bool
+    result: CompactionResult
+
+
 def compact(
     conn: sqlite3.Connection,
     cache: HeadCache,
@@ -266,18 +286,46 @@ def compact(
     """Move the head's complete groups into chunks, and the chunks of ended
     ranges into blocks (inside the caller's write transaction; see the module
     docstring)."""
-    result = CompactionResult()
     merge_postings(conn)
+    plan = plan_compaction(
+        conn, cache, ooo_window_ms=ooo_window_ms, flush=flush, retention_ms=retention_ms
+    )
+    assert plan is not None  # may_unseal: always a plan
+    return apply_compaction(conn, plan)
+
+
+def plan_compaction(
+    conn: sqlite3.Connection,
+    cache: HeadCache,
+    *,
+    ooo_window_ms: int,
+    flush: bool = False,
+    retention_ms: int | None = None,
+    may_unseal: bool = True,
+) -> CompactionPlan | None:
+    """Decide a compaction from ``conn``'s snapshot: the work of cutting and
+    encoding, and no write unless samples reach a sealed range (those rows
+    come back to chunks first, which writes: with ``may_unseal=False`` the
+    answer is then ``None``, to be planned again inside a write transaction)."""
+    result = CompactionResult()
     view = cache.view(conn)
+    counted = conn.execute("SELECT value FROM meta WHERE key = 'head_samples'").fetchone()
+    plan = CompactionPlan(
+        head_ids=view.ids,
+        head_samples=int(counted[0]) if counted else 0,
+        merged=[],
+        inserts=[],
+        carry=RecordBuilder(),
+        cutoff=None,
+        seal=flush,
+        result=result,
+    )
     by_series = view.by_series() if view else {}
     newest = max((max(ts) for ts, _ in by_series.values() if ts), default=None)
     if newest is None:
-        if view:
-            conn.execute("DELETE FROM head")
-        if flush:
-            result.chunks_sealed = seal(conn, None)
-        return result
+        return plan
     cutoff = None if flush else newest - ooo_window_ms
+    plan.cutoff, plan.seal = cutoff, True
     floor = None
     if retention_ms is not None:
         stored = newest_stored(conn)
@@ -289,9 +337,10 @@ def compact(
         oldest = {sid: min(ts) // CHUNK_RANGE_MS for sid, (ts, _) in by_series.items() if ts}
         wants = {sid: rng for sid, rng in oldest.items() if rng <= span[1]}
         if wants:
+            if not may_unseal:
+                return None
             result.chunks_unsealed = unseal(conn, wants, span)
-    carry = RecordBuilder()
-    inserts: list[tuple[int, int, bytes]] = []
+    carry, inserts, merged = plan.carry, plan.inserts, plan.merged
     for sid in sorted(by_series):
         ts, bits = first_wins([by_series[sid]])
         if not ts:
@@ -313,10 +362,7 @@ def compact(
             ]
             parts.append((ts, bits))
             ts, bits = first_wins(parts)
-            conn.executemany(
-                "DELETE FROM chunks WHERE series_id = ? AND maxt = ?",
-                [(sid, maxt) for maxt, _ in old],
-            )
+            merged += [(sid, maxt) for maxt, _ in old]
             result.chunks_rewritten += len(old)
         if floor is not None and ts[0] < floor:
             keep = next((i for i, t in enumerate(ts) if t >= floor), len(ts))
@@ -330,20 +376,51 @@ def compact(
         result.samples_sealed += rest
         if rest < len(ts):
             carry.add_bits(sid, ts[rest:], bits[rest:])
-    conn.executemany("INSERT INTO chunks(series_id, maxt, data) VALUES (?, ?, ?)", inserts)
     result.chunks_written = len(inserts)
     result.samples_kept = len(carry)
-    conn.execute("DELETE FROM head")
-    if len(carry):
+    return plan
+
+
+def plan_is_current(conn: sqlite3.Connection, plan: CompactionPlan) -> bool:
+    """Whether ``plan``, made from an earlier snapshot, still applies in
+    ``conn``'s write transaction: no compaction ran since (one deletes the
+    records a plan compacts, and only a compaction changes chunks)."""
+    if not plan.head_ids:
+        return False
+    now = [
+        int(r[0])
+        for r in conn.execute("SELECT id FROM head WHERE id <= ? ORDER BY id", (plan.head_ids[-1],))
+    ]
+    return now == plan.head_ids
+
+
+def apply_compaction(conn: sqlite3.Connection, plan: CompactionPlan) -> CompactionResult:
+    """Write ``plan`` (inside the caller's write transaction)."""
+    result = plan.result
+    conn.executemany("DELETE FROM chunks WHERE series_id = ? AND maxt = ?", plan.merged)
+    conn.executemany("INSERT INTO chunks(series_id, maxt, data) VALUES (?, ?, ?)", plan.inserts)
+    conn.executemany("DELETE FROM head WHERE id = ?", [(i,) for i in plan.head_ids])
+    if len(plan.carry):
+        # Kept samples go before every record written since the plan was made
+        # (the first write of a timestamp wins): a negative id, never reused.
+        (carry_id,) = conn.execute(
+            "INSERT INTO meta VALUES ('head_kept_id', -1) "
+            "ON CONFLICT(key) DO UPDATE SET value = value - 1 RETURNING value"
+        ).fetchone()
         conn.execute(
-            "INSERT INTO head(n, sids, offsets, ts, bits) VALUES (?, ?, ?, ?, ?)", carry.row()
+            "INSERT INTO head(id, n, sids, offsets, ts, bits) VALUES (?, ?, ?, ?, ?, ?)",
+            (int(carry_id), *plan.carry.row()),
         )
-    # The trigger counts samples written since this compaction, not what it
+    # The trigger counts samples written since the plan's snapshot, not what it
     # kept: a kept group of more than the trigger's share (a series' first
     # chunk before a 2-hour boundary can be 160-240 samples) would otherwise
     # start a compaction of the whole head on every write until it closed.
-    conn.execute("UPDATE meta SET value = 0 WHERE key = 'head_samples'")
-    result.chunks_sealed = _seal_ended(conn, cutoff)
+    conn.execute(
+        "UPDATE meta SET value = max(value - ?, 0) WHERE key = 'head_samples'",
+        (plan.head_samples,),
+    )
+    if plan.seal:
+        result.chunks_sealed = _seal_ended(conn, plan.cutoff)
     return result
 
 

@@ -153,12 +153,15 @@ def first_wins(
 
 
 class HeadView:
-    """The head as one read transaction sees it: its records in id order."""
+    """The head as one read transaction sees it: its records in id order
+    (``ids``: theirs; what a compaction kept has a negative id, so it comes
+    first, before every record written since it was planned)."""
 
-    __slots__ = ("records",)
+    __slots__ = ("ids", "records")
 
-    def __init__(self, records: list[HeadRecord]) -> None:
+    def __init__(self, records: list[HeadRecord], ids: list[int] | None = None) -> None:
         self.records = records
+        self.ids = ids if ids is not None else []
 
     def __bool__(self) -> bool:
         return bool(self.records)
@@ -300,17 +303,20 @@ class HeadCache:
             ):
                 fresh[int(rid)] = HeadRecord.from_row(sids, offsets, ts, bits)
         known.update(fresh)
-        records = [known[i] for i in ids if i in known]
+        ids = [i for i in ids if i in known]
+        records = [known[i] for i in ids]
         with self._lock:
             self._records.update(fresh)
             if ids and len(self._records) > len(ids):
                 live = set(ids)
-                # Compacted records: no transaction started from now on can see them.
-                for rid in [r for r in self._records if r < ids[0] and r not in live]:
+                # Compacted records (and kept ones, which have negative ids):
+                # no transaction started from now on can see them. An id past
+                # the newest here may be a newer transaction's record: kept.
+                for rid in [r for r in self._records if r < ids[-1] and r not in live]:
                     del self._records[rid]
             elif not ids:
                 self._records.clear()
-        return HeadView(records)
+        return HeadView(records, ids)
 
     def clear(self) -> None:
         with self._lock:
