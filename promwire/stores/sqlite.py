@@ -834,6 +834,7 @@ class SQLiteStorage(BaseStorage):
                             ooo_window_ms=self._ooo_ms,
                             retention_ms=self._retention_ms,
                             may_unseal=False,
+                            share_gil=True,
                         )
                     )
             except StorageError as exc:  # closed meanwhile, or SQLite failed: compact below

@@ -36,6 +36,7 @@ reuses the freed pages, so at steady state the file stops growing.
 from __future__ import annotations
 
 import sqlite3
+import time
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
@@ -302,11 +303,14 @@ def plan_compaction(
     flush: bool = False,
     retention_ms: int | None = None,
     may_unseal: bool = True,
+    share_gil: bool = False,
 ) -> CompactionPlan | None:
     """Decide a compaction from ``conn``'s snapshot: the work of cutting and
     encoding, and no write unless samples reach a sealed range (those rows
     come back to chunks first, which writes: with ``may_unseal=False`` the
-    answer is then ``None``, to be planned again inside a write transaction)."""
+    answer is then ``None``, to be planned again inside a write transaction).
+    ``share_gil``: offer the GIL to other threads every few series (writes
+    going on meanwhile), not only every switch interval."""
     result = CompactionResult()
     view = cache.view(conn)
     counted = conn.execute("SELECT value FROM meta WHERE key = 'head_samples'").fetchone()
@@ -346,6 +350,12 @@ def plan_compaction(
         if not ts:
             continue
         result.series += 1
+        if share_gil and not result.series % 4:
+            # A thread that gave the GIL up for a moment (an SQLite call, a
+            # socket read) waits up to the switch interval (5 ms) to get it
+            # back from a busy one: a write of a few dozen such calls would
+            # take 50x its time while a compaction is planned.
+            time.sleep(0)
         # Stored chunks that must be merged: those the new samples overlap
         # (out of order), else the last one when not full and continued. One
         # statement: the chunks from min(first new sample, newest chunk's maxt).
