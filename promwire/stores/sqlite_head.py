@@ -201,14 +201,7 @@ class HeadView:
         """:meth:`by_series` for any records: segment by segment."""
         parts: dict[int, tuple[array[int], array[int]]] = {}
         for rec in self.records:
-            offsets, ts, bits = rec.offsets, rec.ts, rec.bits
-            for i, sid in enumerate(rec.series_ids()):
-                lo, hi = offsets[i], offsets[i + 1]
-                got = parts.get(sid)
-                if got is None:
-                    parts[sid] = got = (array("q"), array("Q"))
-                got[0].extend(ts[lo:hi])
-                got[1].extend(bits[lo:hi])
+            _append_segments(parts, rec)
         return parts
 
     def _by_series_scrapes(self) -> dict[int, tuple[array[int], array[int]]] | None:
@@ -256,16 +249,9 @@ class HeadView:
             if len(rec.ts) * 8 == len(rec.sids) and len(shapes[rec.sids]) >= 2:
                 seen.add(id(rec))  # in a column
                 continue
-            offsets, ts, bits = rec.offsets, rec.ts, rec.bits
-            for i, sid in enumerate(rec.series_ids()):
-                if first_scrape.get(sid) in seen:
-                    return None  # after a scrape of its series: order would mix
-                lo, hi = offsets[i], offsets[i + 1]
-                got = lead.get(sid)
-                if got is None:
-                    lead[sid] = got = (array("q"), array("Q"))
-                got[0].extend(ts[lo:hi])
-                got[1].extend(bits[lo:hi])
+            if seen and any(first_scrape.get(sid) in seen for sid in rec.series_ids()):
+                return None  # after a scrape of its series: order would mix
+            _append_segments(lead, rec)
         for sid, (ts, bits) in lead.items():
             column = parts.get(sid)
             if column is not None:
@@ -273,6 +259,18 @@ class HeadView:
                 bits.extend(column[1])
             parts[sid] = (ts, bits)
         return parts
+
+
+def _append_segments(parts: dict[int, tuple[array[int], array[int]]], rec: HeadRecord) -> None:
+    """Add each segment of ``rec`` to the end of its series' arrays in ``parts``."""
+    offsets, ts, bits = rec.offsets, rec.ts, rec.bits
+    for i, sid in enumerate(rec.series_ids()):
+        lo, hi = offsets[i], offsets[i + 1]
+        got = parts.get(sid)
+        if got is None:
+            parts[sid] = got = (array("q"), array("Q"))
+        got[0].extend(ts[lo:hi])
+        got[1].extend(bits[lo:hi])
 
 
 class HeadCache:
