@@ -5,7 +5,10 @@ compaction made stale is never applied."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -18,6 +21,7 @@ import promwire.stores.sqlite as sqlite_store
 from promwire import Label, LabelMatcher, MatchType, Query, Sample, TimeSeries, WriteRequest
 from promwire.stores.sqlite import SQLiteStorage
 
+ROOT = Path(__file__).resolve().parents[1]
 STEP = 15_000
 SERIES = 40  # x 150 rounds = 6,000 samples: the head is due at the 150th round
 ALL = Query(-(1 << 62), 1 << 62, [LabelMatcher(MatchType.EQ, "__name__", "m")])
@@ -185,3 +189,43 @@ def test_a_plan_made_stale_by_another_compaction_is_not_applied(
     other.close()
     with SQLiteStorage(db) as again:
         assert read(again) == expected(151)
+
+
+_HOLDER = """
+import sys
+from promwire.stores.sqlite_writer_lock import WriterLock
+lock = WriterLock(sys.argv[1])
+with lock.planning() as ours:
+    print("held" if ours else "refused", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_one_process_at_a_time_plans_a_compaction(tmp_path: Path) -> None:
+    # Another process planning (it holds the planning lock): a write that makes
+    # the head due leaves it the work instead of planning the same again.
+    db = tmp_path / "x.db"
+    with SQLiteStorage(db) as store:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, str(db)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert holder.stdin is not None and holder.stdout is not None
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            for r in range(160):
+                store.write(None, batch(r))
+            assert min(head_ids(db)) > 0 and len(head_ids(db)) == 160  # nothing compacted
+            with sqlite_store.WriterLock(str(db)).planning() as ours:
+                assert not ours  # (this process's own try, on another descriptor: refused too)
+        finally:
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            holder.wait(30)
+        store.write(None, batch(160))  # now it plans and applies
+        ids = head_ids(db)
+        assert ids[0] < 0 and len(ids) == 1, ids
+        assert read(store) == expected(161)

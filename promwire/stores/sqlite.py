@@ -824,28 +824,33 @@ class SQLiteStorage(BaseStorage):
     def _plan_and_compact(self) -> None:
         """:meth:`_compact_due`'s work; releases ``_planning`` at the end."""
         try:
-            plan: CompactionPlan | None = None
-            try:
-                with self._stream_reader() as run:
-                    plan = run(
-                        partial(
-                            plan_compaction,
-                            cache=self._head,
-                            ooo_window_ms=self._ooo_ms,
-                            retention_ms=self._retention_ms,
-                            may_unseal=False,
-                            share_gil=True,
-                        )
-                    )
-            except StorageError as exc:  # closed meanwhile, or SQLite failed: compact below
-                log.debug("compaction not planned outside the write lock: %s", exc)
-            with self._lock:
-                if not self._closed:
-                    self._compact_locked(flush=False, plan=plan)
+            with self._writer_lock.planning() as ours:
+                if ours:  # else another process is planning one: its plan will do
+                    self._plan_and_apply()
         except Exception:  # on a thread of its own nobody else would hear of it
             log.exception("compaction failed (the head keeps the samples)")
         finally:
             self._planning.release()
+
+    def _plan_and_apply(self) -> None:
+        plan: CompactionPlan | None = None
+        try:
+            with self._stream_reader() as run:
+                plan = run(
+                    partial(
+                        plan_compaction,
+                        cache=self._head,
+                        ooo_window_ms=self._ooo_ms,
+                        retention_ms=self._retention_ms,
+                        may_unseal=False,
+                        share_gil=True,
+                    )
+                )
+        except StorageError as exc:  # SQLite failed: compact in the transaction instead
+            log.debug("compaction not planned outside the write lock: %s", exc)
+        with self._lock:
+            if not self._closed:
+                self._compact_locked(flush=False, plan=plan)
 
     def _compact_locked(
         self, *, flush: bool, strict: bool = False, plan: CompactionPlan | None = None

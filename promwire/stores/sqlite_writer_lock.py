@@ -12,10 +12,14 @@ safe. So nothing depends on it: where the sidecar cannot be created (a
 read-only directory), where ``fcntl`` does not exist (Windows), or when
 another process holds it longer than the store's ``timeout``, the write goes
 ahead and SQLite arbitrates as before.
+
+A second lock on the same file (:meth:`WriterLock.planning`, a record lock
+on one byte) lets one process at a time plan a compaction.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Iterator
@@ -73,6 +77,28 @@ class WriterLock:
             yield True
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+    @contextmanager
+    def planning(self) -> Iterator[bool]:
+        """Whether this process may plan a compaction now (yields False while
+        another process is planning one, whose work would make this one's
+        plan stale): a POSIX record lock on one byte of the sidecar, tried
+        once, never waited for. On Linux record locks and ``flock`` do not
+        interact, so it is independent of :meth:`held`. Only saves work:
+        without the sidecar or record locks it yields True."""
+        fd = self._fd
+        if fd is None or fcntl is None:
+            yield True
+            return
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 1)
+        except OSError as exc:
+            yield exc.errno not in (errno.EACCES, errno.EAGAIN)
+            return
+        try:
+            yield True
+        finally:
+            fcntl.lockf(fd, fcntl.LOCK_UN, 1, 1)
 
     def close(self) -> None:
         if self._fd is not None:
