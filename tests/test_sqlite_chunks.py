@@ -560,3 +560,40 @@ def test_first_wins_keeps_the_first_written_value_of_each_timestamp(
     ts, bits = first_wins(parts)
     assert (ts, bits) == (sorted(expected), [expected[t] for t in sorted(expected)])
     assert type(ts) is list and type(bits) is list
+
+
+def encoded(store: SQLiteStorage, query: Query = ALL) -> list[bytes]:
+    """The wire pieces of each series of a streamed read, joined."""
+    return [b"".join(s.pieces) for s in store.process_query_encoded(None, query)]
+
+
+def test_a_series_read_again_reuses_its_merged_head_and_sees_every_write(tmp_path: Path) -> None:
+    """A series' merged head samples are kept by the ids of its head records
+    (and its chunk groups by those lists): read again, the same lists; after
+    a write to it, a duplicate timestamp, a compaction, the answers follow.
+    Two stores in one process hold the same series and record ids with other
+    samples: each reads its own (the memo is the store's)."""
+    one_db, two_db = tmp_path / "1.db", tmp_path / "2.db"
+    with SQLiteStorage(one_db) as one, SQLiteStorage(two_db) as two:
+        a = [(k * STEP, float(k)) for k in range(300)]
+        one.write(None, WriteRequest([series("a", a)]))
+        two.write(None, WriteRequest([series("a", [(t, -v) for t, v in a])]))
+        for store, want in ((one, a), (two, [(t, -v) for t, v in a])):
+            assert read(store) == streamed(store) == {"a": want}
+        first = encoded(one)
+        with closing(sqlite3.connect(one_db)) as conn:
+            conn.execute("BEGIN")
+            view = one._head.view(conn)
+            again = one._head.view(conn)
+            assert view.samples(1) is again.samples(1)  # from the memo: the same lists
+        assert encoded(one) == first
+        # a write to the series: its key changes, the new sample is read
+        one.write(None, WriteRequest([series("a", [(300 * STEP, 300.0)])]))
+        a.append((300 * STEP, 300.0))
+        assert read(one) == streamed(one) == {"a": a}
+        # a second value for a timestamp in the head: the first written stays
+        one.write(None, WriteRequest([series("a", [(299 * STEP, -1.0)])]))
+        assert read(one) == streamed(one) == {"a": a}
+        one.compact()
+        assert read(one) == streamed(one) == {"a": a}
+        assert read(two) == {"a": [(t, -v) for t, v in a[:300]]}

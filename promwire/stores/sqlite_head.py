@@ -29,6 +29,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import lt
 
+from .fifo_cache import FifoCache
+
 __all__ = ["HeadCache", "HeadRecord", "HeadView", "RecordBuilder", "first_wins"]
 
 _BIG_ENDIAN = sys.byteorder == "big"
@@ -152,28 +154,59 @@ def first_wins(
     return keys, [merged[t] for t in keys]
 
 
+#: The most samples a store keeps merged (:attr:`HeadCache.merged`): about 20 MB.
+MERGED_SAMPLES = 1 << 18
+
+#: series id and the ids of the head records it is in -> its merged samples
+Merged = FifoCache[tuple[int, ...], tuple[list[int], list[int]]]
+
+
+def _merged(
+    memo: Merged | None,
+    key: tuple[int, ...],
+    parts: Sequence[tuple[Sequence[int], Sequence[int]]],
+) -> tuple[list[int], list[int]]:
+    """:func:`first_wins` of ``parts``, remembered in ``memo`` under ``key``."""
+    if memo is None:
+        return first_wins(parts)
+    hit = memo.get(key)
+    if hit is None:
+        hit = first_wins(parts)
+        memo.put(key, hit, len(hit[0]) or 1)
+    return hit
+
+
 class HeadView:
     """The head as one read transaction sees it: its records in id order
     (``ids``: theirs; what a compaction kept has a negative id, so it comes
     first, before every record written since it was planned)."""
 
-    __slots__ = ("ids", "records")
+    __slots__ = ("ids", "merged", "records")
 
-    def __init__(self, records: list[HeadRecord], ids: list[int] | None = None) -> None:
+    def __init__(
+        self, records: list[HeadRecord], ids: list[int] | None = None, merged: Merged | None = None
+    ) -> None:
         self.records = records
         self.ids = ids if ids is not None else []
+        #: the store's memo of merged series (None, or no ids: none)
+        self.merged = merged if ids else None
 
     def __bool__(self) -> bool:
         return bool(self.records)
 
     def samples(self, sid: int) -> tuple[list[int], list[int]]:
-        """Series ``sid``'s head samples, in time order, first write winning."""
+        """Series ``sid``'s head samples, in time order, first write winning
+        (shared lists, see :attr:`HeadCache.merged`: the caller must not
+        change them)."""
         parts = []
-        for rec in self.records:
+        key = [sid]
+        ids = self.ids
+        for k, rec in enumerate(self.records):
             for i in rec.segments(sid):
                 lo, hi = rec.offsets[i], rec.offsets[i + 1]
                 parts.append((rec.ts[lo:hi], rec.bits[lo:hi]))
-        return first_wins(parts)
+                key.append(ids[k] if ids else 0)
+        return _merged(self.merged, tuple(key), parts)
 
     def samples_of(self, sids: Iterable[int]) -> dict[int, tuple[list[int], list[int]]]:
         """:meth:`samples` for many series at once (one pass over the head when
@@ -182,13 +215,16 @@ class HeadView:
         if len(wanted) <= 32:
             return {sid: self.samples(sid) for sid in wanted}
         parts: dict[int, list[tuple[Sequence[int], Sequence[int]]]] = {}
-        for rec in self.records:
+        keys: dict[int, list[int]] = {}
+        ids = self.ids or [0] * len(self.records)
+        for rec, rid in zip(self.records, ids, strict=True):
             offsets, ts, bits = rec.offsets, rec.ts, rec.bits
             for i, sid in enumerate(rec.series_ids()):
                 if sid in wanted:
                     lo, hi = offsets[i], offsets[i + 1]
                     parts.setdefault(sid, []).append((ts[lo:hi], bits[lo:hi]))
-        return {sid: first_wins(p) for sid, p in parts.items()}
+                    keys.setdefault(sid, [sid]).append(rid)
+        return {sid: _merged(self.merged, tuple(keys[sid]), p) for sid, p in parts.items()}
 
     def by_series(self) -> dict[int, tuple[array[int], array[int]]]:
         """Every series' head samples, concatenated in record order (unsorted,
@@ -285,6 +321,14 @@ class HeadCache:
     def __init__(self) -> None:
         self._records: dict[int, HeadRecord] = {}
         self._lock = threading.Lock()
+        #: A series' head samples merged (:func:`first_wins`), by the series id
+        #: and the ids of the head records it is in: records never change and
+        #: their ids are never reused (in one file: a memo per store), so an
+        #: entry cannot go stale, and a series read again before the next
+        #: write to it costs a lookup; its lists are then the same objects,
+        #: which lets :mod:`.sqlite_streamed` keep their chunk groups too. At
+        #: most :data:`MERGED_SAMPLES` samples, oldest dropped first.
+        self.merged: Merged = FifoCache(MERGED_SAMPLES)
 
     def view(self, conn: sqlite3.Connection) -> HeadView:
         """The head as ``conn``'s current transaction sees it."""
@@ -314,8 +358,9 @@ class HeadCache:
                     del self._records[rid]
             elif not ids:
                 self._records.clear()
-        return HeadView(records, ids)
+        return HeadView(records, ids, self.merged)
 
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
+        self.merged.clear()

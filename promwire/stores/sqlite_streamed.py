@@ -57,6 +57,11 @@ class _HeadGroups:
     def __init__(self, max_entries: int = 4096) -> None:
         #: runs by the digest of their samples
         self.cache: FifoCache[bytes, RecordRun] = FifoCache(max_entries)
+        #: runs by group bounds, for the shared lists of a series' merged head
+        #: samples (:data:`~.sqlite_head.MERGED`): an entry holds its lists, so
+        #: their ``id`` cannot be another list's while it is here
+        self.by_lists: FifoCache[int, tuple[list[int], list[int], dict[tuple[int, int], RecordRun]]]
+        self.by_lists = FifoCache(1 << 18)
 
     def run(self, ts: Sequence[int], bits: Sequence[int], lo: int, hi: int) -> RecordRun:
         """The chunks of the group ``ts[lo:hi]``, ``bits[lo:hi]``."""
@@ -71,8 +76,22 @@ class _HeadGroups:
         return run
 
     def runs(self, ts: Sequence[int], bits: Sequence[int], groups: Groups) -> list[RecordRun]:
-        """:meth:`run` of each of ``groups``."""
-        return [self.run(ts, bits, lo, hi) for lo, hi in groups]
+        """:meth:`run` of each of ``groups``; for lists seen before (the same
+        objects), by their bounds, without a digest."""
+        if not isinstance(ts, list) or not isinstance(bits, list):
+            return [self.run(ts, bits, lo, hi) for lo, hi in groups]
+        entry = self.by_lists.get(id(ts))
+        if entry is None or entry[0] is not ts or entry[1] is not bits:
+            entry = (ts, bits, {})
+            self.by_lists.put(id(ts), entry, len(ts) or 1)
+        known = entry[2]
+        out = []
+        for lo, hi in groups:
+            run = known.get((lo, hi))
+            if run is None:
+                run = known[(lo, hi)] = self.run(ts, bits, lo, hi)
+            out.append(run)
+        return out
 
 
 #: Index ranges ``(lo, hi)`` of head samples, one per chunk group.
