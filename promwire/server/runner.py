@@ -208,6 +208,8 @@ def open_storage(
             max_regex_length=max_regex_length,
             retention=retention,
             retention_bytes=retention_bytes,
+            # a compaction's planning would hold up the write that started it
+            compact_in_background=True,
         )
     except FormatError as exc:
         raise UnusableDatabase(exc.message) from None

@@ -236,13 +236,10 @@ class SQLiteStorage(BaseStorage):
     read keeps for the next one (:class:`~.sqlite_blocks.RunCache`; 0 keeps
     none); docs/storage.md lists every read cache and its bound.
     ``compact_in_background``: a write that makes the head due for
-    compaction starts it on a thread of its own and returns; by default (and
-    in ``serve``) that write returns once the compaction is done. Either way
-    the cutting and encoding are done outside the write lock, so other
+    compaction starts it on a thread of its own and returns (``serve`` does
+    this); by default that write returns once the compaction is done. Either
+    way the cutting and encoding are done outside the write lock, so other
     writes go on meanwhile; :meth:`close` waits for a running compaction.
-    (In the background, writes that come during a compaction stay in the
-    head until the next one: a head of more samples, which streamed reads
-    encode again; docs/storage.md.)
     """
 
     def __init__(
