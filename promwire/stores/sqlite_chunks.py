@@ -15,7 +15,11 @@ always lies within one block range and retention can drop whole chunks.
 
 The compaction (:func:`compact`) moves the postings of new series into their
 blocks (:func:`~.sqlite_index.merge_postings`) and turns the head's
-per-request records (:mod:`.sqlite_head`) into chunks, all in one transaction:
+per-request records (:mod:`.sqlite_head`) into chunks, all in one transaction.
+Its cutting and encoding can also be planned from a read snapshot
+(:func:`plan_compaction`, outside the write lock while writes go on) and
+written later in a short transaction (:func:`apply_compaction`, after
+:func:`plan_is_current` found that no compaction ran since). Either way:
 
 * every series' head samples are merged (first write wins for a timestamp
   sent twice), together with its stored chunks they overlap (out-of-order
