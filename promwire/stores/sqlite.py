@@ -130,7 +130,7 @@ from .sqlite_histograms import (
     note_head_histograms,
     series_histograms,
 )
-from .sqlite_index import add_series, merge_postings, select_series
+from .sqlite_index import add_series, select_series
 from .sqlite_schema import prepare
 from .sqlite_streamed import any_histograms, series_chunks, series_encoded
 from .sqlite_writer_lock import WriterLock
@@ -808,12 +808,13 @@ class SQLiteStorage(BaseStorage):
         meanwhile (another process's) or samples reach a sealed range. One
         thread plans at a time; a write that finds one planning leaves it
         the work. ``:memory:`` (one connection) compacts under the lock."""
-        if self._memory or not self._planning.acquire(blocking=False):
-            if self._memory:
-                with self._lock:
-                    if not self._closed:
-                        self._compact_locked(flush=False)
+        if self._memory:
+            with self._lock:
+                if not self._closed:
+                    self._compact_locked(flush=False)
             return
+        if not self._planning.acquire(blocking=False):
+            return  # another thread is planning one: it will do
         if self._compact_in_background:
             threading.Thread(
                 target=self._plan_and_compact, name="promwire-compaction", daemon=True
@@ -865,7 +866,6 @@ class SQLiteStorage(BaseStorage):
         try:
             conn.execute("BEGIN IMMEDIATE")
             if plan is not None and plan_is_current(conn, plan):
-                merge_postings(conn)
                 result = apply_compaction(conn, plan)
             elif plan is not None and not _head_due(conn):
                 conn.execute("ROLLBACK")  # another process compacted meanwhile: enough

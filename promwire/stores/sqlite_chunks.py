@@ -291,7 +291,6 @@ def compact(
     """Move the head's complete groups into chunks, and the chunks of ended
     ranges into blocks (inside the caller's write transaction; see the module
     docstring)."""
-    merge_postings(conn)
     plan = plan_compaction(
         conn, cache, ooo_window_ms=ooo_window_ms, flush=flush, retention_ms=retention_ms
     )
@@ -409,7 +408,9 @@ def plan_is_current(conn: sqlite3.Connection, plan: CompactionPlan) -> bool:
 
 
 def apply_compaction(conn: sqlite3.Connection, plan: CompactionPlan) -> CompactionResult:
-    """Write ``plan`` (inside the caller's write transaction)."""
+    """Write ``plan`` (inside the caller's write transaction), after moving
+    new series' postings into their blocks (planning does not read them)."""
+    merge_postings(conn)
     result = plan.result
     conn.executemany("DELETE FROM chunks WHERE series_id = ? AND maxt = ?", plan.merged)
     conn.executemany("INSERT INTO chunks(series_id, maxt, data) VALUES (?, ?, ?)", plan.inserts)

@@ -58,7 +58,7 @@ class _HeadGroups:
         #: runs by the digest of their samples
         self.cache: FifoCache[bytes, RecordRun] = FifoCache(max_entries)
         #: runs by group bounds, for the shared lists of a series' merged head
-        #: samples (:data:`~.sqlite_head.MERGED`): an entry holds its lists, so
+        #: samples (:attr:`~.sqlite_head.HeadCache.merged`): an entry holds its lists, so
         #: their ``id`` cannot be another list's while it is here
         self.by_lists: FifoCache[int, tuple[list[int], list[int], dict[tuple[int, int], RecordRun]]]
         self.by_lists = FifoCache(1 << 18)
