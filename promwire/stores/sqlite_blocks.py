@@ -775,8 +775,7 @@ class _Packer:
 
     def add(self, sid: int, rec: bytes) -> None:
         entries = self.entries
-        room = self.capacity - self.size
-        room -= _varint_size(sid - entries[-1][0] - 1 if entries else sid)
+        room = self.capacity - self.size - self._id_size(sid)
         if len(rec) + _varint_size(len(rec)) > room:
             # The longest part whose length varint and bytes fill the room.
             part = room - _varint_size(max(room, 0))
@@ -790,11 +789,14 @@ class _Packer:
             self.continued = split
         self._append(sid, rec)
 
-    def _append(self, sid: int, rec: bytes) -> None:
+    def _id_size(self, sid: int) -> int:
+        """The bytes of ``sid`` in the directory: its gap from the last id, less one."""
         entries = self.entries
-        self.size += _varint_size(sid - entries[-1][0] - 1 if entries else sid)
-        self.size += _varint_size(len(rec)) + len(rec)
-        entries.append((sid, rec))
+        return _varint_size(sid - entries[-1][0] - 1 if entries else sid)
+
+    def _append(self, sid: int, rec: bytes) -> None:
+        self.size += self._id_size(sid) + _varint_size(len(rec)) + len(rec)
+        self.entries.append((sid, rec))
 
     def _close(self) -> None:
         if self.entries:
